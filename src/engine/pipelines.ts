@@ -1,0 +1,46 @@
+/**
+ * Pipeline cache: each (shader, entry point, override constants) compiles once. Shapes never enter
+ * the key; they travel in uniforms, so one pipeline serves every layer and every batch size.
+ */
+export interface ShaderSource {
+  /** Stable name, used in cache keys and error messages (e.g. "matmul"). */
+  name: string;
+  code: string;
+}
+
+export type OverrideConstants = Record<string, number | boolean>;
+
+export class PipelineCache {
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get size(): number {
+    return this.pipelines.size;
+  }
+
+  get(shader: ShaderSource, entryPoint: string, constants: OverrideConstants = {}): GPUComputePipeline {
+    const constKey = Object.keys(constants)
+      .sort()
+      .map((k) => `${k}=${Number(constants[k])}`)
+      .join(',');
+    const key = `${shader.name}:${entryPoint}:${constKey}`;
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    let module = this.modules.get(shader.name);
+    if (!module) {
+      module = this.device.createShaderModule({ label: shader.name, code: shader.code });
+      this.modules.set(shader.name, module);
+    }
+    const numeric: Record<string, number> = {};
+    for (const [k, v] of Object.entries(constants)) numeric[k] = Number(v);
+    const pipeline = this.device.createComputePipeline({
+      label: key,
+      layout: 'auto',
+      compute: { module, entryPoint, constants: numeric },
+    });
+    this.pipelines.set(key, pipeline);
+    return pipeline;
+  }
+}
