@@ -8,7 +8,7 @@ import { describeAdapter, requestGpu, type GpuContext } from '../engine/gpu';
 
 let pending: Promise<GpuContext> | undefined;
 // Dawn's GPU object must stay reachable: if it is collected, its devices die under running tests.
-let keepAlive: unknown;
+export let keepAlive: unknown;
 
 export function testGpu(): Promise<GpuContext> {
   pending ??= (async () => {

@@ -1,7 +1,8 @@
 /** Dispatcher for shaders/matmul.wgsl: C = alpha * op(A) · op(B) + beta * C, batched. */
 import type { GpuContext } from '../gpu';
 import { ceilDiv, createOp, type Op } from '../op';
-import { SHADERS } from '../shaders';
+import type { ShaderSource } from '../pipelines';
+import code from '../../../shaders/matmul.wgsl?raw';
 import type { Tensor } from '../tensor';
 
 export interface MatmulArgs {
@@ -24,6 +25,8 @@ export interface MatmulArgs {
   label?: string;
 }
 
+const SHADER: ShaderSource = { name: 'matmul', code };
+
 const WG = 8;
 const BLOCK = 4;
 
@@ -42,7 +45,7 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
   need(args.c, strideC, M * N, 'C');
   return createOp(ctx, {
     label: args.label ?? `matmul ${args.c.name}`,
-    shader: SHADERS.matmul,
+    shader: SHADER,
     entryPoint: 'main',
     constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
     uniforms: [
