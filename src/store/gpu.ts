@@ -1,0 +1,22 @@
+/** GPU status as the worker reports it. Written only by the worker client (src/worker/client.ts). */
+import { create } from 'zustand';
+import type { AdapterSummary } from '../engine/gpu';
+import type { KernelCheckResult } from '../worker/protocol';
+
+export type GpuStatus = 'pending' | 'ready' | 'unavailable';
+
+export interface GpuState {
+  status: GpuStatus;
+  adapter: AdapterSummary | null;
+  unavailableReason: string | null;
+  kernelCheck: KernelCheckResult | null;
+  errors: string[];
+}
+
+export const useGpuStore = create<GpuState>(() => ({
+  status: 'pending',
+  adapter: null,
+  unavailableReason: null,
+  kernelCheck: null,
+  errors: [],
+}));
