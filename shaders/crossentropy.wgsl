@@ -1,0 +1,187 @@
+// Cross-entropy over the vocabulary with PyTorch's semantics:
+//   F.cross_entropy(logits, labels, ignore_index = -100, reduction = 'mean')
+//   loss = sum over counted rows m of (lse[m] - logits[m, labels[m]]) / count
+// where lse[m] = log(sum_v exp(logits[m, v])) and count = number of counted rows.
+//
+//   logits:  [rows, V]  f32   the rows of this call (rows = M, or a chunk of M, see rowOffset)
+//   labels:  [M]        i32   target token per row, already shifted by the caller; -100 = ignored
+//   lse:     [M]        f32   saved by ce_forward for ce_backward
+//   rowLoss: [M]        f32   lse - logits[label], 0 for ignored rows
+//   stats:   [4]        f32   written by ce_reduce: [loss, count, invalid, 0]
+//   dlogits: [rows, V]  f32   written by ce_backward (overwrite)
+//
+// Row chunking: every entry point that touches logits processes `rows` rows starting at global row
+// `rowOffset`: logits/dlogits are indexed by the local row, labels/lse/rowLoss by rowOffset + row.
+// A caller short of memory (V = 49152 makes one [M, V] f32 buffer 192 KiB per row) can compute
+// logits for one chunk at a time; with rowOffset = 0 and rows = M it is the plain whole-batch case.
+//
+// Labels outside 0..V-1 other than -100 are a caller bug (a tokenizer / vocabulary mismatch). They
+// must never index logits out of bounds, so every entry point treats them as ignored; ce_reduce
+// counts them into stats[2] ("invalid") so the caller sees the bug in its metrics readback instead
+// of a silently lower loss. Counting in ce_reduce (which reads all labels anyway) keeps the flag
+// race free: WGSL has no float atomics and ce_forward runs one workgroup per row.
+//
+// ce_backward cannot overwrite logits in place: WebGPU forbids binding one buffer both read-only
+// and writable (or writable twice) in one dispatch, so dlogits is a separate [rows, V] buffer, the
+// same size as logits (4 * rows * V bytes; 192 MiB for M = 1024 at V = 49152). Row chunking is
+// the way to bound it.
+//
+// WG (threads per workgroup) must be a power of two: the workgroup reductions halve it.
+
+override WG: u32 = 256;
+
+// ce_forward and ce_backward. gradScale is used by ce_backward only (1 normally, 1/accumulation
+// steps when accumulating micro-batches: the upstream gradient of the mean loss).
+struct RowDims {
+  rows: u32, V: u32, rowOffset: u32, gradScale: f32,
+}
+
+// ce_reduce.
+struct ReduceDims {
+  M: u32, V: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: RowDims;
+@group(0) @binding(0) var<uniform> rdims: ReduceDims;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rowLoss: array<f32>;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dlogits: array<f32>;
+
+var<workgroup> redA: array<f32, WG>;
+var<workgroup> redB: array<f32, WG>;
+
+// Finite stand-in for -inf as the running max: exp(x - (-inf)) would be exp(+inf) = inf and
+// exp(-inf - (-inf)) NaN, while exp(x - FLT_LOWEST) underflows cleanly to 0.
+const LOWEST: f32 = -3.4028234663852886e38;
+
+fn isCounted(label: i32, V: u32) -> bool {
+  return label >= 0 && u32(label) < V;
+}
+
+// One workgroup per row (grid folded into y past 65535 rows). Each thread walks the row with
+// stride WG keeping an online (max, sum of exp(x - max)) pair, so logits are read once; the pairs
+// are then merged by a tree reduction. Thread 0 writes lse and the row's loss.
+@compute @workgroup_size(WG)
+fn ce_forward(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= dims.rows) { return; } // workgroup-uniform: the whole group leaves together
+  let V = dims.V;
+  let base = row * V;
+
+  var mx = LOWEST;
+  var s = 0.0;
+  for (var v = lid; v < V; v += WG) {
+    let x = logits[base + v];
+    if (x > mx) {
+      s = s * exp(mx - x) + 1.0;
+      mx = x;
+    } else {
+      s += exp(x - mx);
+    }
+  }
+  redA[lid] = mx;
+  redB[lid] = s;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half >>= 1u) {
+    if (lid < half) {
+      let m1 = redA[lid];
+      let m2 = redA[lid + half];
+      let m = max(m1, m2);
+      redB[lid] = redB[lid] * exp(m1 - m) + redB[lid + half] * exp(m2 - m);
+      redA[lid] = m;
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let g = dims.rowOffset + row;
+    let l = redA[0] + log(redB[0]);
+    lse[g] = l;
+    let label = labels[g];
+    var loss = 0.0;
+    if (isCounted(label, V)) { loss = l - logits[base + u32(label)]; }
+    rowLoss[g] = loss;
+  }
+}
+
+// One workgroup over all M rows: stats = [sum rowLoss / count, count, invalid, 0]. count = 0 (every
+// row ignored) gives loss 0, never 0/0. rowLoss of uncounted rows is 0 by construction, but the sum
+// still skips them so a stale buffer cannot leak in.
+@compute @workgroup_size(WG)
+fn ce_reduce(@builtin(local_invocation_index) lid: u32) {
+  var sum = 0.0;
+  var count = 0.0;
+  var invalid = 0.0;
+  for (var m = lid; m < rdims.M; m += WG) {
+    let label = labels[m];
+    if (isCounted(label, rdims.V)) {
+      sum += rowLoss[m];
+      count += 1.0;
+    } else if (label != -100) {
+      invalid += 1.0;
+    }
+  }
+  // Three sums, two arrays: reduce (sum, count) first, then invalid reusing redA.
+  redA[lid] = sum;
+  redB[lid] = count;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half >>= 1u) {
+    if (lid < half) {
+      redA[lid] += redA[lid + half];
+      redB[lid] += redB[lid + half];
+    }
+    workgroupBarrier();
+  }
+  let total = redA[0];
+  let n = redB[0];
+  workgroupBarrier();
+  redA[lid] = invalid;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half >>= 1u) {
+    if (lid < half) { redA[lid] += redA[lid + half]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    stats[0] = select(0.0, total / n, n > 0.0);
+    stats[1] = n;
+    stats[2] = redA[0];
+    stats[3] = 0.0;
+  }
+}
+
+// dlogits[r, v] = gradScale * (softmax(logits[r])[v] - [v == label]) / count for counted rows, 0
+// for ignored (and invalid) rows; overwrites. softmax = exp(x - lse) with lse saved by ce_forward,
+// so no second reduction is needed. count comes from ce_reduce's stats on the GPU (no readback).
+@compute @workgroup_size(WG)
+fn ce_backward(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= dims.rows) { return; }
+  let V = dims.V;
+  let base = row * V;
+  let g = dims.rowOffset + row;
+  let label = labels[g];
+  let count = stats[1];
+  let counted = isCounted(label, V) && count > 0.0;
+  // Read lse even for ignored rows: every entry point must use all of its bindings statically.
+  let l = lse[g];
+  if (!counted) {
+    for (var v = lid; v < V; v += WG) { dlogits[base + v] = 0.0; }
+    return;
+  }
+  let k = dims.gradScale / count;
+  let target = u32(label);
+  for (var v = lid; v < V; v += WG) {
+    let p = exp(logits[base + v] - l);
+    dlogits[base + v] = k * (p - select(0.0, 1.0, v == target));
+  }
+}
