@@ -1,0 +1,66 @@
+/**
+ * A backbone or adapter directory, wherever it lives: a folder on disk (Node runner), files the user
+ * picked or dropped (browser), or a base URL (the shipped demo, the Hugging Face Hub). Loading code
+ * reads through this interface only, so every source goes through the same validation.
+ */
+export interface FileSource {
+  /** Shown in error messages, e.g. "public/models/demo" or "HuggingFaceTB/SmolLM2-135M". */
+  readonly label: string;
+  has(path: string): Promise<boolean>;
+  readBytes(path: string): Promise<Uint8Array>;
+}
+
+export async function readText(src: FileSource, path: string): Promise<string> {
+  const bytes = await src.readBytes(path);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error(`${src.label}/${path}: not UTF-8 text`);
+  }
+}
+
+export async function readJson(src: FileSource, path: string): Promise<unknown> {
+  const text = await readText(src, path);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new Error(`${src.label}/${path}: invalid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** Files held in memory (uploads, tests). Keys are paths relative to the directory. */
+export class MemorySource implements FileSource {
+  constructor(
+    readonly label: string,
+    private readonly files: Map<string, Uint8Array>,
+  ) {}
+  async has(path: string): Promise<boolean> {
+    return this.files.has(path);
+  }
+  async readBytes(path: string): Promise<Uint8Array> {
+    const f = this.files.get(path);
+    if (!f) throw new Error(`${this.label}: ${path} is missing`);
+    return f;
+  }
+}
+
+/** Files under a base URL, fetched on demand (the demo backbone under /models/demo/). */
+export class UrlSource implements FileSource {
+  constructor(
+    readonly label: string,
+    private readonly baseUrl: string,
+    private readonly fetchFn: typeof fetch = (...a) => fetch(...a),
+  ) {}
+  private url(path: string): string {
+    return `${this.baseUrl.replace(/\/$/, '')}/${path}`;
+  }
+  async has(path: string): Promise<boolean> {
+    const res = await this.fetchFn(this.url(path), { method: 'HEAD' });
+    return res.ok;
+  }
+  async readBytes(path: string): Promise<Uint8Array> {
+    const res = await this.fetchFn(this.url(path));
+    if (!res.ok) throw new Error(`${this.label}/${path}: HTTP ${res.status} ${res.statusText}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}
