@@ -68,7 +68,7 @@ var<workgroup> chunk_p: array<f32, WG>;      // backward: P of the current chunk
 var<workgroup> chunk_ds: array<f32, WG>;     // backward: dS of the current chunk
 
 // Most negative finite f32: the identity of max for threads that own no key.
-const LOWEST: f32 = -3.40282347e+38;
+const LOWEST: f32 = -0x1.fffffep+127f;
 
 // A query row (b, h, t): its index in L and Dlt, and where its H*D-wide token row starts.
 struct QueryRow {

@@ -1,0 +1,250 @@
+/**
+ * Dispatcher for shaders/attention.wgsl: causal self-attention with grouped key/value heads.
+ *
+ *   Q [B, Tq, H*D], K and V [B, Tk, KVH*D] (Tk = key capacity), O [B, Tq, H*D], L [B, H, Tq].
+ *   Query t attends keys 0 .. pos0 + t; head h reads key/value head h / (H / KVH).
+ *
+ * Forward saves L (the row log-sum-exp) instead of the probabilities; the backward recomputes
+ * P = exp(S - L). Backward order: delta (Dlt = dO · O), then query (dQ) and keyvalue (dK, dV), the
+ * latter two independent of each other. All outputs are overwritten (activation gradients).
+ */
+import type { GpuContext } from '../gpu';
+import { createOp, grid1d, ceilDiv, type Op, type UniformField } from '../op';
+import type { ShaderSource } from '../pipelines';
+import code from '../../../shaders/attention.wgsl?raw';
+import type { Tensor } from '../tensor';
+
+const SHADER: ShaderSource = { name: 'attention', code };
+
+/** Threads per workgroup (a power of two: the forward's reductions halve it). */
+const WG = 64;
+
+/**
+ * Longest causal row (pos0 + Tq keys) the forward accepts: its scores sit in workgroup memory,
+ * MAX_KEYS * 4 = 8 KiB plus WG * 4 bytes of reduction scratch, inside WebGPU's default 16 KiB.
+ */
+export const ATTENTION_MAX_KEYS = 2048;
+
+export interface AttentionDims {
+  B: number;
+  /** Query rows per sequence. */
+  Tq: number;
+  /** Key/value rows per sequence in the K and V buffers (their capacity; row stride). */
+  Tk: number;
+  /** Absolute position of query 0 (tokens already cached); default 0. */
+  pos0?: number;
+  H: number;
+  KVH: number;
+  D: number;
+  /** Score scale; default 1/sqrt(D) (Llama). */
+  scale?: number;
+}
+
+interface Resolved {
+  B: number;
+  Tq: number;
+  Tk: number;
+  pos0: number;
+  H: number;
+  KVH: number;
+  D: number;
+  scale: number;
+}
+
+function resolve(dims: AttentionDims, what: string): Resolved {
+  const pos0 = dims.pos0 ?? 0;
+  const scale = dims.scale ?? 1 / Math.sqrt(dims.D);
+  for (const [name, value] of [['B', dims.B], ['Tq', dims.Tq], ['Tk', dims.Tk], ['H', dims.H], ['KVH', dims.KVH], ['D', dims.D]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${what}: ${name} must be a positive integer, got ${value}`);
+  }
+  if (!Number.isInteger(pos0) || pos0 < 0) throw new Error(`${what}: pos0 must be a non-negative integer, got ${pos0}`);
+  if (!Number.isFinite(scale)) throw new Error(`${what}: scale must be finite, got ${scale}`);
+  if (dims.H % dims.KVH !== 0) throw new Error(`${what}: H=${dims.H} query heads must be a multiple of KVH=${dims.KVH} key/value heads`);
+  if (pos0 + dims.Tq > dims.Tk) {
+    throw new Error(`${what}: queries reach position pos0 + Tq - 1 = ${pos0 + dims.Tq - 1} but K/V hold only Tk=${dims.Tk} rows`);
+  }
+  return { B: dims.B, Tq: dims.Tq, Tk: dims.Tk, pos0, H: dims.H, KVH: dims.KVH, D: dims.D, scale };
+}
+
+function uniforms(d: Resolved): UniformField[] {
+  return [
+    ['B', 'u32', d.B], ['Tq', 'u32', d.Tq], ['Tk', 'u32', d.Tk], ['pos0', 'u32', d.pos0],
+    ['H', 'u32', d.H], ['KVH', 'u32', d.KVH], ['D', 'u32', d.D], ['scale', 'f32', d.scale],
+  ];
+}
+
+/** Throws unless `t` holds at least `n` values (`shape` names the expected layout). */
+function need(what: string, role: string, t: Tensor, n: number, shape: string): void {
+  if (t.size < n) throw new Error(`${what}: ${role} ${t.name} has ${t.size} values, needs ${n} (${shape})`);
+}
+
+function sizes(d: Resolved) {
+  return {
+    q: [d.B * d.Tq * d.H * d.D, `[B, Tq, H*D] = [${d.B}, ${d.Tq}, ${d.H * d.D}]`] as const,
+    kv: [d.B * d.Tk * d.KVH * d.D, `[B, Tk, KVH*D] = [${d.B}, ${d.Tk}, ${d.KVH * d.D}]`] as const,
+    row: [d.B * d.H * d.Tq, `[B, H, Tq] = [${d.B}, ${d.H}, ${d.Tq}]`] as const,
+  };
+}
+
+/** Backward supports training shapes only: every sequence from position 0, as many keys as queries. */
+function resolveBackward(dims: AttentionDims, what: string): Resolved {
+  const d = resolve(dims, what);
+  if (d.pos0 !== 0 || d.Tq !== d.Tk) {
+    throw new Error(`${what}: the backward supports training shapes only (pos0 = 0 and Tq = Tk), got pos0=${d.pos0} Tq=${d.Tq} Tk=${d.Tk}`);
+  }
+  return d;
+}
+
+export interface AttentionForwardArgs {
+  /** [B, Tq, H*D] */
+  q: Tensor;
+  /** [B, Tk, KVH*D] */
+  k: Tensor;
+  /** [B, Tk, KVH*D] */
+  v: Tensor;
+  /** [B, Tq, H*D], overwritten */
+  o: Tensor;
+  /** [B, H, Tq] row log-sum-exp, overwritten (saved for the backward) */
+  l: Tensor;
+  dims: AttentionDims;
+  label?: string;
+}
+
+/** Entry point `forward`: O = softmax(scale Q Kᵀ, causal) V per head, and L = row log-sum-exp. */
+export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs): Op {
+  const what = `attention forward${args.label ? ` ${args.label}` : ''}`;
+  const d = resolve(args.dims, what);
+  if (d.pos0 + d.Tq > ATTENTION_MAX_KEYS) {
+    throw new Error(
+      `${what}: a query row attends up to pos0 + Tq = ${d.pos0 + d.Tq} keys; the forward holds at most ${ATTENTION_MAX_KEYS} (ATTENTION_MAX_KEYS)`,
+    );
+  }
+  const s = sizes(d);
+  need(what, 'Q', args.q, ...s.q);
+  need(what, 'K', args.k, ...s.kv);
+  need(what, 'V', args.v, ...s.kv);
+  need(what, 'O', args.o, ...s.q);
+  need(what, 'L', args.l, ...s.row);
+  return createOp(ctx, {
+    label: args.label ?? `attention forward ${args.o.name}`,
+    shader: SHADER,
+    entryPoint: 'forward',
+    constants: { WG, MAX_KEYS: ATTENTION_MAX_KEYS },
+    uniforms: uniforms(d),
+    bindings: { 1: args.q, 2: args.k, 3: args.v, 4: args.o, 5: args.l },
+    workgroups: grid1d(d.B * d.H * d.Tq), // one workgroup per query row (b, h, t)
+  });
+}
+
+export interface AttentionBackwardDeltaArgs {
+  /** [B, T, H*D] gradient of O */
+  dO: Tensor;
+  /** [B, T, H*D] the forward's output */
+  o: Tensor;
+  /** [B, H, T] scratch, overwritten with dO · O per row */
+  dlt: Tensor;
+  dims: AttentionDims;
+  label?: string;
+}
+
+/** Entry point `backward_delta`: Dlt[b,h,t] = sum_d dO[b,t,h,d] * O[b,t,h,d] (overwrite). */
+export function attentionBackwardDeltaOp(ctx: GpuContext, args: AttentionBackwardDeltaArgs): Op {
+  const what = `attention backward_delta${args.label ? ` ${args.label}` : ''}`;
+  const d = resolveBackward(args.dims, what);
+  const s = sizes(d);
+  need(what, 'dO', args.dO, ...s.q);
+  need(what, 'O', args.o, ...s.q);
+  need(what, 'Dlt', args.dlt, ...s.row);
+  return createOp(ctx, {
+    label: args.label ?? `attention backward_delta ${args.dlt.name}`,
+    shader: SHADER,
+    entryPoint: 'backward_delta',
+    constants: { WG },
+    uniforms: uniforms(d),
+    bindings: { 4: args.o, 6: args.dO, 7: args.dlt },
+    workgroups: grid1d(ceilDiv(d.B * d.H * d.Tq, WG)), // one thread per query row
+  });
+}
+
+export interface AttentionBackwardArgs {
+  /** [B, T, H*D] gradient of O */
+  dO: Tensor;
+  /** [B, T, H*D] */
+  q: Tensor;
+  /** [B, T, KVH*D] */
+  k: Tensor;
+  /** [B, T, KVH*D] */
+  v: Tensor;
+  /** [B, H, T] saved by the forward */
+  l: Tensor;
+  /** [B, H, T] from backward_delta */
+  dlt: Tensor;
+  dims: AttentionDims;
+  label?: string;
+}
+
+/** Entry point `backward_query`: dQ_t = scale * sum_s P_ts (dO_t · V_s - Dlt_t) K_s (overwrite). */
+export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwardArgs & { dq: Tensor }): Op {
+  const what = `attention backward_query${args.label ? ` ${args.label}` : ''}`;
+  const d = resolveBackward(args.dims, what);
+  const s = sizes(d);
+  need(what, 'dO', args.dO, ...s.q);
+  need(what, 'Q', args.q, ...s.q);
+  need(what, 'K', args.k, ...s.kv);
+  need(what, 'V', args.v, ...s.kv);
+  need(what, 'L', args.l, ...s.row);
+  need(what, 'Dlt', args.dlt, ...s.row);
+  need(what, 'dQ', args.dq, ...s.q);
+  return createOp(ctx, {
+    label: args.label ?? `attention backward_query ${args.dq.name}`,
+    shader: SHADER,
+    entryPoint: 'backward_query',
+    constants: { WG },
+    uniforms: uniforms(d),
+    bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 8: args.dq },
+    workgroups: grid1d(d.B * d.H * d.Tq), // one workgroup per query row (b, h, t)
+  });
+}
+
+/**
+ * Entry point `backward_keyvalue`: for each key row s of key/value head kvh, summed over the
+ * H/KVH query heads of its group and the queries t >= s (overwrite):
+ *   dV_s = sum P_ts dO_t,   dK_s = scale * sum P_ts (dO_t · V_s - Dlt_t) Q_t
+ */
+export function attentionBackwardKeyValueOp(ctx: GpuContext, args: AttentionBackwardArgs & { dk: Tensor; dv: Tensor }): Op {
+  const what = `attention backward_keyvalue${args.label ? ` ${args.label}` : ''}`;
+  const d = resolveBackward(args.dims, what);
+  const s = sizes(d);
+  need(what, 'dO', args.dO, ...s.q);
+  need(what, 'Q', args.q, ...s.q);
+  need(what, 'K', args.k, ...s.kv);
+  need(what, 'V', args.v, ...s.kv);
+  need(what, 'L', args.l, ...s.row);
+  need(what, 'Dlt', args.dlt, ...s.row);
+  need(what, 'dK', args.dk, ...s.kv);
+  need(what, 'dV', args.dv, ...s.kv);
+  return createOp(ctx, {
+    label: args.label ?? `attention backward_keyvalue ${args.dk.name}`,
+    shader: SHADER,
+    entryPoint: 'backward_keyvalue',
+    constants: { WG },
+    uniforms: uniforms(d),
+    bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 9: args.dk, 10: args.dv },
+    workgroups: grid1d(d.B * d.KVH * d.Tk), // one workgroup per key row (b, kvh, s)
+  });
+}
+
+/**
+ * The whole attention backward in dispatch order: delta, query, keyvalue. `o` is the forward's
+ * output, `dlt` a [B, H, T] scratch tensor; dQ, dK, dV are overwritten.
+ */
+export function attentionBackwardOps(
+  ctx: GpuContext,
+  args: AttentionBackwardArgs & { o: Tensor; dq: Tensor; dk: Tensor; dv: Tensor },
+): Op[] {
+  return [
+    attentionBackwardDeltaOp(ctx, { dO: args.dO, o: args.o, dlt: args.dlt, dims: args.dims, label: args.label && `${args.label} delta` }),
+    attentionBackwardQueryOp(ctx, { ...args, label: args.label && `${args.label} query` }),
+    attentionBackwardKeyValueOp(ctx, { ...args, label: args.label && `${args.label} keyvalue` }),
+  ];
+}
