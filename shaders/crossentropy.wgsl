@@ -179,9 +179,9 @@ fn ce_backward(
     return;
   }
   let k = dims.gradScale / count;
-  let target = u32(label);
+  let tgt = u32(label);
   for (var v = lid; v < V; v += WG) {
     let p = exp(logits[base + v] - l);
-    dlogits[base + v] = k * (p - select(0.0, 1.0, v == target));
+    dlogits[base + v] = k * (p - select(0.0, 1.0, v == tgt));
   }
 }
