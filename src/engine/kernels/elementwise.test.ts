@@ -16,7 +16,7 @@ const CASES: Array<{ n: number; maxGridDim?: number }> = [{ n: 1 }, { n: 255 }, 
 // <= 2^-24 each); the tolerances allow twice that per rounding as headroom for hardware that
 // flushes or rounds differently. fill and copy are exact. The tensors are one element longer than n to check nothing past n moves.
 
-async function run(ctx: Awaited<ReturnType<typeof testGpu>>, op: Op, out: Tensor): Promise<Float32Array> {
+async function run(ctx: Awaited<ReturnType<typeof testGpu>>, op: Op, out: Tensor<'f32'>): Promise<Float32Array> {
   await withValidation(ctx, () => runOps(ctx, [op]));
   return readTensor(ctx, out);
 }
