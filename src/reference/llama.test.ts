@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { type AdapterConfig, defaultAdapterConfig, PROJECTIONS } from '../loramoe/config';
 import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { numericGradient, probeIndices } from './gradcheck';
-import { type LlamaShape, ReferenceLlama, type RefBatch } from './llama';
+import type { ModelConfig } from '../model/config';
+import { ReferenceLlama, type RefBatch } from './llama';
 
 const B = 2;
 const T = 5;
@@ -32,7 +33,7 @@ function check(label: string, analytic: Float64Array, numeric: Map<number, numbe
   return worst;
 }
 
-function run(shape: LlamaShape, cfg: AdapterConfig, dropout: number) {
+function run(shape: ModelConfig, cfg: AdapterConfig, dropout: number) {
   const weights = toRefWeights(randomWeights(shape, 11));
   const adapter = toRefAdapter(randomAdapter(shape, cfg, 12));
   const model = new ReferenceLlama(shape, weights, cfg, adapter, T);
@@ -74,7 +75,7 @@ describe('reference Llama + LoRAMoE backward vs finite differences', () => {
   }
 
   it('full fine-tuning: every backbone weight, untied head and attention biases', () => {
-    const shape: LlamaShape = { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true };
+    const shape: ModelConfig = { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true };
     const { weights, loss, grads } = run(shape, defaultAdapterConfig('full'), 0);
     let worst = 0;
     for (const [name, w] of weights) {

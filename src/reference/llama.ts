@@ -32,6 +32,8 @@ export interface LlamaShape {
   vocabSize: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
+  /** o_proj has a bias too (Llama with attention_bias). */
+  attentionOutBias?: boolean;
 }
 
 export type Weights = Map<string, Float64Array>;
@@ -67,6 +69,12 @@ export function layerPrefix(l: number): string {
 export function projectionWeightName(l: number, p: Projection): string {
   const block = p.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(p) ? 'mlp' : 'self_attn';
   return `${layerPrefix(l)}.${block}.${p}.weight`;
+}
+
+/** Whether a projection has a bias: q/k/v with attentionBias (Qwen2), o_proj with attentionOutBias. */
+export function hasBias(s: LlamaShape, p: Projection): boolean {
+  if (p === 'q_proj' || p === 'k_proj' || p === 'v_proj') return s.attentionBias;
+  return p === 'o_proj' && (s.attentionOutBias ?? false);
 }
 
 /** [in, out] features of a projection. */
@@ -214,7 +222,7 @@ export class ReferenceLlama {
     } else {
       y = matmul(x, W, { M, N: Nout, K, transB: true });
     }
-    if (this.shape.attentionBias && (p === 'q_proj' || p === 'k_proj' || p === 'v_proj')) {
+    if (hasBias(this.shape, p)) {
       const bias = get(this.weights, projectionWeightName(l, p).replace(/weight$/, 'bias'));
       for (let m = 0; m < M; m++) for (let o = 0; o < Nout; o++) y[m * Nout + o] += bias[o];
     }
@@ -313,7 +321,7 @@ export class ReferenceLlama {
       const [K, Nout] = projectionShape(s, p);
       const wName = projectionWeightName(l, p);
       const W = get(this.weights, wName);
-      if (s.attentionBias && (p === 'q_proj' || p === 'k_proj' || p === 'v_proj')) {
+      if (hasBias(s, p)) {
         const db = new Float64Array(Nout);
         for (let m = 0; m < M; m++) for (let o = 0; o < Nout; o++) db[o] += dY[m * Nout + o];
         acc(wName.replace(/weight$/, 'bias'), db);

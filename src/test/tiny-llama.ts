@@ -5,57 +5,39 @@
  */
 import { type AdapterConfig } from '../loramoe/config';
 import { adapterKey, type AdapterSet, initAdapter } from '../loramoe/init';
-import { type AdapterWeights, layerPrefix, type LlamaShape, type Weights } from '../reference/llama';
+import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
+import { type AdapterWeights, type LlamaShape, type Weights } from '../reference/llama';
 import { Rng } from '../util/random';
 
-export const TINY_SHAPE: LlamaShape = {
-  hiddenSize: 12,
-  intermediateSize: 20,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 4,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  vocabSize: 23,
-  tieWordEmbeddings: true,
-  attentionBias: false,
-};
-
-/** HF tensor names and shapes of a Llama checkpoint of this shape. */
-export function tensorShapes(s: LlamaShape): Map<string, number[]> {
-  const C = s.hiddenSize;
-  const qd = s.numHeads * s.headDim;
-  const kvd = s.numKvHeads * s.headDim;
-  const m = new Map<string, number[]>();
-  m.set('model.embed_tokens.weight', [s.vocabSize, C]);
-  for (let l = 0; l < s.numLayers; l++) {
-    const p = layerPrefix(l);
-    m.set(`${p}.input_layernorm.weight`, [C]);
-    m.set(`${p}.self_attn.q_proj.weight`, [qd, C]);
-    m.set(`${p}.self_attn.k_proj.weight`, [kvd, C]);
-    m.set(`${p}.self_attn.v_proj.weight`, [kvd, C]);
-    if (s.attentionBias) {
-      m.set(`${p}.self_attn.q_proj.bias`, [qd]);
-      m.set(`${p}.self_attn.k_proj.bias`, [kvd]);
-      m.set(`${p}.self_attn.v_proj.bias`, [kvd]);
-    }
-    m.set(`${p}.self_attn.o_proj.weight`, [C, qd]);
-    m.set(`${p}.post_attention_layernorm.weight`, [C]);
-    m.set(`${p}.mlp.gate_proj.weight`, [s.intermediateSize, C]);
-    m.set(`${p}.mlp.up_proj.weight`, [s.intermediateSize, C]);
-    m.set(`${p}.mlp.down_proj.weight`, [C, s.intermediateSize]);
-  }
-  m.set('model.norm.weight', [C]);
-  if (!s.tieWordEmbeddings) m.set('lm_head.weight', [s.vocabSize, C]);
-  return m;
+/** A Hugging Face config.json of a tiny Llama with grouped key/value heads (2 layers, 4 heads, 2 KV heads). */
+export function tinyConfigJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: 12,
+    intermediate_size: 20,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 4,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    vocab_size: 23,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
+    max_position_embeddings: 64,
+    torch_dtype: 'float32',
+    ...overrides,
+  };
 }
 
+export const TINY_SHAPE: ModelConfig = parseModelConfig(tinyConfigJson());
+
 /** Random float32 weights: norms near 1, matrices U(-0.5, 0.5)/sqrt(fan-in)·2 so activations stay O(1). */
-export function randomWeights(s: LlamaShape, seed: number): Map<string, Float32Array> {
+export function randomWeights(s: ModelConfig, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const out = new Map<string, Float32Array>();
-  for (const [name, shape] of tensorShapes(s)) {
+  for (const { name, shape } of expectedTensorNames(s)) {
     const n = shape.reduce((a, b) => a * b, 1);
     if (name.endsWith('norm.weight')) out.set(name, rng.f32Array(n, 0.8, 1.2));
     else if (shape.length === 1) out.set(name, rng.f32Array(n, -0.1, 0.1));
