@@ -1,0 +1,122 @@
+/**
+ * The model's parameters on the GPU: backbone tensors under their Hugging Face names, adapter
+ * tensors per adapted projection, and the RoPE tables. Training graphs and the generator share one
+ * GpuWeights, so what a run trains is what chat uses.
+ */
+import type { GpuContext } from '../engine/gpu';
+import { createTensor, readTensor, type Tensor } from '../engine/tensor';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
+import { adapterKey, type AdapterArrays, type AdapterSet } from '../loramoe/init';
+import { projectionShape } from '../reference/llama';
+import { ropeTables } from '../reference/rope';
+import { expectedTensorNames, type ModelConfig } from './config';
+
+export interface AdapterTensors {
+  /** Router [N, K]; null in plain LoRA. */
+  wr: Tensor<'f32'> | null;
+  /** Stacked A [N*R, K]. */
+  a: Tensor<'f32'>;
+  /** Concatenated B [Nout, N*R]. */
+  b: Tensor<'f32'>;
+}
+
+export class GpuWeights {
+  readonly backbone = new Map<string, Tensor<'f32'>>();
+  readonly adapter = new Map<string, AdapterTensors>();
+  /** RoPE tables [maxPositions, D/2]. */
+  readonly cos: Tensor<'f32'>;
+  readonly sin: Tensor<'f32'>;
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly shape: ModelConfig,
+    host: Map<string, Float32Array>,
+    readonly adapterCfg: AdapterConfig,
+    adapter: AdapterSet | null,
+    readonly maxPositions: number,
+  ) {
+    for (const { name, shape: dims } of expectedTensorNames(shape)) {
+      const data = host.get(name);
+      if (!data) throw new Error(`weights: tensor ${name} [${dims.join(', ')}] is missing`);
+      const n = dims.reduce((a, b) => a * b, 1);
+      if (data.length !== n) throw new Error(`weights: tensor ${name} has ${data.length} values, expected [${dims.join(', ')}] = ${n}`);
+      this.backbone.set(name, createTensor(ctx, name, dims, 'f32', data));
+    }
+    if (hasAdapter(adapterCfg)) {
+      if (!adapter) throw new Error('weights: the adapter configuration needs adapter tensors');
+      const N = adapterCfg.numExperts;
+      const R = adapterCfg.rank;
+      for (let l = 0; l < shape.numLayers; l++) {
+        for (const p of orderedTargets(adapterCfg)) {
+          const key = adapterKey(l, p);
+          const host = adapter.get(key);
+          if (!host) throw new Error(`weights: adapter tensors for layer ${l} ${p} are missing`);
+          const [K, Nout] = projectionShape(shape, p);
+          const make = (part: string, dims: number[], data: Float32Array) => {
+            const n = dims[0] * dims[1];
+            if (data.length !== n) throw new Error(`weights: adapter ${key}.${part} has ${data.length} values, expected [${dims.join(', ')}] = ${n}`);
+            return createTensor(ctx, `adapter ${key}.${part}`, dims, 'f32', data);
+          };
+          if (isRouted(adapterCfg) && !host.wr) throw new Error(`weights: adapter ${key} has no router`);
+          this.adapter.set(key, {
+            wr: isRouted(adapterCfg) && host.wr ? make('router', [N, K], host.wr) : null,
+            a: make('A', [N * R, K], host.a),
+            b: make('B', [Nout, N * R], host.b),
+          });
+        }
+      }
+    }
+    const t = ropeTables(maxPositions, shape.headDim, shape.ropeTheta);
+    this.cos = createTensor(ctx, 'rope cos', [maxPositions, shape.headDim / 2], 'f32', t.cos);
+    this.sin = createTensor(ctx, 'rope sin', [maxPositions, shape.headDim / 2], 'f32', t.sin);
+  }
+
+  get(name: string): Tensor<'f32'> {
+    const t = this.backbone.get(name);
+    if (!t) throw new Error(`weights: no backbone tensor ${name}`);
+    return t;
+  }
+
+  /** The output head: the embedding matrix when tied. [V, C] */
+  lmHead(): Tensor<'f32'> {
+    return this.get(this.shape.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  }
+
+  async readAdapter(): Promise<AdapterSet> {
+    const out: AdapterSet = new Map();
+    for (const [key, t] of this.adapter) {
+      const arrays: AdapterArrays = {
+        wr: t.wr ? await readTensor(this.ctx, t.wr) : null,
+        a: await readTensor(this.ctx, t.a),
+        b: await readTensor(this.ctx, t.b),
+      };
+      out.set(key, arrays);
+    }
+    return out;
+  }
+
+  async readBackbone(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, t] of this.backbone) out.set(name, await readTensor(this.ctx, t));
+    return out;
+  }
+
+  /** Bytes of all parameters on the GPU. */
+  get bytes(): number {
+    let n = this.cos.bytes + this.sin.bytes;
+    for (const t of this.backbone.values()) n += t.bytes;
+    for (const t of this.adapter.values()) n += t.a.bytes + t.b.bytes + (t.wr?.bytes ?? 0);
+    return n;
+  }
+
+  destroy(): void {
+    for (const t of this.backbone.values()) t.destroy();
+    for (const t of this.adapter.values()) {
+      t.a.destroy();
+      t.b.destroy();
+      t.wr?.destroy();
+    }
+    this.cos.destroy();
+    this.sin.destroy();
+  }
+}
