@@ -92,3 +92,24 @@ export async function readTensor<D extends DType>(ctx: GpuContext, t: Tensor<D>)
   if (t.dtype === 'u32') return new Uint32Array(raw) as TypedArrayOf<D>;
   return new Int32Array(raw) as TypedArrayOf<D>;
 }
+
+/** Copies several tensors back with one submission and one mapping (metrics of a step). */
+export async function readTensors(ctx: GpuContext, tensors: readonly Tensor[]): Promise<Float32Array[]> {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const t of tensors) {
+    offsets.push(total);
+    total += Math.max(4, t.size * 4);
+  }
+  if (tensors.length === 0) return [];
+  const staging = ctx.device.createBuffer({ label: 'readback', size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = ctx.device.createCommandEncoder();
+  tensors.forEach((t, i) => enc.copyBufferToBuffer(t.buffer, 0, staging, offsets[i], Math.max(4, t.size * 4)));
+  ctx.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const mapped = staging.getMappedRange();
+  const out = tensors.map((t, i) => new Float32Array(mapped.slice(offsets[i], offsets[i] + t.size * 4)));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}

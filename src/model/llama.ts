@@ -27,7 +27,7 @@ import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp } fro
 import { ropeBackwardOp, ropeForwardOp } from '../engine/kernels/rope';
 import { swigluBackwardOp, swigluForwardOp } from '../engine/kernels/swiglu';
 import type { Op } from '../engine/op';
-import { createTensor, readTensor, type DType, type Tensor, writeTensor } from '../engine/tensor';
+import { createTensor, readTensors, type DType, type Tensor, writeTensor } from '../engine/tensor';
 import type { Batch } from '../data/batch';
 import { hasAdapter, isRouted, orderedTargets, type Projection } from '../loramoe/config';
 import { adapterKey } from '../loramoe/init';
@@ -570,8 +570,8 @@ export class LlamaGraph {
 
   /** Reads the losses of the last forward: CE, the sum of LBC over adapted projections, counts. */
   async readLosses(): Promise<{ ce: number; lbc: number; count: number; invalidLabels: number; lbcPerLayer: Float32Array }> {
-    const stats = await readTensor(this.ctx, this.ceStats);
-    const lbcPerLayer = this.lbcLosses ? ((await readTensor(this.ctx, this.lbcLosses)) as Float32Array) : new Float32Array(0);
+    const [stats, lbcRead] = await readTensors(this.ctx, this.lbcLosses ? [this.ceStats, this.lbcLosses] : [this.ceStats]);
+    const lbcPerLayer = lbcRead ?? new Float32Array(0);
     let lbc = 0;
     for (const v of lbcPerLayer) lbc += v;
     return { ce: stats[CE_STATS.loss], lbc, count: stats[CE_STATS.count], invalidLabels: stats[CE_STATS.invalid], lbcPerLayer };
