@@ -3,23 +3,15 @@
  * Vulkan driver (VK_ICD_FILENAMES, set in vite.config.ts). No adapter is a failure, never a skip:
  * a GPU test that silently skips tests nothing.
  */
-import { create, globals } from 'webgpu';
-import { describeAdapter, requestGpu, type GpuContext } from '../engine/gpu';
+import { describeAdapter, type GpuContext } from '../engine/gpu';
+import { nodeGpu } from '../engine/node-gpu';
 
 let pending: Promise<GpuContext> | undefined;
-// Dawn's GPU object must stay reachable: if it is collected, its devices die under running tests.
-export let keepAlive: unknown;
 
 export function testGpu(): Promise<GpuContext> {
   pending ??= (async () => {
-    Object.assign(globalThis, globals);
-    const gpu = create([]) as unknown as GPU;
-    keepAlive = gpu;
-    const ctx = await requestGpu(gpu).catch((e: unknown) => {
-      throw new Error(
-        `No WebGPU adapter for the GPU tests (${String(e)}). Install Debian's chromium and libvulkan1 ` +
-          `and point VK_ICD_FILENAMES at /usr/lib/chromium/vk_swiftshader_icd.json (see README).`,
-      );
+    const ctx = await nodeGpu().catch((e: unknown) => {
+      throw new Error(`No WebGPU adapter for the GPU tests: ${e instanceof Error ? e.message : String(e)} (see README).`);
     });
     console.log(`[webgpu] tests run on: ${describeAdapter(ctx.adapter)}`);
     ctx.device.addEventListener('uncapturederror', (ev) => {
