@@ -1,0 +1,75 @@
+/**
+ * Evaluation with dropout off: cross-entropy over every target token, the LBC, and routing
+ * statistics by data type. By default the whole set is one batch (so the LBC is the constraint on
+ * the whole set, as one forward of the official code would compute it); with a batch size, CE is
+ * averaged over target tokens across batches and the LBC over batches.
+ */
+import { makeBatch } from '../data/batch';
+import type { EncodedSample } from '../data/template';
+import type { GpuContext } from '../engine/gpu';
+import { runOps } from '../engine/op';
+import { isRouted } from '../loramoe/config';
+import { LlamaGraph } from '../model/llama';
+import type { GpuWeights } from '../model/weights';
+import { RoutingStats, type RoutingSummary } from './routing';
+
+export interface EvalResult {
+  ce: number;
+  lbc: number;
+  loss: number;
+  /** Target tokens counted in the CE. */
+  tokens: number;
+  /** Real (non-padding) tokens. */
+  realTokens: number;
+  samples: number;
+  batches: number;
+  routing: RoutingSummary | null;
+}
+
+export async function evaluate(
+  ctx: GpuContext,
+  weights: GpuWeights,
+  samples: readonly EncodedSample[],
+  typeIndex: (type: string) => number,
+  typeNames: readonly string[],
+  opts: { batchSize?: number; padId: number },
+): Promise<EvalResult> {
+  if (samples.length === 0) throw new Error('evaluate: no samples');
+  const B = Math.min(opts.batchSize ?? samples.length, samples.length);
+  const T = Math.max(...samples.map((s) => s.ids.length));
+  const routing = isRouted(weights.adapterCfg) ? new RoutingStats(weights, typeNames) : null;
+  const graphs = new Map<number, LlamaGraph>();
+  let ceSum = 0;
+  let count = 0;
+  let lbcSum = 0;
+  let realTokens = 0;
+  let batches = 0;
+  try {
+    for (let start = 0; start < samples.length; start += B) {
+      const chunk = samples.slice(start, start + B);
+      // A last, smaller batch gets a graph of its own size: padding rows would change the LBC.
+      let graph = graphs.get(chunk.length);
+      if (!graph) {
+        graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
+        graph.setDropout(0, 0);
+        graphs.set(chunk.length, graph);
+      }
+      const batch = makeBatch(chunk, chunk.length, T, opts.padId, typeIndex);
+      graph.setBatch(batch);
+      runOps(ctx, graph.forwardOps);
+      const losses = await graph.readLosses();
+      if (losses.invalidLabels > 0) throw new Error(`evaluate: ${losses.invalidLabels} target ids are outside the vocabulary`);
+      ceSum += losses.ce * losses.count;
+      count += losses.count;
+      lbcSum += losses.lbc;
+      realTokens += batch.tokenCount;
+      batches++;
+      if (routing) await routing.add(graph, batch);
+    }
+  } finally {
+    for (const g of graphs.values()) g.destroy();
+  }
+  const ce = count > 0 ? ceSum / count : 0;
+  const lbc = lbcSum / batches;
+  return { ce, lbc, loss: ce + lbc, tokens: count, realTokens, samples: samples.length, batches, routing: routing?.summary() ?? null };
+}
