@@ -110,8 +110,19 @@ export interface AttentionForwardArgs {
   label?: string;
 }
 
+/** Byte offset of pos0 in the uniform block (fields B, Tq, Tk, pos0, ...). */
+const POS0_OFFSET = 12;
+
+export interface AttentionForwardOp extends Op {
+  /**
+   * Moves the queries to positions pos0 .. pos0+Tq-1 for the next submissions (a KV-cache decode
+   * step). Checked against the key capacity Tk and ATTENTION_MAX_KEYS.
+   */
+  setPos0(pos0: number): void;
+}
+
 /** Entry point `forward`: O = softmax(scale Q Kᵀ, causal) V per head, and L = row log-sum-exp. */
-export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs): Op {
+export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs): AttentionForwardOp {
   const what = `attention forward${args.label ? ` ${args.label}` : ''}`;
   const d = resolve(args.dims, what);
   if (d.pos0 + d.Tq > ATTENTION_MAX_KEYS) {
@@ -125,7 +136,7 @@ export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs):
   need(what, 'V', args.v, ...s.kv);
   need(what, 'O', args.o, ...s.q);
   need(what, 'L', args.l, ...s.row);
-  return createOp(ctx, {
+  const op = createOp(ctx, {
     label: args.label ?? `attention forward ${args.o.name}`,
     shader: SHADER,
     entryPoint: 'forward',
@@ -134,6 +145,15 @@ export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs):
     bindings: { 1: args.q, 2: args.k, 3: args.v, 4: args.o, 5: args.l },
     workgroups: grid1d(d.B * d.H * d.Tq), // one workgroup per query row (b, h, t)
   });
+  return {
+    ...op,
+    setPos0(pos0: number) {
+      if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + d.Tq > d.Tk || pos0 + d.Tq > ATTENTION_MAX_KEYS) {
+        throw new Error(`${what}: pos0 = ${pos0} puts queries past the key capacity Tk = ${d.Tk} (Tq = ${d.Tq})`);
+      }
+      ctx.device.queue.writeBuffer(op.uniformBuffer as GPUBuffer, POS0_OFFSET, Uint32Array.of(pos0));
+    },
+  };
 }
 
 export interface AttentionBackwardDeltaArgs {
