@@ -1,0 +1,107 @@
+/**
+ * The runner end to end on a tiny Llama written in Hugging Face layout: train writes an adapter in
+ * the official key layout, eval of that adapter on official-format data gives the float64
+ * reference's loss, generate produces text with per-token routing; the runner also boots as a
+ * separate process under vite-node (the README's command).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { makeBatch } from '../data/batch';
+import { encodeOfficial } from '../data/template';
+import { loadTokenizer } from '../data/tokenizer';
+import { DirectorySource } from '../io/node-files';
+import { parseSafetensors } from '../io/safetensors';
+import { loadAdapter } from '../loramoe/files';
+import { ReferenceLlama } from '../reference/llama';
+import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
+import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
+import { main } from './main';
+
+const DATA = [
+  { instruction: 'what color is the sky ?', input: '', output: 'blue .', task_type: 1 },
+  { instruction: 'what color is the mat ?', input: '', output: 'red .', task_type: 1 },
+  { instruction: 'is the cat big ?', input: 'the cat is small .', output: 'no .', task_type: 0 },
+  { instruction: 'is the dog small ?', input: 'the dog is small .', output: 'yes .', task_type: 0 },
+  { instruction: 'the cat sat on', input: '', output: 'the mat .', task_type: 0 },
+];
+
+async function captureLog(fn: () => Promise<void>): Promise<string> {
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(' ')));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  try {
+    await fn();
+  } finally {
+    spy.mockRestore();
+    err.mockRestore();
+  }
+  return lines.join('\n');
+}
+
+describe('runner', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('train -> eval (matches the reference) -> generate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const model = join(dir, 'model');
+    const hf = tinyHfFiles({ seed: 3 });
+    await writeFiles(model, hf.files);
+    const data = join(dir, 'data.json');
+    await writeFile(data, JSON.stringify(DATA));
+    const out = join(dir, 'adapter');
+
+    const trainLog = await captureLog(() =>
+      main(['train', '--model', model, '--data', data, '--out', out, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '4', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--lbc-beta', '0.2']),
+    );
+    expect(trainLog).toMatch(/step 4\/4 {2}ce \d/);
+    const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    const st = parseSafetensors(new Uint8Array(await readFile(join(out, 'adapter_model.safetensors'))), 'adapter_model.safetensors');
+    expect(st.tensors.has('base_model.model.model.layers.1.mlp.down_proj.lora_B3.weight')).toBe(true);
+    expect(st.tensors.has('base_model.model.model.layers.0.mlp.gate_proj.lora_route.weight')).toBe(true);
+    const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ r: 2, lora_alpha: 4, lora_nums: 4, blc_weight: 0.2, peft_type: 'LORA' });
+    const routing = JSON.parse(await readFile(join(out, 'routing.json'), 'utf8')) as { types: string[] };
+    expect(routing.types).toEqual(['downstream task', 'world knowledge']);
+
+    // eval: the trained (non-zero) adapter on official data, whole file as one batch, against the reference.
+    const evalOut = JSON.parse(await captureLog(() => main(['eval', '--model', model, '--adapter', out, '--data', data]))) as { ce: number; lbc: number; loss: number; tokens: number };
+    const adapter = await loadAdapter(new DirectorySource(out), hf.config);
+    const tok = loadTokenizer(tinyTokenizerJson(), tinyTokenizerConfig());
+    const typeNames = adapter.dataTypes!;
+    const samples = DATA.map((r) => encodeOfficial(tok, { ...r, type: typeNames[r.task_type] }, 256));
+    const T = Math.max(...samples.map((s) => s.ids.length));
+    const b = makeBatch(samples, samples.length, T, tok.padId, (t) => typeNames.indexOf(t));
+    const ref = new ReferenceLlama(hf.config, toRefWeights(hf.weights), adapter.cfg, toRefAdapter(adapter.set), T).forward(
+      { B: b.B, T: b.T, ids: b.ids, targets: b.targets, valid: b.valid, types: b.types },
+      { dropout: 0, seed: 0 },
+    );
+    console.log(`[check] runner eval: ce ${evalOut.ce} (reference ${ref.ce}), lbc ${evalOut.lbc} (reference ${ref.lbc})`);
+    expect(evalOut.tokens).toBe(ref.count);
+    expect(Math.abs(evalOut.ce - ref.ce)).toBeLessThan(1e-5 * ref.ce);
+    expect(Math.abs(evalOut.lbc - ref.lbc)).toBeLessThan(1e-4 * Math.max(ref.lbc, 1e-3));
+    expect(ref.lbc).toBeGreaterThan(0);
+
+    const gen = await captureLog(() => main(['generate', '--model', model, '--adapter', out, '--prompt', 'what color is the sky ?', '--max-new-tokens', '3', '--routing']));
+    const lines = gen.split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    // One routing line per generated token: token, then the share of each expert group.
+    for (const l of lines.slice(1)) expect(l).toMatch(/^".*"\t\d\.\d{3}\t\d\.\d{3}$/);
+  });
+
+  it('refuses bad arguments with a clear message', async () => {
+    await expect(main(['train', '--data', 'x.json'])).rejects.toThrow(/--out is required/);
+    await expect(main(['eval', '--model', '/nonexistent', '--data', 'x'])).rejects.toThrow(/nonexistent/);
+    await expect(main(['fly'])).rejects.toThrow(/unknown command "fly"/);
+    await expect(main(['train', '--bogus', '1'])).rejects.toThrow(/bogus/);
+  });
+
+  it('boots as a process under vite-node (npm run runner)', () => {
+    const res = spawnSync('npm', ['run', '--silent', 'runner', '--', 'help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/LoRAMoE Playground runner/);
+  });
+});
