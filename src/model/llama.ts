@@ -577,6 +577,12 @@ export class LlamaGraph {
     return { ce: stats[CE_STATS.loss], lbc, count: stats[CE_STATS.count], invalidLabels: stats[CE_STATS.invalid], lbcPerLayer };
   }
 
+  /** Per-row cross-entropy of the last forward [M] (0 for rows without a target) and the logits [M, V]. */
+  async readRows(): Promise<{ rowLoss: Float32Array; logits: Float32Array }> {
+    const [rowLoss, logits] = await readTensors(this.ctx, [this.rowLoss, this.logits]);
+    return { rowLoss, logits };
+  }
+
   /** Router weights [M, N] saved by the last forward for each routed projection, by `${layer}.${projection}`. */
   routingTensors(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
