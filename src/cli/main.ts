@@ -24,6 +24,8 @@ import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { binaryGroups, parseTypeGroups, typeNamesFor } from '../loramoe/groups';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
+import { DEMO_SEED } from '../demo/build';
+import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
@@ -41,6 +43,9 @@ const HELP = `LoRAMoE Playground runner
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256]
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
+  demo-build [--out public/models/demo] [--data-out public/data] [--steps 600] [--batch 64]
+            [--lr 3e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
+            rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
 task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
@@ -244,8 +249,22 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p',
+  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn',
 ];
+
+async function demoBuild(flags: Flags): Promise<void> {
+  const ctx = await nodeGpu();
+  await pretrainDemo(ctx, {
+    out: str(flags, 'out') ?? 'public/models/demo',
+    dataOut: str(flags, 'data-out') ?? 'public/data',
+    steps: num(flags, 'steps', 600),
+    batchSize: num(flags, 'batch', 64),
+    lr: num(flags, 'lr', 3e-3),
+    seed: num(flags, 'seed', DEMO_SEED),
+    size: { ...DEMO_SIZE, hidden: num(flags, 'hidden', DEMO_SIZE.hidden), layers: num(flags, 'layers', DEMO_SIZE.layers), ffn: num(flags, 'ffn', DEMO_SIZE.ffn) },
+    log: (l) => console.log(l),
+  });
+}
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv[0] === '--' ? argv.slice(1) : argv;
@@ -260,6 +279,8 @@ export async function main(argv: string[]): Promise<void> {
       return evalCommand(flags);
     case 'generate':
       return generateCommand(flags);
+    case 'demo-build':
+      return demoBuild(flags);
     case undefined:
     case 'help':
     case '--help':

@@ -22,7 +22,8 @@ function newInstance(): GPU {
 
 export async function nodeGpu(): Promise<GpuContext> {
   try {
-    return await requestGpu(instances[0] ?? newInstance());
+    // The newest instance is the one that found an adapter (after a fallback, the first did not).
+    return await requestGpu(instances[instances.length - 1] ?? newInstance());
   } catch (first) {
     const canFallBack = !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER_ICD);
     if (canFallBack) {
