@@ -25,6 +25,7 @@ import { binaryGroups, parseTypeGroups, typeNamesFor } from '../loramoe/groups';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
+import { experimentTable, runExperiment } from '../demo/experiment';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
@@ -46,6 +47,9 @@ const HELP = `LoRAMoE Playground runner
   demo-build [--out public/models/demo] [--data-out public/data] [--steps 600] [--batch 64]
             [--lr 3e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
+  experiment [--model public/models/demo] [--data-dir public/data] [--steps 300] [--batch 16]
+            [--max-length 32] [--lr 2e-4] [--lr-full 2e-4] [--seed 42] [--json FILE]
+            full fine-tuning vs LoRA vs LoRAMoE without and with LBC: knowledge kept, tasks learnt
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
 task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
@@ -249,7 +253,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn',
+  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json',
 ];
 
 async function demoBuild(flags: Flags): Promise<void> {
@@ -264,6 +268,34 @@ async function demoBuild(flags: Flags): Promise<void> {
     size: { ...DEMO_SIZE, hidden: num(flags, 'hidden', DEMO_SIZE.hidden), layers: num(flags, 'layers', DEMO_SIZE.layers), ffn: num(flags, 'ffn', DEMO_SIZE.ffn) },
     log: (l) => console.log(l),
   });
+}
+
+async function experimentCommand(flags: Flags): Promise<void> {
+  const backbone = await loadModel(str(flags, 'model') ?? 'public/models/demo');
+  const dataDir = str(flags, 'data-dir') ?? 'public/data';
+  const ctx = await nodeGpu();
+  const results = await runExperiment(
+    ctx,
+    backbone,
+    {
+      train: join(dataDir, 'demo-train.jsonl'),
+      probe: join(dataDir, 'demo-probe.jsonl'),
+      taskEval: join(dataDir, 'demo-task-eval.jsonl'),
+      readFile: async (p) => new Uint8Array(await readFile(p)),
+    },
+    {
+      steps: num(flags, 'steps', 300),
+      batchSize: num(flags, 'batch', 16),
+      maxLength: num(flags, 'max-length', 32),
+      seed: num(flags, 'seed', 42),
+      lrAdapter: num(flags, 'lr', 2e-4),
+      lrFull: num(flags, 'lr-full', 2e-4),
+      log: (l) => console.error(l),
+    },
+  );
+  const json = str(flags, 'json');
+  if (json) await writeFile(json, JSON.stringify(results, null, 1));
+  console.log(experimentTable(results));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -281,6 +313,8 @@ export async function main(argv: string[]): Promise<void> {
       return generateCommand(flags);
     case 'demo-build':
       return demoBuild(flags);
+    case 'experiment':
+      return experimentCommand(flags);
     case undefined:
     case 'help':
     case '--help':
