@@ -4,12 +4,23 @@ import { App } from './ui/App';
 import { startEngineWorker } from './worker/client';
 import './ui/styles.css';
 
-startEngineWorker();
-
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
-createRoot(root).render(
-  <StrictMode>
-    <App />
-  </StrictMode>,
-);
+
+// `?views-demo` shows every view with made-up data (for manual checks and e2e/views.spec.ts) instead of the app.
+if (new URLSearchParams(window.location.search).has('views-demo')) {
+  void import('./ui/views/ViewsDemo').then(({ ViewsDemo }) => {
+    createRoot(root).render(
+      <StrictMode>
+        <ViewsDemo />
+      </StrictMode>,
+    );
+  });
+} else {
+  startEngineWorker();
+  createRoot(root).render(
+    <StrictMode>
+      <App />
+    </StrictMode>,
+  );
+}

@@ -1,0 +1,99 @@
+import { Bar, BarChart, CartesianGrid, Legend, ReferenceLine, Tooltip, XAxis, YAxis } from 'recharts';
+import type { ExpertGroup, RoutingSummary } from './types';
+import './views.css';
+
+export interface GroupShareChartProps {
+  summary: RoutingSummary;
+  groups: ExpertGroup[];
+}
+
+function pct(v: number): string {
+  return Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '—';
+}
+
+/** The share of router weight an expert group would hold if routing were uniform. */
+function uniformShare(group: ExpertGroup, experts: number): number {
+  return experts > 0 ? group.experts.length / experts : 0;
+}
+
+/**
+ * The paper's routing figure: for each data type, the share of router weight held by each expert
+ * group (averaged over layers and adapted projections), against the uniform share.
+ */
+export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
+  const rows = summary.types.map((type, t) => {
+    const row: Record<string, string | number | null> = { type };
+    groups.forEach((_, g) => {
+      const v = summary.groupMean[t]?.[g] ?? NaN;
+      row[`g${g}`] = Number.isFinite(v) ? v : null;
+    });
+    return row;
+  });
+  const uniforms = groups.map((g) => uniformShare(g, summary.experts));
+  const sameUniform = uniforms.every((u) => Math.abs(u - uniforms[0]) < 1e-12);
+  const anyTokens = summary.tokens.some((n) => n > 0);
+  return (
+    <section className="view group-share" data-testid="group-share-chart">
+      {anyTokens ? (
+        <BarChart responsive data={rows} style={{ width: '100%', height: 240 }} margin={{ top: 16, right: 24, bottom: 0, left: 0 }} barCategoryGap="25%">
+          <CartesianGrid stroke="#eceef2" vertical={false} />
+          <XAxis dataKey="type" tick={{ fontSize: 12 }} />
+          <YAxis domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} tick={{ fontSize: 11 }} width={44} />
+          <Tooltip isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : 'no tokens')} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+          <Legend wrapperStyle={{ fontSize: 12 }} />
+          {groups.map((g, i) => (
+            <Bar key={i} dataKey={`g${i}`} name={g.name} fill={g.color} isAnimationActive={false} />
+          ))}
+          {sameUniform && uniforms.length > 0 ? (
+            <ReferenceLine y={uniforms[0]} stroke="#1d2330" strokeDasharray="4 3" label={{ value: `uniform ${pct(uniforms[0])}`, position: 'insideTopRight', fontSize: 11 }} />
+          ) : (
+            groups.map((g, i) => (
+              <ReferenceLine key={i} y={uniforms[i]} stroke={g.color} strokeDasharray="4 3" label={{ value: `uniform ${g.name}`, position: 'insideTopRight', fontSize: 11 }} />
+            ))
+          )}
+        </BarChart>
+      ) : (
+        <p className="chart-placeholder">No routed tokens yet.</p>
+      )}
+      <table className="data-table" data-testid="group-share-table">
+        <caption className="muted">Share of router weight per expert group (dashed line: uniform routing)</caption>
+        <thead>
+          <tr>
+            <th scope="col">data type</th>
+            <th scope="col">tokens</th>
+            {groups.map((g, i) => (
+              <th scope="col" key={i}>
+                <span className="swatch" style={{ background: g.color }} /> {g.name}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {summary.types.map((type, t) => (
+            <tr key={t}>
+              <th scope="row">{type}</th>
+              <td className="num">{(summary.tokens[t] ?? 0).toLocaleString()}</td>
+              {groups.map((_, g) => {
+                const v = summary.groupMean[t]?.[g] ?? NaN;
+                return (
+                  <td className="num" key={g} data-testid={`group-share-${t}-${g}`} data-value={Number.isFinite(v) ? String(v) : 'NaN'}>
+                    {pct(v)}
+                  </td>
+                );
+              })}
+            </tr>
+          ))}
+          <tr className="muted">
+            <th scope="row">uniform</th>
+            <td />
+            {uniforms.map((u, g) => (
+              <td className="num" key={g}>
+                {pct(u)}
+              </td>
+            ))}
+          </tr>
+        </tbody>
+      </table>
+    </section>
+  );
+}
