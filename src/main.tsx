@@ -1,6 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './ui/App';
+import { startUrlSync } from './store/settings';
 import { startEngineWorker } from './worker/client';
 import './ui/styles.css';
 
@@ -17,6 +18,7 @@ if (new URLSearchParams(window.location.search).has('views-demo')) {
     );
   });
 } else {
+  startUrlSync();
   startEngineWorker();
   createRoot(root).render(
     <StrictMode>

@@ -12,7 +12,7 @@ import type { EncodedSample } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { adamwOp, AdamWHyper, CLIP_STATS, type GradClipPlan, planGradClip } from '../engine/kernels/optimizer';
 import { runOps, type Op } from '../engine/op';
-import { createTensor, readTensor, type Tensor } from '../engine/tensor';
+import { createTensor, readTensor, readTensors, type Tensor, writeTensor } from '../engine/tensor';
 import { isRouted } from '../loramoe/config';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
@@ -83,6 +83,44 @@ export interface StepMetrics {
   epoch: number;
 }
 
+/** BatchSampler's state in a checkpoint. */
+export interface SamplerState {
+  n: number;
+  order: number[];
+  pos: number;
+  epoch: number;
+  rng: number;
+}
+
+/**
+ * The 32-bit state of an Rng (src/util/random.ts keeps it in its one private field, `state`).
+ * Checked at run time so a change to Rng fails loudly instead of restoring the wrong stream.
+ */
+function rngState(rng: Rng): number {
+  const st = (rng as unknown as { state?: unknown }).state;
+  if (typeof st !== 'number') throw new Error('checkpoint: the Rng keeps no numeric state field; update rngState in src/train/trainer.ts');
+  return st;
+}
+
+function setRngState(rng: Rng, state: number): void {
+  rngState(rng);
+  if (!(Number.isInteger(state) && state >= 0 && state < 2 ** 32)) throw new Error(`checkpoint: RNG state ${state} is not a 32-bit unsigned integer`);
+  (rng as unknown as { state: number }).state = state;
+}
+
+/**
+ * Everything a run needs to continue exactly where it stopped: the trainable tensors, AdamW's two
+ * moments per tensor, the step count and the sampler and dropout RNG states. Continuing from a
+ * checkpoint gives the same steps as never having stopped (same batches, masks and updates).
+ */
+export interface TrainerCheckpoint {
+  stepsDone: number;
+  sampler: SamplerState;
+  dropoutRng: number;
+  /** Per trainable tensor, in graph.params order. */
+  tensors: { name: string; shape: number[]; param: Float32Array; m: Float32Array; v: Float32Array }[];
+}
+
 /** Seeded epoch-wise shuffling; batches wrap into the next epoch so every batch is full. */
 export class BatchSampler {
   private order: number[] = [];
@@ -106,6 +144,23 @@ export class BatchSampler {
       [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
     }
     this.pos = 0;
+  }
+
+  /** The sampler's whole state: the epoch's order, the position in it, the epoch and the RNG. */
+  snapshot(): SamplerState {
+    return { n: this.n, order: [...this.order], pos: this.pos, epoch: this.epoch, rng: rngState(this.rng) };
+  }
+
+  /** Puts back a state from snapshot(): the next batches are those the snapshotted sampler would give. */
+  restore(st: SamplerState): void {
+    if (st.n !== this.n || st.order.length !== this.n) throw new Error(`checkpoint: the sampler was over ${st.n} samples, this run has ${this.n}`);
+    if (!(Number.isInteger(st.pos) && st.pos >= 0 && st.pos <= this.n)) throw new Error(`checkpoint: sampler position ${st.pos} is outside 0..${this.n}`);
+    const seen = new Set(st.order);
+    if (seen.size !== this.n || st.order.some((i) => !(Number.isInteger(i) && i >= 0 && i < this.n))) throw new Error('checkpoint: the sampler order is not a permutation');
+    this.order = [...st.order];
+    this.pos = st.pos;
+    this.epoch = st.epoch;
+    setRngState(this.rng, st.rng);
   }
 
   next(count: number): number[] {
@@ -208,6 +263,53 @@ export class Trainer {
       skipped: stats[CLIP_STATS.nonFinite] !== 0,
       epoch: this.sampler.epoch,
     };
+  }
+
+  /** Bytes of the optimizer's buffers: AdamW moments and the gradient-clip plan. */
+  get optimizerBytes(): number {
+    let n = this.clip.partials.bytes + this.clip.stats.bytes;
+    for (const t of this.moments) n += t.bytes;
+    return n;
+  }
+
+  /** Reads the run's state back from the GPU (see TrainerCheckpoint). */
+  async exportCheckpoint(): Promise<TrainerCheckpoint> {
+    const params = this.graph.params;
+    const read = await readTensors(this.ctx, params.flatMap((p, i) => [p.param, this.moments[2 * i], this.moments[2 * i + 1]]));
+    return {
+      stepsDone: this.stepsDone,
+      sampler: this.sampler.snapshot(),
+      dropoutRng: rngState(this.dropoutRng),
+      tensors: params.map((p, i) => ({ name: p.name, shape: [...p.param.shape], param: read[3 * i], m: read[3 * i + 1], v: read[3 * i + 2] })),
+    };
+  }
+
+  /**
+   * Puts a checkpoint's state into this trainer (built with the same weights layout, samples and
+   * settings): trainable tensors and moments onto the GPU, the step count, the sampler and the
+   * dropout RNG. Checks everything before writing anything.
+   */
+  importCheckpoint(cp: TrainerCheckpoint): void {
+    const params = this.graph.params;
+    if (cp.tensors.length !== params.length) throw new Error(`checkpoint: ${cp.tensors.length} trainable tensors, this run has ${params.length}`);
+    params.forEach((p, i) => {
+      const t = cp.tensors[i];
+      if (t.name !== p.name) throw new Error(`checkpoint: tensor ${i} is ${t.name}, this run's is ${p.name}`);
+      const n = p.param.size;
+      if (t.shape.join(',') !== p.param.shape.join(',') || t.param.length !== n || t.m.length !== n || t.v.length !== n) {
+        throw new Error(`checkpoint: tensor ${p.name} has shape [${t.shape.join(', ')}], this run's is [${p.param.shape.join(', ')}]`);
+      }
+    });
+    if (!(Number.isInteger(cp.stepsDone) && cp.stepsDone >= 0)) throw new Error(`checkpoint: step ${cp.stepsDone} is not a step count`);
+    if (!(Number.isInteger(cp.dropoutRng) && cp.dropoutRng >= 0 && cp.dropoutRng < 2 ** 32)) throw new Error(`checkpoint: dropout RNG state ${cp.dropoutRng} is not a 32-bit unsigned integer`);
+    this.sampler.restore(cp.sampler);
+    setRngState(this.dropoutRng, cp.dropoutRng);
+    params.forEach((p, i) => {
+      writeTensor(this.ctx, p.param, cp.tensors[i].param);
+      writeTensor(this.ctx, this.moments[2 * i], cp.tensors[i].m);
+      writeTensor(this.ctx, this.moments[2 * i + 1], cp.tensors[i].v);
+    });
+    this.stepsDone = cp.stepsDone;
   }
 
   destroy(): void {

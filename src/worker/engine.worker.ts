@@ -1,18 +1,37 @@
 /// <reference lib="webworker" />
 /**
- * The engine worker: owns the GPU device so that kernels, training and readbacks never block the
- * page. It answers the commands of ./protocol.ts.
+ * The engine worker: owns the GPU device and all model and training state (./session.ts), so that
+ * kernels, training and readbacks never block the page. It answers the commands of ./protocol.ts.
  */
 import { requestGpu, WebGpuUnavailableError, type GpuContext } from '../engine/gpu';
 import { matmulSelfCheck } from '../engine/selfcheck';
 import type { WorkerCommand, WorkerEvent } from './protocol';
+import { Session } from './session';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let ctx: GpuContext | null = null;
+let session: Session | null = null;
 
-function post(ev: WorkerEvent): void {
-  self.postMessage(ev);
+function post(ev: WorkerEvent, transfer: Transferable[] = []): void {
+  self.postMessage(ev, transfer);
+}
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+function need(): Session {
+  if (!session) throw new Error('the GPU is not initialised yet');
+  return session;
+}
+
+/** Runs a command that carries a reqId and answers it with one `reply`. */
+async function answer(reqId: number, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+    post({ type: 'reply', reqId, ok: true });
+  } catch (e) {
+    post({ type: 'reply', reqId, ok: false, error: errorText(e) });
+  }
 }
 
 async function handle(cmd: WorkerCommand): Promise<void> {
@@ -21,6 +40,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       try {
         ctx = await requestGpu(navigator.gpu);
         ctx.device.lost.then((info) => post({ type: 'error', message: `GPU device lost: ${info.message || info.reason}` }));
+        session = new Session(ctx, post);
         post({ type: 'ready', adapter: ctx.adapter });
       } catch (e) {
         post({ type: 'unavailable', reason: e instanceof WebGpuUnavailableError ? e.message : String(e) });
@@ -35,9 +55,44 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       post({ type: 'kernelCheck', result: await matmulSelfCheck(ctx) });
       return;
     }
+    case 'loadBackbone':
+      return answer(cmd.reqId, () => need().loadBackbone(cmd.source));
+    case 'loadDataset':
+      return answer(cmd.reqId, () => need().loadDataset(cmd.role, cmd.name, cmd.bytes));
+    case 'summarizeDataset':
+      need().summarize(cmd.maxLength);
+      return;
+    case 'startRun':
+      return answer(cmd.reqId, () => need().startRun(cmd.settings, cmd.continueAdapter));
+    case 'pauseRun':
+      need().pause();
+      return;
+    case 'resumeRun':
+      need().resume();
+      return;
+    case 'stopRun':
+      need().stop();
+      return;
+    case 'restoreRun':
+      return answer(cmd.reqId, () => need().restoreRun());
+    case 'runProbe':
+      return answer(cmd.reqId, () => need().probe(cmd.which));
+    case 'generate':
+      return answer(cmd.reqId, () => need().generate(cmd.reqId, cmd.prompt, cmd.useAdapter, cmd.sampling));
+    case 'stopGenerate':
+      need().stopGenerate();
+      return;
+    case 'exportAdapter':
+      return answer(cmd.reqId, () => need().exportAdapter());
+    case 'importAdapter':
+      return answer(cmd.reqId, () => need().importAdapter(cmd.name, cmd.files));
+    default: {
+      const never: never = cmd;
+      throw new Error(`unknown command ${JSON.stringify(never)}`);
+    }
   }
 }
 
 self.onmessage = (e: MessageEvent<WorkerCommand>) => {
-  handle(e.data).catch((err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err) }));
+  handle(e.data).catch((err: unknown) => post({ type: 'error', message: errorText(err) }));
 };

@@ -1,10 +1,148 @@
 /**
- * Messages between the page and the engine worker, which owns the GPU device. Commands go to the
- * worker, events come back; both are discriminated unions so each side handles every case.
+ * Messages between the page and the engine worker, which owns the GPU device and every piece of
+ * model and training state. Commands go to the worker, events come back; both are discriminated
+ * unions so each side handles every case (a `never` check in each switch).
+ *
+ * Conventions:
+ * - A command with a `reqId` is answered by exactly one `reply` event with the same id (ok or the
+ *   error message); progress and results travel as their own events before it.
+ * - Bytes travel as transferred ArrayBuffers (datasets, adapter zips); files the user picked travel
+ *   as Blob/File objects (structured clone shares them; the worker reads them lazily).
+ * - Training metrics are batched: one `metrics` event carries every step finished since the last.
  */
+import type { DatasetSummary } from '../data/summary';
+import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { AdapterSummary } from '../engine/gpu';
+import type { FileEntry } from '../io/browser-files';
+import type { AdapterConfig } from '../loramoe/config';
+import type { ModelConfig } from '../model/config';
+import type { Settings } from '../store/settings-table';
+import type { ProbeResult } from '../train/probe';
+import type { RoutingSummary } from '../train/routing';
+import type { StepMetrics } from '../train/trainer';
+import type { ChatToken } from '../ui/views/types';
 
-export type WorkerCommand = { type: 'init' } | { type: 'kernelCheck' };
+/** Where a backbone came from, as remembered by checkpoints and shown to the user. */
+export type BackboneRef = { kind: 'demo' } | { kind: 'hub'; repo: string } | { kind: 'local'; name: string };
+
+/** One file of a picked folder, a zip or the Hub cache, under its path relative to the model folder. */
+export type { FileEntry };
+
+export type BackboneSource =
+  /** Files under a same-origin URL (the shipped demo). */
+  | { kind: 'url'; ref: BackboneRef; baseUrl: string }
+  /** Files the page holds: picked or dropped, or read from the Hub cache. */
+  | { kind: 'files'; ref: BackboneRef; files: FileEntry[] };
+
+export interface BackboneInfo {
+  ref: BackboneRef;
+  name: string;
+  config: ModelConfig;
+  parameters: number;
+  vocabulary: number;
+  warnings: string[];
+  /** Positions of the RoPE tables the weights are built with (min(max_position_embeddings, 2048)). */
+  maxPositions: number;
+}
+
+export type DatasetRole = 'train' | 'probe';
+
+export interface PreviewRecord {
+  location: string;
+  instruction: string;
+  input: string;
+  output: string;
+  type: string;
+}
+
+export interface DatasetInfo {
+  role: DatasetRole;
+  name: string;
+  bytes: number;
+  format: DatasetFormat;
+  counts: ImportCounts;
+  /** Data types present, in the index order training uses (official types first). */
+  typeNames: string[];
+  preview: PreviewRecord[];
+  /** The first problems found (at most MAX_ERRORS_SENT), with their locations. */
+  errors: { location: RecordLocation; where: string; field: string; message: string }[];
+  errorCount: number;
+  notes: string[];
+}
+
+export const MAX_ERRORS_SENT = 200;
+export const PREVIEW_RECORDS = 8;
+
+/** An expert group as shown: the experts a set of data types is steered to. */
+export interface DisplayGroup {
+  name: string;
+  experts: number[];
+  /** Data types steered to these experts. */
+  types: string[];
+}
+
+export interface MeasuredMemory {
+  /** GpuWeights.bytes: backbone, adapter and RoPE tables. */
+  weights: number;
+  /** LlamaGraph.bytes: activations, gradients, scratch (0 before a run). */
+  graph: number;
+  /** Trainer.optimizerBytes: AdamW moments and clip buffers (0 before a run). */
+  optimizer: number;
+}
+
+export type RunStatus = 'idle' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error';
+
+export interface RunStartedInfo {
+  runId: string;
+  totalSteps: number;
+  /** Steps already done (0, or the checkpoint's step when resuming). */
+  startStep: number;
+  typeNames: string[];
+  groups: DisplayGroup[];
+  adapter: AdapterConfig;
+  /** Padded sequence length (the longest sample, at most the maximum length). */
+  seqLen: number;
+  memory: MeasuredMemory;
+  resumed: boolean;
+  /** Resumed runs: the metric series and routing saved with the checkpoint. */
+  metrics?: StepMetrics[];
+  routing?: RoutingSummary | null;
+}
+
+export interface AdapterState {
+  /** none: the frozen backbone; trained: by a run of this session; imported: from files. */
+  origin: 'none' | 'trained' | 'imported';
+  cfg: AdapterConfig | null;
+  label: string;
+  typeNames: string[];
+  groups: DisplayGroup[];
+}
+
+export interface SamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  maxNewTokens: number;
+  seed: number;
+}
+
+export type WorkerCommand =
+  | { type: 'init' }
+  | { type: 'kernelCheck' }
+  | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
+  | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
+  | { type: 'summarizeDataset'; maxLength: number }
+  | { type: 'startRun'; reqId: number; settings: Settings; continueAdapter: boolean }
+  | { type: 'pauseRun' }
+  | { type: 'resumeRun' }
+  | { type: 'stopRun' }
+  /** Continue the run saved in the browser's latest checkpoint (the backbone and dataset must be loaded). */
+  | { type: 'restoreRun'; reqId: number }
+  | { type: 'runProbe'; reqId: number; which: 'before' | 'after' }
+  | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
+  | { type: 'stopGenerate' }
+  | { type: 'exportAdapter'; reqId: number }
+  | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
 
 export interface KernelCheckResult {
   kernel: string;
@@ -19,4 +157,21 @@ export type WorkerEvent =
   | { type: 'ready'; adapter: AdapterSummary }
   | { type: 'unavailable'; reason: string }
   | { type: 'kernelCheck'; result: KernelCheckResult }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'reply'; reqId: number; ok: boolean; error?: string }
+  | { type: 'backboneProgress'; file: string; loadedBytes: number; files: number }
+  | { type: 'backboneLoaded'; info: BackboneInfo; memory: MeasuredMemory }
+  | { type: 'dataset'; info: DatasetInfo }
+  | { type: 'datasetSummary'; summary: DatasetSummary }
+  | { type: 'runStarted'; run: RunStartedInfo }
+  | { type: 'runStatus'; status: RunStatus; step: number; message?: string }
+  | { type: 'metrics'; points: StepMetrics[] }
+  | { type: 'routing'; step: number; summary: RoutingSummary }
+  | { type: 'checkpoint'; step: number; savedAt: number; bytes: number }
+  | { type: 'storageError'; message: string }
+  | { type: 'adapter'; state: AdapterState; memory: MeasuredMemory }
+  | { type: 'probe'; which: 'before' | 'after'; result: ProbeResult }
+  | { type: 'chatStart'; reqId: number; promptTokens: number; groups: DisplayGroup[] }
+  | { type: 'chatTokens'; reqId: number; tokens: ChatToken[] }
+  | { type: 'chatDone'; reqId: number; finishReason: string; tokensPerSecond: number }
+  | { type: 'adapterZip'; name: string; bytes: ArrayBuffer };

@@ -1,0 +1,307 @@
+/**
+ * The playground end to end in Chromium with WebGPU (SwiftShader on machines without a GPU):
+ *
+ * 1. The whole journey on the demo backbone: load it, upload a small JSONL with both data types
+ *    (and one bad line), train a few steps, see the charts and a routing heatmap change, run the
+ *    knowledge probe, generate text with per-token routing, download the adapter zip and check its
+ *    files, import it back, export the metrics.
+ * 2. A reload in the middle of a run: the dataset is still there and the run resumes from the
+ *    checkpoint, its steps continuing where the checkpoint left off.
+ * 3. The Hugging Face path against a fake Hub (page.route serving a tiny model): check, download
+ *    with caching, a second load from the cache without any request, cache deletion; and a local
+ *    model folder picked with the folder picker.
+ * 4. Settings in the URL: invalid values are reported and replaced, changes are written back.
+ *
+ * Every test records the requests the page and its worker make: nothing leaves the local server
+ * unless the user pressed a Hub button, and then only to huggingface.co.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, type BrowserContext, type Page, test, type TestInfo } from '@playwright/test';
+import { unzipSync } from 'fflate';
+import { parameterCount } from '../src/model/config';
+import { tinyHfFiles } from '../src/test/hf-dir';
+
+const LOCAL = /^(https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/|data:|blob:)/;
+
+/** Records every request of the context (page and workers). */
+function recordRequests(context: BrowserContext): string[] {
+  const urls: string[] = [];
+  context.on('request', (r) => urls.push(r.url()));
+  return urls;
+}
+
+async function openApp(page: Page, query = ''): Promise<void> {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') console.log(`[page ${msg.type()}] ${msg.text()}`);
+  });
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  await page.goto(`/${query}`);
+  // No adapter is a failure, not a skip.
+  await expect(page.getByTestId('gpu-panel')).toBeVisible();
+  await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
+}
+
+/** A small training file: world-knowledge questions and downstream tasks from the demo data, plus one bad record on line 3. */
+async function writeTrainingFile(testInfo: TestInfo): Promise<string> {
+  const lines = (await readFile('public/data/demo-train.jsonl', 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  const world = lines.filter((r) => r.type === 'world knowledge').slice(0, 24);
+  const tasks = lines.filter((r) => r.type !== 'world knowledge').slice(0, 24);
+  const records = world.flatMap((w, i) => [w, tasks[i]]).map((r) => JSON.stringify(r));
+  records.splice(2, 0, JSON.stringify({ instruction: 'a record without an answer', type: 'world knowledge' }));
+  const path = testInfo.outputPath('tiny-train.jsonl');
+  await writeFile(path, records.join('\n') + '\n');
+  return path;
+}
+
+async function loadDemoAndData(page: Page, testInfo: TestInfo): Promise<void> {
+  await page.getByTestId('load-demo').click();
+  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
+}
+
+const numberAttr = async (page: Page, testid: string, attr = 'data-value') => Number(await page.getByTestId(testid).getAttribute(attr));
+
+test('the whole journey on the demo backbone: train, watch routing, probe, chat, download and import the adapter', async ({ page, context }, testInfo) => {
+  const requests = recordRequests(context);
+  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6');
+
+  // Backbone: parameter count, memory estimate and limits before loading; the real allocation after.
+  await expect(page.getByTestId('param-count')).toBeVisible();
+  expect(await numberAttr(page, 'param-count')).toBeGreaterThan(100_000);
+  await expect(page.getByTestId('fits')).toHaveAttribute('data-fits', 'true');
+  await page.getByTestId('load-demo').click();
+  await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', 'loramoe-playground/demo');
+  expect(await numberAttr(page, 'mem-measured')).toBeGreaterThan(0);
+
+  // Data: counts per type, the bad record reported by its line, the binary grouping resolved.
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-good', '48');
+  await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-bad', '1');
+  await expect(page.getByTestId('dataset-error').first()).toContainText('line 3');
+  await expect(page.locator('[data-testid=type-count][data-type="world knowledge"]')).toHaveAttribute('data-count', '24');
+  await expect(page.getByTestId('groups-resolved')).toContainText('experts 0-3');
+  await expect(page.getByTestId('dataset-summary')).toBeVisible();
+  await page.screenshot({ path: testInfo.outputPath('1-ready.png'), fullPage: true });
+
+  // Train: the heatmap appears after the first routing window, and changes in a later one.
+  await page.getByTestId('start-run').click();
+  await expect(page.getByTestId('routing-step')).toBeVisible();
+  const cell = page.getByTestId('cell-0-0-0');
+  await expect(cell).toBeVisible();
+  const first = await cell.getAttribute('data-value');
+  const firstStep = await numberAttr(page, 'routing-step');
+  await expect.poll(async () => (await numberAttr(page, 'routing-step')) > firstStep && (await cell.getAttribute('data-value')) !== first, { timeout: 120_000 }).toBe(true);
+  console.log(`[e2e] heatmap cell 0-0-0 (world knowledge, layer 0, expert 0): ${first} at step ${firstStep}, then ${await cell.getAttribute('data-value')}`);
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
+  await expect(page.getByTestId('run-step')).toHaveAttribute('data-value', '8');
+  await expect(page.getByTestId('loss-charts')).toHaveAttribute('data-points', '8');
+  await expect(page.getByTestId('chart-ce')).toBeVisible();
+  await expect(page.getByTestId('group-share-chart')).toBeVisible();
+  await expect(page.getByTestId('checkpoint-info')).toHaveAttribute('data-step', '8');
+  // The estimate shown before the run equals the bytes the run allocated (weights + graph + optimizer).
+  expect(await numberAttr(page, 'memory-measured')).toBe(await numberAttr(page, 'mem-total'));
+  await page.screenshot({ path: testInfo.outputPath('2-trained.png'), fullPage: true });
+
+  // Knowledge probe on the demo's held-out questions, before and after.
+  await page.getByTestId('use-demo-probe').click();
+  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', /\d+/);
+  await page.getByTestId('probe-before').click();
+  await expect(page.getByTestId('probe-accuracy-before')).not.toHaveText('not run');
+  await page.getByTestId('probe-after').click();
+  await expect(page.getByTestId('probe-accuracy-after')).not.toHaveText('not run');
+  await expect(page.getByTestId('probe-table')).toBeVisible();
+  console.log(`[e2e] probe: before ${await page.getByTestId('probe-accuracy-before').textContent()}, after ${await page.getByTestId('probe-accuracy-after').textContent()}`);
+  await page.getByTestId('probe-panel').screenshot({ path: testInfo.outputPath('3-probe.png') });
+
+  // Chat: streamed tokens, each coloured by its dominant expert group, with per-layer detail.
+  await page.getByTestId('chat-prompt').fill('what is the capital of france ?');
+  await page.getByTestId('chat-send').click();
+  await expect(page.getByTestId('chat-status')).toHaveAttribute('data-finish', /stop|length|capacity/);
+  await expect(page.getByTestId('chat-token-0')).toHaveAttribute('data-group', /^\d+$/);
+  await page.getByTestId('chat-token-0').hover();
+  await expect(page.getByTestId('chat-token-layers')).toBeVisible();
+  await expect(page.getByTestId('chat-token-layers')).toContainText('gate_proj');
+  await page.getByTestId('chat-panel').screenshot({ path: testInfo.outputPath('4-chat.png') });
+  // Adapter off: the frozen backbone answers, without routing.
+  await page.getByTestId('chat-adapter').uncheck();
+  await page.getByTestId('chat-send').click();
+  await expect(page.getByTestId('chat-status')).toContainText('frozen backbone');
+  await expect(page.getByTestId('chat-token-0')).toHaveAttribute('data-group', 'none');
+
+  // The adapter as a zip in the official layout.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter').click()]);
+  const zipPath = testInfo.outputPath(download.suggestedFilename());
+  await download.saveAs(zipPath);
+  expect(download.suggestedFilename()).toMatch(/^loramoe-adapter-step8\.zip$/);
+  const files = unzipSync(new Uint8Array(await readFile(zipPath)));
+  expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+  const st = files['adapter_model.safetensors'];
+  const headerLength = Number(new DataView(st.buffer, st.byteOffset, st.byteLength).getBigUint64(0, true));
+  expect(headerLength).toBeGreaterThan(0);
+  expect(8 + headerLength).toBeLessThan(st.byteLength);
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + headerLength))) as Record<string, { dtype: string; shape: number[] }>;
+  const prefix = 'base_model.model.model.layers.0.mlp.gate_proj';
+  expect(header[`${prefix}.lora_route.weight`].shape).toEqual([8, 96]);
+  expect(header[`${prefix}.lora_A0.weight`].shape).toEqual([4, 96]);
+  expect(header[`${prefix}.lora_B7.weight`].shape).toEqual([256, 4]);
+  expect(header['base_model.model.model.layers.2.mlp.down_proj.lora_A7.weight'].dtype).toBe('F32');
+  const cfg = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<string, unknown>;
+  expect(cfg).toMatchObject({ r: 4, lora_alpha: 32, lora_nums: 8, blc_alpha: 0.1, blc_weight: 0.1, peft_type: 'LORA', target_modules: ['gate_proj', 'up_proj', 'down_proj'] });
+
+  // Import it back: the model now carries the imported adapter.
+  await page.getByTestId('adapter-drop-input').setInputFiles(zipPath);
+  await expect(page.getByTestId('adapter-state')).toHaveAttribute('data-origin', 'imported');
+  await expect(page.getByTestId('continue-adapter')).toBeChecked();
+  await page.screenshot({ path: testInfo.outputPath('5-imported.png'), fullPage: true });
+  // ... and training continues from it.
+  await page.getByTestId('setting-steps').fill('2');
+  await page.getByTestId('start-run').click();
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done');
+  await expect(page.getByTestId('adapter-state')).toHaveAttribute('data-origin', 'trained');
+  await expect(page.getByTestId('loss-charts')).toHaveAttribute('data-points', '2');
+
+  const outside = requests.filter((u) => !LOCAL.test(u));
+  expect(outside, 'requests that left the local server').toEqual([]);
+});
+
+test('a reload in the middle of a run keeps the dataset and resumes from the checkpoint', async ({ page, context }, testInfo) => {
+  const requests = recordRequests(context);
+  await openApp(page, '?batch=2&steps=40&ckpt=3&routing=3&lr=0.002');
+  await loadDemoAndData(page, testInfo);
+  await page.getByTestId('start-run').click();
+  await expect.poll(async () => Number((await page.getByTestId('checkpoint-info').getAttribute('data-step').catch(() => null)) ?? 0), { timeout: 120_000 }).toBeGreaterThanOrEqual(6);
+  // Reload mid-run (the metric series is saved with each checkpoint, so no wait is needed).
+  const before = await numberAttr(page, 'run-step');
+  expect(before).toBeLessThan(40);
+  await page.reload();
+  await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
+
+  // The dataset and the saved run are back.
+  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
+  await expect(page.getByTestId('resume-box')).toBeVisible();
+  const saved = Number((await page.getByTestId('resumable-step').textContent())!.replace(/\D+/g, ''));
+  expect(saved).toBeGreaterThanOrEqual(6);
+  expect(saved % 3).toBe(0);
+  await page.screenshot({ path: testInfo.outputPath('reload-1-resumable.png'), fullPage: true });
+
+  // Resume: the backbone is loaded again on its own, and steps continue from the checkpoint.
+  await page.getByTestId('resume-checkpoint').click();
+  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', /running|done/);
+  await expect.poll(() => numberAttr(page, 'run-step'), { timeout: 60_000 }).toBeGreaterThanOrEqual(saved + 3);
+  await page.getByTestId('stop-run').click();
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'stopped');
+
+  // The metric series runs 1, 2, 3, ... without a gap or a repeated step across the reload.
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-metrics-json').click()]);
+  const body = JSON.parse(await readFile((await dl.path())!, 'utf8')) as { metrics: { step: number }[]; totalSteps: number };
+  const steps = body.metrics.map((m) => m.step);
+  expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i + 1));
+  expect(steps.length).toBeGreaterThanOrEqual(saved + 3);
+  expect(body.totalSteps).toBe(40);
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-metrics-csv').click()]);
+  const rows = (await readFile((await csv.path())!, 'utf8')).trim().split('\n');
+  expect(rows[0]).toBe('step,ce,lbc,loss,gradNorm,lr,tokens,tokensPerSecond,skipped,epoch');
+  expect(rows.length).toBe(steps.length + 1);
+  console.log(`[e2e] reloaded at step ${before}, resumed from checkpoint ${saved}, stopped at ${steps[steps.length - 1]}`);
+  await page.screenshot({ path: testInfo.outputPath('reload-2-resumed.png'), fullPage: true });
+  expect(requests.filter((u) => !LOCAL.test(u))).toEqual([]);
+});
+
+test('a Hugging Face model is downloaded only on request, cached, loaded again from the cache, and deleted; a local folder loads too', async ({ page, context }, testInfo) => {
+  const repo = 'test-org/tiny-llama';
+  const tiny = tinyHfFiles({ dtype: 'BF16', shards: 2 });
+  const hubHits: string[] = [];
+  await context.route('https://huggingface.co/**', async (route) => {
+    const url = route.request().url();
+    hubHits.push(url);
+    if (url === `https://huggingface.co/api/models/${repo}`) {
+      await route.fulfill({ json: { id: repo, siblings: [...tiny.files.keys(), 'README.md'].map((rfilename) => ({ rfilename })) }, headers: { 'access-control-allow-origin': '*' } });
+      return;
+    }
+    const prefix = `https://huggingface.co/${repo}/resolve/main/`;
+    const body = url.startsWith(prefix) ? tiny.files.get(decodeURIComponent(url.slice(prefix.length))) : undefined;
+    if (!body) await route.fulfill({ status: 404, body: 'Entry not found', headers: { 'access-control-allow-origin': '*' } });
+    else await route.fulfill({ status: 200, body: Buffer.from(body), headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*' } });
+  });
+  const requests = recordRequests(context);
+  await openApp(page);
+  await page.getByTestId('source-hub').click();
+  await page.getByTestId('hub-repo').fill(repo);
+  await page.waitForTimeout(300);
+  expect(hubHits, 'no Hub request before the user asks').toEqual([]);
+
+  // Check: only config.json, for the parameter count and the estimate.
+  await page.getByTestId('hub-inspect').click();
+  await expect(page.getByTestId('param-count')).toHaveAttribute('data-value', String(parameterCount(tiny.config)));
+  expect(hubHits).toEqual([`https://huggingface.co/${repo}/resolve/main/config.json`]);
+
+  // Download and load: every file once (config.json from the cache).
+  await page.getByTestId('hub-download').click();
+  await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', repo);
+  const files = hubHits.filter((u) => u.includes('/resolve/')).map((u) => u.split('/resolve/main/')[1]);
+  expect(files.sort()).toEqual([...tiny.files.keys()].sort());
+  await expect(page.locator(`[data-testid=hub-cache-entry][data-repo="${repo}"]`)).toBeVisible();
+  await page.getByTestId('backbone-panel').screenshot({ path: testInfo.outputPath('hub-1-loaded.png') });
+
+  // The next visit loads from the cache without a single request to the Hub.
+  const hitsBefore = hubHits.length;
+  await page.reload();
+  await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
+  await page.getByTestId('source-hub').click();
+  await expect(page.getByTestId('hub-repo')).toHaveValue(repo);
+  await expect(page.getByTestId('hub-download')).toHaveText('Load from cache');
+  await page.getByTestId('hub-download').click();
+  await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', repo);
+  expect(hubHits.length).toBe(hitsBefore);
+
+  // Deleting the cache empties the list.
+  await page.locator(`[data-testid=hub-cache-entry][data-repo="${repo}"] [data-testid=hub-cache-delete]`).click();
+  await expect(page.getByTestId('hub-cache-entry')).toHaveCount(0);
+  await expect(page.getByTestId('hub-download')).toHaveText('Download and load');
+
+  // A local folder, picked with the folder picker, loads through the same checks.
+  const dir = testInfo.outputPath('local-model');
+  await mkdir(dir, { recursive: true });
+  for (const [name, bytes] of tinyHfFiles().files) await writeFile(join(dir, name), bytes);
+  await page.getByTestId('source-local').click();
+  await page.getByTestId('model-drop-input').setInputFiles(dir);
+  await expect(page.getByTestId('local-files')).toContainText('4 files');
+  await page.getByTestId('load-local').click();
+  await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', 'local-model');
+
+  const outside = requests.filter((u) => !LOCAL.test(u));
+  expect(outside.every((u) => u.startsWith('https://huggingface.co/')), `only the Hub, on request: ${outside.join(', ')}`).toBe(true);
+  expect(outside.length).toBe(hubHits.length);
+});
+
+test('settings live in the URL: invalid values are reported and replaced, changes are written back', async ({ page }) => {
+  await openApp(page, '?lr=abc&experts=999&batch=3&seed=7');
+  const errors = page.getByTestId('url-error');
+  await expect(errors).toHaveCount(2);
+  await expect(page.locator('[data-testid=url-error][data-param=lr]')).toContainText('not a number');
+  await expect(page.locator('[data-testid=url-error][data-param=experts]')).toContainText('out of range');
+  await expect(page.getByTestId('setting-lr')).toHaveValue('0.0002');
+  await expect(page.getByTestId('setting-experts')).toHaveValue('8');
+  await expect(page.getByTestId('setting-batch')).toHaveValue('3');
+  expect(new URL(page.url()).searchParams.get('lr')).toBe('0.0002');
+  expect(new URL(page.url()).searchParams.get('seed')).toBe('7');
+
+  await page.getByTestId('setting-rank').fill('16');
+  await expect.poll(() => new URL(page.url()).searchParams.get('rank')).toBe('16');
+  await page.getByTestId('setting-dropout').fill('1.5');
+  await expect(page.getByTestId('setting-dropout-error')).toContainText('out of range');
+  expect(new URL(page.url()).searchParams.get('dropout')).toBe('0.05');
+  await page.getByTestId('mode-lora').click();
+  await expect.poll(() => new URL(page.url()).searchParams.get('mode')).toBe('lora');
+
+  // The link reproduces the settings in a fresh page.
+  const link = page.url();
+  const other = await page.context().newPage();
+  await other.goto(link);
+  await expect(other.getByTestId('setting-rank')).toHaveValue('16');
+  await expect(other.getByTestId('mode-lora')).toHaveAttribute('aria-checked', 'true');
+  await expect(other.getByTestId('url-errors')).toHaveCount(0);
+});

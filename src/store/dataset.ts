@@ -1,0 +1,16 @@
+/** Datasets as the worker parsed them (training data and probe questions), and the token-length summary. */
+import { create } from 'zustand';
+import type { DatasetSummary } from '../data/summary';
+import type { DatasetInfo, DatasetRole } from '../worker/protocol';
+
+export interface DatasetState {
+  train: DatasetInfo | null;
+  probe: DatasetInfo | null;
+  summary: DatasetSummary | null;
+  loading: Partial<Record<DatasetRole, string>>;
+  errors: Partial<Record<DatasetRole, string>>;
+  /** Datasets restored from browser storage at startup. */
+  restored: DatasetRole[];
+}
+
+export const useDatasetStore = create<DatasetState>(() => ({ train: null, probe: null, summary: null, loading: {}, errors: {}, restored: [] }));

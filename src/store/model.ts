@@ -1,0 +1,56 @@
+/** The backbone: what the user picked, what its config says before loading, and what the worker loaded. */
+import { create } from 'zustand';
+import type { CachedRepo } from '../io/hub';
+import type { ModelConfig } from '../model/config';
+import type { BackboneInfo, BackboneRef, MeasuredMemory } from '../worker/protocol';
+
+export type SourceKind = 'demo' | 'hub' | 'local';
+
+export interface BackbonePreview {
+  ref: BackboneRef;
+  config: ModelConfig | null;
+  /** Why config.json could not be read or parsed. */
+  error: string | null;
+  /** Bytes of the weight files when known (local files, cache). */
+  weightFileBytes: number | null;
+  /** Files found (local folders). */
+  files: string[];
+}
+
+export interface LoadProgress {
+  phase: 'download' | 'load';
+  file: string;
+  /** Bytes of the current file, and its size when known (0: unknown). */
+  fileLoaded: number;
+  fileTotal: number;
+  filesDone: number;
+  filesTotal: number;
+  loaded: number;
+  fromCache: boolean;
+}
+
+export interface ModelState {
+  source: SourceKind;
+  preview: BackbonePreview | null;
+  status: 'idle' | 'inspecting' | 'downloading' | 'loading' | 'ready' | 'error';
+  progress: LoadProgress | null;
+  info: BackboneInfo | null;
+  /** Bytes on the GPU as the worker measured them (weights; graph and optimizer once a run starts). */
+  memory: MeasuredMemory | null;
+  error: string | null;
+  hubCache: CachedRepo[];
+  /** Cache problems worth telling (a file downloaded but not cached). */
+  cacheNotes: string[];
+}
+
+export const useModelStore = create<ModelState>(() => ({
+  source: 'demo',
+  preview: null,
+  status: 'idle',
+  progress: null,
+  info: null,
+  memory: null,
+  error: null,
+  hubCache: [],
+  cacheNotes: [],
+}));

@@ -1,0 +1,74 @@
+/**
+ * The training run: status, metric series, routing summaries, checkpoints and the adapter the model
+ * carries. Written only by the worker client (src/worker/client.ts); components read it.
+ */
+import { create } from 'zustand';
+import type { CheckpointPointer } from '../io/persist';
+import type { RoutingSummary } from '../train/routing';
+import type { StepMetrics } from '../train/trainer';
+import type { RunMeta } from '../worker/checkpoint';
+import type { AdapterState, DisplayGroup, MeasuredMemory, RunStatus } from '../worker/protocol';
+
+export interface RunState {
+  runId: string | null;
+  status: RunStatus;
+  step: number;
+  totalSteps: number;
+  /** Step the current session of the run started from (0, or a checkpoint's step). */
+  startStep: number;
+  metrics: StepMetrics[];
+  routing: RoutingSummary | null;
+  routingStep: number;
+  groups: DisplayGroup[];
+  typeNames: string[];
+  seqLen: number;
+  memory: MeasuredMemory | null;
+  checkpoint: { step: number; savedAt: number; bytes: number } | null;
+  /** A checkpoint stored by an earlier visit that this session can continue. */
+  resumable: CheckpointPointer<RunMeta> | null;
+  message: string | null;
+  storageError: string | null;
+  adapter: AdapterState;
+  busy: null | 'starting' | 'restoring' | 'exporting' | 'importing';
+  /** performance.now() when the run (or its resumption) started, for the ETA. */
+  startedAt: number;
+}
+
+export const useRunStore = create<RunState>(() => ({
+  runId: null,
+  status: 'idle',
+  step: 0,
+  totalSteps: 0,
+  startStep: 0,
+  metrics: [],
+  routing: null,
+  routingStep: 0,
+  groups: [],
+  typeNames: [],
+  seqLen: 0,
+  memory: null,
+  checkpoint: null,
+  resumable: null,
+  message: null,
+  storageError: null,
+  adapter: { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] },
+  busy: null,
+  startedAt: 0,
+}));
+
+/** Seconds per step over the last few steps (from tokens and throughput). */
+export function secondsPerStep(metrics: readonly StepMetrics[], window = 10): number | null {
+  const recent = metrics.slice(-window).filter((m) => m.tokensPerSecond > 0);
+  if (recent.length === 0) return null;
+  return recent.reduce((s, m) => s + m.tokens / m.tokensPerSecond, 0) / recent.length;
+}
+
+/** A step is running or about to finish (running, pausing, stopping). */
+export function isTraining(status: RunStatus): boolean {
+  return status === 'running' || status === 'pausing' || status === 'stopping' || status === 'starting';
+}
+
+/** A run holds the model: training, or paused and resumable. Backbone and settings changes wait for it to stop. */
+export function holdsModel(status: RunStatus): boolean {
+  return isTraining(status) || status === 'paused';
+}

@@ -1,0 +1,16 @@
+/** View state: choices that change what is shown, not what is computed. */
+import { create } from 'zustand';
+import type { Projection } from '../loramoe/config';
+
+export interface ViewState {
+  projection: Projection;
+  useAdapterInChat: boolean;
+  continueAdapter: boolean;
+  chatPrompt: string;
+}
+
+export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?' }));
+
+export function setView(partial: Partial<ViewState>): void {
+  useViewStore.setState(partial);
+}

@@ -1,0 +1,51 @@
+import { useModelStore } from '../store/model';
+import { holdsModel, useRunStore } from '../store/run';
+import { exportAdapter, exportMetrics, importAdapter } from '../worker/client';
+import { DropZone } from './DropZone';
+
+/** The adapter as files (download a zip in the official layout, import a zip or folder) and the run's metrics. */
+export function AdapterPanel() {
+  const ready = useModelStore((s) => s.info !== null);
+  const { adapter, metrics, busy, status } = useRunStore();
+  const running = holdsModel(status);
+  const cfg = adapter.cfg;
+  return (
+    <section className="panel" data-testid="adapter-panel">
+      <h2>Adapter and results</h2>
+      <p data-testid="adapter-state" data-origin={adapter.origin}>
+        {adapter.origin === 'none' ? (
+          <span className="muted">No adapter: the model is the frozen backbone.</span>
+        ) : (
+          <>
+            <strong>{adapter.origin === 'imported' ? 'Imported' : 'Trained'}</strong> {cfg?.mode}
+            {cfg && cfg.mode !== 'full' && (
+              <span className="muted">
+                {' '}
+                · {cfg.mode === 'loramoe' ? `${cfg.numExperts} experts, ` : ''}rank {cfg.rank}, alpha {cfg.alpha}, on {cfg.targets.join(', ')}
+              </span>
+            )}{' '}
+            <span className="muted">({adapter.label})</span>
+          </>
+        )}
+      </p>
+      <div className="buttons">
+        <button type="button" className="primary" data-testid="download-adapter" disabled={!ready || adapter.origin === 'none' || busy !== null} onClick={() => void exportAdapter()}>
+          {busy === 'exporting' ? 'Packing…' : cfg?.mode === 'full' ? 'Download the model (zip)' : 'Download adapter (zip)'}
+        </button>
+        <button type="button" data-testid="export-metrics-csv" disabled={metrics.length === 0} onClick={() => exportMetrics('csv')}>
+          Metrics CSV
+        </button>
+        <button type="button" data-testid="export-metrics-json" disabled={metrics.length === 0} onClick={() => exportMetrics('json')}>
+          Metrics JSON
+        </button>
+      </div>
+      <DropZone testid="adapter-drop" accept=".zip,.json,.safetensors" multiple disabled={!ready || running || busy !== null} onFiles={(entries, name) => void importAdapter(entries, name)}>
+        <strong>Import an adapter</strong>: drop a zip or a folder with adapter_config.json and adapter_model.safetensors, or click to pick files
+      </DropZone>
+      <p className="small muted">
+        The zip holds <code>adapter_model.safetensors</code> with the official LoRAMoE tensor names (<code>…mlp.gate_proj.lora_A0.weight</code>, <code>lora_route</code>) and{' '}
+        <code>adapter_config.json</code> (PEFT's fields plus <code>lora_nums</code>, <code>blc_alpha</code>, <code>blc_weight</code>).
+      </p>
+    </section>
+  );
+}

@@ -1,0 +1,85 @@
+import { useMemo } from 'react';
+import { useChatStore } from '../store/chat';
+import { useModelStore } from '../store/model';
+import { useRunStore } from '../store/run';
+import { setView, useViewStore } from '../store/view';
+import { generate, stopGenerate } from '../worker/client';
+import { withColors } from './colors';
+import { SettingField } from './SettingField';
+import { ChatTranscript } from './views/ChatTranscript';
+
+/** Prompt in, tokens streamed out, each tinted by the expert group its router favoured. */
+export function ChatPanel() {
+  const ready = useModelStore((s) => s.info !== null);
+  const adapter = useRunStore((s) => s.adapter);
+  const { tokens, groups, running, finishReason, tokensPerSecond, error, answeredBy } = useChatStore();
+  const prompt = useViewStore((s) => s.chatPrompt);
+  const useAdapter = useViewStore((s) => s.useAdapterInChat);
+  const colored = useMemo(() => withColors(groups), [groups]);
+  const hasAdapter = adapter.origin !== 'none' && adapter.cfg !== null && adapter.cfg.mode !== 'full';
+  const submit = () => {
+    if (ready && !running) void generate(prompt, hasAdapter && useAdapter);
+  };
+  return (
+    <section className="panel" data-testid="chat-panel">
+      <h2>Chat</h2>
+      <form
+        className="chat-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          submit();
+        }}
+      >
+        <textarea
+          data-testid="chat-prompt"
+          rows={2}
+          value={prompt}
+          placeholder="Ask something the training data covers (the demo knows capitals, reverses words, sums numbers, judges reviews)"
+          onChange={(e) => setView({ chatPrompt: e.target.value })}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && !e.shiftKey) {
+              e.preventDefault();
+              submit();
+            }
+          }}
+        />
+        <div className="chat-controls">
+          <label className="check" title={hasAdapter ? '' : 'No adapter yet: the frozen backbone answers'}>
+            <input type="checkbox" data-testid="chat-adapter" checked={hasAdapter && useAdapter} disabled={!hasAdapter} onChange={(e) => setView({ useAdapterInChat: e.target.checked })} />
+            Adapter on
+          </label>
+          {running ? (
+            <button type="button" data-testid="chat-stop" onClick={stopGenerate}>
+              Stop
+            </button>
+          ) : (
+            <button type="submit" className="primary" data-testid="chat-send" disabled={!ready || prompt.trim() === ''}>
+              Generate
+            </button>
+          )}
+        </div>
+      </form>
+      <details className="group">
+        <summary>Sampling</summary>
+        <div className="fields">
+          <SettingField k="maxNewTokens" />
+          <SettingField k="temperature" />
+          <SettingField k="topK" />
+          <SettingField k="topP" />
+        </div>
+      </details>
+      {error && (
+        <p className="error-box" data-testid="chat-error">
+          {error}
+        </p>
+      )}
+      <ChatTranscript tokens={tokens} groups={colored} />
+      {(finishReason || running) && (
+        <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''}>
+          {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {tokens.length} tokens
+          {tokensPerSecond > 0 ? ` · ${tokensPerSecond.toFixed(1)} tokens/s` : ''} · {answeredBy}
+        </p>
+      )}
+    </section>
+  );
+}

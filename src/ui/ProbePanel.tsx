@@ -1,0 +1,63 @@
+import { useDatasetStore } from '../store/dataset';
+import { useModelStore } from '../store/model';
+import { useProbeStore } from '../store/probe';
+import { useRunStore } from '../store/run';
+import { loadDemoProbe, runProbe, uploadDataset } from '../worker/client';
+import { DropZone } from './DropZone';
+import { ProbeView } from './views/ProbeView';
+
+/** Closed-book questions held out of training: exact-match accuracy of the frozen backbone and of the trained model. */
+export function ProbePanel() {
+  const { before, after, running, error } = useProbeStore();
+  const probe = useDatasetStore((s) => s.probe);
+  const loading = useDatasetStore((s) => s.loading.probe);
+  const probeError = useDatasetStore((s) => s.errors.probe);
+  const ready = useModelStore((s) => s.info !== null);
+  const adapter = useRunStore((s) => s.adapter);
+  const can = ready && probe !== null && running === null;
+  return (
+    <section className="panel" data-testid="probe-panel">
+      <h2>Knowledge probe</h2>
+      <p className="small muted">
+        Does fine-tuning erase what the backbone knew? Greedy exact match on closed-book questions that are not in the training data, before training (the frozen
+        backbone) and after (with the adapter).
+      </p>
+      <div className="probe-source">
+        <button type="button" data-testid="use-demo-probe" disabled={loading !== undefined} onClick={() => void loadDemoProbe()}>
+          Use the demo probe
+        </button>
+        <DropZone
+          testid="probe-drop"
+          accept=".json,.jsonl,.ndjson,.csv,.tsv,.parquet"
+          disabled={loading !== undefined}
+          onFiles={(entries) => {
+            const e = entries[0];
+            void e.file.arrayBuffer().then((b) => uploadDataset('probe', e.path.split('/').pop() ?? e.path, b));
+          }}
+        >
+          or drop / pick a question file
+        </DropZone>
+      </div>
+      {probe && (
+        <p className="small" data-testid="probe-data" data-count={probe.counts.good}>
+          <strong>{probe.name}</strong>: {probe.counts.good} questions
+        </p>
+      )}
+      {probeError && <p className="error-box">{probeError}</p>}
+      <div className="buttons">
+        <button type="button" data-testid="probe-before" disabled={!can} onClick={() => void runProbe('before')}>
+          {running === 'before' ? 'Probing…' : 'Probe the frozen backbone'}
+        </button>
+        <button type="button" data-testid="probe-after" disabled={!can || adapter.origin === 'none'} onClick={() => void runProbe('after')} title={adapter.origin === 'none' ? 'Train or import an adapter first' : ''}>
+          {running === 'after' ? 'Probing…' : 'Probe the trained model'}
+        </button>
+      </div>
+      {error && (
+        <p className="error-box" data-testid="probe-error">
+          {error}
+        </p>
+      )}
+      <ProbeView before={before} after={after} />
+    </section>
+  );
+}

@@ -1,0 +1,84 @@
+import { useModelStore } from '../store/model';
+import { useRunStore } from '../store/run';
+import { useSettingsStore } from '../store/settings';
+import { dismissUrlErrors } from '../store/settings';
+import { SETTINGS } from '../store/settings-table';
+import { discardCheckpoint, resumeFromCheckpoint } from '../worker/client';
+import { formatBytes, formatTime } from './format';
+
+/** Run messages: a saved run to resume, errors, storage problems, checkpoints, and the memory the run really uses. */
+export function RunPanel() {
+  const { status, message, storageError, resumable, checkpoint, memory, seqLen, busy, runId } = useRunStore();
+  const urlErrors = useSettingsStore((s) => s.urlErrors);
+  const backbone = useModelStore((s) => s.info);
+  const nothing = !resumable && !message && !storageError && urlErrors.length === 0 && !memory && !checkpoint;
+  if (nothing) return null;
+  return (
+    <section className="panel run-panel" data-testid="run-panel">
+      {urlErrors.length > 0 && (
+        <div className="warn-box" data-testid="url-errors" role="alert">
+          <strong>Some settings in the link were invalid and were replaced by their defaults:</strong>
+          <ul>
+            {urlErrors.map((e) => (
+              <li key={e.key} data-testid="url-error" data-param={e.param}>
+                <code>
+                  {e.param}={e.raw}
+                </code>{' '}
+                ({SETTINGS[e.key].label}): {e.message}
+              </li>
+            ))}
+          </ul>
+          <button type="button" className="small" onClick={dismissUrlErrors}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      {resumable && (
+        <div className="resume-box" data-testid="resume-box">
+          <p>
+            A run saved in this browser can continue from <strong data-testid="resumable-step">step {resumable.step}</strong> of {resumable.totalSteps} (
+            {resumable.meta.backbone.kind === 'hub' ? resumable.meta.backbone.repo : resumable.meta.backbone.kind === 'local' ? resumable.meta.backbone.name : 'demo backbone'},{' '}
+            {resumable.meta.dataset.name}, saved {formatTime(resumable.savedAt)}).
+          </p>
+          <div className="buttons">
+            <button type="button" className="primary" data-testid="resume-checkpoint" disabled={busy !== null} onClick={() => void resumeFromCheckpoint()}>
+              {busy === 'restoring' ? 'Restoring…' : 'Resume this run'}
+            </button>
+            <button type="button" data-testid="discard-checkpoint" disabled={busy !== null} onClick={() => void discardCheckpoint()}>
+              Discard
+            </button>
+          </div>
+        </div>
+      )}
+      {message && (
+        <p className={status === 'error' ? 'error-box' : 'warn-box'} data-testid="run-message" role="alert">
+          {message}
+        </p>
+      )}
+      {storageError && (
+        <p className="error-box" data-testid="storage-error" role="alert">
+          {storageError}
+        </p>
+      )}
+      <div className="run-facts">
+        {runId && (
+          <span className="muted small">
+            {runId}
+            {seqLen ? ` · sequences padded to ${seqLen} tokens` : ''}
+          </span>
+        )}
+        {checkpoint && (
+          <span className="small" data-testid="checkpoint-info" data-step={checkpoint.step}>
+            ✓ checkpoint at step {checkpoint.step} ({formatBytes(checkpoint.bytes)}, {formatTime(checkpoint.savedAt)})
+          </span>
+        )}
+        {memory && backbone && memory.graph > 0 && (
+          <span className="small" data-testid="memory-measured" data-value={memory.weights + memory.graph + memory.optimizer}>
+            GPU memory in use: {formatBytes(memory.weights + memory.graph + memory.optimizer)} (weights {formatBytes(memory.weights)}, graph {formatBytes(memory.graph)}, optimizer{' '}
+            {formatBytes(memory.optimizer)})
+          </span>
+        )}
+      </div>
+    </section>
+  );
+}
