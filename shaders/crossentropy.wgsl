@@ -27,6 +27,12 @@
 // the way to bound it.
 //
 // WG (threads per workgroup) must be a power of two: the workgroup reductions halve it.
+//
+// ce_forward comes in two variants (src/engine/kernels/crossentropy.ts picks one from V, see
+// chooseCeForwardVariant): ce_forward runs a workgroup per row with a tree reduction (long rows,
+// large vocabularies); ce_forward_rows runs an invocation per row with two serial passes (max,
+// then sum of exp), no workgroup memory and no barriers (small vocabularies: on software adapters
+// the 256-thread workgroup's barriers cost ~0.7 ms per row, far more than the row's arithmetic).
 
 override WG: u32 = 256;
 
@@ -108,6 +114,31 @@ fn ce_forward(
     if (isCounted(label, V)) { loss = l - logits[base + u32(label)]; }
     rowLoss[g] = loss;
   }
+}
+
+// One invocation per row (invocation index = (wid.x + wid.y * nwg.x) * WG + lid): the max of the
+// row, then the sum of exp(x - max), both read straight from logits. Same outputs as ce_forward.
+@compute @workgroup_size(WG)
+fn ce_forward_rows(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (row >= dims.rows) { return; }
+  let V = dims.V;
+  let base = row * V;
+  var mx = LOWEST;
+  for (var v = 0u; v < V; v++) { mx = max(mx, logits[base + v]); }
+  var s = 0.0;
+  for (var v = 0u; v < V; v++) { s += exp(logits[base + v] - mx); }
+  let g = dims.rowOffset + row;
+  let l = mx + log(s);
+  lse[g] = l;
+  let label = labels[g];
+  var loss = 0.0;
+  if (isCounted(label, V)) { loss = l - logits[base + u32(label)]; }
+  rowLoss[g] = loss;
 }
 
 // One workgroup over all M rows: stats = [sum rowLoss / count, count, invalid, 0]. count = 0 (every

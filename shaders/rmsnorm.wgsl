@@ -14,12 +14,19 @@
 //   dx[m, c] = rstd[m] * (g[m, c] - xhat[m, c] * mean_c'(g[m, c'] * xhat[m, c']))
 //   dw[c]   += sum_m dy[m, c] * xhat[m, c]
 //
-// forward and backward_input run a workgroup per row: the row's C values are strided over the WG
-// invocations, each keeps a partial sum, and a tree reduction in workgroup memory combines them
-// (WG must be a power of two). backward_weight runs an invocation per column looping over the M
-// rows, so each invocation owns its dw[c] and no atomics are needed. Rows past 65535 workgroups fold
-// into y (row = wid.x + wid.y * nwg.x); the early return on that row is uniform per workgroup, so
-// the barriers after it stay in uniform control flow.
+// forward and backward_input come in two variants (src/engine/kernels/rmsnorm.ts picks one per op
+// from C, see chooseRmsnormVariant):
+//   workgroup  forward, backward_input: a workgroup per row. The row's C values are strided over
+//              the WG invocations, each keeps a partial sum, and a tree reduction in workgroup
+//              memory combines them (WG must be a power of two). Rows past 65535 workgroups fold
+//              into y (row = wid.x + wid.y * nwg.x); the early return on that row is uniform per
+//              workgroup, so the barriers after it stay in uniform control flow.
+//   rows       forward_rows, backward_input_rows: an invocation per row, looping over its C values:
+//              no workgroup memory, no barriers (on software adapters each barrier is a context
+//              switch per 4-lane subgroup, which made a 64-thread workgroup per row cost ~60 us
+//              whatever C). Invocation index = (wid.x + wid.y * nwg.x) * WG + lid.
+// backward_weight runs an invocation per column looping over the M rows, so each invocation owns
+// its dw[c] and no atomics are needed.
 
 struct Dims {
   M: u32,
@@ -105,4 +112,40 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     acc += dy[m * dims.C + c] * (x[m * dims.C + c] * rstd[m]);
   }
   dw[c] += acc;
+}
+
+@compute @workgroup_size(WG)
+fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid3.x;
+  if (row >= dims.M) { return; }
+  let base = row * dims.C;
+  var ss = 0.0;
+  for (var c = 0u; c < dims.C; c++) {
+    let v = x[base + c];
+    ss += v * v;
+  }
+  let r = inverseSqrt(ss / f32(dims.C) + dims.eps);
+  for (var c = 0u; c < dims.C; c++) {
+    y[base + c] = w[c] * (x[base + c] * r);
+  }
+  rstd_out[row] = r;
+}
+
+@compute @workgroup_size(WG)
+fn backward_input_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid3.x;
+  if (row >= dims.M) { return; }
+  let base = row * dims.C;
+  let r = rstd[row];
+  var acc = 0.0;
+  for (var c = 0u; c < dims.C; c++) {
+    acc += w[c] * dy[base + c] * (x[base + c] * r);
+  }
+  let meanGX = acc / f32(dims.C);
+  for (var c = 0u; c < dims.C; c++) {
+    let xhat = x[base + c] * r;
+    dx[base + c] = r * (w[c] * dy[base + c] - xhat * meanGX);
+  }
 }

@@ -13,7 +13,10 @@ import {
   attentionBackwardOps,
   attentionBackwardQueryOp,
   attentionForwardOp,
+  attentionRowsFit,
+  chooseAttentionVariant,
   type AttentionDims,
+  type AttentionVariant,
 } from './attention';
 
 interface Shape {
@@ -25,14 +28,25 @@ interface Shape {
 }
 
 // Grouped heads, one key/value head, H = KVH with a ragged D, T past the workgroup size (64: key
-// strides and backward chunks wrap), D past the workgroup size (the d stride wraps).
+// strides and backward chunks wrap, and the rows kernels' invocations span two workgroups), D past
+// the workgroup size (the d stride wraps), the demo model's head (D = 24, 4 heads on 2), heads
+// that span two and all four of the rows kernels' register chunks of 32 values (36, 100; D = 128
+// is left out: it only compiles longer). Shapes with D % 4 == 0 run both variants; the others
+// only the workgroup one.
 const SHAPES: Shape[] = [
   { B: 2, T: 5, H: 4, KVH: 2, D: 8 },
   { B: 1, T: 13, H: 3, KVH: 1, D: 16 },
   { B: 2, T: 7, H: 2, KVH: 2, D: 5 },
   { B: 1, T: 70, H: 2, KVH: 1, D: 4 },
   { B: 1, T: 3, H: 2, KVH: 2, D: 70 },
+  { B: 2, T: 20, H: 4, KVH: 2, D: 24 },
+  { B: 1, T: 6, H: 2, KVH: 1, D: 36 },
+  { B: 1, T: 5, H: 2, KVH: 2, D: 100 },
 ];
+
+function variantsFor(s: Shape): AttentionVariant[] {
+  return attentionRowsFit(s.D) ? ['workgroup', 'rows'] : ['workgroup'];
+}
 
 const u = F32_EPS;
 
@@ -110,7 +124,7 @@ function label(s: Shape): string {
   return `B=${s.B} T=${s.T} H=${s.H} KVH=${s.KVH} D=${s.D}`;
 }
 
-async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims) {
+async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims, variant?: AttentionVariant) {
   const nq = dims.B * dims.Tq * dims.H * dims.D;
   const tq = createTensor(ctx, 'Q', [q.length], 'f32', q);
   const tk = createTensor(ctx, 'K', [k.length], 'f32', k);
@@ -118,7 +132,7 @@ async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: 
   // NaN-filled outputs: every value must be overwritten.
   const to = createTensor(ctx, 'O', [nq], 'f32', nanArray(nq));
   const tl = createTensor(ctx, 'L', [dims.B * dims.H * dims.Tq], 'f32', nanArray(dims.B * dims.H * dims.Tq));
-  await withValidation(ctx, () => runOps(ctx, [attentionForwardOp(ctx, { q: tq, k: tk, v: tv, o: to, l: tl, dims })]));
+  await withValidation(ctx, () => runOps(ctx, [attentionForwardOp(ctx, { q: tq, k: tk, v: tv, o: to, l: tl, dims, variant })]));
   const out = { o: await readTensor(ctx, to), l: await readTensor(ctx, tl) };
   for (const t of [tq, tk, tv, to, tl]) t.destroy();
   return out;
@@ -126,66 +140,73 @@ async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: 
 
 describe('attention forward kernel vs reference', () => {
   for (const s of SHAPES) {
-    it(label(s), async () => {
+    it(`${label(s)} (${variantsFor(s).join(', ')}; auto picks ${chooseAttentionVariant(dimsOf(s))})`, async () => {
+      expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? 'rows' : 'workgroup');
       const ctx = await testGpu();
       const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D);
       const q = rng.f32Array(s.B * s.T * s.H * s.D);
       const k = rng.f32Array(s.B * s.T * s.KVH * s.D);
       const v = rng.f32Array(s.B * s.T * s.KVH * s.D);
       const dims = dimsOf(s);
-      const got = await gpuForward(ctx, q, k, v, dims);
       const want = attentionForward(q, k, v, dims);
-      expectClose(`attention O ${label(s)}`, got.o, want.o, { abs: tolO(s, s.T) });
-      expectClose(`attention L ${label(s)}`, got.l, want.l, { abs: tolL(s, s.T) });
+      for (const variant of variantsFor(s)) {
+        const got = await gpuForward(ctx, q, k, v, dims, variant);
+        expectClose(`attention ${variant} O ${label(s)}`, got.o, want.o, { abs: tolO(s, s.T) });
+        expectClose(`attention ${variant} L ${label(s)}`, got.l, want.l, { abs: tolL(s, s.T) });
+      }
     });
   }
 
-  it('decode steps (Tq=1 and Tq=3, pos0>0, cache capacity Tk > pos0+Tq) match the full forward', async () => {
-    const ctx = await testGpu();
-    const s: Shape = { B: 2, T: 9, H: 4, KVH: 2, D: 8 };
-    const Tk = 12; // cache capacity; rows T.. are NaN and must never be read
-    const rng = new Rng(99);
-    const q = rng.f32Array(s.B * s.T * s.H * s.D);
-    const k = rng.f32Array(s.B * s.T * s.KVH * s.D);
-    const v = rng.f32Array(s.B * s.T * s.KVH * s.D);
-    const row = s.KVH * s.D;
-    const kc = nanArray(s.B * Tk * row);
-    const vc = nanArray(s.B * Tk * row);
-    for (let b = 0; b < s.B; b++) {
-      kc.set(k.subarray(b * s.T * row, (b + 1) * s.T * row), b * Tk * row);
-      vc.set(v.subarray(b * s.T * row, (b + 1) * s.T * row), b * Tk * row);
-    }
-    const full = await gpuForward(ctx, q, k, v, dimsOf(s));
-    const qrow = s.H * s.D;
-    for (const Tq of [1, 3]) {
-      const pos0 = s.T - Tq;
-      // Queries at positions pos0 .. T-1 of each sequence.
-      const qs = new Float32Array(s.B * Tq * qrow);
-      for (let b = 0; b < s.B; b++) qs.set(q.subarray((b * s.T + pos0) * qrow, (b * s.T + s.T) * qrow), b * Tq * qrow);
-      const dims: AttentionDims = { B: s.B, Tq, Tk, pos0, H: s.H, KVH: s.KVH, D: s.D };
-      const step = await gpuForward(ctx, qs, kc, vc, dims);
-      const want = attentionForward(qs, kc, vc, dims);
-      expectClose(`decode O Tq=${Tq} pos0=${pos0}`, step.o, want.o, { abs: tolO(s, s.T) });
-      expectClose(`decode L Tq=${Tq} pos0=${pos0}`, step.l, want.l, { abs: tolL(s, s.T) });
-      // Same keys, same thread assignment, same reduction order: bit-identical to the full forward.
-      const lastO = new Float32Array(s.B * Tq * qrow);
-      const lastL = new Float32Array(s.B * s.H * Tq);
+  // Capacity 12 picks the rows variant, 300 the workgroup one (with a 512-key workgroup row).
+  for (const [Tk, variant] of [[12, 'rows'], [12, 'workgroup'], [300, 'auto']] as const) {
+    it(`decode steps (Tq=1 and Tq=3, pos0>0, cache capacity Tk=${Tk} > pos0+Tq) match the full forward, ${variant}`, async () => {
+      const ctx = await testGpu();
+      const s: Shape = { B: 2, T: 9, H: 4, KVH: 2, D: 8 };
+      // Tk: cache capacity; rows T.. are NaN and must never be read
+      const rng = new Rng(99);
+      const q = rng.f32Array(s.B * s.T * s.H * s.D);
+      const k = rng.f32Array(s.B * s.T * s.KVH * s.D);
+      const v = rng.f32Array(s.B * s.T * s.KVH * s.D);
+      const row = s.KVH * s.D;
+      const kc = nanArray(s.B * Tk * row);
+      const vc = nanArray(s.B * Tk * row);
       for (let b = 0; b < s.B; b++) {
-        lastO.set(full.o.subarray((b * s.T + pos0) * qrow, (b * s.T + s.T) * qrow), b * Tq * qrow);
-        for (let h = 0; h < s.H; h++) {
-          const from = (b * s.H + h) * s.T + pos0;
-          lastL.set(full.l.subarray(from, from + Tq), (b * s.H + h) * Tq);
-        }
+        kc.set(k.subarray(b * s.T * row, (b + 1) * s.T * row), b * Tk * row);
+        vc.set(v.subarray(b * s.T * row, (b + 1) * s.T * row), b * Tk * row);
       }
-      expect(Array.from(step.o)).toEqual(Array.from(lastO));
-      expect(Array.from(step.l)).toEqual(Array.from(lastL));
-    }
-  });
+      const full = await gpuForward(ctx, q, k, v, dimsOf(s), variant === 'auto' ? 'workgroup' : variant);
+      const qrow = s.H * s.D;
+      for (const Tq of [1, 3]) {
+        const pos0 = s.T - Tq;
+        // Queries at positions pos0 .. T-1 of each sequence.
+        const qs = new Float32Array(s.B * Tq * qrow);
+        for (let b = 0; b < s.B; b++) qs.set(q.subarray((b * s.T + pos0) * qrow, (b * s.T + s.T) * qrow), b * Tq * qrow);
+        const dims: AttentionDims = { B: s.B, Tq, Tk, pos0, H: s.H, KVH: s.KVH, D: s.D };
+        if (variant === 'auto') expect(chooseAttentionVariant(dims)).toBe('workgroup');
+        const step = await gpuForward(ctx, qs, kc, vc, dims, variant);
+        const want = attentionForward(qs, kc, vc, dims);
+        expectClose(`decode O Tq=${Tq} pos0=${pos0}`, step.o, want.o, { abs: tolO(s, s.T) });
+        expectClose(`decode L Tq=${Tq} pos0=${pos0}`, step.l, want.l, { abs: tolL(s, s.T) });
+        // Same keys, same thread assignment, same reduction order: bit-identical to the full forward.
+        const lastO = new Float32Array(s.B * Tq * qrow);
+        const lastL = new Float32Array(s.B * s.H * Tq);
+        for (let b = 0; b < s.B; b++) {
+          lastO.set(full.o.subarray((b * s.T + pos0) * qrow, (b * s.T + s.T) * qrow), b * Tq * qrow);
+          for (let h = 0; h < s.H; h++) {
+            const from = (b * s.H + h) * s.T + pos0;
+            lastL.set(full.l.subarray(from, from + Tq), (b * s.H + h) * Tq);
+          }
+        }
+        expect(Array.from(step.o)).toEqual(Array.from(lastO));
+        expect(Array.from(step.l)).toEqual(Array.from(lastL));
+      }
+    });
+  }
 });
 
 describe('attention backward kernels vs reference', () => {
   for (const s of SHAPES) {
-    it(label(s), async () => {
+    it(`${label(s)} (${variantsFor(s).join(', ')})`, async () => {
       const ctx = await testGpu();
       const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D + 7);
       const nq = s.B * s.T * s.H * s.D;
@@ -211,28 +232,30 @@ describe('attention backward kernels vs reference', () => {
             wantDlt[(b * s.H + h) * s.T + t] = acc;
           }
 
-      const t = {
-        q: createTensor(ctx, 'Q', [nq], 'f32', q),
-        k: createTensor(ctx, 'K', [nk], 'f32', k),
-        v: createTensor(ctx, 'V', [nk], 'f32', v),
-        o: createTensor(ctx, 'O', [nq], 'f32', o),
-        l: createTensor(ctx, 'L', [nrow], 'f32', l),
-        dO: createTensor(ctx, 'dO', [nq], 'f32', dO),
-        dlt: createTensor(ctx, 'Dlt', [nrow], 'f32', nanArray(nrow)),
-        dq: createTensor(ctx, 'dQ', [nq], 'f32', nanArray(nq)),
-        dk: createTensor(ctx, 'dK', [nk], 'f32', nanArray(nk)),
-        dv: createTensor(ctx, 'dV', [nk], 'f32', nanArray(nk)),
-      };
-      await withValidation(ctx, () => runOps(ctx, attentionBackwardOps(ctx, { ...t, dims })));
-      const [dlt, dq, dk, dv] = await Promise.all([readTensor(ctx, t.dlt), readTensor(ctx, t.dq), readTensor(ctx, t.dk), readTensor(ctx, t.dv)]);
+      for (const variant of variantsFor(s)) {
+        const t = {
+          q: createTensor(ctx, 'Q', [nq], 'f32', q),
+          k: createTensor(ctx, 'K', [nk], 'f32', k),
+          v: createTensor(ctx, 'V', [nk], 'f32', v),
+          o: createTensor(ctx, 'O', [nq], 'f32', o),
+          l: createTensor(ctx, 'L', [nrow], 'f32', l),
+          dO: createTensor(ctx, 'dO', [nq], 'f32', dO),
+          dlt: createTensor(ctx, 'Dlt', [nrow], 'f32', nanArray(nrow)),
+          dq: createTensor(ctx, 'dQ', [nq], 'f32', nanArray(nq)),
+          dk: createTensor(ctx, 'dK', [nk], 'f32', nanArray(nk)),
+          dv: createTensor(ctx, 'dV', [nk], 'f32', nanArray(nk)),
+        };
+        await withValidation(ctx, () => runOps(ctx, attentionBackwardOps(ctx, { ...t, dims, variant })));
+        const [dlt, dq, dk, dv] = await Promise.all([readTensor(ctx, t.dlt), readTensor(ctx, t.dq), readTensor(ctx, t.dk), readTensor(ctx, t.dv)]);
 
-      const G = s.H / s.KVH;
-      const psum = maxKeyColumnP(s, q, k, l);
-      expectClose(`attention Dlt ${label(s)}`, dlt, wantDlt, { abs: sumTolerance(s.D, s.D) });
-      expectClose(`attention dQ ${label(s)}`, dq, want.dq, { abs: tolGrad(s, 1, s.T, true) });
-      expectClose(`attention dK ${label(s)}`, dk, want.dk, { abs: tolGrad(s, psum, G * s.T, true) });
-      expectClose(`attention dV ${label(s)}`, dv, want.dv, { abs: tolGrad(s, psum, G * s.T, false) });
-      for (const x of Object.values(t)) x.destroy();
+        const G = s.H / s.KVH;
+        const psum = maxKeyColumnP(s, q, k, l);
+        expectClose(`attention Dlt ${label(s)}`, dlt, wantDlt, { abs: sumTolerance(s.D, s.D) });
+        expectClose(`attention ${variant} dQ ${label(s)}`, dq, want.dq, { abs: tolGrad(s, 1, s.T, true) });
+        expectClose(`attention ${variant} dK ${label(s)}`, dk, want.dk, { abs: tolGrad(s, psum, G * s.T, true) });
+        expectClose(`attention ${variant} dV ${label(s)}`, dv, want.dv, { abs: tolGrad(s, psum, G * s.T, false) });
+        for (const x of Object.values(t)) x.destroy();
+      }
     });
   }
 
@@ -302,5 +325,8 @@ describe('attention dispatcher errors', () => {
     expect(() => attentionBackwardQueryOp(ctx, { ...bw, dims: { ...dims, Tk: 6 } })).toThrow(/training shapes only/);
     expect(() => attentionBackwardKeyValueOp(ctx, { ...bw, dv: mk('dV11', 11), dims })).toThrow(/backward_keyvalue: dV dV11 has 11 values, needs 12/);
     expect(() => attentionBackwardDeltaOp(ctx, { dO: q, o, dlt: mk('dlt3', 3), dims })).toThrow(/Dlt dlt3 has 3 values, needs 8 \(\[B, H, Tq\] = \[1, 2, 4\]\)/);
+    // The rows variant needs D % 4 == 0 (here D = 3).
+    expect(() => attentionForwardOp(ctx, { q, k: kv, v: kv, o, l, dims, variant: 'rows' })).toThrow(/rows variant needs D % 4 == 0/);
+    expect(() => attentionBackwardQueryOp(ctx, { ...bw, dims, variant: 'rows' })).toThrow(/rows variant needs D % 4 == 0/);
   });
 });

@@ -7,6 +7,10 @@
  * Forward saves L (the row log-sum-exp) instead of the probabilities; the backward recomputes
  * P = exp(S - L). Backward order: delta (Dlt = dO · O), then query (dQ) and keyvalue (dK, dV), the
  * latter two independent of each other. All outputs are overwritten (activation gradients).
+ *
+ * Each of forward, query and keyvalue comes in two variants (entry points of the shader), chosen
+ * per op by chooseAttentionVariant from the shape; every dispatcher takes `variant` to force one
+ * (tests cover both paths).
  */
 import type { GpuContext } from '../gpu';
 import { createOp, grid1d, ceilDiv, type Op, type UniformField } from '../op';
@@ -20,10 +24,71 @@ const SHADER: ShaderSource = { name: 'attention', code };
 const WG = 64;
 
 /**
- * Longest causal row (pos0 + Tq keys) the forward accepts: its scores sit in workgroup memory,
- * MAX_KEYS * 4 = 8 KiB plus WG * 4 bytes of reduction scratch, inside WebGPU's default 16 KiB.
+ * Longest causal row (pos0 + Tq keys) the forward accepts: the workgroup variant's scores sit in
+ * workgroup memory, MAX_KEYS * 4 bytes (MAX_KEYS = the key capacity rounded up to a power of two,
+ * at most 2048: 8 KiB) plus WG * 4 bytes of reduction scratch, inside WebGPU's default 16 KiB. The rows variant has no such limit, but the same bound applies to both so that
+ * the choice of variant never changes what a caller may ask for.
  */
 export const ATTENTION_MAX_KEYS = 2048;
+
+/**
+ * `workgroup`: one workgroup per row (the entry points forward, backward_query, backward_keyvalue).
+ * `rows`: one invocation per row (forward_rows, backward_query_rows, backward_keyvalue_rows);
+ * needs D % 4 == 0 and D <= ATTENTION_ROWS_MAX_D. `auto` (default): chooseAttentionVariant.
+ */
+export type AttentionVariant = 'auto' | 'rows' | 'workgroup';
+
+/**
+ * Process-wide default for the `variant` argument of the dispatchers, 'auto' normally. Benchmarks
+ * set it to force one variant everywhere (tools/bench/profile-step.ts compares against the
+ * workgroup kernels this way).
+ */
+export const attentionDefaults: { variant: AttentionVariant } = { variant: 'auto' };
+
+/** Longest head the rows variant holds in registers (the shader's Head: 32 vec4s). */
+export const ATTENTION_ROWS_MAX_D = 128;
+
+/** Key capacity up to which chooseAttentionVariant picks the rows variant. */
+export const ATTENTION_ROWS_MAX_KEYS = 256;
+
+/** Whether the rows variant can run heads of size D (it reads them as vec4s into registers). */
+export function attentionRowsFit(D: number): boolean {
+  return D % 4 === 0 && D <= ATTENTION_ROWS_MAX_D;
+}
+
+/**
+ * Shape-dependent choice between the two variants, made here only. The choice depends on the key
+ * capacity Tk, not on pos0, so a KV-cache forward keeps its variant when setPos0 moves it.
+ *
+ * - rows when Tk <= ATTENTION_ROWS_MAX_KEYS (256) and the head fits (attentionRowsFit): a row of
+ *   at most a few hundred keys is a short serial loop for one invocation, while a 64-thread
+ *   workgroup per row leaves most threads idle (keys < 64 in the score phase, D < 64 in the
+ *   output phase) and pays for its barriers; on SwiftShader each barrier is a context switch per
+ *   4-lane subgroup, 0.1 to 0.3 ms per workgroup (the more workgroup memory, the more), which made
+ *   attention the biggest cost of a small model's training step (31x faster with rows at T = 20). Training (Tk = T, usually <= 256) has B*H*T rows, plenty of
+ *   invocations for any device.
+ * - workgroup otherwise: long rows (long contexts, large KV caches) spread their keys over a
+ *   workgroup instead of serialising thousands of keys in one invocation; and heads that are not
+ *   a multiple of 4 or larger than 128.
+ */
+export function chooseAttentionVariant(dims: Pick<AttentionDims, 'Tk' | 'D'>): Exclude<AttentionVariant, 'auto'> {
+  return dims.Tk <= ATTENTION_ROWS_MAX_KEYS && attentionRowsFit(dims.D) ? 'rows' : 'workgroup';
+}
+
+function resolveVariant(what: string, d: Resolved, requested: AttentionVariant = attentionDefaults.variant): Exclude<AttentionVariant, 'auto'> {
+  const v = requested === 'auto' ? chooseAttentionVariant(d) : requested;
+  if (v === 'rows' && !attentionRowsFit(d.D)) {
+    throw new Error(`${what}: the rows variant needs D % 4 == 0 and D <= ${ATTENTION_ROWS_MAX_D}, got D=${d.D}`);
+  }
+  return v;
+}
+
+/** Workgroup-memory row length for the workgroup forward: the capacity rounded up to a power of two. */
+function maxKeysFor(Tk: number): number {
+  let n = WG;
+  while (n < Tk && n < ATTENTION_MAX_KEYS) n *= 2;
+  return n;
+}
 
 export interface AttentionDims {
   B: number;
@@ -108,6 +173,8 @@ export interface AttentionForwardArgs {
   l: Tensor;
   dims: AttentionDims;
   label?: string;
+  /** Forces a kernel variant (tests, benchmarks); default `auto`. */
+  variant?: AttentionVariant;
 }
 
 /** Byte offset of pos0 in the uniform block (fields B, Tq, Tk, pos0, ...). */
@@ -136,14 +203,16 @@ export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs):
   need(what, 'V', args.v, ...s.kv);
   need(what, 'O', args.o, ...s.q);
   need(what, 'L', args.l, ...s.row);
+  const variant = resolveVariant(what, d, args.variant);
+  const rows = d.B * d.H * d.Tq;
   const op = createOp(ctx, {
     label: args.label ?? `attention forward ${args.o.name}`,
     shader: SHADER,
-    entryPoint: 'forward',
-    constants: { WG, MAX_KEYS: ATTENTION_MAX_KEYS },
+    ...(variant === 'rows'
+      ? { entryPoint: 'forward_rows', constants: { WG, HEAD_D4: d.D / 4 }, workgroups: grid1d(ceilDiv(rows, WG)) } // one invocation per query row
+      : { entryPoint: 'forward', constants: { WG, MAX_KEYS: maxKeysFor(d.Tk) }, workgroups: grid1d(rows) }), // one workgroup per row
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 4: args.o, 5: args.l },
-    workgroups: grid1d(d.B * d.H * d.Tq), // one workgroup per query row (b, h, t)
   });
   return {
     ...op,
@@ -201,6 +270,8 @@ export interface AttentionBackwardArgs {
   dlt: Tensor;
   dims: AttentionDims;
   label?: string;
+  /** Forces a kernel variant of backward_query and backward_keyvalue; default `auto`. */
+  variant?: AttentionVariant;
 }
 
 /** Entry point `backward_query`: dQ_t = scale * sum_s P_ts (dO_t · V_s - Dlt_t) K_s (overwrite). */
@@ -215,14 +286,17 @@ export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwar
   need(what, 'L', args.l, ...s.row);
   need(what, 'Dlt', args.dlt, ...s.row);
   need(what, 'dQ', args.dq, ...s.q);
+  const rows = d.B * d.H * d.Tq;
+  const byRow = resolveVariant(what, d, args.variant) === 'rows';
   return createOp(ctx, {
     label: args.label ?? `attention backward_query ${args.dq.name}`,
     shader: SHADER,
-    entryPoint: 'backward_query',
-    constants: { WG },
+    entryPoint: byRow ? 'backward_query_rows' : 'backward_query',
+    constants: byRow ? { WG, HEAD_D4: d.D / 4 } : { WG },
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 8: args.dq },
-    workgroups: grid1d(d.B * d.H * d.Tq), // one workgroup per query row (b, h, t)
+    // one invocation, or one workgroup, per query row (b, h, t)
+    workgroups: grid1d(byRow ? ceilDiv(rows, WG) : rows),
   });
 }
 
@@ -243,14 +317,17 @@ export function attentionBackwardKeyValueOp(ctx: GpuContext, args: AttentionBack
   need(what, 'Dlt', args.dlt, ...s.row);
   need(what, 'dK', args.dk, ...s.kv);
   need(what, 'dV', args.dv, ...s.kv);
+  const rows = d.B * d.KVH * d.Tk;
+  const byRow = resolveVariant(what, d, args.variant) === 'rows';
   return createOp(ctx, {
     label: args.label ?? `attention backward_keyvalue ${args.dk.name}`,
     shader: SHADER,
-    entryPoint: 'backward_keyvalue',
-    constants: { WG },
+    entryPoint: byRow ? 'backward_keyvalue_rows' : 'backward_keyvalue',
+    constants: byRow ? { WG, HEAD_D4: d.D / 4 } : { WG },
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 9: args.dk, 10: args.dv },
-    workgroups: grid1d(d.B * d.KVH * d.Tk), // one workgroup per key row (b, kvh, s)
+    // one invocation, or one workgroup, per key row (b, kvh, s)
+    workgroups: grid1d(byRow ? ceilDiv(rows, WG) : rows),
   });
 }
 

@@ -6,7 +6,7 @@ import { Rng } from '../../util/random';
 import type { GpuContext } from '../gpu';
 import { runOps, type Op } from '../op';
 import { createTensor, readTensor, type Tensor } from '../tensor';
-import { ceBackwardOp, ceForwardOp, ceReduceOp, IGNORE_INDEX, setCeGradScale } from './crossentropy';
+import { ceBackwardOp, ceForwardOp, ceReduceOp, CE_ROWS_MAX_V, chooseCeForwardVariant, IGNORE_INDEX, setCeGradScale, type CeForwardVariant } from './crossentropy';
 
 /**
  * Tolerances from float32 arithmetic (u = 2^-24), logits bounded by L in absolute value:
@@ -37,7 +37,14 @@ interface CeCase {
   L?: number;
 }
 
+const VARIANTS: CeForwardVariant[] = ['workgroup', 'rows'];
+
+/** Runs the case once per ce_forward variant. */
 async function runCase(ctx: GpuContext, name: string, c: CeCase, seed: number): Promise<void> {
+  for (const variant of VARIANTS) await runCaseWith(ctx, `${name} ${variant}`, c, seed, variant);
+}
+
+async function runCaseWith(ctx: GpuContext, name: string, c: CeCase, seed: number, variant: CeForwardVariant): Promise<void> {
   const { M, V } = c;
   const L = c.L ?? 4;
   const gradScale = c.gradScale ?? 1;
@@ -52,7 +59,7 @@ async function runCase(ctx: GpuContext, name: string, c: CeCase, seed: number): 
   const tStats = createTensor(ctx, 'stats', [4], 'f32', [7, 7, 7, 7]);
   const tD = createTensor(ctx, 'dlogits', [M, V], 'f32', new Float32Array(M * V).fill(NaN));
   const ops: Op[] = [
-    ceForwardOp(ctx, { logits: tLogits, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V }),
+    ceForwardOp(ctx, { logits: tLogits, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V, variant }),
     ceReduceOp(ctx, { labels: tLabels, rowLoss: tRowLoss, stats: tStats, V }),
     ceBackwardOp(ctx, { logits: tLogits, labels: tLabels, lse: tLse, stats: tStats, dlogits: tD, V, gradScale }),
   ];
@@ -109,7 +116,18 @@ describe('cross-entropy kernels vs reference', () => {
     await runCase(ctx, 'invalid labels', { M: 6, V: 37, labels: [5, 37, -1, IGNORE_INDEX, 2_000_000_000, 36] }, 11);
   });
 
-  it('large logits stay finite (max subtracted)', async () => {
+  it('picks the rows variant of ce_forward up to CE_ROWS_MAX_V logits per row', () => {
+    expect(chooseCeForwardVariant(900)).toBe('rows');
+    expect(chooseCeForwardVariant(CE_ROWS_MAX_V)).toBe('rows');
+    expect(chooseCeForwardVariant(49152)).toBe('workgroup');
+  });
+
+  it('more rows than one workgroup of the rows variant (M=70, V=37), both variants', async () => {
+    const ctx = await testGpu();
+    await runCase(ctx, 'M=70', { M: 70, V: 37, labels: labelsWith(new Rng(70), 70, 37, [0, 69]) }, 70);
+  });
+
+  for (const variant of VARIANTS) it(`large logits stay finite (max subtracted), ${variant}`, async () => {
     const ctx = await testGpu();
     const M = 2;
     const V = 50;
@@ -118,14 +136,14 @@ describe('cross-entropy kernels vs reference', () => {
     const tLabels = createTensor(ctx, 'labels', [M], 'i32', [3, 4]);
     const tLse = createTensor(ctx, 'lse', [M]);
     const tRowLoss = createTensor(ctx, 'rowLoss', [M]);
-    runOps(ctx, [ceForwardOp(ctx, { logits: tLogits, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V })]);
+    runOps(ctx, [ceForwardOp(ctx, { logits: tLogits, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V, variant })]);
     const ref = crossEntropyForward(logits, [3, 4], M, V);
     // |lse| ~ 87: a few ulps of it (8 u · 87 ≈ 4e-5) plus the sum's relative error.
     expectClose('large logits lse', await readTensor(ctx, tLse), ref.lse, { abs: sumTolerance(V, 1) + 8 * F32_EPS * 90 });
     expectClose('large logits rowLoss', await readTensor(ctx, tRowLoss), ref.rowLoss, { abs: sumTolerance(V, 1) + 16 * F32_EPS * 90 });
   });
 
-  it('row chunks with rowOffset match the whole batch; setCeGradScale rescales the backward', async () => {
+  for (const variant of VARIANTS) it(`row chunks with rowOffset match the whole batch; setCeGradScale rescales the backward (${variant} forward)`, async () => {
     const ctx = await testGpu();
     const rng = new Rng(21);
     const [M, V, chunk] = [7, 37, 3];
@@ -140,7 +158,7 @@ describe('cross-entropy kernels vs reference', () => {
     const tChunk = createTensor(ctx, 'logitsChunk', [chunk, V]);
     const tD = createTensor(ctx, 'dlogitsChunk', [chunk, V]);
     const starts = [0, 3, 6];
-    const fwd = starts.map((r0) => ceForwardOp(ctx, { logits: tChunk, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V, rows: Math.min(chunk, M - r0), rowOffset: r0 }));
+    const fwd = starts.map((r0) => ceForwardOp(ctx, { logits: tChunk, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V, rows: Math.min(chunk, M - r0), rowOffset: r0, variant }));
     const bwd = starts.map((r0) => ceBackwardOp(ctx, { logits: tChunk, labels: tLabels, lse: tLse, stats: tStats, dlogits: tD, V, rows: Math.min(chunk, M - r0), rowOffset: r0, gradScale: 1 }));
     const loadChunk = (r0: number) => {
       const rows = Math.min(chunk, M - r0);

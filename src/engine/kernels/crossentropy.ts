@@ -25,6 +25,36 @@ const SHADER: ShaderSource = { name: 'crossentropy', code };
 /** Threads per workgroup (a power of two: the shader's reductions halve it). */
 const WG = 256;
 
+/** Threads per workgroup of ce_forward_rows (one row per thread). */
+const ROWS_WG = 64;
+
+/**
+ * ce_forward variants: `rows` (ce_forward_rows, one invocation per row), `workgroup` (ce_forward,
+ * one workgroup per row); `auto` (default): chooseCeForwardVariant.
+ */
+export type CeForwardVariant = 'auto' | 'rows' | 'workgroup';
+
+/**
+ * Process-wide default for CeForwardArgs.variant, 'auto' normally. Benchmarks set it to force one
+ * variant everywhere (tools/bench/profile-step.ts compares against the workgroup kernel this way).
+ */
+export const ceDefaults: { forwardVariant: CeForwardVariant } = { forwardVariant: 'auto' };
+
+/** Vocabulary size up to which chooseCeForwardVariant picks the rows variant. */
+export const CE_ROWS_MAX_V = 4096;
+
+/**
+ * Shape-dependent choice for ce_forward (made here only). Up to 4096 logits a row is a short
+ * serial loop (two passes) for one invocation, and a batch has B*T rows, enough invocations for
+ * any device; a 256-thread workgroup per row instead spends its time in the reduction's barriers
+ * (on SwiftShader ~0.7 ms per row, against microseconds of arithmetic at V = 900). Real
+ * vocabularies (32k-150k) keep the workgroup kernel: one invocation would serialise the whole
+ * row.
+ */
+export function chooseCeForwardVariant(V: number): Exclude<CeForwardVariant, 'auto'> {
+  return V <= CE_ROWS_MAX_V ? 'rows' : 'workgroup';
+}
+
 /** Label value of a position that does not count (PyTorch's default ignore_index). */
 export const IGNORE_INDEX = -100;
 
@@ -49,6 +79,8 @@ export interface CeRowArgs {
 export interface CeForwardArgs extends CeRowArgs {
   /** [M] per-row loss, 0 for ignored rows (overwrite). */
   rowLoss: Tensor;
+  /** Forces a kernel variant (tests, benchmarks); default `auto`. */
+  variant?: CeForwardVariant;
 }
 
 export interface CeReduceArgs {
@@ -100,14 +132,16 @@ export function ceForwardOp(ctx: GpuContext, a: CeForwardArgs): Op {
   if (a.rowLoss.size < rowOffset + rows) {
     fail('ce_forward', a.label, `rowLoss ${a.rowLoss.name} has ${a.rowLoss.size} values, needs rowOffset + rows = ${rowOffset + rows}`);
   }
+  const requested = a.variant ?? ceDefaults.forwardVariant;
+  const variant = requested === 'auto' ? chooseCeForwardVariant(a.V) : requested;
   return createOp(ctx, {
     label: a.label ?? `ce_forward ${a.logits.name}`,
     shader: SHADER,
-    entryPoint: 'ce_forward',
-    constants: { WG },
+    ...(variant === 'rows'
+      ? { entryPoint: 'ce_forward_rows', constants: { WG: ROWS_WG }, workgroups: grid1d(Math.ceil(rows / ROWS_WG)) }
+      : { entryPoint: 'ce_forward', constants: { WG }, workgroups: grid1d(rows) }),
     uniforms: [['rows', 'u32', rows], ['V', 'u32', a.V], ['rowOffset', 'u32', rowOffset], ['gradScale', 'f32', 1]],
     bindings: { 1: a.logits, 2: a.labels, 3: a.lse, 4: a.rowLoss },
-    workgroups: grid1d(rows),
   });
 }
 

@@ -4,12 +4,13 @@ import { F32_EPS, expectClose, maxAbs, sumTolerance } from '../../test/compare';
 import { testGpu, withValidation } from '../../test/gpu';
 import { Rng } from '../../util/random';
 import { runOps } from '../op';
-import { createTensor, readTensor } from '../tensor';
-import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp } from './rmsnorm';
+import { createTensor, readTensor, writeTensor } from '../tensor';
+import { chooseRmsnormVariant, rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp, RMSNORM_ROWS_MAX_C, type RmsnormVariant } from './rmsnorm';
 
 // Shapes: single value; C below, equal to, and above the 64-wide workgroup (ragged); SmolLM2's
-// width 576; many rows with maxGridDim 8 so rows fold into y; inputs scaled so that rows differ in
-// magnitude from eps's.
+// width 576; many rows with maxGridDim 8 so rows fold into y (workgroup variant), more rows than
+// 4 workgroups of 64 invocations with maxGridDim 4 (rows variant folds too); inputs scaled so that
+// rows differ in magnitude from eps's. forward and backward_input run both variants on each.
 const CASES: Array<{ M: number; C: number; scale: number; eps: number; maxGridDim?: number }> = [
   { M: 1, C: 1, scale: 1, eps: 1e-5 },
   { M: 3, C: 7, scale: 1, eps: 1e-5 },
@@ -17,7 +18,10 @@ const CASES: Array<{ M: number; C: number; scale: number; eps: number; maxGridDi
   { M: 5, C: 100, scale: 0.01, eps: 1e-5 },
   { M: 2, C: 576, scale: 1, eps: 1e-5 },
   { M: 70, C: 3, scale: 1, eps: 1e-5, maxGridDim: 8 },
+  { M: 300, C: 5, scale: 1, eps: 1e-5, maxGridDim: 2 },
 ];
+
+const VARIANTS: RmsnormVariant[] = ['workgroup', 'rows'];
 
 // Float32 error model (u = 2^-24): the sum of C squares is off by at most 2(C+1)u relative
 // (sumTolerance), the mean and + eps add a rounding each, inverseSqrt is within 2 ulps (WGSL), and
@@ -44,10 +48,15 @@ describe('rmsnorm kernels vs reference', () => {
       const tw = createTensor(ctx, 'w', [C], 'f32', w);
       const ty = createTensor(ctx, 'y', [M, C], 'f32', rng.f32Array(M * C)); // stale values
       const tr = createTensor(ctx, 'rstd', [M], 'f32', rng.f32Array(M));
-      await withValidation(ctx, () => runOps(ctx, [rmsnormForwardOp(ctx, { x: tx, w: tw, y: ty, rstd: tr, M, C, eps, maxGridDim })]));
       const want = rmsnormForward(x, w, { M, C, eps: Math.fround(eps) });
-      expectClose(`rmsnorm forward rstd ${tag}`, await readTensor(ctx, tr), want.rstd, { abs: 0, rel: rstdRel(C) });
-      expectClose(`rmsnorm forward y ${tag}`, await readTensor(ctx, ty), want.y, { abs: 1e-30, rel: rstdRel(C) + 2 * F32_EPS });
+      for (const variant of VARIANTS) {
+        await withValidation(ctx, () => runOps(ctx, [rmsnormForwardOp(ctx, { x: tx, w: tw, y: ty, rstd: tr, M, C, eps, maxGridDim, variant })]));
+        expectClose(`rmsnorm forward ${variant} rstd ${tag}`, await readTensor(ctx, tr), want.rstd, { abs: 0, rel: rstdRel(C) });
+        expectClose(`rmsnorm forward ${variant} y ${tag}`, await readTensor(ctx, ty), want.y, { abs: 1e-30, rel: rstdRel(C) + 2 * F32_EPS });
+        // Stale values again before the next variant, so each one must overwrite everything.
+        writeTensor(ctx, ty, rng.f32Array(M * C));
+        writeTensor(ctx, tr, rng.f32Array(M));
+      }
     });
 
     it(`backward_input ${tag}`, async () => {
@@ -61,8 +70,6 @@ describe('rmsnorm kernels vs reference', () => {
       const tdy = createTensor(ctx, 'dy', [M, C], 'f32', dy);
       const tr = createTensor(ctx, 'rstd', [M], 'f32', rstd);
       const tdx = createTensor(ctx, 'dx', [M, C], 'f32', rng.f32Array(M * C)); // overwritten
-      const op = rmsnormBackwardInputOp(ctx, { dy: tdy, x: tx, w: tw, rstd: tr, dx: tdx, M, C, maxGridDim });
-      await withValidation(ctx, () => runOps(ctx, [op]));
       const want = rmsnormBackward(dy, x, w, rstd, { M, C });
       // dx = r (g - xhat * S / C) with g = w dy, xhat = x r, S = sum_c g xhat. Per row: xhat
       // carries one rounding, g one, S the error of a C-term sum (2Cu of sum|g xhat|) plus one
@@ -83,7 +90,12 @@ describe('rmsnorm kernels vs reference', () => {
         abs = Math.max(abs, rstd[m] * (4 * F32_EPS * gmax + xhmax * T * (2 * (C + 4) * F32_EPS + 8 * F32_EPS)));
       }
       abs += 2 * F32_EPS * maxAbs(want.dx);
-      expectClose(`rmsnorm backward_input dx ${tag}`, await readTensor(ctx, tdx), want.dx, { abs });
+      for (const variant of VARIANTS) {
+        const op = rmsnormBackwardInputOp(ctx, { dy: tdy, x: tx, w: tw, rstd: tr, dx: tdx, M, C, maxGridDim, variant });
+        await withValidation(ctx, () => runOps(ctx, [op]));
+        expectClose(`rmsnorm backward_input ${variant} dx ${tag}`, await readTensor(ctx, tdx), want.dx, { abs });
+        writeTensor(ctx, tdx, rng.f32Array(M * C));
+      }
     });
 
     it(`backward_weight ${tag}`, async () => {
@@ -110,6 +122,12 @@ describe('rmsnorm kernels vs reference', () => {
       expectClose(`rmsnorm backward_weight dw ${tag}`, await readTensor(ctx, tdw), want, { abs });
     });
   }
+
+  it('picks the rows variant up to RMSNORM_ROWS_MAX_C values per row', () => {
+    expect(chooseRmsnormVariant(96)).toBe('rows');
+    expect(chooseRmsnormVariant(RMSNORM_ROWS_MAX_C)).toBe('rows');
+    expect(chooseRmsnormVariant(RMSNORM_ROWS_MAX_C + 1)).toBe('workgroup');
+  });
 
   it('forward, backward_input and backward_weight chain in one submission', async () => {
     const ctx = await testGpu();

@@ -5,8 +5,9 @@
  *   rmsnormBackwardInputOp  dy, x [M, C], w [C], rstd [M] -> dx [M, C] (overwrite)
  *   rmsnormBackwardWeightOp dy, x [M, C], rstd [M] -> dw [C] (accumulate: dw += sum_m dy * xhat)
  *
- * Uniforms: M, C, eps (eps only matters to forward). forward and backward_input run one workgroup
- * per row (grid folded into y past 65535 rows); backward_weight one invocation per column.
+ * Uniforms: M, C, eps (eps only matters to forward). forward and backward_input run one invocation
+ * per row (`rows` variant) or one workgroup per row (`workgroup`), chosen by chooseRmsnormVariant
+ * (grid folded into y past 65535 workgroups); backward_weight one invocation per column.
  * Tensors may be larger than the shape (buffers sized for a bigger batch); only the first M rows
  * are touched.
  */
@@ -21,6 +22,42 @@ const SHADER: ShaderSource = { name: 'rmsnorm', code };
 /** Workgroup size: a power of two (the shader's tree reduction needs one). */
 const WG = 64;
 
+/**
+ * `rows`: one invocation per row (entry points forward_rows, backward_input_rows). `workgroup`: one
+ * workgroup per row with a tree reduction (forward, backward_input). `auto` (default):
+ * chooseRmsnormVariant.
+ */
+export type RmsnormVariant = 'auto' | 'rows' | 'workgroup';
+
+/**
+ * Process-wide default for the `variant` argument, 'auto' normally. Benchmarks set it to force one
+ * variant everywhere (tools/bench/profile-step.ts compares against the workgroup kernels this way).
+ */
+export const rmsnormDefaults: { variant: RmsnormVariant } = { variant: 'auto' };
+
+/** Row length up to which chooseRmsnormVariant picks the rows variant. */
+export const RMSNORM_ROWS_MAX_C = 1024;
+
+/**
+ * Shape-dependent choice (made here only). A row of at most 1024 values is a short serial loop
+ * for one invocation; a workgroup per row spends its time in the reduction's barriers instead
+ * (log2(WG) + 2 of them, each a context switch per 4-lane subgroup on software adapters: ~60 us
+ * per row on SwiftShader, against ~1 us of arithmetic at C = 96) and leaves threads idle when C
+ * is near WG. Training has M = B*T rows, enough invocations for any device; a single row
+ * (generation) is one short loop either way. Past 1024 values (wide models) the workgroup spreads
+ * a row's reads over WG threads.
+ */
+export function chooseRmsnormVariant(C: number): Exclude<RmsnormVariant, 'auto'> {
+  return C <= RMSNORM_ROWS_MAX_C ? 'rows' : 'workgroup';
+}
+
+function rowGrid(ctx: GpuContext, d: Dims & { variant?: RmsnormVariant }): { entry: 'rows' | 'workgroup'; workgroups: [number, number] } {
+  const requested = d.variant ?? rmsnormDefaults.variant;
+  const v = requested === 'auto' ? chooseRmsnormVariant(d.C) : requested;
+  const count = v === 'rows' ? ceilDiv(d.M, WG) : d.M;
+  return { entry: v, workgroups: grid1d(count, gridLimit(ctx, d)) };
+}
+
 interface Dims {
   M: number;
   C: number;
@@ -29,7 +66,12 @@ interface Dims {
   maxGridDim?: number;
 }
 
-export interface RmsnormForwardArgs extends Dims {
+interface Variant {
+  /** Forces a kernel variant (tests, benchmarks); default `auto`. */
+  variant?: RmsnormVariant;
+}
+
+export interface RmsnormForwardArgs extends Dims, Variant {
   x: Tensor;
   w: Tensor;
   y: Tensor;
@@ -38,7 +80,7 @@ export interface RmsnormForwardArgs extends Dims {
   eps: number;
 }
 
-export interface RmsnormBackwardInputArgs extends Dims {
+export interface RmsnormBackwardInputArgs extends Dims, Variant {
   dy: Tensor;
   x: Tensor;
   w: Tensor;
@@ -88,14 +130,15 @@ export function rmsnormForwardOp(ctx: GpuContext, args: RmsnormForwardArgs): Op 
   need(op, 'y', args.y, M * C, `[M=${M}, C=${C}]`);
   need(op, 'rstd', args.rstd, M, `[M=${M}]`);
   distinct(op, [args.y, args.rstd], [args.x, args.w]);
+  const g = rowGrid(ctx, args);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.y.name}`,
     shader: SHADER,
-    entryPoint: 'forward',
+    entryPoint: g.entry === 'rows' ? 'forward_rows' : 'forward',
     constants: { WG },
     uniforms: [['M', 'u32', M], ['C', 'u32', C], ['eps', 'f32', args.eps]],
     bindings: { 1: args.x, 2: args.w, 3: args.y, 4: args.rstd },
-    workgroups: grid1d(M, gridLimit(ctx, args)),
+    workgroups: g.workgroups,
   });
 }
 
@@ -110,14 +153,15 @@ export function rmsnormBackwardInputOp(ctx: GpuContext, args: RmsnormBackwardInp
   need(op, 'rstd', args.rstd, M, `[M=${M}]`);
   need(op, 'dx', args.dx, M * C, `[M=${M}, C=${C}]`);
   distinct(op, [args.dx], [args.dy, args.x, args.w, args.rstd]);
+  const g = rowGrid(ctx, args);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.dx.name}`,
     shader: SHADER,
-    entryPoint: 'backward_input',
+    entryPoint: g.entry === 'rows' ? 'backward_input_rows' : 'backward_input',
     constants: { WG },
     uniforms: [['M', 'u32', M], ['C', 'u32', C], ['eps', 'f32', 0]],
     bindings: { 1: args.x, 2: args.w, 5: args.dy, 6: args.rstd, 7: args.dx },
-    workgroups: grid1d(M, gridLimit(ctx, args)),
+    workgroups: g.workgroups,
   });
 }
 
