@@ -1,12 +1,43 @@
 /// <reference types="vitest/config" />
-import { defineConfig } from 'vite';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
 
 // Chromium's SwiftShader Vulkan driver: the software adapter the Node tests run on (see README).
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
+/** The Content-Security-Policy written once, in index.html's <meta http-equiv>. */
+function indexHtmlCsp(): string {
+  const html = readFileSync(fileURLToPath(new URL('./index.html', import.meta.url)), 'utf8');
+  const m = /<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]+)"/.exec(html);
+  if (!m) throw new Error('index.html has no Content-Security-Policy <meta>');
+  return m[1];
+}
+
+const CSP = indexHtmlCsp();
+
+/**
+ * The dev server only (`npm start`, `vite`): React Fast Refresh injects an inline preamble script
+ * and Vite injects CSS as <style> elements, so the policy served by the dev server allows inline
+ * scripts and styles. `vite build` and `vite preview` keep the strict policy.
+ */
+function devServerCsp(): Plugin {
+  const relaxed = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'").replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
+  return { name: 'loramoe:dev-csp', apply: 'serve', transformIndexHtml: (html) => html.replace(CSP, relaxed) };
+}
+
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react(), devServerCsp()],
+  // `vite preview` (the e2e tests' server): the same policy as a header, so it also covers the
+  // worker script's response; frame-ancestors only works as a header.
+  preview: {
+    headers: {
+      'Content-Security-Policy': `${CSP}; frame-ancestors 'none'`,
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    },
+  },
   test: {
     include: ['src/**/*.test.ts'],
     env: { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? SWIFTSHADER_ICD },

@@ -136,6 +136,24 @@ function newId(): string {
 }
 
 /**
+ * Where a checkpoint write can be interrupted by a test (setCheckpointWriteHook): `data` before the
+ * bytes are put, `pointer` after they are committed and before the pointer switches to them.
+ */
+export type CheckpointWritePhase = 'data' | 'pointer';
+export type CheckpointWriteHook = (phase: CheckpointWritePhase, step: number) => void | Promise<void>;
+
+let writeHook: CheckpointWriteHook | null = null;
+
+/**
+ * Test hook (the reliability e2e, through the worker's `debug` command): called at each phase of
+ * every checkpoint write; it may throw (a quota error at `data`) or never settle (a tab closed
+ * between the data put and the pointer switch). null removes it.
+ */
+export function setCheckpointWriteHook(hook: CheckpointWriteHook | null): void {
+  writeHook = hook;
+}
+
+/**
  * Stores a checkpoint and makes it the current one. The bytes are written first under a fresh key;
  * only when that transaction has committed does a second one switch the pointer (and drop the
  * previous checkpoint and any orphan).
@@ -145,12 +163,14 @@ export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<Checkp
   const id = newId();
   const savedAt = Date.now();
   await guardWrite(`checkpoint of step ${info.step}`, async () => {
+    await writeHook?.('data', info.step);
     const tx = d.transaction('checkpoints', 'readwrite');
     await tx.store.put({ id, bytes, savedAt, extra }, id);
     await tx.done;
   });
   const pointer: CheckpointPointer<Meta> = { ...info, id, bytes: bytes.byteLength, savedAt };
   await guardWrite(`checkpoint of step ${info.step}`, async () => {
+    await writeHook?.('pointer', info.step);
     const tx = d.transaction(['kv', 'checkpoints'], 'readwrite');
     const kv = tx.objectStore('kv');
     const cps = tx.objectStore('checkpoints');

@@ -7,7 +7,7 @@ import type { CheckpointPointer } from '../io/persist';
 import type { RoutingSummary } from '../train/routing';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
-import type { AdapterState, DisplayGroup, MeasuredMemory, RunStatus } from '../worker/protocol';
+import type { AdapterState, DisplayGroup, MeasuredMemory, RunEvent, RunStatus } from '../worker/protocol';
 
 export interface RunState {
   runId: string | null;
@@ -28,6 +28,8 @@ export interface RunState {
   resumable: CheckpointPointer<RunMeta> | null;
   message: string | null;
   storageError: string | null;
+  /** What happened to the run that the user must know (faults, rollbacks, a lost device), oldest first. */
+  events: RunEvent[];
   adapter: AdapterState;
   busy: null | 'starting' | 'restoring' | 'exporting' | 'importing';
   /** performance.now() when the run (or its resumption) started, for the ETA. */
@@ -51,10 +53,14 @@ export const useRunStore = create<RunState>(() => ({
   resumable: null,
   message: null,
   storageError: null,
+  events: [],
   adapter: { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] },
   busy: null,
   startedAt: 0,
 }));
+
+/** Events kept per run (the oldest are dropped beyond it). */
+export const MAX_RUN_EVENTS = 200;
 
 /** Seconds per step over the last few steps (from tokens and throughput). */
 export function secondsPerStep(metrics: readonly StepMetrics[], window = 10): number | null {

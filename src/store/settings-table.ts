@@ -166,6 +166,10 @@ export const SETTINGS = {
   seed: int({ url: 'seed', label: 'Seed', section: 'training', default: 42, min: 0, max: 2 ** 32 - 1, help: 'Seeds the adapter init, shuffling and dropout: the same link reproduces the run.' }),
   // ---- run bookkeeping -----------------------------------------------------------------------------
   checkpointEvery: int({ url: 'ckpt', label: 'Checkpoint every', section: 'run', default: 10, min: 0, max: 1_000_000, help: 'Save a checkpoint in the browser every K steps (0: never); a reload can resume from it.' }),
+  faultLimit: int({
+    url: 'faults', label: 'Faults before rollback', section: 'run', default: 3, min: 1, max: 1000,
+    help: 'Steps in a row with a non-finite loss or gradient (each one skipped) before the run rolls back to its last good checkpoint.',
+  }),
   routingEvery: int({ url: 'routing', label: 'Routing window', section: 'run', default: 5, min: 1, max: 10_000, help: 'Steps per routing-heatmap update (mean router weights over the window).' }),
   // ---- chat ----------------------------------------------------------------------------------------
   temperature: float({ url: 'temp', label: 'Temperature', section: 'chat', default: 0, min: 0, max: 10, step: 0.1, help: '0: greedy decoding; higher samples more freely.' }),

@@ -187,6 +187,8 @@ export class Trainer {
   private readonly dropoutRng: Rng;
   /** Optimizer steps taken. */
   stepsDone = 0;
+  /** Test hook (injectGradientNaN): poison the next step's gradient. */
+  private poisonNextGradient = false;
 
   constructor(
     readonly ctx: GpuContext,
@@ -233,6 +235,13 @@ export class Trainer {
     const lr = this.lrAt(this.stepsDone);
     this.hyper.set(this.stepsDone + 1, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay });
     this.graph.setGradScale(1 / s.gradAccum);
+    if (this.poisonNextGradient) {
+      // Parameter gradients accumulate (+=) until AdamW zeroes them: a NaN written now stays in
+      // this step's gradient and is gone after it.
+      this.poisonNextGradient = false;
+      const g = this.graph.params[0].grad;
+      this.ctx.device.queue.writeBuffer(g.buffer, 0, new Float32Array([NaN]));
+    }
     let ce = 0;
     let lbc = 0;
     let tokens = 0;
@@ -263,6 +272,15 @@ export class Trainer {
       skipped: stats[CLIP_STATS.nonFinite] !== 0,
       epoch: this.sampler.epoch,
     };
+  }
+
+  /**
+   * Fault injection for tests: the next step's gradient of the first trainable tensor gets a NaN
+   * (as a NaN from an overflowing backward would), so that step reports a non-finite gradient norm
+   * and AdamW skips it; its loss stays finite. Later steps are unaffected.
+   */
+  injectGradientNaN(): void {
+    this.poisonNextGradient = true;
   }
 
   /** Bytes of the optimizer's buffers: AdamW moments and the gradient-clip plan. */

@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import { useModelStore } from '../store/model';
 import { useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
@@ -6,12 +7,20 @@ import { SETTINGS } from '../store/settings-table';
 import { discardCheckpoint, resumeFromCheckpoint } from '../worker/client';
 import { formatBytes, formatTime } from './format';
 
-/** Run messages: a saved run to resume, errors, storage problems, checkpoints, and the memory the run really uses. */
+/** Events shown at once (the rest behind "show all"). */
+const EVENTS_SHOWN = 6;
+
+/**
+ * Run messages: a saved run to resume, errors, storage problems, what happened to the run (skipped
+ * steps with non-finite numbers, rollbacks, a lost GPU device), checkpoints, and the memory the run
+ * really uses.
+ */
 export function RunPanel() {
-  const { status, message, storageError, resumable, checkpoint, memory, seqLen, busy, runId } = useRunStore();
+  const { status, message, storageError, resumable, checkpoint, memory, seqLen, busy, runId, events } = useRunStore();
   const urlErrors = useSettingsStore((s) => s.urlErrors);
   const backbone = useModelStore((s) => s.info);
-  const nothing = !resumable && !message && !storageError && urlErrors.length === 0 && !memory && !checkpoint;
+  const [allEvents, setAllEvents] = useState(false);
+  const nothing = !resumable && !message && !storageError && urlErrors.length === 0 && !memory && !checkpoint && events.length === 0;
   if (nothing) return null;
   return (
     <section className="panel run-panel" data-testid="run-panel">
@@ -59,6 +68,30 @@ export function RunPanel() {
         <p className="error-box" data-testid="storage-error" role="alert">
           {storageError}
         </p>
+      )}
+      {events.length > 0 && (
+        <div className="run-events" data-testid="run-events" data-count={events.length}>
+          <ul aria-live="polite" style={{ listStyle: 'none', paddingLeft: 0, margin: 0 }}>
+            {(allEvents ? events : events.slice(-EVENTS_SHOWN)).map((e, i) => (
+              <li
+                key={`${e.at}-${i}`}
+                className={e.severity === 'error' ? 'error-box' : e.severity === 'warning' ? 'warn-box' : 'muted small'}
+                data-testid="run-event"
+                data-kind={e.kind}
+                data-step={e.step}
+                data-to-step={e.toStep ?? ''}
+              >
+                <span className="small muted">{formatTime(e.at)} · </span>
+                {e.message}
+              </li>
+            ))}
+          </ul>
+          {events.length > EVENTS_SHOWN && (
+            <button type="button" className="small" onClick={() => setAllEvents(!allEvents)}>
+              {allEvents ? 'Show the latest only' : `Show all ${events.length}`}
+            </button>
+          )}
+        </div>
       )}
       <div className="run-facts">
         {runId && (

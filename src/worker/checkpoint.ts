@@ -32,6 +32,8 @@ export interface RunMeta {
   /** Steps between checkpoints and between routing-heatmap updates. */
   checkpointEvery: number;
   routingEvery: number;
+  /** Faulty steps in a row before a rollback (absent in checkpoints of older versions: 3). */
+  faultLimit?: number;
   savedAt: number;
 }
 

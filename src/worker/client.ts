@@ -17,7 +17,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useGpuStore } from '../store/gpu';
 import { type SourceKind, useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
-import { useRunStore } from '../store/run';
+import { MAX_RUN_EVENTS, useRunStore } from '../store/run';
 import { setSettings, useSettingsStore } from '../store/settings';
 import { sanitizeSettings } from '../store/settings-table';
 import { useViewStore } from '../store/view';
@@ -25,7 +25,7 @@ import type { StepMetrics } from '../train/trainer';
 import type { RoutingSummary } from '../train/routing';
 import { downloadBlob } from '../ui/views/export';
 import type { RunMeta } from './checkpoint';
-import type { BackboneRef, BackboneSource, DatasetRole, DisplayGroup, WorkerCommand, WorkerEvent } from './protocol';
+import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, DisplayGroup, RunEvent, WorkerCommand, WorkerEvent } from './protocol';
 
 let worker: Worker | null = null;
 let nextReq = 1;
@@ -110,7 +110,9 @@ function onEvent(ev: WorkerEvent): void {
         seqLen: r.seqLen,
         memory: r.memory,
         message: null,
-        storageError: null,
+        storageError: r.resumed ? prev.storageError : null,
+        // A resumed run (a reload, a rollback, a new device) keeps what happened to it so far.
+        events: r.resumed ? prev.events : [],
         resumable: null,
         busy: null,
         startedAt: performance.now(),
@@ -137,6 +139,11 @@ function onEvent(ev: WorkerEvent): void {
       return;
     case 'storageError':
       useRunStore.setState({ storageError: ev.message });
+      return;
+    case 'runEvent':
+      useRunStore.setState((s) => ({ events: [...s.events, ev.event].slice(-MAX_RUN_EVENTS) }));
+      if (ev.event.severity !== 'info') console.warn(`[run] ${ev.event.message}`);
+      saveRunSoon(0);
       return;
     case 'adapter':
       useRunStore.setState({ adapter: ev.state });
@@ -191,8 +198,32 @@ export function startEngineWorker(): void {
   worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'engine' });
   worker.onmessage = (e: MessageEvent<WorkerEvent>) => onEvent(e.data);
   worker.onerror = (e) => useGpuStore.setState((s) => ({ errors: [...s.errors, `engine worker failed: ${e.message}`] }));
-  send({ type: 'init' });
+  const testHooks = new URLSearchParams(location.search).has('test-hooks');
+  if (testHooks) exposeTestHooks();
+  send({ type: 'init', testHooks });
   restored = restoreFromStorage();
+}
+
+/** What `?test-hooks` exposes to the reliability e2e tests (fault injection; nothing runs unless called). */
+export interface TestHooks {
+  loseDevice(): void;
+  injectFault(target: 'gradient' | 'parameter'): void;
+  failCheckpointWrite(fail: 'stall' | 'quota'): void;
+}
+
+declare global {
+  interface Window {
+    __loramoeTest?: TestHooks;
+  }
+}
+
+function exposeTestHooks(): void {
+  const debug = (action: DebugAction) => send({ type: 'debug', action });
+  window.__loramoeTest = {
+    loseDevice: () => debug({ kind: 'loseDevice' }),
+    injectFault: (target) => debug({ kind: 'injectFault', target }),
+    failCheckpointWrite: (fail) => debug({ kind: 'checkpointWrite', fail }),
+  };
 }
 
 // ---- backbone -----------------------------------------------------------------------------------
@@ -344,7 +375,8 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
   try {
     await persist.saveDataset(role, name, bytes);
   } catch (e) {
-    useRunStore.setState({ storageError: errorText(e) });
+    // The dataset stays loaded for this visit; the user is told it will not survive a reload.
+    useRunStore.setState({ storageError: `${errorText(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });
   }
 }
 
@@ -532,6 +564,7 @@ interface SavedRun {
   routingStep: number;
   groups: DisplayGroup[];
   typeNames: string[];
+  events?: RunEvent[];
 }
 
 let saveTimer: ReturnType<typeof setTimeout> | null = null;
@@ -542,7 +575,7 @@ function saveRunSoon(delay = 1000): void {
   saveTimer = setTimeout(() => {
     saveTimer = null;
     const r = useRunStore.getState();
-    const rec: SavedRun = { runId: r.runId, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingStep: r.routingStep, groups: r.groups, typeNames: r.typeNames };
+    const rec: SavedRun = { runId: r.runId, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingStep: r.routingStep, groups: r.groups, typeNames: r.typeNames, events: r.events };
     persist.saveValue('run', rec, 'metric series').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) }));
   }, delay);
 }
@@ -573,6 +606,7 @@ async function restoreFromStorage(): Promise<void> {
         routingStep: run.routingStep,
         groups: run.groups ?? [],
         typeNames: run.typeNames ?? [],
+        events: Array.isArray(run.events) ? run.events : [],
       });
     }
     await persist.removeOrphanCheckpoints().catch(() => 0);

@@ -2,10 +2,12 @@
 /**
  * The engine worker: owns the GPU device and all model and training state (./session.ts), so that
  * kernels, training and readbacks never block the page. It answers the commands of ./protocol.ts.
+ * A lost device is replaced and the session moved onto the new one (./recovery.ts).
  */
 import { requestGpu, WebGpuUnavailableError, type GpuContext } from '../engine/gpu';
 import { matmulSelfCheck } from '../engine/selfcheck';
 import type { WorkerCommand, WorkerEvent } from './protocol';
+import { superviseDevice } from './recovery';
 import { Session } from './session';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -39,8 +41,13 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'init': {
       try {
         ctx = await requestGpu(navigator.gpu);
-        ctx.device.lost.then((info) => post({ type: 'error', message: `GPU device lost: ${info.message || info.reason}` }));
-        session = new Session(ctx, post);
+        session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
+        void superviseDevice(ctx, session, {
+          acquire: () => requestGpu(navigator.gpu),
+          onContext: (next) => {
+            ctx = next;
+          },
+        });
         post({ type: 'ready', adapter: ctx.adapter });
       } catch (e) {
         post({ type: 'unavailable', reason: e instanceof WebGpuUnavailableError ? e.message : String(e) });
@@ -86,6 +93,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return answer(cmd.reqId, () => need().exportAdapter());
     case 'importAdapter':
       return answer(cmd.reqId, () => need().importAdapter(cmd.name, cmd.files));
+    case 'debug':
+      await need().debug(cmd.action);
+      return;
     default: {
       const never: never = cmd;
       throw new Error(`unknown command ${JSON.stringify(never)}`);

@@ -126,8 +126,42 @@ export interface SamplingSettings {
   seed: number;
 }
 
+/**
+ * Something that happened to a run that the user must be told about, with the step it happened at:
+ * a step with a non-finite loss or gradient norm (skipped), a state with a non-finite value not kept
+ * as a checkpoint, a rollback to the last good checkpoint, a lost GPU device and the recovery from it. Shown in the run panel and kept with the run's series.
+ */
+export type RunEventKind = 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'testHook';
+
+export interface RunEvent {
+  kind: RunEventKind;
+  severity: 'info' | 'warning' | 'error';
+  /** The run's step when it happened (steps done; 0 before the first). */
+  step: number;
+  /** For rollbacks and recoveries: the checkpoint step the run continues from. */
+  toStep?: number;
+  /** For nonFinite and rollback: which numbers were not finite. */
+  nonFinite?: { loss: boolean; gradNorm: boolean };
+  message: string;
+  /** Date.now() when it happened. */
+  at: number;
+}
+
+/**
+ * Fault injection for the reliability tests, honoured only when the page was opened with
+ * `?test-hooks` (the client then sends `init` with testHooks: true and exposes window.__loramoeTest).
+ */
+export type DebugAction =
+  /** device.destroy(): the worker sees device.lost and must recover. */
+  | { kind: 'loseDevice' }
+  /** gradient: a NaN in the next step's gradient (one skipped step); parameter: a NaN written into a trainable tensor (every step faults until a rollback). */
+  | { kind: 'injectFault'; target: 'gradient' | 'parameter' }
+  /** The next checkpoint write: stall forever after its data is written (before the pointer switch), or fail with a QuotaExceededError. */
+  | { kind: 'checkpointWrite'; fail: 'stall' | 'quota' };
+
 export type WorkerCommand =
-  | { type: 'init' }
+  | { type: 'init'; testHooks?: boolean }
+  | { type: 'debug'; action: DebugAction }
   | { type: 'kernelCheck' }
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
@@ -169,6 +203,7 @@ export type WorkerEvent =
   | { type: 'routing'; step: number; summary: RoutingSummary }
   | { type: 'checkpoint'; step: number; savedAt: number; bytes: number }
   | { type: 'storageError'; message: string }
+  | { type: 'runEvent'; event: RunEvent }
   | { type: 'adapter'; state: AdapterState; memory: MeasuredMemory }
   | { type: 'probe'; which: 'before' | 'after'; result: ProbeResult }
   | { type: 'chatStart'; reqId: number; promptTokens: number; groups: DisplayGroup[] }

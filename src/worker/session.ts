@@ -7,6 +7,12 @@
  * promise chain (`serial`), so a probe or a chat asked for during training runs between two steps
  * and never interleaves with one. Between steps the loop yields to the event loop, so pause, stop
  * and other commands are handled within one step.
+ *
+ * Reliability (see ./faults.ts and the README): every step's loss and gradient norm are checked; a
+ * faulty step is skipped and reported, `faultLimit` of them in a row roll the run back to its last
+ * good state. The run keeps that state in memory (a checkpoint, or the state at its start or last
+ * pause), besides the checkpoint in IndexedDB, so a lost GPU device (replaceDevice) costs at most the
+ * steps since it: a new device gets the backbone again from the host copy and the run continues.
  */
 import { zipSync } from 'fflate';
 import { DatasetImportError, formatLocation, type ImportedRecord, parseDataset, typeIndexMapping } from '../data/import';
@@ -16,7 +22,7 @@ import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import { BlobSource, entriesFromZip, isZip, normalizeEntries } from '../io/browser-files';
 import { type FileSource } from '../io/files';
-import { loadCheckpoint, saveCheckpoint, StorageFullError } from '../io/persist';
+import { loadCheckpoint, persistenceAvailable, saveCheckpoint, setCheckpointWriteHook, StorageFullError } from '../io/persist';
 import { writeSafetensors } from '../io/safetensors';
 import { type AdapterConfig, checkAdapterConfig, defaultAdapterConfig, hasAdapter, isRouted } from '../loramoe/config';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
@@ -28,9 +34,10 @@ import { GpuWeights } from '../model/weights';
 import type { Settings } from '../store/settings-table';
 import { exactMatchProbe } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
-import { defaultTrainSettings, type StepMetrics, Trainer, type TrainSettings } from '../train/trainer';
+import { defaultTrainSettings, type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import type { ChatToken } from '../ui/views/types';
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
+import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, type StepFault } from './faults';
 import { displayGroups, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
 import {
   type AdapterState,
@@ -38,11 +45,13 @@ import {
   type BackboneSource,
   type DatasetInfo,
   type DatasetRole,
+  type DebugAction,
   type DisplayGroup,
   type FileEntry,
   MAX_ERRORS_SENT,
   type MeasuredMemory,
   PREVIEW_RECORDS,
+  type RunEvent,
   type RunStatus,
   type SamplingSettings,
   type WorkerEvent,
@@ -109,6 +118,25 @@ interface Run {
   lastRouting: RoutingSummary | null;
   /** Every step's metrics of the run (saved with each checkpoint). */
   history: StepMetrics[];
+  /** Padded sequence length of the run's batches. */
+  seqLen: number;
+  /** Counts faulty steps in a row. */
+  guard: NumericGuard;
+  /** What a rollback or a lost device goes back to (never null once the run has started). */
+  lastGood: GoodState | null;
+  /** The step of the last rollback's checkpoint, until a newer good checkpoint exists. */
+  rolledBackTo: number | null;
+  /** A checkpoint fell on a faulty step: it is written at the next good step instead. */
+  checkpointDue: boolean;
+}
+
+/** A run's state known to be good (no fault streak when it was taken), kept in memory. */
+interface GoodState {
+  cp: TrainerCheckpoint;
+  /** checkpoint: a periodic checkpoint (or one restored from storage); start: the run's first state; rest: kept when the run paused, stopped or ended. */
+  origin: 'checkpoint' | 'start' | 'rest';
+  /** The metric series up to cp.stepsDone. */
+  metrics: StepMetrics[];
 }
 
 /** What a checkpoint record carries besides the checkpoint itself. */
@@ -136,7 +164,33 @@ function sameRef(a: BackboneRef, b: BackboneRef): boolean {
   return backboneName(a) === backboneName(b) && a.kind === b.kind;
 }
 
+/** "param of L0 gate_proj router" for the first non-finite value of a checkpoint, or null. */
+function firstNonFinite(cp: TrainerCheckpoint): string | null {
+  for (const t of cp.tensors) {
+    for (const [part, data] of [['parameter', t.param], ['first moment', t.m], ['second moment', t.v]] as const) {
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i])) return `${data[i]} in the ${part} of ${t.name}`;
+      }
+    }
+  }
+  return null;
+}
+
+/** How messages name a good state: "the checkpoint at step 10". */
+function goodStateName(g: GoodState): string {
+  const step = g.cp.stepsDone;
+  if (g.origin === 'checkpoint') return `the checkpoint at step ${step}`;
+  if (g.origin === 'start') return `the checkpoint at step ${step} (the start of the run)`;
+  return `the checkpoint at step ${step} (kept in memory when the run last paused or stopped)`;
+}
+
 const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface SessionOptions {
+  /** Honour `debug` commands (fault injection for the reliability tests). */
+  testHooks?: boolean;
+}
 
 export class Session {
   private backbone: Backbone | null = null;
@@ -150,11 +204,22 @@ export class Session {
   private generator: Generator | null = null;
   private stopGeneration = false;
   private chain: Promise<unknown> = Promise.resolve();
+  /** The host copy of an imported adapter (rebuilt onto a new device after a device loss). */
+  private imported: { cfg: AdapterConfig; set: AdapterSet | null } | null = null;
+  private toldNoStorage = false;
+  /** Set while a lost device is being replaced. */
+  private recovering = false;
 
   constructor(
-    private readonly ctx: GpuContext,
+    private ctx: GpuContext,
     private readonly post: Post,
+    private readonly options: SessionOptions = {},
   ) {}
+
+  /** The GPU context in use (a new one after replaceDevice). */
+  get gpu(): GpuContext {
+    return this.ctx;
+  }
 
   /** Runs GPU work after every task queued before it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -216,6 +281,7 @@ export class Session {
   }
 
   private dropModelState(): void {
+    this.imported = null;
     this.generator?.destroy();
     this.generator = null;
     this.run?.trainer.destroy();
@@ -343,14 +409,23 @@ export class Session {
         totalSteps: s.steps,
         checkpointEvery: s.checkpointEvery,
         routingEvery: s.routingEvery,
+        faultLimit: s.faultLimit,
         savedAt: 0,
       };
-      this.beginRun(trainer, meta, false, seqLen);
+      // The state at step 0 is the first good state a rollback or a lost device can go back to.
+      let start: TrainerCheckpoint;
+      try {
+        start = await trainer.exportCheckpoint();
+      } catch (e) {
+        trainer.destroy();
+        throw e;
+      }
+      this.beginRun(trainer, meta, false, seqLen, undefined, { cp: start, metrics: [], origin: 'start' });
     });
     void this.loop();
   }
 
-  private beginRun(trainer: Trainer, meta: RunMeta, resumed: boolean, seqLen: number, saved?: CheckpointExtra): void {
+  private beginRun(trainer: Trainer, meta: RunMeta, resumed: boolean, seqLen: number, saved: CheckpointExtra | undefined, good: GoodState): void {
     const groups = displayGroups(meta.adapter, meta.typeNames);
     this.run = {
       id: meta.runId,
@@ -366,25 +441,41 @@ export class Session {
       looping: false,
       lastRouting: saved?.routing ?? null,
       history: saved ? saved.metrics.filter((m) => m.step <= trainer.stepsDone) : [],
+      seqLen,
+      guard: new NumericGuard(meta.faultLimit ?? DEFAULT_FAULT_LIMIT),
+      lastGood: good,
+      rolledBackTo: null,
+      checkpointDue: false,
     };
+    this.imported = null;
     this.adapter = { origin: 'trained', cfg: meta.adapter, label: `run ${meta.runId}`, typeNames: [...meta.typeNames], groups };
+    this.postRunStarted(this.run, resumed);
+    this.postAdapter();
+    this.postStatus();
+  }
+
+  /** Tells the page about the run; a resumed one brings its series (the page replaces its own with it). */
+  private postRunStarted(r: Run, resumed: boolean): void {
+    const meta = r.meta;
     this.post({
       type: 'runStarted',
       run: {
         runId: meta.runId,
         totalSteps: meta.totalSteps,
-        startStep: trainer.stepsDone,
+        startStep: r.trainer.stepsDone,
         typeNames: [...meta.typeNames],
-        groups,
+        groups: r.groups,
         adapter: meta.adapter,
-        seqLen,
+        seqLen: r.seqLen,
         memory: this.memory(),
         resumed,
-        ...(saved ? { metrics: this.run.history, routing: this.run.lastRouting } : {}),
+        ...(resumed ? { metrics: r.history, routing: r.lastRouting } : {}),
       },
     });
-    this.postAdapter();
-    this.postStatus();
+  }
+
+  private runEvent(ev: Omit<RunEvent, 'at'>): void {
+    this.post({ type: 'runEvent', event: { ...ev, at: Date.now() } });
   }
 
   private postStatus(msg?: string): void {
@@ -427,22 +518,44 @@ export class Session {
     this.post({ type: 'routing', step: r.trainer.stepsDone, summary });
   }
 
-  /** The training loop: one serialised step at a time until done, paused, stopped or failed. */
+  /**
+   * The training loop: one serialised step at a time until done, paused, stopped or failed. Each
+   * step's metrics go through the run's NumericGuard: a faulty step is reported (its update was
+   * skipped) and never checkpointed; `faultLimit` in a row roll the run back (see ./faults.ts).
+   */
   private async loop(): Promise<void> {
     const r = this.run;
     if (!r || r.looping) return;
     r.looping = true;
+    const ctx = this.ctx;
     try {
       while (r.status === 'running' && r.trainer.stepsDone < r.totalSteps && this.run === r) {
         const m = await this.serial(() => r.trainer.step());
+        if (this.run !== r) return;
         r.pending.push(m);
         r.history.push(m);
         const step = m.step;
+        const verdict = r.guard.observe(m);
+        if (verdict.kind !== 'ok') {
+          const fault = verdict.kind === 'fault' ? verdict.fault : verdict.faults[verdict.faults.length - 1];
+          const streak = verdict.kind === 'fault' ? verdict.streak : verdict.faults.length;
+          this.runEvent({ kind: 'nonFinite', severity: 'warning', step, nonFinite: { loss: fault.loss, gradNorm: fault.gradNorm }, message: describeFault(fault, streak, r.guard.limit) });
+        }
+        if (verdict.kind === 'rollback') {
+          await this.rollback(r, verdict.faults);
+          await sleep0();
+          continue;
+        }
         if (step % r.routingEvery === 0 || step === r.totalSteps) {
           this.flushMetrics(true);
           this.postRouting();
         } else this.flushMetrics(false);
-        if (r.checkpointEvery > 0 && (step % r.checkpointEvery === 0 || step === r.totalSteps)) {
+        const due = r.checkpointEvery > 0 && (step % r.checkpointEvery === 0 || step === r.totalSteps || r.checkpointDue);
+        if (due && verdict.kind === 'fault') {
+          // A state inside a fault streak is never stored: the checkpoint waits for the next good step.
+          r.checkpointDue = true;
+        } else if (due) {
+          r.checkpointDue = false;
           this.flushMetrics(true);
           await this.saveCheckpoint(r);
         }
@@ -453,8 +566,14 @@ export class Session {
       if (r.status === 'stopping') r.status = 'stopped';
       else if (r.trainer.stepsDone >= r.totalSteps) r.status = 'done';
       else if (r.status === 'pausing') r.status = 'paused';
+      // Where the run rests is its good state in memory: a lost device then costs no step.
+      if (r.guard.streakLength === 0 && r.lastGood?.cp.stepsDone !== r.trainer.stepsDone) await this.remember(r, 'rest');
+      if (this.run !== r) return;
       this.postStatus();
     } catch (e) {
+      if (this.run !== r) return;
+      // A lost device fails the step in flight: replaceDevice takes the run over, this is no error.
+      if (await this.lostDevice(ctx)) return;
       this.flushMetrics(true);
       r.status = 'error';
       this.postStatus(message(e));
@@ -463,12 +582,52 @@ export class Session {
     }
   }
 
+  /** True when `ctx`'s device is lost or being replaced (waits briefly for device.lost to settle). */
+  private async lostDevice(ctx: GpuContext): Promise<boolean> {
+    if (this.recovering || ctx !== this.ctx) return true;
+    return Promise.race([ctx.device.lost.then(() => true), sleep(1000).then(() => false)]);
+  }
+
+  /**
+   * Keeps the trainer's current state as the run's good state (in memory), unless it holds a
+   * non-finite value: an update can overflow a parameter while its step looked healthy (the fault
+   * shows only at the next step), and such a state must never become a checkpoint.
+   */
+  private async remember(r: Run, origin: GoodState['origin']): Promise<TrainerCheckpoint | null> {
+    const cp = await this.serial(() => r.trainer.exportCheckpoint());
+    if (this.run !== r) return null;
+    const bad = firstNonFinite(cp);
+    if (bad) {
+      const prev = r.lastGood ? goodStateName(r.lastGood) : 'none';
+      this.runEvent({
+        kind: 'checkpointRefused',
+        severity: 'warning',
+        step: cp.stepsDone,
+        message: `The state at step ${cp.stepsDone} holds a non-finite value (${bad}): it was not kept as a checkpoint; the last good one stays (${prev}).`,
+      });
+      return null;
+    }
+    r.lastGood = { cp, metrics: r.history.filter((m) => m.step <= cp.stepsDone), origin };
+    // A newer good state: a later rollback goes there, and may do so again.
+    if (r.rolledBackTo !== null && cp.stepsDone > r.rolledBackTo) r.rolledBackTo = null;
+    return cp;
+  }
+
+  /** A checkpoint: the good state in memory, and in IndexedDB when the browser has it. */
   private async saveCheckpoint(r: Run): Promise<void> {
+    const cp = await this.remember(r, 'checkpoint');
+    if (!cp) return;
+    if (!persistenceAvailable()) {
+      if (!this.toldNoStorage) {
+        this.toldNoStorage = true;
+        this.post({ type: 'storageError', message: 'This browser offers no storage (IndexedDB): checkpoints are kept in memory only, and a reload loses the run.' });
+      }
+      return;
+    }
     try {
-      const cp = await this.serial(() => r.trainer.exportCheckpoint());
       const meta: RunMeta = { ...r.meta, savedAt: Date.now() };
       const bytes = encodeCheckpoint(meta, cp);
-      const extra: CheckpointExtra = { metrics: r.history.filter((m) => m.step <= cp.stepsDone), routing: r.lastRouting };
+      const extra: CheckpointExtra = { metrics: r.lastGood!.metrics, routing: r.lastRouting };
       const pointer = await saveCheckpoint(bytes.buffer, { step: cp.stepsDone, totalSteps: r.totalSteps, meta }, extra);
       this.post({ type: 'checkpoint', step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes });
     } catch (e) {
@@ -476,6 +635,36 @@ export class Session {
       if (e instanceof StorageFullError) this.post({ type: 'storageError', message: e.message });
       else this.post({ type: 'storageError', message: `The checkpoint could not be saved: ${message(e)}` });
     }
+  }
+
+  /**
+   * `faultLimit` faulty steps in a row: the trainer goes back to the run's last good state
+   * (parameters, AdamW moments, step count, data order, dropout stream) and the page gets the series
+   * up to it. A second rollback to the same state pauses the run (the fault is reproducible).
+   */
+  private async rollback(r: Run, faults: StepFault[]): Promise<void> {
+    const good = r.lastGood;
+    if (!good) throw new Error(`${faults.length} faulty steps in a row and no good state to roll back to`);
+    const toStep = good.cp.stepsDone;
+    const again = r.rolledBackTo === toStep;
+    await this.serial(async () => r.trainer.importCheckpoint(good.cp));
+    if (this.run !== r) return;
+    r.trainer.routing?.reset();
+    r.rolledBackTo = toStep;
+    r.checkpointDue = false;
+    this.flushMetrics(true);
+    r.history = good.metrics.slice();
+    r.pending = [];
+    if (again && r.status === 'running') r.status = 'paused';
+    this.postRunStarted(r, true);
+    this.runEvent({
+      kind: 'rollback',
+      severity: again ? 'error' : 'warning',
+      step: faults[faults.length - 1].step,
+      toStep,
+      nonFinite: { loss: faults.some((f) => f.loss), gradNorm: faults.some((f) => f.gradNorm) },
+      message: describeRollback(faults, goodStateName(good), again),
+    });
   }
 
   pause(): void {
@@ -530,7 +719,8 @@ export class Session {
         throw e;
       }
       const extra = (stored.extra ?? {}) as Partial<CheckpointExtra>;
-      this.beginRun(trainer, meta, true, meta.train.maxLength, { metrics: Array.isArray(extra.metrics) ? extra.metrics : [], routing: extra.routing ?? null });
+      const metrics = Array.isArray(extra.metrics) ? extra.metrics : [];
+      this.beginRun(trainer, meta, true, meta.train.maxLength, { metrics, routing: extra.routing ?? null }, { cp, metrics: metrics.filter((m) => m.step <= cp.stepsDone), origin: 'checkpoint' });
     });
     void this.loop();
   }
@@ -661,9 +851,165 @@ export class Session {
       this.run?.trainer.destroy();
       this.run = null;
       this.rebuildWeights(loaded.cfg, loaded.set);
+      this.imported = { cfg: loaded.cfg, set: loaded.set };
       this.adapter = { origin: 'imported', cfg: loaded.cfg, label: name + (loaded.baseModel ? ` (trained on ${loaded.baseModel})` : ''), typeNames, groups: displayGroups(loaded.cfg, typeNames) };
     });
     this.postStatus();
     this.postAdapter();
+  }
+
+  // ---- a lost GPU device ---------------------------------------------------------------------------
+
+  /**
+   * The device is lost (the worker saw device.lost): GPU work stops failing loudly until
+   * replaceDevice. Returns the step the run had finished.
+   */
+  deviceLost(): number {
+    this.recovering = true;
+    return this.run?.trainer.stepsDone ?? 0;
+  }
+
+  /** No new device could be had: the run ends in an error the user can act on (reload and resume). */
+  deviceUnavailable(reason: string, error: string): void {
+    this.recovering = false;
+    const r = this.run;
+    const step = r?.trainer.stepsDone ?? 0;
+    const msg =
+      `The GPU device was lost${r ? ` at step ${step}` : ''} (${reason}) and no new device could be acquired (${error}). ` +
+      'Datasets, settings and the last checkpoint are kept in this browser: reload the page to resume.';
+    if (r) {
+      r.status = 'error';
+      this.postStatus(msg);
+    }
+    this.runEvent({ kind: 'deviceFailed', severity: 'error', step, message: msg });
+  }
+
+  /**
+   * Moves everything onto a new device after the old one was lost: the backbone is uploaded again
+   * from its host copy, and a run continues from its last good state (a checkpoint, or where it was
+   * paused): a new Trainer over the same samples and settings imports it. A run that was training
+   * goes on by itself; a paused one waits for Resume. Datasets, settings and the metric series up to
+   * that state are untouched (the steps after it are computed again, identically).
+   */
+  async replaceDevice(ctx: GpuContext, reason: string): Promise<void> {
+    const old = this.run;
+    const lostAt = old?.trainer.stepsDone ?? 0;
+    this.recovering = true;
+    this.ctx = ctx;
+    // Work queued on the lost device may never settle: the queue starts afresh. The old objects
+    // are dropped (their buffers went with the device; destroy() on them is harmless).
+    this.chain = Promise.resolve();
+    this.run = null;
+    this.generator?.destroy();
+    this.generator = null;
+    old?.trainer.destroy();
+    this.weights?.destroy();
+    this.weights = null;
+    const b = this.backbone;
+    let restoredTo: number | null = null;
+    let goodName = '';
+    try {
+      if (!b) {
+        this.runEvent({ kind: 'deviceLost', severity: 'warning', step: 0, message: `The GPU device was lost (${reason}); a new device was acquired. Nothing was loaded on it yet.` });
+        return;
+      }
+      await this.serial(async () => {
+        if (old && old.lastGood) {
+          const meta = old.meta;
+          const good = old.lastGood;
+          const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
+          const weights = this.rebuildWeights(meta.adapter, set);
+          const trainer = new Trainer(ctx, weights, old.trainer.samples, old.trainer.typeIndex, meta.typeNames, meta.train, b.tokenizer.padId);
+          trainer.importCheckpoint(good.cp);
+          const status: RunStatus =
+            old.status === 'running' || old.status === 'starting' ? 'running' : old.status === 'pausing' ? 'paused' : old.status === 'stopping' ? 'stopped' : old.status;
+          this.run = {
+            ...old,
+            trainer,
+            status,
+            pending: [],
+            lastFlush: performance.now(),
+            looping: false,
+            history: good.metrics.slice(),
+            guard: new NumericGuard(old.guard.limit),
+            checkpointDue: false,
+          };
+          restoredTo = good.cp.stepsDone;
+          goodName = goodStateName(good);
+        } else {
+          const imp = this.imported;
+          this.rebuildWeights(imp ? imp.cfg : defaultAdapterConfig('none'), imp ? imp.set : null);
+          if (!imp) this.adapter = { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+        }
+      });
+    } finally {
+      this.recovering = false;
+    }
+    const r = this.run as Run | null;
+    if (r && restoredTo !== null) {
+      const next = r.status === 'running' ? 'training goes on' : r.status === 'paused' ? 'press Resume to continue' : `the run stays ${r.status}`;
+      const redo = lostAt > restoredTo ? ` Steps ${restoredTo + 1}-${lostAt} are computed again (the same batches and dropout masks, so the same results).` : '';
+      this.postRunStarted(r, true);
+      this.runEvent({
+        kind: 'deviceLost',
+        severity: 'warning',
+        step: lostAt,
+        toStep: restoredTo,
+        message:
+          `The GPU device was lost at step ${lostAt} (${reason}); resumed from ${goodName}: ` +
+          `a new device was acquired and the backbone loaded again, ${next}. Datasets, settings and the metric series are kept.${redo}`,
+      });
+    } else {
+      const what = this.adapter.origin === 'imported' ? ' with the imported adapter' : '';
+      this.runEvent({ kind: 'deviceLost', severity: 'warning', step: 0, message: `The GPU device was lost (${reason}); a new device was acquired and the backbone loaded again${what}.` });
+    }
+    this.postAdapter();
+    this.postStatus();
+    if (r?.status === 'running') void this.loop();
+  }
+
+  // ---- test hooks ----------------------------------------------------------------------------------
+
+  /** Fault injection for the reliability tests (only with SessionOptions.testHooks). */
+  async debug(a: DebugAction): Promise<void> {
+    if (!this.options.testHooks) throw new Error('test hooks are off (open the page with ?test-hooks)');
+    const step = this.run?.trainer.stepsDone ?? 0;
+    switch (a.kind) {
+      case 'loseDevice':
+        this.runEvent({ kind: 'testHook', severity: 'info', step, message: `Test hook: device.destroy() at step ${step}.` });
+        this.ctx.device.destroy();
+        return;
+      case 'injectFault': {
+        const r = this.run;
+        if (!r) throw new Error('no run to inject a fault into');
+        if (a.target === 'gradient') r.trainer.injectGradientNaN();
+        else {
+          await this.serial(async () => {
+            const p = r.trainer.graph.params[0];
+            this.ctx.device.queue.writeBuffer(p.param.buffer, 0, new Float32Array([NaN]));
+          });
+        }
+        const what = a.target === 'gradient' ? "a NaN is written into the next step's gradient" : `a NaN was written into ${r.trainer.graph.params[0].name}`;
+        this.runEvent({ kind: 'testHook', severity: 'info', step, message: `Test hook: ${what} (after step ${step}).` });
+        return;
+      }
+      case 'checkpointWrite':
+        setCheckpointWriteHook(async (phase, at) => {
+          if (a.fail === 'quota' && phase === 'data') {
+            setCheckpointWriteHook(null);
+            throw new DOMException('test hook: the storage quota is full', 'QuotaExceededError');
+          }
+          if (a.fail === 'stall' && phase === 'pointer') {
+            setCheckpointWriteHook(null);
+            this.runEvent({ kind: 'testHook', severity: 'info', step: at, message: `Test hook: the checkpoint of step ${at} is written, its pointer switch stalls.` });
+            await new Promise<never>(() => undefined);
+          }
+        });
+        return;
+      default: {
+        const never: never = a;
+        throw new Error(`unknown debug action ${JSON.stringify(never)}`);
+      }
+    }
   }
 }
