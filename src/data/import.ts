@@ -576,13 +576,16 @@ function readDelimited(text: string, delimiter: string, c: Collector, refuse: Re
 async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refuse): Promise<void> {
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   let metadata: FileMetaData;
+  let columns: string[];
   try {
     metadata = parquetMetadata(buffer);
+    // The schema comes from the same (possibly damaged) footer: failing to read it is a damaged file too.
+    columns = parquetSchema(metadata).children.map((ch) => ch.element.name);
+    if (!columns.every((name) => typeof name === 'string')) throw new Error('a column of the schema has no name');
   } catch (e) {
     return refuse(`not a readable Parquet file: ${e instanceof Error ? e.message : String(e)}`);
   }
   const rows = Number(metadata.num_rows);
-  const columns = parquetSchema(metadata).children.map((ch) => ch.element.name);
   const lower = new Map(columns.map((name) => [name.toLowerCase(), name] as const));
   const has = (k: string): boolean => lower.has(k);
   if (!has('messages') && (!has('instruction') || !has('output'))) {
@@ -608,6 +611,8 @@ async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refuse): Pro
   } catch (e) {
     return refuse(`the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // A damaged page can decode to more (or fewer) rows than the footer declares: never invent records.
+  if (objects.length !== rows) refuse(`the Parquet data has ${objects.length} rows but the file's footer says ${rows}: the file is damaged`);
   objects.forEach((o, i) => {
     const obj: Record<string, unknown> = {};
     for (const k of Object.keys(o)) obj[k.toLowerCase()] = o[k];
@@ -635,7 +640,8 @@ class Collector {
     const d = (opts.defaultType ?? DOWNSTREAM_TASK).trim();
     if (d === '') throw new Error('parseDataset: defaultType must be a non-empty name');
     this.defaultType = d;
-    this.typeMapping = {};
+    // No prototype: a type value such as "constructor" or "__proto__" must not find Object.prototype's members.
+    this.typeMapping = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries(opts.typeMapping ?? {})) {
       if (typeof v !== 'string' || v.trim() === '') throw new Error(`parseDataset: typeMapping["${k}"] must be a non-empty name`);
       this.typeMapping[k.trim()] = v.trim();
@@ -751,14 +757,16 @@ class Collector {
           : `no usable record: all ${this.total} record${this.total === 1 ? ' is' : 's are'} bad (${shown.join('; ')}${more})`,
       );
     }
-    const byType: Record<string, number> = {};
+    // Counted in a Map: type names come from the file ("__proto__", "constructor" are names too).
+    const typeCounts = new Map<string, number>();
     const byShape: Record<RecordShape, number> = { official: 0, alpaca: 0, chat: 0 };
     let defaultedType = 0;
     for (const r of this.records) {
-      byType[r.type] = (byType[r.type] ?? 0) + 1;
+      typeCounts.set(r.type, (typeCounts.get(r.type) ?? 0) + 1);
       byShape[r.shape]++;
       if (r.typeDefaulted) defaultedType++;
     }
+    const byType: Record<string, number> = Object.fromEntries(typeCounts);
     return {
       fileName: this.fileName,
       format,

@@ -40,17 +40,30 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
     if (name === null) return null;
     const id = tok.token_to_id(name);
     if (id === undefined) throw new Error(`tokenizer_config.json: ${field} "${name}" is not in the vocabulary of ${fileName}`);
+    if (!Number.isSafeInteger(id) || id < 0) {
+      throw new Error(`${fileName}: ${field} "${name}" has id ${JSON.stringify(id)}; token ids must be non-negative integers`);
+    }
     return id;
   };
   const eosId = idOf('eos_token');
   if (eosId === null) throw new Error('tokenizer_config.json: eos_token is missing; it is needed to end targets and stop generation');
   const bosId = idOf('bos_token');
   const padId = idOf('pad_token') ?? eosId;
+  idOf('unk_token'); // a named unk_token must exist too: unknown words would otherwise get no id
   const vocab = tok.get_vocab(true);
   let size = 0;
-  for (const id of vocab.values()) size = Math.max(size, id + 1);
+  for (const [token, id] of vocab) {
+    if (!Number.isSafeInteger(id) || id < 0) throw new Error(`${fileName}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}; token ids must be non-negative integers`);
+    size = Math.max(size, id + 1);
+  }
   return {
-    encode: (text, addSpecialTokens = false) => tok.encode(text, { add_special_tokens: addSpecialTokens }).ids,
+    encode: (text, addSpecialTokens = false) => {
+      const ids = tok.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+      // A word outside the vocabulary with no usable unknown token comes back without an id.
+      const bad = ids.findIndex((id) => !Number.isSafeInteger(id) || id < 0 || id >= size);
+      if (bad >= 0) throw new Error(`${fileName}: token ${bad + 1} of ${JSON.stringify(text.slice(0, 80))} has no id in the vocabulary (and the tokenizer has no usable unk_token)`);
+      return ids;
+    },
     decode: (ids, skipSpecialTokens = true) => tok.decode([...ids], { skip_special_tokens: skipSpecialTokens }),
     eosId,
     bosId,

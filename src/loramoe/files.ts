@@ -35,6 +35,8 @@ import {
 import { adapterKey, type AdapterArrays, type AdapterSet } from './init';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+/** Largest expert count accepted from a file (the paper uses 2 to 8). */
+export const MAX_EXPERTS = 256;
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 const MLP_PROJECTIONS: readonly Projection[] = ['gate_proj', 'up_proj', 'down_proj'];
@@ -181,7 +183,13 @@ export function parseAdapterConfig(json: unknown, fileName = ADAPTER_CONFIG_FILE
   };
   if (!isObject(json)) return fail('expected a JSON object');
   const present = (f: string) => json[f] !== undefined && json[f] !== null;
-  const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+  const show = (v: unknown): string => {
+    try {
+      return JSON.stringify(v) ?? String(v);
+    } catch {
+      return Array.isArray(v) ? '[...]' : '{...}'; // nested too deep for JSON.stringify
+    }
+  };
   const expected = { int: 'a positive integer', positive: 'a positive number', nonneg: 'a number >= 0', unit: 'a number in [0, 1)' };
   const num = (f: string, kind: keyof typeof expected, fallback?: number): number => {
     const v = json[f];
@@ -224,6 +232,7 @@ export function parseAdapterConfig(json: unknown, fileName = ADAPTER_CONFIG_FILE
   const alpha = num('lora_alpha', 'positive');
   const numExperts = mode === 'loramoe' ? num('lora_nums', 'int') : num('lora_nums', 'int', 1);
   if (mode === 'lora' && numExperts !== 1) fail(`lora_nums is ${numExperts} but loramoe_playground.mode is "lora" (one expert)`);
+  if (numExperts > MAX_EXPERTS) fail(`lora_nums (${numExperts}) is more than the ${MAX_EXPERTS} experts supported`);
   // lora_dropout: PEFT's default when absent. The LBC fields are required in LoRAMoE configs; plain
   // LoRA has no LBC and takes the playground defaults (unused there).
   const dropout = num('lora_dropout', 'unit', 0);

@@ -75,6 +75,9 @@ export interface ModelConfig {
   slidingWindow: SlidingWindow | null;
 }
 
+/** Largest layer count accepted (the largest published Llama-family models have about 128). */
+export const MAX_LAYERS = 1024;
+
 export class ConfigError extends Error {
   readonly field: string;
   constructor(fileName: string, field: string, message: string) {
@@ -86,9 +89,14 @@ export class ConfigError extends Error {
 
 const show = (v: unknown): string => {
   if (v === undefined) return 'nothing';
-  if (Array.isArray(v)) return `an array ${JSON.stringify(v).slice(0, 60)}`;
-  if (typeof v === 'object' && v !== null) return 'an object';
-  return JSON.stringify(v);
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return 'an object';
+  let text: string;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    text = Array.isArray(v) ? '[...]' : String(v); // nested too deep for JSON.stringify (or a bigint)
+  }
+  return Array.isArray(v) ? `an array ${text.slice(0, 60)}` : text;
 };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -225,6 +233,8 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
   const hiddenSize = f.int('hidden_size', 1);
   const intermediateSize = f.int('intermediate_size', 1);
   const numLayers = f.int('num_hidden_layers', 1);
+  // Far beyond any model a browser can hold; refusing early keeps per-layer lists bounded.
+  if (numLayers > MAX_LAYERS) f.fail('num_hidden_layers', `num_hidden_layers (${numLayers}) is more than the ${MAX_LAYERS} layers supported`);
   const numHeads = f.int('num_attention_heads', 1);
   const numKvHeads = f.int('num_key_value_heads', 1, numHeads);
   if (numHeads % numKvHeads !== 0) {
@@ -274,11 +284,12 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
   const maxPositionEmbeddings = f.int('max_position_embeddings', 1, MAX_POSITION_DEFAULTS[type]);
 
   let slidingWindow: SlidingWindow | null = null;
-  const all = Array.from({ length: numLayers }, (_, i) => i);
+  // Built only where a window needs the list (not for llama: num_hidden_layers may be any safe integer).
+  const all = (): number[] => Array.from({ length: numLayers }, (_, i) => i);
   if (type === 'mistral') {
     // MistralConfig's default is 4096; null turns the window off (Mistral 7B v0.2 and later).
     const size = json.sliding_window === null ? null : f.int('sliding_window', 1, 4096);
-    if (size !== null) slidingWindow = { size, layers: all };
+    if (size !== null) slidingWindow = { size, layers: all() };
   } else if (type === 'qwen2' && f.bool('use_sliding_window', false)) {
     const size = json.sliding_window === null ? null : f.int('sliding_window', 1, 4096);
     if (size !== null) {
@@ -293,11 +304,11 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
           f.fail('layer_types', `layer_types must list "sliding_attention" or "full_attention" for each of the ${numLayers} layers`);
         }
         const lt = layerTypes as string[];
-        layers = all.filter((i) => lt[i] === 'sliding_attention');
+        layers = all().filter((i) => lt[i] === 'sliding_attention');
       } else {
         // Qwen2: layers from max_window_layers on use the window.
         const from = f.int('max_window_layers', 0, 28);
-        layers = all.filter((i) => i >= from);
+        layers = all().filter((i) => i >= from);
       }
       if (layers.length > 0) slidingWindow = { size, layers };
     }

@@ -51,6 +51,14 @@ export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const dims = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+/** A value from a file, as JSON for a message, shortened; values nested too deep for JSON.stringify are elided. */
+const showJson = (v: unknown, max = 80): string => {
+  try {
+    return (JSON.stringify(v) ?? String(v)).slice(0, max);
+  } catch {
+    return Array.isArray(v) ? '[...]' : '{...}';
+  }
+};
 
 /** Rotary-embedding buffers some checkpoints carry (recomputed from rope_theta, never loaded). */
 const isRotaryBuffer = (name: string): boolean => /(^|\.)rotary_emb\.inv_freq$/.test(name);
@@ -66,7 +74,7 @@ function ropeScalingRefusal(json: unknown): { field: string; message: string } |
     let type: unknown = undefined;
     if (isObject(v)) for (const k of typeKeys) if (v[k] !== undefined && v[k] !== null) type = v[k];
     if (type === 'default') return null;
-    const what = type === undefined ? JSON.stringify(v).slice(0, 80) : `type ${JSON.stringify(type)}`;
+    const what = type === undefined ? showJson(v) : `type ${showJson(type)}`;
     return {
       field,
       message:
@@ -135,7 +143,7 @@ async function weightFiles(src: FileSource, expected: Set<string>, cfg: ModelCon
     }
     const byFile = new Map<string, Set<string>>();
     for (const [tensor, file] of Object.entries(index.weight_map)) {
-      if (typeof file !== 'string' || file === '') throw new Error(`${where}: weight_map[${JSON.stringify(tensor)}] must be a file name, found ${JSON.stringify(file)}`);
+      if (typeof file !== 'string' || file === '') throw new Error(`${where}: weight_map[${JSON.stringify(tensor)}] must be a file name, found ${showJson(file)}`);
       if (file.startsWith('/') || file.split(/[\\/]/).includes('..')) {
         throw new Error(`${where}: shard file name ${JSON.stringify(file)} (for ${tensor}) must stay inside the model directory`);
       }

@@ -1,0 +1,508 @@
+// Not run by the suite yet: it still finds open bugs (hyparquet loops on a page header without
+// repetition_levels_byte_length; a leading U+FEFF is dropped from Parquet strings). Rename to
+// *.fuzz.test.ts once they are fixed. See the reliability section of README.md.
+/**
+ * Fuzz tests of the dataset importer (src/data/import.ts, parseDataset) for JSON, JSON Lines,
+ * CSV, TSV and Parquet.
+ *
+ * Valid files are built from generated records (official, Alpaca and chat shapes, any Unicode text
+ * with quotes, separators and line breaks in it) and must load exactly. Mutated files (text edits:
+ * inserted quotes, line breaks, brackets, odd numbers and characters; a BOM; invalid UTF-8; byte
+ * flips and truncation; values of the wrong type, huge or deeply nested in JSON; Parquet byte
+ * flips) must end in a DatasetImportError whose message starts with the file name, or in a result
+ * whose every record is valid and whose counts and locations are consistent: no more records than
+ * the file has lines (JSON Lines, CSV, TSV), elements (JSON) or rows (Parquet), and no more text
+ * in the records than in the file.
+ *
+ * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ */
+import fc from 'fast-check';
+import { parquetMetadata } from 'hyparquet';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DatasetImportError, DOWNSTREAM_TASK, type ImportResult, MAX_DATASET_RECORDS, parseDataset, WORLD_KNOWLEDGE } from '../data/import';
+import {
+  byteMutations,
+  checkClearError,
+  encodeWith,
+  encodingMutation,
+  FUZZ_TEST_TIMEOUT_MS,
+  fuzzParams,
+  IsolatedRunner,
+  SlowCases,
+  jsonMutations,
+  materialize,
+  mutateBytes,
+  mutateJson,
+  mutateText,
+  runAsync,
+  Tally,
+  textMutations,
+  toJsonText,
+  violation,
+  weirdJsonValue,
+} from './arbitraries';
+
+const tally = new Tally('dataset.fuzz.test.ts');
+
+/**
+ * Parquet cases run parseDataset in a worker thread: hyparquet can loop forever on a damaged page
+ * (a synchronous loop no timer in this thread can stop), so each case gets a hard time limit.
+ */
+let parquetRunner: IsolatedRunner;
+beforeAll(async () => {
+  parquetRunner = await IsolatedRunner.forEntries({ DatasetImportError });
+});
+afterAll(async () => {
+  await parquetRunner?.close();
+  console.log(tally.summary());
+});
+
+// ---------------------------------------------------------------------------------------------
+// Generated records and what they must load as.
+// ---------------------------------------------------------------------------------------------
+
+interface Expected {
+  instruction: string;
+  input: string;
+  output: string;
+  type: string;
+}
+
+interface Gen {
+  /** The record as written to JSON / JSON Lines. */
+  json: Record<string, unknown>;
+  /** The record as CSV / Parquet cells (column -> text; '' = empty cell). */
+  cells: Record<string, string>;
+  /** Chat records: the messages (a nested Parquet column). */
+  messages?: { role: string; content: string }[];
+  expected: Expected;
+}
+
+/** Text with quotes, separators, line breaks, Unicode: anything a cell or a JSON string may hold. */
+const anyText = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 16 }),
+  fc.string({ maxLength: 16 }),
+  fc.constantFrom('a,b', 'say "hi"', 'line\nbreak', 'cr\rlf\r\n', 'tab\there', '""', '\\n', '{"x": [1]}', '😀 日本語 é', '\u2028\u2029', '\ufeffbom'),
+);
+/** Text that is not blank. */
+const solidText = fc.tuple(anyText, fc.constantFrom('x', 'Q', 'é', '7', '?', '😀'), anyText).map(([a, m, b]) => a + m + b);
+
+const TYPE_COLUMNS = ['task_type', 'type', 'task'] as const;
+
+const typeSpec = fc.oneof(
+  fc.constant({ raw: undefined as string | number | undefined, name: DOWNSTREAM_TASK }),
+  fc.constantFrom(
+    { raw: 0, name: DOWNSTREAM_TASK },
+    { raw: 1, name: WORLD_KNOWLEDGE },
+    { raw: '0', name: DOWNSTREAM_TASK },
+    { raw: '1', name: WORLD_KNOWLEDGE },
+    { raw: ' 1 ', name: WORLD_KNOWLEDGE },
+  ),
+  fc
+    .string({ unit: 'grapheme', minLength: 1, maxLength: 10 })
+    .filter((s) => s.trim() !== '' && !/^[+-]?\d+(\.\d+)?$/.test(s.trim()) && !/[\r\n]/.test(s))
+    .map((s) => ({ raw: s as string | number | undefined, name: s.trim() })),
+);
+
+const alpacaRecord: fc.Arbitrary<Gen> = fc
+  .record({ instruction: solidText, input: fc.option(anyText, { nil: undefined }), output: solidText, type: typeSpec, typeField: fc.constantFrom(...TYPE_COLUMNS) })
+  .map(({ instruction, input, output, type, typeField }) => {
+    const json: Record<string, unknown> = { instruction, output };
+    if (input !== undefined) json.input = input;
+    if (type.raw !== undefined) json[typeField] = type.raw;
+    const cells: Record<string, string> = { instruction, input: input ?? '', output, [typeField]: type.raw === undefined ? '' : String(type.raw) };
+    return { json, cells, expected: { instruction, input: input ?? '', output, type: type.name } };
+  });
+
+const chatRecord: fc.Arbitrary<Gen> = fc
+  .record({
+    system: fc.array(anyText, { maxLength: 2 }),
+    users: fc.array(anyText, { minLength: 1, maxLength: 3 }),
+    answer: solidText,
+    type: typeSpec,
+  })
+  .map(({ system, users, answer, type }) => {
+    const messages = [
+      ...system.map((content) => ({ role: 'system', content })),
+      ...users.map((content) => ({ role: 'user', content })),
+      { role: 'assistant', content: answer },
+    ];
+    const json: Record<string, unknown> = { messages };
+    if (type.raw !== undefined) json.task_type = type.raw;
+    const cells: Record<string, string> = { messages: JSON.stringify(messages), task_type: type.raw === undefined ? '' : String(type.raw) };
+    return { json, cells, messages, expected: { instruction: [...system, ...users].join('\n'), input: '', output: answer, type: type.name } };
+  });
+
+const records = fc.array(fc.oneof({ weight: 3, arbitrary: alpacaRecord }, { weight: 1, arbitrary: chatRecord }), { minLength: 1, maxLength: 6 });
+
+// ---------------------------------------------------------------------------------------------
+// Writers.
+// ---------------------------------------------------------------------------------------------
+
+const COLUMNS = ['instruction', 'input', 'output', 'messages', ...TYPE_COLUMNS];
+
+function quoteCell(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+/** CSV or TSV with every cell quoted; returns the text and the line each record starts on. */
+function writeDelimited(gens: readonly Gen[], delimiter: string): { text: string; lines: number[] } {
+  const columns = COLUMNS.filter((c) => gens.some((g) => c in g.cells));
+  let text = columns.join(delimiter) + '\n';
+  const lines: number[] = [];
+  for (const g of gens) {
+    lines.push(1 + (text.match(/\r\n|\n|\r/g) ?? []).length);
+    text += columns.map((c) => quoteCell(g.cells[c] ?? '')).join(delimiter) + '\n';
+  }
+  return { text, lines };
+}
+
+function writeJsonLines(values: readonly unknown[]): string {
+  return values.map((v) => toJsonText(v)).join('\n') + '\n';
+}
+
+/**
+ * A Parquet file of the records: text columns, task_type as INT64 when `typeAsInt` and every type
+ * is 0 or 1; when every record is a chat, a nested "messages" column (a list of {role, content}).
+ */
+function writeParquet(gens: readonly Gen[], typeAsInt: boolean): Uint8Array<ArrayBuffer> {
+  const chat = gens.every((g) => g.messages !== undefined);
+  const columns = COLUMNS.filter((c) => gens.some((g) => c in g.cells) && (chat || c !== 'messages'));
+  const columnData = columns.map((name) => {
+    if (name === 'messages') return { name, data: gens.map((g) => g.messages!) };
+    if (typeAsInt && name === 'task_type' && gens.every((g) => /^[01]?$/.test(g.cells.task_type ?? ''))) {
+      return { name, data: gens.map((g) => (g.cells.task_type ? BigInt(g.cells.task_type) : null)), type: 'INT64' as const };
+    }
+    return { name, data: gens.map((g) => (g.cells[name] === undefined || g.cells[name] === '' ? null : g.cells[name])), type: 'STRING' as const };
+  });
+  return new Uint8Array(parquetWriteBuffer({ columnData }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outcome check.
+// ---------------------------------------------------------------------------------------------
+
+const lineCount = (text: string): number => (text.match(/\r\n|\n|\r/g) ?? []).length + 1;
+
+interface Limits {
+  /** Most records the file can hold (lines, elements or rows). */
+  maxRecords: number;
+  /** Most characters of record text (undefined: not checked, e.g. Parquet's dictionary encoding). */
+  maxChars?: number;
+  /** Most lines (locations of kind 'line'). */
+  lines?: number;
+}
+
+/** Checks a refusal or a result; returns the result when the file loaded. */
+function checkImport(r: { ok: true; value: ImportResult } | { ok: false; error: unknown }, fileName: string, limits: Limits, label: string): ImportResult | null {
+  if (!r.ok) {
+    const e = checkClearError(r.error, { classes: [DatasetImportError] });
+    if (!e.message.startsWith(`${fileName}: `)) violation(`the message does not start with the file name: ${JSON.stringify(e.message.slice(0, 300))}`);
+    if (e.message.startsWith(`${fileName}: invalid JSON`) && !/^[^:]*: invalid JSON at line \d+, column \d+: ./.test(e.message)) {
+      violation(`a JSON syntax error without its line and column: ${e.message.slice(0, 300)}`);
+    }
+    return null;
+  }
+  const res = r.value;
+  const where = `${label}: `;
+  if (res.fileName !== fileName) violation(`${where}fileName ${res.fileName}`);
+  const c = res.counts;
+  if (c.total !== c.good + c.bad || c.good !== res.records.length || c.good < 1) violation(`${where}counts do not add up: ${JSON.stringify(c)}`);
+  if (c.total > limits.maxRecords) violation(`${where}${c.total} records from a file that can hold at most ${limits.maxRecords}`);
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+  if (sum(c.byType) !== c.good || sum(c.byShape) !== c.good) violation(`${where}byType / byShape do not add up`);
+  let chars = 0;
+  const locs = new Set<string>();
+  for (const rec of res.records) {
+    if (typeof rec.instruction !== 'string' || typeof rec.input !== 'string' || typeof rec.output !== 'string') violation(`${where}a record field is not a string`);
+    if (rec.output.trim() === '') violation(`${where}a record with an empty output was kept`);
+    // (Chats are kept with blank user messages: only Alpaca-style records need a non-blank instruction or input.)
+    if (rec.shape !== 'chat' && rec.instruction.trim() === '' && rec.input.trim() === '') violation(`${where}a record with an empty instruction and input was kept`);
+    if (typeof rec.type !== 'string' || rec.type.trim() === '' || rec.type !== rec.type.trim()) violation(`${where}bad type name ${JSON.stringify(rec.type)}`);
+    chars += rec.instruction.length + rec.input.length + rec.output.length;
+    checkLocation(rec.location, limits, where);
+    const key = JSON.stringify(rec.location);
+    if (locs.has(key)) violation(`${where}two records at ${key}`);
+    locs.add(key);
+  }
+  const badLocs = new Set<string>();
+  for (const e of res.errors) {
+    if (typeof e.field !== 'string' || e.field === '' || typeof e.message !== 'string' || e.message.trim() === '') violation(`${where}an unclear record error ${JSON.stringify(e)}`);
+    checkLocation(e.location, limits, where);
+    const key = JSON.stringify(e.location);
+    if (locs.has(key)) violation(`${where}a kept record also has an error at ${key}`);
+    badLocs.add(key);
+  }
+  if (badLocs.size !== c.bad) violation(`${where}${c.bad} bad records but errors at ${badLocs.size} locations`);
+  if (limits.maxChars !== undefined && chars > limits.maxChars) violation(`${where}${chars} characters of records from ${limits.maxChars} characters of file`);
+  return res;
+}
+
+function checkLocation(loc: ImportResult['records'][number]['location'], limits: Limits, where: string): void {
+  const n = loc.kind === 'line' ? loc.line : loc.kind === 'index' ? loc.index + 1 : loc.row;
+  if (!Number.isSafeInteger(n) || n < 1) violation(`${where}bad location ${JSON.stringify(loc)}`);
+  if (loc.kind === 'line' && limits.lines !== undefined && loc.line > limits.lines) violation(`${where}line ${loc.line} of a file of ${limits.lines} lines`);
+  if (loc.kind !== 'line' && n > limits.maxRecords) violation(`${where}location ${JSON.stringify(loc)} past the ${limits.maxRecords} elements`);
+}
+
+/** Parses `bytes` as `fileName` and checks the outcome against what the bytes can hold. */
+async function importCase(parser: string, bytes: Uint8Array, fileName: string): Promise<ImportResult | null> {
+  const r = await runAsync(parser, () => parseDataset(bytes, fileName));
+  tally.record(parser, r.ok ? 'load' : 'error', r.ms);
+  const text = new TextDecoder().decode(bytes);
+  const lines = lineCount(text);
+  // JSON: elements are separated by commas (or the file is read as JSON Lines: one per line).
+  const elements = (text.match(/,/g) ?? []).length + 1;
+  const limits = { maxRecords: fileName.endsWith('.json') ? Math.max(elements, lines) : lines, maxChars: text.length, lines };
+  return checkImport(r, fileName, limits, parser);
+}
+
+/** A Parquet case that did not finish within the time limit (hyparquet looping on a damaged page). */
+interface Hang {
+  parser: string;
+  bytes: string;
+  ms: number;
+}
+
+/**
+ * Parses Parquet bytes in the worker and checks the outcome: no more records than the footer's
+ * num_rows (or the record limit). A case over the time limit is returned as a Hang.
+ */
+async function parquetCase(parser: string, bytes: Uint8Array, fileName = 'fuzz/data.parquet', slow?: SlowCases): Promise<ImportResult | null | Hang> {
+  const r = await parquetRunner.run<ImportResult>('fuzzParseDataset', [bytes, fileName], slow?.limit);
+  if (r.kind === 'hang') {
+    tally.record(parser, 'error', r.ms);
+    return { parser, bytes: Buffer.from(bytes).toString('hex'), ms: r.ms };
+  }
+  if (r.kind === 'died') return violation(`${parser}: the worker died (${r.message}): an allocation far beyond the ${bytes.length}-byte input`);
+  tally.record(parser, r.kind === 'ok' ? 'load' : 'error', r.ms);
+  let rows = MAX_DATASET_RECORDS;
+  try {
+    const n = Number(parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer).num_rows);
+    // A damaged footer can claim a negative row count; then only the record limit bounds the rows.
+    if (Number.isSafeInteger(n) && n >= 0) rows = n;
+  } catch {
+    if (r.kind === 'ok') violation(`${parser}: loaded a Parquet file whose footer hyparquet cannot read`);
+  }
+  return checkImport(r.kind === 'ok' ? { ok: true, value: r.value } : { ok: false, error: r.error }, fileName, { maxRecords: Math.min(rows, MAX_DATASET_RECORDS) }, parser);
+}
+
+const isHang = (x: unknown): x is Hang => typeof x === 'object' && x !== null && 'bytes' in x && 'ms' in x && !('records' in x);
+
+function expectRecords(res: ImportResult | null, gens: readonly Gen[], what: string): void {
+  if (res === null) return violation(`${what}: a valid file was refused`);
+  expect(res.errors, what).toEqual([]);
+  expect(
+    res.records.map(({ instruction, input, output, type }) => ({ instruction, input, output, type })),
+    what,
+  ).toEqual(gens.map((g) => g.expected));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A 419-byte Parquet file written by hyparquet-writer 0.17 (columns instruction, output as STRING and
+ * task_type as INT64; rows ["What is it?", "x", 1], ["b", "yy", 0], [null, "z", null]), kept as
+ * bytes so the regression tests below do not depend on the writer's version.
+ */
+const PARQUET_BASE_HEX =
+  '504152311506152c15305c15061502150615001504150000000303144c0b000000576861742069732069743f01000000621506152415285c15061500150615001504150000000307103c0100000078020000007979010000007a1506152415285c15061502150615001504150000000303103c010000000000000000000000000000001504194c4804726f6f74150600150c2502180b696e737472756374696f6e250000150c250218066f75747075742500001504250218097461736b5f74797065001606191c193c26081c150c19150019180b696e737472756374696f6e150216061656165a26083c3602280162180b576861742069732069743f00191c15061500150200000026621c150c1915001918066f757470757415021606164e165226623c360028017a18017800191c15061500150200000026b4011c15041915001918097461736b5f7479706515021606164e165226b4013c3602280801000000000000001808000000000000000000191c15061500150200000016f201160636fe01002809687970617271756574193c1c00001c00001c0000001801000050415231';
+const parquetBase = (): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(PARQUET_BASE_HEX, 'hex'));
+
+const FORMATS = ['json', 'jsonl', 'csv', 'tsv'] as const;
+type TextFormat = (typeof FORMATS)[number];
+
+function writeText(format: TextFormat, gens: readonly Gen[], wrap: boolean): string {
+  switch (format) {
+    case 'json':
+      return toJsonText(wrap ? { data: gens.map((g) => g.json) } : gens.map((g) => g.json), true);
+    case 'jsonl':
+      return writeJsonLines(gens.map((g) => g.json));
+    case 'csv':
+      return writeDelimited(gens, ',').text;
+    case 'tsv':
+      return writeDelimited(gens, '\t').text;
+  }
+}
+
+describe('dataset import fuzz', () => {
+  for (const format of FORMATS) {
+    it(`${format}: valid files load exactly, with the right locations`, async () => {
+      await fc.assert(
+        fc.asyncProperty(records, fc.boolean(), fc.boolean(), async (gens, wrap, bom) => {
+          const text = writeText(format, gens, wrap);
+          const bytes = encodeWith(text, { kind: bom ? 'bom' : 'none' });
+          const res = await importCase(`${format} valid`, bytes, `fuzz/data.${format}`);
+          expectRecords(res, gens, `${format} valid`);
+          const locs = res!.records.map((r) => r.location);
+          if (format === 'jsonl') expect(locs).toEqual(gens.map((_, i) => ({ kind: 'line', line: i + 1 })));
+          if (format === 'json') expect(locs).toEqual(gens.map((_, i) => (wrap ? { kind: 'index', index: i, field: 'data' } : { kind: 'index', index: i })));
+          if (format === 'csv' || format === 'tsv') {
+            const { lines } = writeDelimited(gens, format === 'csv' ? ',' : '\t');
+            expect(locs).toEqual(lines.map((line) => ({ kind: 'line', line })));
+          }
+        }),
+        fuzzParams(2001 + FORMATS.indexOf(format), 150),
+      );
+    }, FUZZ_TEST_TIMEOUT_MS);
+
+    it(`${format}: text edits (quotes, line breaks, brackets, numbers, Unicode), BOM, invalid UTF-8`, async () => {
+      await fc.assert(
+        fc.asyncProperty(records, fc.boolean(), textMutations(4), encodingMutation, async (gens, wrap, muts, enc) => {
+          const text = mutateText(writeText(format, gens, wrap), muts);
+          await importCase(`${format} text edits`, encodeWith(text, enc), `fuzz/data.${format}`);
+        }),
+        fuzzParams(2011 + FORMATS.indexOf(format), 800),
+      );
+    }, FUZZ_TEST_TIMEOUT_MS);
+
+    it(`${format}: byte edits and truncation`, async () => {
+      await fc.assert(
+        fc.asyncProperty(records, fc.boolean(), byteMutations(4), async (gens, wrap, muts) => {
+          const bytes = mutateBytes(new TextEncoder().encode(writeText(format, gens, wrap)), muts);
+          await importCase(`${format} byte edits`, bytes, `fuzz/data.${format}`);
+        }),
+        fuzzParams(2021 + FORMATS.indexOf(format), 500),
+      );
+    }, FUZZ_TEST_TIMEOUT_MS);
+  }
+
+  const FIELDS = ['instruction', 'input', 'output', 'task_type', 'type', 'task', 'messages', 'role', 'content', 'data'];
+
+  it('json and jsonl: fields of the wrong type, huge numbers, deep nesting, odd keys', async () => {
+    await fc.assert(
+      fc.asyncProperty(records, fc.constantFrom('json', 'jsonl', 'ndjson'), fc.boolean(), jsonMutations(FIELDS, 4), async (gens, ext, wrap, muts) => {
+        const fileName = `fuzz/data.${ext}`;
+        let text: string;
+        if (ext === 'json') {
+          text = toJsonText(mutateJson(wrap ? { data: gens.map((g) => g.json) } : gens.map((g) => g.json), muts), true);
+        } else {
+          const lines = mutateJson(gens.map((g) => g.json), muts);
+          text = Array.isArray(lines) ? writeJsonLines(lines) : toJsonText(lines);
+        }
+        await importCase(`${ext} value edits`, new TextEncoder().encode(text), fileName);
+      }),
+      fuzzParams(2031, 600),
+    );
+  }, FUZZ_TEST_TIMEOUT_MS);
+
+  it('csv and tsv: odd headers and cells (missing, duplicate, blank, case, __proto__ columns; huge and JSON cells)', async () => {
+    const header = fc.array(fc.oneof(fc.constantFrom(...FIELDS, 'Instruction', ' OUTPUT ', '', '__proto__', 'constructor', 'toString'), fc.string({ maxLength: 6 })), {
+      minLength: 1,
+      maxLength: 7,
+    });
+    const cell = fc.oneof(anyText, fc.constantFrom('', ' ', '0', '1', '2', '-1', '1e400', '123456789012345678901234567890', '[]', '[{"role":"user"}]', 'null'));
+    await fc.assert(
+      fc.asyncProperty(header, fc.array(fc.array(cell, { maxLength: 8 }), { minLength: 1, maxLength: 5 }), fc.boolean(), fc.boolean(), async (cols, rows, tsv, quote) => {
+        const d = tsv ? '\t' : ',';
+        const q = (s: string) => (quote ? quoteCell(s) : s);
+        const text = [cols.map(q).join(d), ...rows.map((r) => r.map(q).join(d))].join('\n');
+        await importCase(`${tsv ? 'tsv' : 'csv'} odd headers`, new TextEncoder().encode(text), `fuzz/data.${tsv ? 'tsv' : 'csv'}`);
+      }),
+      fuzzParams(2032, 800),
+    );
+  }, FUZZ_TEST_TIMEOUT_MS);
+
+  it('json: any JSON value as the whole file', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(weirdJsonValue(), fc.array(weirdJsonValue(), { maxLength: 5 }), fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue())), async (v) => {
+        await importCase('json any value', new TextEncoder().encode(toJsonText(materialize(v))), 'fuzz/any.json');
+      }),
+      fuzzParams(2033, 400),
+    );
+  }, FUZZ_TEST_TIMEOUT_MS);
+
+  // Parquet has no JSON-text messages column: either all Alpaca records, or all chats (nested column).
+  const parquetRecords = fc.oneof(fc.array(alpacaRecord, { minLength: 1, maxLength: 6 }), fc.array(chatRecord, { minLength: 1, maxLength: 4 }));
+
+  it('parquet: valid files load exactly', async () => {
+    await fc.assert(
+      fc.asyncProperty(parquetRecords, fc.boolean(), async (gens, typeAsInt) => {
+        const out = await parquetCase('parquet valid', writeParquet(gens, typeAsInt));
+        if (isHang(out)) return violation(`a valid Parquet file did not load within the time limit: ${out.bytes}`);
+        const res = out;
+        // Known deviation (see the 'known bug' test below): hyparquet drops a leading U+FEFF of a
+        // value in a flat string column, so the expectation drops it too; all else must be exact.
+        const dropBom = (s: string) => (s.startsWith('\ufeff') ? s.slice(1) : s);
+        const seen = gens.map((g) =>
+          g.messages ? g : { ...g, expected: { ...g.expected, instruction: dropBom(g.expected.instruction), input: dropBom(g.expected.input), output: dropBom(g.expected.output) } },
+        );
+        expectRecords(res, seen, 'parquet valid');
+        expect(res!.records.map((r) => r.location)).toEqual(gens.map((_, i) => ({ kind: 'row', row: i + 1 })));
+      }),
+      fuzzParams(2041, 150),
+    );
+  }, FUZZ_TEST_TIMEOUT_MS);
+
+  // Fails while hyparquet loops forever on some damaged pages (see the known-bug test below): the
+  // hangs are collected (see SlowCases) and listed at the end.
+  it('parquet: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
+    const slow = new SlowCases();
+    await fc.assert(
+      fc.asyncProperty(parquetRecords, fc.boolean(), byteMutations(3), async (gens, typeAsInt, muts) => {
+        const out = await parquetCase('parquet byte edits', mutateBytes(writeParquet(gens, typeAsInt), muts), undefined, slow);
+        if (isHang(out)) slow.add('parquet byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
+      }),
+      fuzzParams(2042, 800),
+    );
+    expect(slow.cases, `Parquet files (hex) the import did not finish:\n${slow.report()}`).toEqual([]);
+  }, FUZZ_TEST_TIMEOUT_MS);
+  it('type names that are Object.prototype members stay plain names (regression: "constructor" was the Object function)', async () => {
+    const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+    const text = names.map((t) => JSON.stringify({ instruction: 'q', output: 'a', task_type: t })).join('\n');
+    const res = await importCase('prototype type names', new TextEncoder().encode(text), 'fuzz/proto.jsonl');
+    expect(res!.records.map((r) => r.type)).toEqual(names);
+    expect(Object.entries(res!.counts.byType)).toEqual(names.map((n) => [n, 1]));
+    const mapped = await parseDataset(new TextEncoder().encode(text), 'fuzz/proto.jsonl', { typeMapping: { __proto__x: 'y' } });
+    expect(mapped.records.map((r) => r.type)).toEqual(names);
+  });
+
+  // Regressions found by the Parquet byte-edit property (each a one-byte change of PARQUET_BASE).
+  it('regression: damaged Parquet footers and row counts are refused (were TypeErrors, or records the footer does not declare)', async () => {
+    const cases: [number, number, RegExp][] = [
+      [148, 120, /not a readable Parquet file: a column of the schema has no name/], // was TypeError: reading 'toLowerCase'
+      [142, 0x0e, /not a readable Parquet file: /], // was TypeError from hyparquet's parquetSchema, outside the try
+      [195, 1, /the Parquet data has 3 rows but the file's footer says 1/], // was: 3 records imported from a 1-row file
+    ];
+    for (const [at, value, want] of cases) {
+      const bytes = parquetBase();
+      bytes[at] = value;
+      const out = await parquetCase('regression: parquet', bytes, 'fuzz/damaged.parquet');
+      expect(isHang(out) ? 'hang' : out === null ? 'refused' : 'loaded', `byte ${at} = ${value}`).toBe('refused');
+      const r = await parquetRunner.run<ImportResult>('fuzzParseDataset', [bytes, 'fuzz/damaged.parquet']);
+      expect(r.kind === 'error' ? r.error.message : r.kind).toMatch(want);
+    }
+  });
+
+  // KNOWN BUG (left failing on purpose, see the fuzz report): PARQUET_BASE with one byte changed
+  // (offset 107, 0x15 -> 0x00), so the task_type page's DATA_PAGE_V2 header loses its
+  // repetition_levels_byte_length field. hyparquet then sets the page reader's offset to undefined,
+  // every read lands on byte 0 and readRleBitPackedHybrid never advances: parseDataset never
+  // returns (a synchronous loop; in the browser it freezes the tab or worker). Run in the worker
+  // with the time limit so the suite itself does not hang.
+  it('known bug: a Parquet page header without repetition_levels_byte_length is refused, not an endless loop', async () => {
+    const ok = await parquetCase('known bug: parquet hang', parquetBase(), 'fuzz/hang.parquet');
+    expect(isHang(ok) || ok === null ? null : ok.counts.total, 'the unedited file loads').toBe(3);
+    const bytes = parquetBase();
+    bytes[107] = 0x00;
+    const out = await parquetCase('known bug: parquet hang', bytes, 'fuzz/hang.parquet');
+    expect(isHang(out) ? `no answer after ${out.ms.toFixed(0)} ms` : 'answered').toBe('answered');
+  });
+
+  // KNOWN BUG (left failing on purpose, see the fuzz report): hyparquet decodes flat string columns
+  // with a default TextDecoder, which strips a leading U+FEFF, so such a cell loses its first
+  // character. Nested columns (messages) keep it.
+  it('known bug: a Parquet string cell starting with U+FEFF keeps it', async () => {
+    const buf = parquetWriteBuffer({
+      columnData: [
+        { name: 'instruction', data: ['\ufeffq'], type: 'STRING' },
+        { name: 'output', data: ['a'], type: 'STRING' },
+      ],
+    });
+    const res = await parseDataset(new Uint8Array(buf), 'fuzz/bom.parquet');
+    expect(res.records[0].instruction).toBe('\ufeffq');
+  });
+});
