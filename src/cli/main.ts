@@ -44,8 +44,8 @@ const HELP = `LoRAMoE Playground runner
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256]
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
-  demo-build [--out public/models/demo] [--data-out public/data] [--steps 600] [--batch 64]
-            [--lr 3e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
+  demo-build [--out public/models/demo] [--data-out public/data] [--steps 400] [--batch 64]
+            [--lr 4e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
   experiment [--model public/models/demo] [--data-dir public/data] [--steps 300] [--batch 16]
             [--max-length 32] [--lr 2e-4] [--lr-full 2e-4] [--seed 42] [--json FILE]
@@ -261,9 +261,9 @@ async function demoBuild(flags: Flags): Promise<void> {
   await pretrainDemo(ctx, {
     out: str(flags, 'out') ?? 'public/models/demo',
     dataOut: str(flags, 'data-out') ?? 'public/data',
-    steps: num(flags, 'steps', 600),
+    steps: num(flags, 'steps', 400),
     batchSize: num(flags, 'batch', 64),
-    lr: num(flags, 'lr', 3e-3),
+    lr: num(flags, 'lr', 4e-3),
     seed: num(flags, 'seed', DEMO_SEED),
     size: { ...DEMO_SIZE, hidden: num(flags, 'hidden', DEMO_SIZE.hidden), layers: num(flags, 'layers', DEMO_SIZE.layers), ffn: num(flags, 'ffn', DEMO_SIZE.ffn) },
     log: (l) => console.log(l),
