@@ -415,7 +415,7 @@ class HeaderReader {
   }
 
   /** Skips any JSON value, checking its syntax (values of fields the format ignores). */
-  private skip(depth: number): void {
+  private skipValue(depth: number): void {
     if (depth > MAX_JSON_DEPTH) this.syntax(`nesting deeper than ${MAX_JSON_DEPTH}`);
     this.ws();
     const c = this.s[this.i];
@@ -435,7 +435,7 @@ class HeaderReader {
           this.ws();
           this.expect(':');
         }
-        this.skip(depth + 1);
+        this.skipValue(depth + 1);
         this.ws();
         const d = this.s[this.i++];
         if (d === ',') continue;
@@ -546,7 +546,7 @@ class HeaderReader {
             );
           }
         } else {
-          this.skip(3); // fields the format does not define are ignored, as by the reference
+          this.skipValue(3); // fields the format does not define are ignored, as by the reference
         }
         this.ws();
         const c = this.s[this.i++];
