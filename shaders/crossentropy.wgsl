@@ -8,7 +8,8 @@
 //   lse:     [M]        f32   saved by ce_forward for ce_backward
 //   rowLoss: [M]        f32   lse - logits[label], 0 for ignored rows
 //   stats:   [4]        f32   written by ce_reduce: [loss, count, invalid, 0]
-//   dlogits: [rows, V]  f32   written by ce_backward (overwrite)
+//   dlogits: [rows, V]  f32   written by ce_backward (overwrite); ce_backward_inplace reads the
+//                             logits from it and overwrites them with their gradient
 //
 // Row chunking: every entry point that touches logits processes `rows` rows starting at global row
 // `rowOffset`: logits/dlogits are indexed by the local row, labels/lse/rowLoss by rowOffset + row.
@@ -21,10 +22,11 @@
 // of a silently lower loss. Counting in ce_reduce (which reads all labels anyway) keeps the flag
 // race free: WGSL has no float atomics and ce_forward runs one workgroup per row.
 //
-// ce_backward cannot overwrite logits in place: WebGPU forbids binding one buffer both read-only
-// and writable (or writable twice) in one dispatch, so dlogits is a separate [rows, V] buffer, the
-// same size as logits (4 * rows * V bytes; 192 MiB for M = 1024 at V = 49152). Row chunking is
-// the way to bound it.
+// WebGPU forbids binding one buffer both read-only and writable in one dispatch, so ce_backward
+// (logits read-only, dlogits written) needs a second [rows, V] buffer, 4 * rows * V bytes (192 MiB
+// for M = 1024 at V = 49152). ce_backward_inplace binds only the writable one: it reads each logit
+// from dlogits and overwrites it with its gradient in the same invocation, so a training graph that
+// no longer needs the logits after the backward keeps one [rows, V] buffer instead of two.
 //
 // WG (threads per workgroup) must be a power of two: the workgroup reductions halve it.
 //
@@ -213,6 +215,35 @@ fn ce_backward(
   let tgt = u32(label);
   for (var v = lid; v < V; v += WG) {
     let p = exp(logits[base + v] - l);
+    dlogits[base + v] = k * (p - select(0.0, 1.0, v == tgt));
+  }
+}
+
+// ce_backward with the logits in dlogits (overwritten by their gradient): each element is read
+// and written by the same invocation, so no other invocation sees a half-updated row.
+@compute @workgroup_size(WG)
+fn ce_backward_inplace(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= dims.rows) { return; }
+  let V = dims.V;
+  let base = row * V;
+  let g = dims.rowOffset + row;
+  let label = labels[g];
+  let count = stats[1];
+  let counted = isCounted(label, V) && count > 0.0;
+  let l = lse[g];
+  if (!counted) {
+    for (var v = lid; v < V; v += WG) { dlogits[base + v] = 0.0; }
+    return;
+  }
+  let k = dims.gradScale / count;
+  let tgt = u32(label);
+  for (var v = lid; v < V; v += WG) {
+    let p = exp(dlogits[base + v] - l);
     dlogits[base + v] = k * (p - select(0.0, 1.0, v == tgt));
   }
 }

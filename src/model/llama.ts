@@ -278,7 +278,8 @@ export class LlamaGraph {
     const NR = cfg.numExperts * cfg.rank;
     const lora = hasAdapter(cfg);
     const routed = isRouted(cfg);
-    this.dlogits = this.tensor('d logits', [M, s.vocabSize]);
+    // The logits are not read after the cross-entropy backward: their gradient overwrites them.
+    this.dlogits = this.logits;
     return {
       dres: [this.tensor('d residual A', [M, C]), this.tensor('d residual B', [M, C])],
       dh: this.tensor('d h', [M, C]),
@@ -577,7 +578,10 @@ export class LlamaGraph {
     return { ce: stats[CE_STATS.loss], lbc, count: stats[CE_STATS.count], invalidLabels: stats[CE_STATS.invalid], lbcPerLayer };
   }
 
-  /** Per-row cross-entropy of the last forward [M] (0 for rows without a target) and the logits [M, V]. */
+  /**
+   * Per-row cross-entropy of the last forward [M] (0 for rows without a target) and the logits
+   * [M, V]; in a training graph the backward overwrites the logits with their gradient.
+   */
   async readRows(): Promise<{ rowLoss: Float32Array; logits: Float32Array }> {
     const [rowLoss, logits] = await readTensors(this.ctx, [this.rowLoss, this.logits]);
     return { rowLoss, logits };

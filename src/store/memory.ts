@@ -12,7 +12,7 @@
  *
  * It also checks each tensor against the adapter's limits: WebGPU binds one buffer per tensor,
  * and a buffer larger than maxStorageBufferBindingSize (or maxBufferSize) cannot be made. The
- * logits [B*T, V] and their gradient are the usual offenders.
+ * logits [B*T, V] (their gradient overwrites them) are the usual offender.
  */
 import { gradSumsqGroups } from '../engine/kernels/optimizer';
 import { type AdapterConfig, PROJECTIONS } from '../loramoe/config';
@@ -142,7 +142,7 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
       }
     }
   }
-  act('d logits', [M, V]);
+  // No 'd logits': the cross-entropy backward overwrites the logits with their gradient.
   for (const [name, shape] of [
     ['d residual A', [M, C]], ['d residual B', [M, C]], ['d h', [M, C]], ['d xn', [M, C]], ['d act', [M, F]], ['d gate', [M, F]], ['d up', [M, F]],
     ['d att', [M, qd]], ['d q', [M, qd]], ['d k', [M, kvd]], ['d v', [M, kvd]], ['d q pre-rope', [M, qd]], ['d k pre-rope', [M, kvd]], ['d att delta', [B, H, T]],

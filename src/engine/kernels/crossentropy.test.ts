@@ -5,7 +5,7 @@ import { testGpu, withValidation } from '../../test/gpu';
 import { Rng } from '../../util/random';
 import type { GpuContext } from '../gpu';
 import { runOps, type Op } from '../op';
-import { createTensor, readTensor, type Tensor } from '../tensor';
+import { createTensor, readTensor, Tensor } from '../tensor';
 import { ceBackwardOp, ceForwardOp, ceReduceOp, CE_ROWS_MAX_V, chooseCeForwardVariant, IGNORE_INDEX, setCeGradScale, type CeForwardVariant } from './crossentropy';
 
 /**
@@ -75,7 +75,17 @@ async function runCaseWith(ctx: GpuContext, name: string, c: CeCase, seed: numbe
   expectClose(`${name} loss`, [stats[0]], [ref.loss], { abs: tol.loss });
   expect(Array.from(stats.subarray(1))).toEqual([ref.count, ref.invalid, 0]);
   expectClose(`${name} dlogits`, d, refD, { abs: tol.dlogits });
-  for (const t of [tLogits, tLabels, tLse, tRowLoss, tStats, tD]) t.destroy();
+  // In place (ce_backward_inplace, as the training graph runs it): the logits become their gradient.
+  const tIn = createTensor(ctx, 'logits in place', [M, V], 'f32', logits);
+  await withValidation(ctx, () =>
+    runOps(ctx, [
+      ceForwardOp(ctx, { logits: tIn, labels: tLabels, lse: tLse, rowLoss: tRowLoss, V, variant }),
+      ceReduceOp(ctx, { labels: tLabels, rowLoss: tRowLoss, stats: tStats, V }),
+      ceBackwardOp(ctx, { logits: tIn, labels: tLabels, lse: tLse, stats: tStats, dlogits: tIn, V, gradScale }),
+    ]),
+  );
+  expectClose(`${name} dlogits in place`, await readTensor(ctx, tIn), refD, { abs: tol.dlogits });
+  for (const t of [tLogits, tLabels, tLse, tRowLoss, tStats, tD, tIn]) t.destroy();
 }
 
 function labelsWith(rng: Rng, M: number, V: number, ignored: number[]): number[] {
@@ -211,7 +221,10 @@ describe('cross-entropy kernels vs reference', () => {
     expect(() => ceForwardOp(ctx, { logits, labels, lse, rowLoss, V: 10, rows: 1, rowOffset: 3 })).toThrow(/labels labels has 3 values, needs rowOffset \+ rows = 4/);
     expect(() => ceReduceOp(ctx, { labels, rowLoss, stats: small, V: 10 })).toThrow(/stats smallStats has 2 values, needs 4/);
     expect(() => ceBackwardOp(ctx, { logits, labels, lse, stats, dlogits: d, V: 10 })).toThrow(/dlogits dlogits has 27 values, needs rows·V = 3·10 = 30/);
-    expect(() => ceBackwardOp(ctx, { logits, labels, lse, stats, dlogits: logits, V: 10 })).toThrow(/dlogits must be a different tensor from logits/);
+    const alias = new Tensor('alias', [3, 10], 'f32', logits.buffer);
+    expect(() => ceBackwardOp(ctx, { logits, labels, lse, stats, dlogits: alias, V: 10 })).toThrow(/dlogits alias shares a buffer with logits logits but is a different tensor/);
+    // In place is a ceBackwardOp too: its gradient scale can be changed.
+    expect(() => setCeGradScale(ctx, ceBackwardOp(ctx, { logits, labels, lse, stats, dlogits: logits, V: 10 }), 0.5)).not.toThrow();
     const all: Tensor[] = [logits, labels, fLabels, lse, shortLse, rowLoss, stats, small, d];
     const op = ceForwardOp(ctx, { logits, labels, lse, rowLoss, V: 10 });
     expect(() => setCeGradScale(ctx, op, 2)).toThrow(/is not a ceBackwardOp/);

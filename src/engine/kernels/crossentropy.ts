@@ -5,14 +5,17 @@
  * A step records, in order:
  *   ceForwardOp   logits [rows, V], labels [M] -> lse [M], rowLoss [M]   (per chunk of rows)
  *   ceReduceOp    labels [M], rowLoss [M]      -> stats [4] = [loss, count, invalid, 0]
- *   ceBackwardOp  logits, labels, lse, stats   -> dlogits [rows, V] (overwrite; per chunk)
+ *   ceBackwardOp  logits, labels, lse, stats   -> dlogits [rows, V] (overwrite; per chunk), or the
+ *                 logits overwritten in place by their gradient (`inPlace`)
  * The loss and count stay on the GPU (the backward reads count from stats); read stats back for
  * metrics only. stats[2] counts labels that are neither -100 nor in 0..V-1: such rows are treated
  * as ignored (never read out of bounds) and the caller should report a non-zero value as an error.
  *
- * Memory: dlogits cannot alias logits (WebGPU forbids one buffer bound read-only and writable in
- * one dispatch), so the backward needs a second [rows, V] f32 buffer, 4·rows·V bytes (192 MiB for
- * 1024 rows at V = 49152). Pass rows < M with rowOffset to work through the batch in chunks.
+ * Memory: WebGPU forbids one buffer bound read-only and writable in one dispatch, so a separate
+ * dlogits is a second [rows, V] f32 buffer, 4·rows·V bytes (192 MiB for 1024 rows at V = 49152).
+ * `inPlace` (ce_backward_inplace) writes the gradient over the logits instead, for callers that do
+ * not read the logits after the backward (the training graph). Pass rows < M with rowOffset to work
+ * through the batch in chunks.
  */
 import type { GpuContext } from '../gpu';
 import { createOp, grid1d, type Op } from '../op';
@@ -97,7 +100,10 @@ export interface CeReduceArgs {
 export interface CeBackwardArgs extends CeRowArgs {
   /** [4] stats written by ceReduceOp (count is read from it). */
   stats: Tensor;
-  /** [rows, V] gradient of gradScale · loss (overwrite); a different tensor from logits. */
+  /**
+   * [rows, V] gradient of gradScale · loss (overwrite): a different tensor from logits, or the
+   * logits tensor itself to overwrite the logits with their gradient (ce_backward_inplace).
+   */
   dlogits: Tensor;
   /** Upstream gradient of the mean loss: 1, or 1 / accumulation steps. Default 1. */
   gradScale?: number;
@@ -173,9 +179,8 @@ const GRAD_SCALE_OFFSET = 12;
 export function ceBackwardOp(ctx: GpuContext, a: CeBackwardArgs): Op {
   const { rows } = checkRows('ce_backward', a);
   const op = 'ce_backward';
-  if (a.dlogits === a.logits || a.dlogits.buffer === a.logits.buffer) {
-    fail(op, a.label, `dlogits must be a different tensor from logits ${a.logits.name} (WebGPU cannot bind one buffer as read and read_write in one dispatch)`);
-  }
+  const inPlace = a.dlogits.buffer === a.logits.buffer;
+  if (inPlace && a.dlogits !== a.logits) fail(op, a.label, `dlogits ${a.dlogits.name} shares a buffer with logits ${a.logits.name} but is a different tensor; pass the logits tensor itself to work in place`);
   if (a.dlogits.size < rows * a.V) {
     fail(op, a.label, `dlogits ${a.dlogits.name} has ${a.dlogits.size} values, needs rows·V = ${rows}·${a.V} = ${rows * a.V}`);
   }
@@ -183,12 +188,12 @@ export function ceBackwardOp(ctx: GpuContext, a: CeBackwardArgs): Op {
   return createOp(ctx, {
     label: a.label ?? `ce_backward ${a.dlogits.name}`,
     shader: SHADER,
-    entryPoint: 'ce_backward',
+    entryPoint: inPlace ? 'ce_backward_inplace' : 'ce_backward',
     constants: { WG },
     uniforms: [
       ['rows', 'u32', rows], ['V', 'u32', a.V], ['rowOffset', 'u32', a.rowOffset ?? 0], ['gradScale', 'f32', a.gradScale ?? 1],
     ],
-    bindings: { 1: a.logits, 2: a.labels, 3: a.lse, 5: a.stats, 6: a.dlogits },
+    bindings: inPlace ? { 2: a.labels, 3: a.lse, 5: a.stats, 6: a.dlogits } : { 1: a.logits, 2: a.labels, 3: a.lse, 5: a.stats, 6: a.dlogits },
     workgroups: grid1d(rows),
   });
 }
@@ -198,7 +203,7 @@ export function ceBackwardOp(ctx: GpuContext, a: CeBackwardArgs): Op {
  * changes) without rebuilding its bind group. Takes effect for submissions after this call.
  */
 export function setCeGradScale(ctx: GpuContext, op: Op, gradScale: number): void {
-  if (!op.uniformBuffer || !op.pipeline.label.startsWith(`${SHADER.name}:ce_backward:`)) {
+  if (!op.uniformBuffer || !/^crossentropy:ce_backward(_inplace)?:/.test(op.pipeline.label)) {
     throw new Error(`setCeGradScale: ${op.label} is not a ceBackwardOp`);
   }
   if (!Number.isFinite(gradScale)) throw new Error(`setCeGradScale: gradScale must be finite, got ${gradScale}`);
