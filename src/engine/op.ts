@@ -52,6 +52,11 @@ export interface Op {
   readonly workgroups: readonly [number, number, number];
   /** The op's uniform buffer, when it has one (owned by the op). */
   readonly uniformBuffer: GPUBuffer | null;
+  /**
+   * Bytes of the storage buffers the op binds, summed: what one dispatch moves at least once
+   * when it reads each input and writes each output once (the benchmark's bytes per step).
+   */
+  readonly boundBytes: number;
 }
 
 export function createOp(ctx: GpuContext, spec: OpSpec): Op {
@@ -68,9 +73,11 @@ export function createOp(ctx: GpuContext, spec: OpSpec): Op {
     ctx.device.queue.writeBuffer(uniformBuffer, 0, data);
     entries.push({ binding: 0, resource: { buffer: uniformBuffer } });
   }
+  let boundBytes = 0;
   for (const [binding, b] of Object.entries(spec.bindings)) {
     const buffer = b instanceof Tensor ? b.buffer : b;
     entries.push({ binding: Number(binding), resource: { buffer } });
+    boundBytes += buffer.size;
   }
   const bindGroup = ctx.device.createBindGroup({
     label: spec.label,
@@ -84,7 +91,7 @@ export function createOp(ctx: GpuContext, spec: OpSpec): Op {
       throw new Error(`${spec.label}: workgroup count ${n} is outside 0..${max}`);
     }
   }
-  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer };
+  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer, boundBytes };
 }
 
 export function recordOps(pass: GPUComputePassEncoder, ops: readonly Op[]): void {

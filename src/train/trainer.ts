@@ -228,6 +228,11 @@ export class Trainer {
     return makeBatch(idx.map((i) => this.samples[i]), this.settings.batchSize, this.settings.maxLength, this.padId, this.typeIndex);
   }
 
+  /** The dispatches of a step's last micro-batch: forward, backward, gradient clip, AdamW. */
+  stepOps(): Op[] {
+    return [...this.graph.forwardOps, ...this.graph.backwardOps, ...this.clip.ops, ...this.optimizerOps];
+  }
+
   /** One optimizer step over `gradAccum` micro-batches. */
   async step(): Promise<StepMetrics> {
     const s = this.settings;
@@ -250,7 +255,7 @@ export class Trainer {
       this.graph.setBatch(batch);
       this.graph.setDropout(Math.floor(this.dropoutRng.next() * 2 ** 32), this.weights.adapterCfg.dropout);
       const last = micro === s.gradAccum - 1;
-      runOps(this.ctx, [...this.graph.forwardOps, ...this.graph.backwardOps, ...(last ? [...this.clip.ops, ...this.optimizerOps] : [])]);
+      runOps(this.ctx, last ? this.stepOps() : [...this.graph.forwardOps, ...this.graph.backwardOps]);
       const losses = await this.graph.readLosses();
       ce += losses.ce / s.gradAccum;
       lbc += losses.lbc / s.gradAccum;

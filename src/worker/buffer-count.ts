@@ -8,6 +8,8 @@ export interface BufferCount {
   /** Buffers created and not destroyed. */
   readonly live: number;
   readonly liveBytes: number;
+  /** The most bytes alive at once since counting began. */
+  readonly peakBytes: number;
   /** Buffers created since counting began. */
   readonly created: number;
   /** Live buffers by label (the tensor name), most first: what a leak is made of. */
@@ -19,14 +21,18 @@ export interface BufferCount {
 export function countBuffers(device: GPUDevice): BufferCount {
   const live = new Map<GPUBuffer, { label: string; size: number }>();
   let created = 0;
+  let liveBytes = 0;
+  let peakBytes = 0;
   const original = device.createBuffer;
   const wrapped = function (this: GPUDevice, desc: GPUBufferDescriptor): GPUBuffer {
     const buf = original.call(this, desc);
     created++;
     live.set(buf, { label: desc.label ?? '', size: desc.size });
+    liveBytes += desc.size;
+    peakBytes = Math.max(peakBytes, liveBytes);
     const destroy = buf.destroy;
     buf.destroy = function (this: GPUBuffer): undefined {
-      live.delete(buf);
+      if (live.delete(buf)) liveBytes -= desc.size;
       return destroy.call(this);
     };
     return buf;
@@ -37,9 +43,10 @@ export function countBuffers(device: GPUDevice): BufferCount {
       return live.size;
     },
     get liveBytes() {
-      let n = 0;
-      for (const b of live.values()) n += b.size;
-      return n;
+      return liveBytes;
+    },
+    get peakBytes() {
+      return peakBytes;
     },
     get created() {
       return created;
