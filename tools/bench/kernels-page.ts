@@ -3,10 +3,8 @@
  * the project's WGSL kernels against TensorFlow.js's WebGPU backend on the model's shapes, in one
  * page, on one GPUDevice, after checking both against a float64 CPU reference.
  *
- * Same device: TF.js's WebGPUBackend takes a GPUDevice in its constructor, so the page builds it
- * from the project's own device (requestGpu) and registers it as the 'webgpu' backend in place of
- * the package's factory (which would request a second device). Both sides then use the same
- * adapter, the same queue and the same limits, and `device.queue.onSubmittedWorkDone()` waits for
+ * Same device: TF.js runs on the project's own GPUDevice (tools/bench/tfjs-device.ts), so both
+ * sides use the same adapter, queue and limits, and `device.queue.onSubmittedWorkDone()` waits for
  * the work of both.
  *
  * Timing (both sides the same way): wall time from the first API call of a run to the GPU being
@@ -27,7 +25,7 @@
  * terms). A mismatch on either side marks the row failed and the driver exits non-zero.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import '@tensorflow/tfjs-backend-webgpu';
 import { describeAdapter, requestGpu, type GpuContext } from '../../src/engine/gpu';
 import { destroyOps, runOps, type Op } from '../../src/engine/op';
 import { createTensor, readTensor, type Tensor } from '../../src/engine/tensor';
@@ -36,6 +34,7 @@ import { expertDownForwardOp, routerForwardOp } from '../../src/engine/kernels/l
 import { attentionForwardOp } from '../../src/engine/kernels/attention';
 import { Rng } from '../../src/util/random';
 import { attentionRef, checkAgainst, loraRef, matmulRef, routerRef, type Reference } from './kernels-ref';
+import { tfjsOnDevice } from './tfjs-device';
 import { optionsFromQuery, type BenchGroup, type BenchModel, type BenchOptions, type BenchResult, type BenchRow } from './kernels-shared';
 
 /** Batch * sequence of the benchmark: one sequence of 256 tokens. */
@@ -348,20 +347,9 @@ async function run(): Promise<BenchResult> {
   device.addEventListener('uncapturederror', (e) => gpuErrors.push((e as GPUUncapturedErrorEvent).error.message));
   void device.lost.then((info) => gpuErrors.push(`device lost: ${info.reason} ${info.message}`));
 
-  // TF.js on the project's device (see the header). Importing the package registered a 'webgpu'
-  // factory that would request its own device: replace it; the kernels stay registered by name.
-  tf.removeBackend('webgpu');
-  const backend = new WebGPUBackend(device, device.adapterInfo);
-  tf.registerBackend('webgpu', () => backend, 10);
-  if (!(await tf.setBackend('webgpu')) || tf.backend() !== backend) throw new Error('could not make TF.js use the shared WebGPU backend');
-  // Run every TF.js op on the GPU, even on small CPU-resident inputs (the default forwards those to the CPU).
-  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  // TF.js on the project's device (see the header).
+  const { flush: flushTf } = await tfjsOnDevice(ctx);
 
-  const flushTf = () => {
-    backend.endComputePassEncoder();
-    backend.ensureCommandEncoderReady();
-    backend.submitQueue();
-  };
   const timeProject = async (ops: Op[]): Promise<number> => {
     await device.queue.onSubmittedWorkDone();
     const start = performance.now();

@@ -26,9 +26,7 @@
  * Environment: CHROMIUM_PATH overrides /usr/bin/chromium.
  */
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { createServer } from 'vite';
-import { chromium } from 'playwright-core';
+import { runBenchPage } from './browser';
 import { optionsToQuery, type BenchModel, type BenchOptions, type BenchOutcome, type BenchResult, type BenchRow } from './kernels-shared';
 
 const argv = process.argv.slice(2);
@@ -58,8 +56,6 @@ const options: BenchOptions = {
   filter: value('--filter') ?? '',
 };
 const jsonFile = value('--json');
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const fmt = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 const ms = (x: number) => fmt(x, x < 10 ? 2 : x < 100 ? 1 : 0);
@@ -92,70 +88,43 @@ function summary(rows: BenchRow[]): string {
 }
 
 async function main(): Promise<number> {
-  const server = await createServer({
-    root,
-    configFile: fileURLToPath(new URL('../../vite.config.ts', import.meta.url)),
-    logLevel: 'warn',
-    clearScreen: false,
-    // A cache of its own (the app's dev server may run beside it) and the benchmark's dependencies
-    // optimized up front, so a dependency discovered late cannot reload the page mid-run.
-    cacheDir: 'node_modules/.vite-bench-kernels',
-    optimizeDeps: { entries: ['tools/bench/kernels.html'], include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu'] },
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
+  const outcome = await runBenchPage<BenchOutcome>({
+    html: 'tools/bench/kernels.html',
+    query: optionsToQuery(options),
+    global: '__kernelBench',
+    prefix: 'kernels',
+    deps: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu'],
   });
-  await server.listen();
-  const base = server.resolvedUrls?.local[0];
-  if (!base) throw new Error('the Vite dev server reported no local URL');
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
-  try {
-    const page = await browser.newPage();
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' || msg.text().startsWith('[kernels]')) console.error(`[page] ${msg.text()}`);
-    });
-    page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-    const url = `${base}tools/bench/kernels.html?${optionsToQuery(options)}`;
-    console.error(`[kernels] ${url}`);
-    await page.goto(url);
-    // No timeout: a full run on a software adapter takes many minutes.
-    const handle = await page.waitForFunction(() => window.__kernelBench, undefined, { timeout: 0, polling: 1000 });
-    const outcome = (await handle.jsonValue()) as BenchOutcome;
-    if (!outcome.ok) {
-      console.error(`benchmark failed in the page: ${outcome.error}`);
-      return 1;
-    }
-    const r: BenchResult = outcome.result;
-    console.log(`adapter: ${r.adapter}`);
-    console.log(`browser: ${r.userAgent}`);
-    console.log(`TF.js ${r.tfjsVersion} (tfjs-backend-webgpu) on ${r.sharedDevice ? 'the same GPUDevice as the project' : 'its own GPUDevice'}; M = 256; ${r.options.reps} timed runs per side, median; ratio = TF.js ms / project ms\n`);
-    console.log(table(r.rows));
-    const split = r.rows.filter((x) => x.projectOpMs.length > 1);
-    if (split.length > 0) {
-      console.log('\nproject dispatches timed alone (median ms, in kernel order):');
-      for (const x of split) console.log(`  ${x.model} ${x.op}: ${x.kernel.split(' + ').map((k, i) => `${k} ${ms(x.projectOpMs[i])}`).join(', ')}`);
-    }
-    console.log(`\n${summary(r.rows)}`);
-    console.log(
-      `best matmul GFLOP/s: project ${fmt(r.bestMatmulGflops.project, 3)} (${r.bestMatmulGflops.projectRow}), TF.js ${fmt(r.bestMatmulGflops.tfjs, 3)} (${r.bestMatmulGflops.tfjsRow})`,
-    );
-    if (r.gpuErrors.length > 0) console.log(`WebGPU errors: ${r.gpuErrors.join('; ')}`);
-    console.log(`total ${r.totalSeconds.toFixed(0)} s in the page`);
-    if (jsonFile) {
-      writeFileSync(jsonFile, `${JSON.stringify(r, null, 2)}\n`);
-      console.log(`wrote ${jsonFile}`);
-    }
-    const failed = r.rows.filter((x) => !x.ok);
-    if (failed.length > 0 || r.gpuErrors.length > 0) {
-      console.error(`${failed.length} row(s) FAILED: ${failed.map((x) => `${x.model} ${x.op}`).join(', ')}`);
-      return 1;
-    }
-    return 0;
-  } finally {
-    await browser.close();
-    await server.close();
+  if (!outcome.ok) {
+    console.error(`benchmark failed in the page: ${outcome.error}`);
+    return 1;
   }
+  const r: BenchResult = outcome.result;
+  console.log(`adapter: ${r.adapter}`);
+  console.log(`browser: ${r.userAgent}`);
+  console.log(`TF.js ${r.tfjsVersion} (tfjs-backend-webgpu) on ${r.sharedDevice ? 'the same GPUDevice as the project' : 'its own GPUDevice'}; M = 256; ${r.options.reps} timed runs per side, median; ratio = TF.js ms / project ms\n`);
+  console.log(table(r.rows));
+  const split = r.rows.filter((x) => x.projectOpMs.length > 1);
+  if (split.length > 0) {
+    console.log('\nproject dispatches timed alone (median ms, in kernel order):');
+    for (const x of split) console.log(`  ${x.model} ${x.op}: ${x.kernel.split(' + ').map((k, i) => `${k} ${ms(x.projectOpMs[i])}`).join(', ')}`);
+  }
+  console.log(`\n${summary(r.rows)}`);
+  console.log(
+    `best matmul GFLOP/s: project ${fmt(r.bestMatmulGflops.project, 3)} (${r.bestMatmulGflops.projectRow}), TF.js ${fmt(r.bestMatmulGflops.tfjs, 3)} (${r.bestMatmulGflops.tfjsRow})`,
+  );
+  if (r.gpuErrors.length > 0) console.log(`WebGPU errors: ${r.gpuErrors.join('; ')}`);
+  console.log(`total ${r.totalSeconds.toFixed(0)} s in the page`);
+  if (jsonFile) {
+    writeFileSync(jsonFile, `${JSON.stringify(r, null, 2)}\n`);
+    console.log(`wrote ${jsonFile}`);
+  }
+  const failed = r.rows.filter((x) => !x.ok);
+  if (failed.length > 0 || r.gpuErrors.length > 0) {
+    console.error(`${failed.length} row(s) FAILED: ${failed.map((x) => `${x.model} ${x.op}`).join(', ')}`);
+    return 1;
+  }
+  return 0;
 }
 
 main().then(
