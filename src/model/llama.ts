@@ -73,8 +73,6 @@ interface LayerTensors {
   x: Tensor; // [M, C] block input (residual stream)
   xn1: Tensor; // [M, C]
   rstd1: Tensor; // [M]
-  qPre: Tensor; // [M, H*D] before RoPE
-  kPre: Tensor; // [M, KVH*D]
   q: Tensor; // [M, H*D]
   k: Tensor; // [M, KVH*D]
   v: Tensor; // [M, KVH*D]
@@ -101,8 +99,6 @@ interface Scratch {
   dq: Tensor; // [M, H*D]
   dk: Tensor; // [M, KVH*D]
   dv: Tensor; // [M, KVH*D]
-  dqPre: Tensor; // [M, H*D]
-  dkPre: Tensor; // [M, KVH*D]
   dlt: Tensor; // [B, H, T]
   dG: Tensor | null; // [M, N*R]
   dhLora: Tensor | null; // [M, N*R]
@@ -222,8 +218,6 @@ export class LlamaGraph {
       x: this.tensor(n('x'), [M, C]),
       xn1: this.tensor(n('xn1'), [M, C]),
       rstd1: this.tensor(n('rstd1'), [M]),
-      qPre: this.tensor(n('q pre-rope'), [M, qd]),
-      kPre: this.tensor(n('k pre-rope'), [M, kvd]),
       q: this.tensor(n('q'), [M, qd]),
       k: this.tensor(n('k'), [M, kvd]),
       v: this.tensor(n('v'), [M, kvd]),
@@ -291,8 +285,6 @@ export class LlamaGraph {
       dq: this.tensor('d q', [M, qd]),
       dk: this.tensor('d k', [M, kvd]),
       dv: this.tensor('d v', [M, kvd]),
-      dqPre: this.tensor('d q pre-rope', [M, qd]),
-      dkPre: this.tensor('d k pre-rope', [M, kvd]),
       dlt: this.tensor('d att delta', [B, s.numHeads, T]),
       dG: lora ? this.tensor('d lora g', [M, NR]) : null,
       dhLora: lora ? this.tensor('d lora h', [M, NR]) : null,
@@ -378,11 +370,12 @@ export class LlamaGraph {
     const dims = { B, Tq: T, Tk: T, H: s.numHeads, KVH: s.numKvHeads, D };
     return [
       rmsnormForwardOp(ctx, { x: L.x, w: w('input_layernorm.weight'), y: L.xn1, rstd: L.rstd1, M, C, eps: s.rmsNormEps, label: `L${l} input norm` }),
-      ...this.projForward(l, 'q_proj', L.xn1, L.qPre),
-      ...this.projForward(l, 'k_proj', L.xn1, L.kPre),
+      ...this.projForward(l, 'q_proj', L.xn1, L.q),
+      ...this.projForward(l, 'k_proj', L.xn1, L.k),
       ...this.projForward(l, 'v_proj', L.xn1, L.v),
-      ropeForwardOp(ctx, { ...rope, x: L.qPre, out: L.q, nHeads: s.numHeads, label: `L${l} rope q` }),
-      ropeForwardOp(ctx, { ...rope, x: L.kPre, out: L.k, nHeads: s.numKvHeads, label: `L${l} rope k` }),
+      // RoPE in place: the backward needs q and k only after rotation (RoPE's gradient is R^T dq).
+      ropeForwardOp(ctx, { ...rope, x: L.q, out: L.q, nHeads: s.numHeads, label: `L${l} rope q` }),
+      ropeForwardOp(ctx, { ...rope, x: L.k, out: L.k, nHeads: s.numKvHeads, label: `L${l} rope k` }),
       attentionForwardOp(ctx, { q: L.q, k: L.k, v: L.v, o: L.att, l: L.lse, dims, label: `L${l} attention` }),
       ...this.projForward(l, 'o_proj', L.att, L.h),
       accumulateOp(ctx, { x: L.x, y: L.h, label: `L${l} attention residual` }),
@@ -531,10 +524,10 @@ export class LlamaGraph {
     // Attention: h = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
     ops.push(...this.projBackward(l, 'o_proj', sc.dh, sc.datt, false));
     ops.push(...attentionBackwardOps(ctx, { dO: sc.datt, q: L.q, k: L.k, v: L.v, o: L.att, l: L.lse, dlt: sc.dlt, dq: sc.dq, dk: sc.dk, dv: sc.dv, dims }));
-    ops.push(ropeBackwardOp(ctx, { ...rope, dy: sc.dq, dx: sc.dqPre, nHeads: s.numHeads }));
-    ops.push(ropeBackwardOp(ctx, { ...rope, dy: sc.dk, dx: sc.dkPre, nHeads: s.numKvHeads }));
-    ops.push(...this.projBackward(l, 'q_proj', sc.dqPre, sc.dxn, false));
-    ops.push(...this.projBackward(l, 'k_proj', sc.dkPre, sc.dxn, true));
+    ops.push(ropeBackwardOp(ctx, { ...rope, dy: sc.dq, dx: sc.dq, nHeads: s.numHeads }));
+    ops.push(ropeBackwardOp(ctx, { ...rope, dy: sc.dk, dx: sc.dk, nHeads: s.numKvHeads }));
+    ops.push(...this.projBackward(l, 'q_proj', sc.dq, sc.dxn, false));
+    ops.push(...this.projBackward(l, 'k_proj', sc.dk, sc.dxn, true));
     ops.push(...this.projBackward(l, 'v_proj', sc.dv, sc.dxn, true));
     ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: L.x, w: w('input_layernorm.weight'), rstd: L.rstd1, dx: dIn, M, C }));
     normGrad('input_layernorm.weight', sc.dxn, L.x, L.rstd1);

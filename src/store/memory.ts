@@ -129,7 +129,7 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
   for (const t of trainable) add('gradients', `grad ${t.name}`, [...t.shape]);
   for (let l = 0; l < s.numLayers; l++) {
     for (const [name, shape] of [
-      ['x', [M, C]], ['xn1', [M, C]], ['rstd1', [M]], ['q pre-rope', [M, qd]], ['k pre-rope', [M, kvd]], ['q', [M, qd]], ['k', [M, kvd]],
+      ['x', [M, C]], ['xn1', [M, C]], ['rstd1', [M]], ['q', [M, qd]], ['k', [M, kvd]],
       ['v', [M, kvd]], ['att', [M, qd]], ['att lse', [B, H, T]], ['h', [M, C]], ['xn2', [M, C]], ['rstd2', [M]], ['gate', [M, F]], ['up', [M, F]], ['act', [M, F]],
     ] as [string, number[]][]) act(`L${l} ${name}`, shape);
     for (const p of targets) {
@@ -145,7 +145,7 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
   // No 'd logits': the cross-entropy backward overwrites the logits with their gradient.
   for (const [name, shape] of [
     ['d residual A', [M, C]], ['d residual B', [M, C]], ['d h', [M, C]], ['d xn', [M, C]], ['d act', [M, F]], ['d gate', [M, F]], ['d up', [M, F]],
-    ['d att', [M, qd]], ['d q', [M, qd]], ['d k', [M, kvd]], ['d v', [M, kvd]], ['d q pre-rope', [M, qd]], ['d k pre-rope', [M, kvd]], ['d att delta', [B, H, T]],
+    ['d att', [M, qd]], ['d q', [M, qd]], ['d k', [M, kvd]], ['d v', [M, kvd]], ['d att delta', [B, H, T]],
   ] as [string, number[]][]) act(name, shape);
   if (adapted) {
     act('d lora g', [M, NR]);

@@ -4,7 +4,7 @@ import { expectClose, sumTolerance } from '../../test/compare';
 import { testGpu, withValidation } from '../../test/gpu';
 import { Rng } from '../../util/random';
 import { runOps } from '../op';
-import { createTensor, readTensor } from '../tensor';
+import { createTensor, readTensor, Tensor } from '../tensor';
 import { ropeBackwardOp, ropeForwardOp } from './rope';
 
 // Grouped shapes: several heads per row, several sequences per batch, pos0 > 0 (a continuation),
@@ -45,6 +45,11 @@ describe('rope kernels vs reference', () => {
         await withValidation(ctx, () => runOps(ctx, [op]));
         const want = dir === 'forward' ? ropeForward(src, tables.cos, tables.sin, dims) : ropeBackward(src, tables.cos, tables.sin, dims);
         expectClose(`rope ${dir} ${tag}`, await readTensor(ctx, tdst), want, TOL);
+        // In place (the training graph's use): the same rotation, written over the source.
+        const tin = createTensor(ctx, 'in place', [M, nHeads * D], 'f32', src);
+        const inPlace = dir === 'forward' ? ropeForwardOp(ctx, { x: tin, out: tin, ...common }) : ropeBackwardOp(ctx, { dy: tin, dx: tin, ...common });
+        await withValidation(ctx, () => runOps(ctx, [inPlace]));
+        expectClose(`rope ${dir} in place ${tag}`, await readTensor(ctx, tin), want, TOL);
       });
     }
   }
@@ -68,7 +73,7 @@ describe('rope kernels vs reference', () => {
     expect(() => op.setPos0(MAX_POS)).toThrow(/positions up to 128 .* past the cos\/sin tables \(maxPos=128\)/);
   });
 
-  it('rejects bad shapes, short tensors and in-place use', async () => {
+  it('rejects bad shapes, short tensors and aliased buffers', async () => {
     const ctx = await testGpu();
     const x = createTensor(ctx, 'x', [4, 8]);
     const out = createTensor(ctx, 'out', [4, 8]);
@@ -81,7 +86,9 @@ describe('rope kernels vs reference', () => {
     expect(() => ropeForwardOp(ctx, { ...base, sin: sinShort })).toThrow(/rope forward: sin sinShort has 28 values, needs \[maxPos=8, D\/2=4\] = 32/);
     expect(() => ropeForwardOp(ctx, { ...base, nHeads: 2 })).toThrow(/x x has 32 values, needs \[M=4, nHeads\*D=16\] = 64/);
     expect(() => ropeForwardOp(ctx, { ...base, pos0: 7 })).toThrow(/positions up to 8 \(pos0=7, T=2\) are past the cos\/sin tables/);
-    expect(() => ropeForwardOp(ctx, { ...base, out: x })).toThrow(/out x shares its buffer with x \(rope is out of place\)/);
+    const alias = new Tensor('alias', [4, 8], 'f32', x.buffer);
+    expect(() => ropeForwardOp(ctx, { ...base, out: alias })).toThrow(/out alias shares its buffer with x \(pass the same tensor as x and out to rotate in place\)/);
+    expect(() => ropeForwardOp(ctx, { ...base, out: x })).not.toThrow();
     expect(() => ropeBackwardOp(ctx, { dy: x, dx: out, cos, sin, M: 4, nHeads: 1, D: 8, T: 2, maxPos: 8 })).not.toThrow();
   });
 });

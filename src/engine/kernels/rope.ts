@@ -2,8 +2,9 @@
  * Dispatchers for shaders/rope.wgsl (rotary position embedding, Hugging Face's rotate_half
  * convention):
  *
- *   ropeForwardOp   x [M, nHeads*D] -> out [M, nHeads*D]   out = rope(x), out of place (overwrite)
+ *   ropeForwardOp   x [M, nHeads*D] -> out [M, nHeads*D]   out = rope(x) (overwrite)
  *   ropeBackwardOp  dy [M, nHeads*D] -> dx [M, nHeads*D]   dx = R^T dy (overwrite)
+ * Passing the same tensor as x and out (dy and dx) rotates it in place (the *_inplace entry points).
  *
  * cos, sin: [maxPos, D/2] float32 tables from ropeTables (src/reference/rope.ts), uploaded once.
  * Row m has position pos0 + (m % T). Uniforms: M, nHeads, D, T, pos0, maxPos.
@@ -77,8 +78,9 @@ function ropeOp(ctx: GpuContext, op: string, entryPoint: string, a: RopeCommon, 
   need(names[1], dst, M * width, `[M=${M}, nHeads*D=${width}]`);
   need('cos', a.cos, maxPos * half, `[maxPos=${maxPos}, D/2=${half}]`);
   need('sin', a.sin, maxPos * half, `[maxPos=${maxPos}, D/2=${half}]`);
-  for (const t of [src, a.cos, a.sin]) {
-    if (t.buffer === dst.buffer) throw new Error(`${op}: ${names[1]} ${dst.name} shares its buffer with ${t.name} (rope is out of place)`);
+  const inPlace = src === dst;
+  for (const t of inPlace ? [a.cos, a.sin] : [src, a.cos, a.sin]) {
+    if (t.buffer === dst.buffer) throw new Error(`${op}: ${names[1]} ${dst.name} shares its buffer with ${t.name} (pass the same tensor as ${names[0]} and ${names[1]} to rotate in place)`);
   }
   // Rows use positions pos0 .. pos0 + min(T, M) - 1.
   const checkPos0 = (pos0: number) => {
@@ -92,10 +94,10 @@ function ropeOp(ctx: GpuContext, op: string, entryPoint: string, a: RopeCommon, 
   const base = createOp(ctx, {
     label: a.label ?? `${op} ${dst.name}`,
     shader: SHADER,
-    entryPoint,
+    entryPoint: inPlace ? `${entryPoint}_inplace` : entryPoint,
     constants: { WG },
     uniforms: [['M', 'u32', M], ['nHeads', 'u32', nHeads], ['D', 'u32', D], ['T', 'u32', T], ['pos0', 'u32', pos0], ['maxPos', 'u32', maxPos]],
-    bindings: { 1: src, 2: a.cos, 3: a.sin, 4: dst },
+    bindings: inPlace ? { 2: a.cos, 3: a.sin, 4: dst } : { 1: src, 2: a.cos, 3: a.sin, 4: dst },
     workgroups: grid1d(ceilDiv(pairs, WG), Math.min(a.maxGridDim ?? 65535, ctx.adapter.limits.maxComputeWorkgroupsPerDimension)),
   });
   const uniformBuffer = base.uniformBuffer;
@@ -108,7 +110,7 @@ function ropeOp(ctx: GpuContext, op: string, entryPoint: string, a: RopeCommon, 
   };
 }
 
-/** out = rope(x) at positions pos0 + (m % T). x and out are distinct tensors [M, nHeads*D]. */
+/** out = rope(x) at positions pos0 + (m % T); x [M, nHeads*D] itself when out is x. */
 export function ropeForwardOp(ctx: GpuContext, args: RopeForwardArgs): RopeOp {
   return ropeOp(ctx, 'rope forward', 'forward', args, args.x, args.out, ['x', 'out']);
 }
