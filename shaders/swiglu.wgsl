@@ -4,7 +4,8 @@
 //   u:  [M, F]   up_proj output
 //   h:  [M, F]   input of down_proj
 //   dh: [M, F]   gradient of h
-//   dg: [M, F]   gradient of g  (overwritten: activation gradient)
+//   dg: [M, F]   gradient of g  (overwritten: activation gradient); backward_inplace reads dh
+//                from it (dh is then overwritten: the model needs it no longer)
 //   du: [M, F]   gradient of u  (overwritten)
 //
 // silu(g) = g * sigmoid(g). With s = sigmoid(g):
@@ -62,6 +63,20 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let gi = g[i];
   let s = sigmoid(gi);
   let d = dh[i];
+  du[i] = d * (gi * s);
+  dg[i] = d * u[i] * s * (1.0 + gi * (1.0 - s));
+}
+
+// backward with dh in dg's buffer: each invocation reads its dh before writing dg at the same
+// index, so the model's backward needs no separate dh buffer [M, F].
+@compute @workgroup_size(WG)
+fn backward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = elementIndex(wid, nwg, lid);
+  if (i >= dims.n) { return; }
+  let gi = g[i];
+  let s = sigmoid(gi);
+  let d = dg[i];
   du[i] = d * (gi * s);
   dg[i] = d * u[i] * s * (1.0 + gi * (1.0 - s));
 }

@@ -92,8 +92,7 @@ interface Scratch {
   dres: [Tensor, Tensor]; // [M, C] residual-stream gradient, ping-pong
   dh: Tensor; // [M, C]
   dxn: Tensor; // [M, C]
-  dact: Tensor; // [M, F]
-  dgate: Tensor; // [M, F]
+  dact: Tensor; // [M, F]; after the SwiGLU backward, the gradient of gate
   dup: Tensor; // [M, F]
   datt: Tensor; // [M, H*D]
   dq: Tensor; // [M, H*D]
@@ -279,7 +278,6 @@ export class LlamaGraph {
       dh: this.tensor('d h', [M, C]),
       dxn: this.tensor('d xn', [M, C]),
       dact: this.tensor('d act', [M, F]),
-      dgate: this.tensor('d gate', [M, F]),
       dup: this.tensor('d up', [M, F]),
       datt: this.tensor('d att', [M, qd]),
       dq: this.tensor('d q', [M, qd]),
@@ -515,8 +513,8 @@ export class LlamaGraph {
     };
     // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
     ops.push(...this.projBackward(l, 'down_proj', dOut, sc.dact, false));
-    ops.push(swigluBackwardOp(ctx, { dh: sc.dact, g: L.gate, u: L.up, dg: sc.dgate, du: sc.dup, M, F }));
-    ops.push(...this.projBackward(l, 'gate_proj', sc.dgate, sc.dxn, false));
+    ops.push(swigluBackwardOp(ctx, { dh: sc.dact, g: L.gate, u: L.up, dg: sc.dact, du: sc.dup, M, F }));
+    ops.push(...this.projBackward(l, 'gate_proj', sc.dact, sc.dxn, false)); // dact now holds d gate
     ops.push(...this.projBackward(l, 'up_proj', sc.dup, sc.dxn, true));
     ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: L.h, w: w('post_attention_layernorm.weight'), rstd: L.rstd2, dx: sc.dh, M, C }));
     normGrad('post_attention_layernorm.weight', sc.dxn, L.h, L.rstd2);

@@ -144,7 +144,7 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
   }
   // No 'd logits': the cross-entropy backward overwrites the logits with their gradient.
   for (const [name, shape] of [
-    ['d residual A', [M, C]], ['d residual B', [M, C]], ['d h', [M, C]], ['d xn', [M, C]], ['d act', [M, F]], ['d gate', [M, F]], ['d up', [M, F]],
+    ['d residual A', [M, C]], ['d residual B', [M, C]], ['d h', [M, C]], ['d xn', [M, C]], ['d act', [M, F]], ['d up', [M, F]],
     ['d att', [M, qd]], ['d q', [M, qd]], ['d k', [M, kvd]], ['d v', [M, kvd]], ['d att delta', [B, H, T]],
   ] as [string, number[]][]) act(name, shape);
   if (adapted) {

@@ -65,6 +65,11 @@ describe('swiglu kernels vs reference', () => {
       const tol = tolerances(gmax, maxAbs(dh) * maxAbs(u));
       expectClose(`swiglu backward dg ${tag}`, await readTensor(ctx, tdg), want.dg, tol.dg);
       expectClose(`swiglu backward du ${tag}`, await readTensor(ctx, tdu), want.du, tol.du);
+      // dg written over dh (the model's use).
+      const tin = createTensor(ctx, 'dh in place', [M, F], 'f32', dh);
+      await withValidation(ctx, () => runOps(ctx, [swigluBackwardOp(ctx, { dh: tin, g: tg, u: tu, dg: tin, du: tdu, M, F, maxGridDim })]));
+      expectClose(`swiglu backward dg in place ${tag}`, await readTensor(ctx, tin), want.dg, tol.dg);
+      expectClose(`swiglu backward du in place ${tag}`, await readTensor(ctx, tdu), want.du, tol.du);
     });
   }
 
@@ -107,5 +112,6 @@ describe('swiglu kernels vs reference', () => {
     expect(() => swigluForwardOp(ctx, { g: t, u: t, h: small, M: 2, F: 3 })).toThrow(/swiglu forward: h hsmall has 5 values, needs \[M=2, F=3\] = 6/);
     expect(() => swigluBackwardOp(ctx, { dh: ids, g: t, u: t, dg: small, du: small, M: 2, F: 3 })).toThrow(/dh ids must be f32/);
     expect(() => swigluForwardOp(ctx, { g: t, u: t, h: t, M: 2, F: 3 })).toThrow(/output g shares its buffer with g/);
+    expect(() => swigluBackwardOp(ctx, { dh: t, g: t, u: small, dg: t, du: small, M: 1, F: 5 })).toThrow(/output g shares its buffer with g/);
   });
 });

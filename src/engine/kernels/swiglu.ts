@@ -2,7 +2,8 @@
  * Dispatchers for shaders/swiglu.wgsl: h = silu(g) * u over [M, F] and its backward.
  *
  *   swigluForwardOp   g, u [M, F] -> h [M, F]   (overwrite)
- *   swigluBackwardOp  dh, g, u [M, F] -> dg, du [M, F]   (both overwritten: activation gradients)
+ *   swigluBackwardOp  dh, g, u [M, F] -> dg, du [M, F]   (both overwritten: activation gradients;
+ *                     dg may be dh itself: backward_inplace writes dg over dh)
  *
  * Tensors may be larger than [M, F] (buffers sized for a larger batch); only the first M*F values
  * are read or written. Uniforms: n = M*F. Elementwise, so one invocation per value on a 1-D grid that folds into y past
@@ -83,7 +84,7 @@ export function swigluForwardOp(ctx: GpuContext, args: SwigluForwardArgs): Op {
   });
 }
 
-/** du = dh * silu(g); dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g). dg, du overwritten. */
+/** du = dh * silu(g); dg = dh * u * s * (1 + g * (1 - s)), s = sigmoid(g). dg, du overwritten (dg may be dh). */
 export function swigluBackwardOp(ctx: GpuContext, args: SwigluBackwardArgs): Op {
   const n = checkDims('swiglu backward', args);
   checkTensor('swiglu backward', 'dh', args.dh, n, args.M, args.F);
@@ -91,14 +92,15 @@ export function swigluBackwardOp(ctx: GpuContext, args: SwigluBackwardArgs): Op 
   checkTensor('swiglu backward', 'u', args.u, n, args.M, args.F);
   checkTensor('swiglu backward', 'dg', args.dg, n, args.M, args.F);
   checkTensor('swiglu backward', 'du', args.du, n, args.M, args.F);
-  distinctOutputs('swiglu backward', [args.dg, args.du], [args.dh, args.g, args.u]);
+  const inPlace = args.dg === args.dh;
+  distinctOutputs('swiglu backward', [args.dg, args.du], inPlace ? [args.g, args.u] : [args.dh, args.g, args.u]);
   return createOp(ctx, {
     label: args.label ?? `swiglu backward ${args.dg.name}`,
     shader: SHADER,
-    entryPoint: 'backward',
+    entryPoint: inPlace ? 'backward_inplace' : 'backward',
     constants: { WG },
     uniforms: [['n', 'u32', n]],
-    bindings: { 1: args.g, 2: args.u, 4: args.dh, 5: args.dg, 6: args.du },
+    bindings: inPlace ? { 1: args.g, 2: args.u, 5: args.dg, 6: args.du } : { 1: args.g, 2: args.u, 4: args.dh, 5: args.dg, 6: args.du },
     workgroups: grid(ctx, n, args.maxGridDim),
   });
 }
