@@ -9,7 +9,7 @@
 //   input grad   dx = dy · W     A = dy [M, N], B = W [N, K]
 //   weight grad  dW += dyᵀ · x   A = dy [M, N], B = x [M, K],   TRANS_A, beta = 1
 //
-// Two entry points (src/engine/kernels/matmul.ts picks one per call, see chooseMatmulVariant):
+// Three entry points (src/engine/kernels/matmul.ts picks one per call, see chooseMatmulVariant):
 //
 //   main_vec4  the fast path. Each thread owns an 8x8 block of C held in sixteen vec4 registers
 //              (a WG_X*8 by WG_Y*8 tile per workgroup) and reads A and B as vec4 along their
@@ -26,10 +26,21 @@
 //              computation and bounds check, so more multiply-adds per load is what pays; 8x8
 //              per thread measured about 1.5x faster than 4x4 with vec4 loads and 5-8x faster
 //              than `main` on SwiftShader.
-//   main       the general path: 4x4 outputs per thread, every load bounds checked, any M, N, K,
-//              any alignment (ragged shapes, odd strides).
+//   main_ragged  the fast path for the shapes main_vec4 cannot read (a vocabulary of 841 or 151936,
+//              an odd experts*rank, batch strides not multiples of 4): the same 8x8 block per
+//              thread and the same clamped rows and columns, but A and B are read with scalar
+//              loads at any offset (no alignment needed), four at a time into the same vec4 and
+//              mat4x4 products. The k loop steps by 4 without bounds checks while k + 3 < K, then
+//              a scalar loop does the last K % 4 steps. Why not vec4 loads: a row of a ragged
+//              operand starts off a 16-byte boundary. On SwiftShader four scalar loads cost not
+//              much more than one vec4 load (each is a per-lane gather there): measured (CPU time)
+//              1.1-1.45x main_vec4's time on the same shapes padded to multiples of 4, and 8-10x
+//              faster than `main` on the demo LM head's gradients (vocabulary 841).
+//   main       4x4 outputs per thread, every load bounds checked, any shape and alignment. No
+//              longer chosen automatically; kept as the plain reference kernel (tests, and
+//              tools/bench/profile-step.ts forces it to measure what the blocked kernels gain).
 //
-// Both: batch strides of 0 broadcast an operand (a shared weight). beta == 0 never reads C, so
+// All three: batch strides of 0 broadcast an operand (a shared weight). beta == 0 never reads C, so
 // stale NaNs in an output buffer cannot leak into a fresh result.
 
 struct Dims {
@@ -261,6 +272,105 @@ fn main_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
         l7 += ah[3] * bl; h7 += ah[3] * bh;
       }
     }
+  }
+
+  store8(baseC, row0, col0, l0, h0);
+  store8(baseC, row0 + 1u, col0, l1, h1);
+  store8(baseC, row0 + 2u, col0, l2, h2);
+  store8(baseC, row0 + 3u, col0, l3, h3);
+  store8(baseC, row0 + 4u, col0, l4, h4);
+  store8(baseC, row0 + 5u, col0, l5, h5);
+  store8(baseC, row0 + 6u, col0, l6, h6);
+  store8(baseC, row0 + 7u, col0, l7, h7);
+}
+
+// Four values of A (or B) from offset p with stride s, as one vec4 (main_ragged: no alignment).
+fn gatherA(p: u32, s: u32) -> vec4<f32> {
+  return vec4<f32>(A[p], A[p + s], A[p + 2u * s], A[p + 3u * s]);
+}
+fn gatherB(p: u32, s: u32) -> vec4<f32> {
+  return vec4<f32>(B[p], B[p + s], B[p + 2u * s], B[p + 3u * s]);
+}
+
+// Thread (x, y) computes C[row0 .. row0+7, col0 .. col0+7] as main_vec4 does (lN: columns col0 ..
+// col0+3 of row row0 + N, hN: col0+4 .. col0+7), for any layout, shape and alignment. Element
+// op(A)[m, k] lies at baseA + m * ra + k * ka and op(B)[k, n] at baseB + n * rb + k * kb, so one
+// pointer per row of the block (paN) and per column (pbN) walks k by adding ka (kb). Each 4-step
+// loads, per row, a = (op(A)[m, k], .., op(A)[m, k+3]) and, per column, the column's four values of
+// op(B) as a column of bl / bh; then row m gains a * bl (four dot products, one per column).
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main_ragged(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let b = gid.z;
+  if (b >= dims.batch) { return; }
+  let M = dims.M;
+  let N = dims.N;
+  let K = dims.K;
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= M || col0 >= N) { return; }
+  let baseA = b * dims.strideA;
+  let baseB = b * dims.strideB;
+  let baseC = b * dims.strideC;
+  // A stored [M, K] (row step K, k step 1) or [K, M] (row step 1, k step M); B [K, N] or [N, K].
+  let ra = select(K, 1u, TRANS_A);
+  let ka = select(1u, M, TRANS_A);
+  let rb = select(1u, K, TRANS_B);
+  let kb = select(N, 1u, TRANS_B);
+  // Rows past M and columns past N are clamped to the last one: the loads stay in bounds, the
+  // results are never stored.
+  var pa0 = baseA + min(row0, M - 1u) * ra;
+  var pa1 = baseA + min(row0 + 1u, M - 1u) * ra;
+  var pa2 = baseA + min(row0 + 2u, M - 1u) * ra;
+  var pa3 = baseA + min(row0 + 3u, M - 1u) * ra;
+  var pa4 = baseA + min(row0 + 4u, M - 1u) * ra;
+  var pa5 = baseA + min(row0 + 5u, M - 1u) * ra;
+  var pa6 = baseA + min(row0 + 6u, M - 1u) * ra;
+  var pa7 = baseA + min(row0 + 7u, M - 1u) * ra;
+  var pb0 = baseB + min(col0, N - 1u) * rb;
+  var pb1 = baseB + min(col0 + 1u, N - 1u) * rb;
+  var pb2 = baseB + min(col0 + 2u, N - 1u) * rb;
+  var pb3 = baseB + min(col0 + 3u, N - 1u) * rb;
+  var pb4 = baseB + min(col0 + 4u, N - 1u) * rb;
+  var pb5 = baseB + min(col0 + 5u, N - 1u) * rb;
+  var pb6 = baseB + min(col0 + 6u, N - 1u) * rb;
+  var pb7 = baseB + min(col0 + 7u, N - 1u) * rb;
+
+  var l0 = vec4<f32>(); var l1 = vec4<f32>(); var l2 = vec4<f32>(); var l3 = vec4<f32>();
+  var l4 = vec4<f32>(); var l5 = vec4<f32>(); var l6 = vec4<f32>(); var l7 = vec4<f32>();
+  var h0 = vec4<f32>(); var h1 = vec4<f32>(); var h2 = vec4<f32>(); var h3 = vec4<f32>();
+  var h4 = vec4<f32>(); var h5 = vec4<f32>(); var h6 = vec4<f32>(); var h7 = vec4<f32>();
+
+  // Full steps of 4: k + 3 < K, no checks.
+  let sa = 4u * ka;
+  let sb = 4u * kb;
+  for (var k = 0u; k < K / 4u; k++) {
+    let bl = mat4x4<f32>(gatherB(pb0, kb), gatherB(pb1, kb), gatherB(pb2, kb), gatherB(pb3, kb));
+    let bh = mat4x4<f32>(gatherB(pb4, kb), gatherB(pb5, kb), gatherB(pb6, kb), gatherB(pb7, kb));
+    var a = gatherA(pa0, ka); l0 += a * bl; h0 += a * bh;
+    a = gatherA(pa1, ka); l1 += a * bl; h1 += a * bh;
+    a = gatherA(pa2, ka); l2 += a * bl; h2 += a * bh;
+    a = gatherA(pa3, ka); l3 += a * bl; h3 += a * bh;
+    a = gatherA(pa4, ka); l4 += a * bl; h4 += a * bh;
+    a = gatherA(pa5, ka); l5 += a * bl; h5 += a * bh;
+    a = gatherA(pa6, ka); l6 += a * bl; h6 += a * bh;
+    a = gatherA(pa7, ka); l7 += a * bl; h7 += a * bh;
+    pa0 += sa; pa1 += sa; pa2 += sa; pa3 += sa; pa4 += sa; pa5 += sa; pa6 += sa; pa7 += sa;
+    pb0 += sb; pb1 += sb; pb2 += sb; pb3 += sb; pb4 += sb; pb5 += sb; pb6 += sb; pb7 += sb;
+  }
+  // The last K % 4 steps, one k at a time.
+  for (var k = K & ~3u; k < K; k++) {
+    let bl = vec4<f32>(B[pb0], B[pb1], B[pb2], B[pb3]);
+    let bh = vec4<f32>(B[pb4], B[pb5], B[pb6], B[pb7]);
+    var a = A[pa0]; l0 += a * bl; h0 += a * bh;
+    a = A[pa1]; l1 += a * bl; h1 += a * bh;
+    a = A[pa2]; l2 += a * bl; h2 += a * bh;
+    a = A[pa3]; l3 += a * bl; h3 += a * bh;
+    a = A[pa4]; l4 += a * bl; h4 += a * bh;
+    a = A[pa5]; l5 += a * bl; h5 += a * bh;
+    a = A[pa6]; l6 += a * bl; h6 += a * bh;
+    a = A[pa7]; l7 += a * bl; h7 += a * bh;
+    pa0 += ka; pa1 += ka; pa2 += ka; pa3 += ka; pa4 += ka; pa5 += ka; pa6 += ka; pa7 += ka;
+    pb0 += kb; pb1 += kb; pb2 += kb; pb3 += kb; pb4 += kb; pb5 += kb; pb6 += kb; pb7 += kb;
   }
 
   store8(baseC, row0, col0, l0, h0);

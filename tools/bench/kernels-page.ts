@@ -100,7 +100,8 @@ function kernelName(op: Op): string {
   const [shader, entry, consts = ''] = op.pipeline.label.split(':');
   if (shader !== 'matmul') return entry;
   const flags = [consts.includes('TRANS_A=1') ? 'tA' : '', consts.includes('TRANS_B=1') ? 'tB' : ''].filter((s) => s).join(' ');
-  return `matmul ${entry === 'main_vec4' ? 'vec4' : 'scalar'}${flags ? ` ${flags}` : ''}`;
+  const variant = entry === 'main_vec4' ? 'vec4' : entry === 'main_ragged' ? 'ragged' : 'scalar';
+  return `matmul ${variant}${flags ? ` ${flags}` : ''}`;
 }
 
 /** Tensors of one row, destroyed together. */

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { dropoutKey, dropoutKeep, dropoutScale, dropoutThreshold } from '../../reference/dropout';
 import { contiguousGroups, lbcBackward, lbcBoost, lbcFloat32Error, lbcForward, officialGroups } from '../../reference/lbc';
-import { loramoeBackward, loramoeForward, type LoramoeConfig } from '../../reference/loramoe';
+import {
+  expertDownBackwardInput,
+  expertDownBackwardWeight,
+  expertDownForward,
+  loramoeBackward,
+  loramoeForward,
+  type LoramoeConfig,
+} from '../../reference/loramoe';
 import { matmul, type RefMatmulArgs } from '../../reference/matmul';
 import { expectClose, F32_EPS, maxAbs, sumTolerance } from '../../test/compare';
 import { testGpu, withValidation } from '../../test/gpu';
@@ -10,6 +17,7 @@ import { runOps, type Op } from '../op';
 import { createTensor, readTensor, type Tensor } from '../tensor';
 import { lbcBackwardOp, lbcImportanceOp, lbcLossOp } from './lbc';
 import {
+  expertChunk,
   expertDownBackwardInputOp,
   expertDownBackwardWeightOp,
   expertDownForwardOp,
@@ -240,72 +248,151 @@ describe('LoRAMoE layer: whole forward and backward schedule on the GPU vs refer
   }
 });
 
+/**
+ * The three register-blocked expert kernels alone against the reference, over every rank 1..16 and
+ * expert count 1..8 with ragged sizes: M and K of 1, 3, 5, 4k+1, 4k+3 and multiples of 8 (the
+ * blocks are 8 rows by 8 columns or CHUNK rank rows, the forward's k loop steps by 4), one model-
+ * sized layer (two rank chunks per expert, K = 576) and the demo vocabulary's 841 as K. Dropout off,
+ * at the training default p = 0.05 and at 0.3. Bounds as in `bounds` above, with the inputs exact:
+ * h carries sumTolerance(K + 2, s S(x, Aᵀ)) (s = 1/(1-p), S the largest sum of |products|), g that
+ * times scale * w plus 3 rounding units, and the accumulated dx, dA sumTolerance(n + 2, s S + |start|).
+ */
+describe('expert kernels (blocked, with dropout) vs reference over ranks 1..16, experts 1..8, ragged sizes', () => {
+  const Ms = [1, 3, 9, 17, 70, 5, 24, 11];
+  const Ks = [1, 3, 5, 13, 17, 31, 8, 33, 19, 4];
+  const cases: Array<{ M: number; K: number; N: number; R: number; routed: boolean }> = [];
+  for (let R = 1; R <= 16; R++) {
+    // Every N in 1..8 twice over the 16 ranks; N = 1 once as plain LoRA (no router), once routed.
+    const N = ((R * 5) % 8) + 1;
+    cases.push({ M: Ms[R % Ms.length], K: Ks[R % Ks.length], N, R, routed: !(N === 1 && R === 8) });
+  }
+  cases.push({ M: 64, K: 576, N: 8, R: 16, routed: true }); // SmolLM2 q/k/v/gate/up input size
+  cases.push({ M: 21, K: 841, N: 3, R: 4, routed: true });
+
+  for (const c of cases) {
+    for (const p of [0, 0.05, 0.3]) {
+      const { M, K, N, R, routed } = c;
+      it(`M=${M} K=${K} N=${N} R=${R}${routed ? '' : ' plain LoRA'} p=${p} (CHUNK ${expertChunk(R)})`, async () => {
+        const ctx = await testGpu();
+        const NR = N * R;
+        const scale = 1.75;
+        const cfg: LoramoeConfig = { M, K, Nout: 1, N, R, scale, p, seed: (0xdeadbeef ^ (M * 131 + K)) >>> 0, stream: R, routed };
+        const rng = new Rng(M * 65537 + K * 257 + N * 17 + R + p * 1000);
+        const x = rng.f32Array(M * K);
+        const A = rng.f32Array(NR * K);
+        const w = rng.f32Array(M * N, 0, 1);
+        const dh = rng.f32Array(M * NR);
+        const dx0 = rng.f32Array(M * K);
+        const dA0 = rng.f32Array(NR * K);
+        const T = (name: string, shape: number[], data?: Float32Array) =>
+          createTensor(ctx, name, shape, 'f32', data ?? rng.f32Array(shape.reduce((a, b) => a * b, 1), 5, 9));
+        const tx = T('x', [M, K], x), tA = T('A', [NR, K], A), tw = T('w', [M, N], w), tdh = T('dh', [M, NR], dh);
+        const th = T('h', [M, NR]), tg = T('g', [M, NR]), tdx = T('dx', [M, K], dx0), tdA = T('dA', [NR, K], dA0);
+        const drop = { p, seed: cfg.seed, stream: cfg.stream };
+        await withValidation(ctx, () =>
+          runOps(ctx, [
+            expertDownForwardOp(ctx, { x: tx, a: tA, w: routed ? tw : undefined, h: th, g: tg, M, K, N, R, scale, routed, ...drop }),
+            expertDownBackwardInputOp(ctx, { dh: tdh, a: tA, dx: tdx, M, K, N, R, ...drop }),
+            expertDownBackwardWeightOp(ctx, { dh: tdh, x: tx, dA: tdA, M, K, N, R, ...drop }),
+          ]),
+        );
+        const want = expertDownForward(x, A, routed ? w : null, cfg);
+        const wantDx = expertDownBackwardInput(dh, A, cfg).map((v, i) => v + dx0[i]);
+        const wantDA = expertDownBackwardWeight(dh, x, cfg).map((v, i) => v + dA0[i]);
+
+        const inv = dropoutScale(p);
+        const abs = (a: ArrayLike<number>) => Float64Array.from(a, Math.abs);
+        const S = (a: ArrayLike<number>, b: ArrayLike<number>, args: RefMatmulArgs) => maxAbs(matmul(abs(a), abs(b), args));
+        const eH = sumTolerance(K + 2, inv * S(x, A, { M, N: NR, K, transB: true }));
+        const eG = scale * eH + 3 * u * maxAbs(want.g); // |w| <= 1
+        const eDx = sumTolerance(NR + 2, inv * S(dh, A, { M, N: K, K: NR }) + maxAbs(dx0));
+        const eDA = sumTolerance(M + 2, inv * S(dh, x, { M: NR, N: K, K: M, transA: true }) + maxAbs(dA0));
+        const tag = `M=${M} K=${K} N=${N} R=${R} p=${p}`;
+        expectClose(`${tag} h`, await readTensor(ctx, th), want.h, { abs: eH });
+        expectClose(`${tag} g`, await readTensor(ctx, tg), want.g, { abs: eG });
+        expectClose(`${tag} dx`, await readTensor(ctx, tdx), wantDx, { abs: eDx });
+        expectClose(`${tag} dA`, await readTensor(ctx, tdA), wantDA, { abs: eDA });
+        for (const t of [tx, tA, tw, tdh, th, tg, tdx, tdA]) t.destroy();
+      });
+    }
+  }
+});
+
 describe('dropout mask on the GPU equals the CPU mask bit for bit', () => {
   // Each kernel's sum is made to encode the mask bits exactly: with A ≡ 1, x ≡ 1 and powers of two
   // as the other factor, every partial sum is an integer below 2^24 (exact in float32), and the
-  // final product by f32(1/(1-p)) is undone by one division and rounding.
+  // final product by f32(1/(1-p)) is undone by one division and rounding. Every rank row of an
+  // expert sees the same mask, so with R > 1 each one must decode to the same bits (the input
+  // gradient sums R equal terms per expert: its integer is R times the pattern). Shapes: rank 1
+  // (blocks of CHUNK 4 with clamped rank rows), 6 (one chunk of 8, partial) and 16 (two chunks per
+  // expert); K = 17 and 19 (4k+1, 4k+3: the forward's scalar tail, a partial 8-column block).
   const decode = (v: number, p: number) => Math.round(v / Math.fround(dropoutScale(p)));
   const cpuBits = (seed: number, stream: number, p: number, m: number, e: number, k: number, N: number, K: number) =>
     dropoutKeep(dropoutKey(seed, stream), dropoutThreshold(p), m, e, k, N, K) ? 1 : 0;
 
+  const shapes: Array<[number, number, number, number]> = [[11, 5, 17, 1], [13, 3, 19, 6], [9, 2, 17, 16]];
   for (const p of [0.05, 0.5, 0.3]) {
-    it(`p=${p}: forward, input-gradient and weight-gradient kernels, and setDropout`, async () => {
-      const ctx = await testGpu();
-      const [M, N, K] = [11, 5, 17]; // K, M <= 20 so sums of 2^k stay exact
-      const R = 1;
-      const seed = 123456789;
-      const stream = 7;
-      const ones = (n: number) => new Float32Array(n).fill(1);
-      const pow2 = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => 2 ** f(i));
-      // forward: A[i, k] = 2^k, x ≡ 1  ->  h[m, i] = s * sum_k 2^k keep(m, i, k)
-      const tx = createTensor(ctx, 'x', [M, K], 'f32', ones(M * K));
-      const tA = createTensor(ctx, 'A', [N, K], 'f32', pow2(N * K, (i) => i % K));
-      const tw = createTensor(ctx, 'w', [M, N], 'f32', ones(M * N));
-      const th = createTensor(ctx, 'h', [M, N]);
-      const tg = createTensor(ctx, 'g', [M, N]);
-      // input grad: dh[m, i] = 2^i, A ≡ 1  ->  dx[m, k] = s * sum_i 2^i keep(m, i, k)
-      const tdh = createTensor(ctx, 'dh', [M, N], 'f32', pow2(M * N, (i) => i % N));
-      const tA1 = createTensor(ctx, 'A1', [N, K], 'f32', ones(N * K));
-      const tdx = createTensor(ctx, 'dx', [M, K]);
-      // weight grad: dh[m, i] = 2^m, x ≡ 1  ->  dA[i, k] = s * sum_m 2^m keep(m, i, k)
-      const tdhm = createTensor(ctx, 'dhm', [M, N], 'f32', pow2(M * N, (i) => Math.floor(i / N)));
-      const tdA = createTensor(ctx, 'dA', [N, K]);
-      const drop = { p, seed, stream };
-      const ops = [
-        expertDownForwardOp(ctx, { x: tx, a: tA, w: tw, h: th, g: tg, M, K, N, R, scale: 1, ...drop }),
-        expertDownBackwardInputOp(ctx, { dh: tdh, a: tA1, dx: tdx, M, K, N, R, ...drop }),
-        expertDownBackwardWeightOp(ctx, { dh: tdhm, x: tx, dA: tdA, M, K, N, R, ...drop }),
-      ];
-      const check = async (s: number) => {
-        const zero = (t: Tensor) => createTensor(ctx, 'zero', t.shape).buffer;
-        const enc = ctx.device.createCommandEncoder();
-        enc.copyBufferToBuffer(zero(tdx), 0, tdx.buffer, 0, tdx.bytes);
-        enc.copyBufferToBuffer(zero(tdA), 0, tdA.buffer, 0, tdA.bytes);
-        ctx.device.queue.submit([enc.finish()]);
-        await withValidation(ctx, () => runOps(ctx, ops));
-        const [h, dx, dA] = [await readTensor(ctx, th), await readTensor(ctx, tdx), await readTensor(ctx, tdA)];
-        let mismatches = 0;
-        let dropped = 0;
-        for (let m = 0; m < M; m++) {
-          for (let i = 0; i < N; i++) {
-            for (let k = 0; k < K; k++) {
-              const want = cpuBits(s, stream, p, m, i, k, N, K);
-              dropped += 1 - want;
-              if (((decode(h[m * N + i], p) >> k) & 1) !== want) mismatches++;
-              if (((decode(dx[m * K + k], p) >> i) & 1) !== want) mismatches++;
-              if (((decode(dA[i * K + k], p) >> m) & 1) !== want) mismatches++;
+    for (const [M, N, K, R] of shapes) {
+      it(`p=${p} M=${M} N=${N} K=${K} R=${R}: forward, input-gradient and weight-gradient kernels, and setDropout`, async () => {
+        const ctx = await testGpu();
+        // K, M <= 20 so sums of 2^k and 2^m stay exact; R * 2^N as well.
+        const NR = N * R;
+        const seed = 123456789;
+        const stream = 7;
+        const ones = (n: number) => new Float32Array(n).fill(1);
+        const pow2 = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => 2 ** f(i));
+        // forward: A[j, k] = 2^k, x ≡ 1  ->  h[m, j] = s * sum_k 2^k keep(m, i(j), k)
+        const tx = createTensor(ctx, 'x', [M, K], 'f32', ones(M * K));
+        const tA = createTensor(ctx, 'A', [NR, K], 'f32', pow2(NR * K, (i) => i % K));
+        const tw = createTensor(ctx, 'w', [M, N], 'f32', ones(M * N));
+        const th = createTensor(ctx, 'h', [M, NR]);
+        const tg = createTensor(ctx, 'g', [M, NR]);
+        // input grad: dh[m, j] = 2^i(j), A ≡ 1  ->  dx[m, k] = s * R * sum_i 2^i keep(m, i, k)
+        const tdh = createTensor(ctx, 'dh', [M, NR], 'f32', pow2(M * NR, (i) => Math.floor((i % NR) / R)));
+        const tA1 = createTensor(ctx, 'A1', [NR, K], 'f32', ones(NR * K));
+        const tdx = createTensor(ctx, 'dx', [M, K]);
+        // weight grad: dh[m, j] = 2^m, x ≡ 1  ->  dA[j, k] = s * sum_m 2^m keep(m, i(j), k)
+        const tdhm = createTensor(ctx, 'dhm', [M, NR], 'f32', pow2(M * NR, (i) => Math.floor(i / NR)));
+        const tdA = createTensor(ctx, 'dA', [NR, K]);
+        const drop = { p, seed, stream };
+        const ops = [
+          expertDownForwardOp(ctx, { x: tx, a: tA, w: tw, h: th, g: tg, M, K, N, R, scale: 1, ...drop }),
+          expertDownBackwardInputOp(ctx, { dh: tdh, a: tA1, dx: tdx, M, K, N, R, ...drop }),
+          expertDownBackwardWeightOp(ctx, { dh: tdhm, x: tx, dA: tdA, M, K, N, R, ...drop }),
+        ];
+        const check = async (s: number) => {
+          const zero = (t: Tensor) => createTensor(ctx, 'zero', t.shape).buffer;
+          const enc = ctx.device.createCommandEncoder();
+          enc.copyBufferToBuffer(zero(tdx), 0, tdx.buffer, 0, tdx.bytes);
+          enc.copyBufferToBuffer(zero(tdA), 0, tdA.buffer, 0, tdA.bytes);
+          ctx.device.queue.submit([enc.finish()]);
+          await withValidation(ctx, () => runOps(ctx, ops));
+          const [h, dx, dA] = [await readTensor(ctx, th), await readTensor(ctx, tdx), await readTensor(ctx, tdA)];
+          let mismatches = 0;
+          let dropped = 0;
+          for (let m = 0; m < M; m++) {
+            for (let i = 0; i < N; i++) {
+              for (let k = 0; k < K; k++) {
+                const want = cpuBits(s, stream, p, m, i, k, N, K);
+                dropped += 1 - want;
+                if (((decode(dx[m * K + k], p) / R) >> i) % 2 !== want) mismatches++;
+                for (let j = i * R; j < (i + 1) * R; j++) {
+                  if (((decode(h[m * NR + j], p) >> k) & 1) !== want) mismatches++;
+                  if (((decode(dA[j * K + k], p) >> m) & 1) !== want) mismatches++;
+                }
+              }
             }
           }
-        }
-        console.log(`[check] mask p=${p} seed=${s}: ${dropped} of ${M * N * K} dropped, ${mismatches} mismatching bits`);
-        expect(mismatches).toBe(0);
-        expect(dropped).toBeGreaterThan(0);
-      };
-      await check(seed);
-      // A new step: only the seed changes, in place.
-      setDropout(ctx, ops, { seed: seed + 1 });
-      await check(seed + 1);
-    });
+          console.log(`[check] mask p=${p} M=${M} N=${N} K=${K} R=${R} seed=${s}: ${dropped} of ${M * N * K} dropped, ${mismatches} mismatching bits`);
+          expect(mismatches).toBe(0);
+          expect(dropped).toBeGreaterThan(0);
+        };
+        await check(seed);
+        // A new step: only the seed changes, in place.
+        setDropout(ctx, ops, { seed: seed + 1 });
+        await check(seed + 1);
+      });
+    }
   }
 
   it('setDropout can turn dropout off for evaluation, and refuses other ops', async () => {

@@ -31,6 +31,19 @@ const SHADER: ShaderSource = { name: 'loramoe', code };
 /** Invocations per workgroup of every entry point (1-D grids). */
 const WG = 64;
 
+/** Rows (m) and columns (k) per block of the register-blocked expert kernels (see the shader header). */
+const BLOCK = 8;
+
+/**
+ * Rank rows per block of expert_down_forward and expert_down_backward_weight (the shader's CHUNK):
+ * 4 when a whole expert fits in 4, else 8. A block covers the rank rows of one expert only, so its
+ * dropout bits are hashed once per chunk: rank 4 takes one chunk of 4 (no lanes wasted on clamped
+ * rows), rank 5-8 one chunk of 8, rank 16 two.
+ */
+export function expertChunk(R: number): 4 | 8 {
+  return R <= 4 ? 4 : 8;
+}
+
 /** Byte offset of `seed` in the uniform block; `threshold` and `invKeep` follow it. */
 const SEED_OFFSET = 5 * 4;
 
@@ -176,7 +189,7 @@ export interface ExpertDownForwardArgs extends DropoutParams {
 
 /**
  * h[m, j] = sum_k A[j, k] x[m, k] keep(m, i(j), k) / (1 - p);  g[m, j] = scale * w[m, i(j)] * h[m, j]
- * (both overwrite). One invocation per (row, expert, chunk of 4 rank rows).
+ * (both overwrite). One invocation per block of 8 rows × one expert's chunk of expertChunk(R) rank rows.
  */
 export function expertDownForwardOp(ctx: GpuContext, a: ExpertDownForwardArgs): Op {
   const op = 'expert_down_forward';
@@ -194,14 +207,15 @@ export function expertDownForwardOp(ctx: GpuContext, a: ExpertDownForwardArgs): 
     read.w = a.w;
   }
   distinct(op, { h: a.h, g: a.g }, read);
+  const chunk = expertChunk(R);
   const o = createOp(ctx, {
     label: a.label ?? `${op} ${a.h.name}`,
     shader: SHADER,
     entryPoint: op,
-    constants: { WG, ROUTED: routed },
+    constants: { WG, ROUTED: routed, CHUNK: chunk },
     uniforms: uniforms(a),
     bindings: { 1: a.x, 2: a.a, 3: routed && a.w ? a.w : placeholder(ctx, 'read'), 4: a.h, 5: a.g },
-    workgroups: grid(M * N * ceilDiv(R, 4)),
+    workgroups: grid(ceilDiv(M, BLOCK) * N * ceilDiv(R, chunk)),
   });
   dropoutOps.add(o);
   return o;
@@ -315,7 +329,7 @@ export interface ExpertDownBackwardInputArgs extends DropoutParams {
 
 /**
  * dx[m, k] += sum_j dh[m, j] * A[j, k] * keep(m, i(j), k) / (1 - p) (accumulate; same dropout
- * parameters as the forward). One invocation per (row, input feature).
+ * parameters as the forward). One invocation per block of 8 rows × 8 input features.
  */
 export function expertDownBackwardInputOp(ctx: GpuContext, a: ExpertDownBackwardInputArgs): Op {
   const op = 'expert_down_backward_input';
@@ -332,7 +346,7 @@ export function expertDownBackwardInputOp(ctx: GpuContext, a: ExpertDownBackward
     constants: { WG },
     uniforms: uniforms(a),
     bindings: { 1: a.dh, 2: a.a, 3: a.dx },
-    workgroups: grid(M * K),
+    workgroups: grid(ceilDiv(M, BLOCK) * ceilDiv(K, BLOCK)),
   });
   dropoutOps.add(o);
   return o;
@@ -354,7 +368,8 @@ export interface ExpertDownBackwardWeightArgs extends DropoutParams {
 
 /**
  * dA[j, k] += sum_m dh[m, j] * x[m, k] * keep(m, i(j), k) / (1 - p) (accumulate; same dropout
- * parameters as the forward). One invocation per (expert, chunk of 4 rank rows, input feature).
+ * parameters as the forward). One invocation per chunk of expertChunk(R) rank rows of one expert ×
+ * 8 input features.
  */
 export function expertDownBackwardWeightOp(ctx: GpuContext, a: ExpertDownBackwardWeightArgs): Op {
   const op = 'expert_down_backward_weight';
@@ -364,14 +379,15 @@ export function expertDownBackwardWeightOp(ctx: GpuContext, a: ExpertDownBackwar
   need(op, 'x', a.x, M * K, 'M*K');
   need(op, 'dA', a.dA, N * R * K, 'N*R*K');
   distinct(op, { dA: a.dA }, { dh: a.dh, x: a.x });
+  const chunk = expertChunk(R);
   const o = createOp(ctx, {
     label: a.label ?? `${op} ${a.dA.name}`,
     shader: SHADER,
     entryPoint: op,
-    constants: { WG },
+    constants: { WG, CHUNK: chunk },
     uniforms: uniforms(a),
     bindings: { 1: a.dh, 2: a.x, 3: a.dA },
-    workgroups: grid(N * ceilDiv(R, 4) * K),
+    workgroups: grid(N * ceilDiv(R, chunk) * ceilDiv(K, BLOCK)),
   });
   dropoutOps.add(o);
   return o;
