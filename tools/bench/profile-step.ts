@@ -4,11 +4,14 @@
  * runs as one submission.
  *
  *   npx vite-node tools/bench/profile-step.ts C L F V B T [--compare] [--cpu] [--reps N] [--ops N]
+ *                                             [--mode full|lora|loramoe] [--heads H] [--kv-heads KVH]
  *
  * --compare builds the same step twice in one process: once with the kernels' old variants forced
  * (matmul scalar, attention / rmsnorm / ce_forward workgroup, through the *Defaults objects of the
  * dispatchers) and once with the automatic choice, then times the two op by op, alternating, so
  * the ratios are measured under the same machine load. --ops N also lists the N slowest ops.
+ * --mode picks what is trained (default full; loramoe: the official 8 experts x rank 4 on the FFN
+ * projections with the LBC, dropout 0); --heads / --kv-heads default to 4 / 2.
  * --cpu measures this process's CPU time (user + system, all threads) instead of wall time: on a
  * software adapter (SwiftShader) the GPU work runs on this process's threads, so CPU time barely
  * moves when other jobs load a shared machine (meaningless on a real GPU, where the CPU waits).
@@ -18,7 +21,8 @@ import { parseModelConfig } from '../../src/model/config';
 import { nodeGpu } from '../../src/engine/node-gpu';
 import { GpuWeights } from '../../src/model/weights';
 import { LlamaGraph } from '../../src/model/llama';
-import { defaultAdapterConfig } from '../../src/loramoe/config';
+import { type AdapterMode, defaultAdapterConfig } from '../../src/loramoe/config';
+import { initAdapter } from '../../src/loramoe/init';
 import { randomWeights } from '../../src/test/tiny-llama';
 import { runOps, type Op } from '../../src/engine/op';
 import { makeBatch } from '../../src/data/batch';
@@ -37,6 +41,12 @@ const compare = argv.includes('--compare');
 const cpuTime = argv.includes('--cpu');
 const reps = flag('--reps', 3);
 const listOps = flag('--ops', 0);
+const modeAt = argv.indexOf('--mode');
+const mode = (modeAt >= 0 ? argv[modeAt + 1] : 'full') as AdapterMode;
+if (!['full', 'lora', 'loramoe'].includes(mode)) {
+  console.error(`--mode must be full, lora or loramoe, got ${mode}`);
+  process.exit(2);
+}
 const dims: number[] = [];
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--compare' || argv[i] === '--cpu') continue;
@@ -49,9 +59,10 @@ if (dims.length !== 6 || dims.some((d) => !Number.isInteger(d) || d < 1)) {
   process.exit(2);
 }
 
-const cfg = parseModelConfig({ model_type: 'llama', hidden_size: C, intermediate_size: F, num_hidden_layers: L, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: V, tie_word_embeddings: true, hidden_act: 'silu', max_position_embeddings: Math.max(64, T), rms_norm_eps: 1e-5 });
+const cfg = parseModelConfig({ model_type: 'llama', hidden_size: C, intermediate_size: F, num_hidden_layers: L, num_attention_heads: flag('--heads', 4), num_key_value_heads: flag('--kv-heads', 2), vocab_size: V, tie_word_embeddings: true, hidden_act: 'silu', max_position_embeddings: Math.max(64, T), rms_norm_eps: 1e-5 });
 const ctx = await nodeGpu();
-const w = new GpuWeights(ctx, cfg, randomWeights(cfg, 1), defaultAdapterConfig('full'), null, T);
+const adapterCfg = { ...defaultAdapterConfig(mode), dropout: 0 };
+const w = new GpuWeights(ctx, cfg, randomWeights(cfg, 1), adapterCfg, mode === 'full' ? null : initAdapter(cfg, adapterCfg, 2), T);
 const rng = new Rng(1);
 const samples = Array.from({ length: B }, () => ({ ids: Array.from({ length: T }, () => rng.int(V)), promptLength: 2, truncated: false, type: 'x' }));
 const batch = makeBatch(samples, B, T, 0, () => 0);
