@@ -49,6 +49,7 @@ const HELP = `LoRAMoE Playground runner
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
   experiment [--model public/models/demo] [--data-dir public/data] [--steps 300] [--batch 16]
             [--max-length 32] [--lr 2e-4] [--lr-full 2e-4] [--seed 42] [--json FILE]
+            [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without and with LBC: knowledge kept, tasks learnt
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
@@ -102,8 +103,7 @@ function adapterConfigFrom(flags: Flags, names: readonly string[]): AdapterConfi
   if (!['loramoe', 'lora', 'full'].includes(mode)) throw new Error(`--mode must be loramoe, lora or full, got "${mode}"`);
   const d = defaultAdapterConfig(mode);
   const N = mode === 'loramoe' ? num(flags, 'experts', d.numExperts) : 1;
-  const targets = (str(flags, 'targets') ?? d.targets.join(',')).split(',').map((t) => t.trim()) as Projection[];
-  for (const t of targets) if (!PROJECTIONS.includes(t)) throw new Error(`--targets: unknown module "${t}"; known: ${PROJECTIONS.join(', ')}`);
+  const targets = targetsFlag(flags) ?? d.targets;
   const groupsSpec = str(flags, 'groups');
   const cfg: AdapterConfig = {
     mode,
@@ -270,6 +270,15 @@ async function demoBuild(flags: Flags): Promise<void> {
   });
 }
 
+/** --targets as a list of projections, or undefined when not given. */
+function targetsFlag(flags: Flags): Projection[] | undefined {
+  const v = str(flags, 'targets');
+  if (v === undefined) return undefined;
+  const targets = v.split(',').map((t) => t.trim()) as Projection[];
+  for (const t of targets) if (!PROJECTIONS.includes(t)) throw new Error(`--targets: unknown module "${t}"; known: ${PROJECTIONS.join(', ')}`);
+  return targets;
+}
+
 async function experimentCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(str(flags, 'model') ?? 'public/models/demo');
   const dataDir = str(flags, 'data-dir') ?? 'public/data';
@@ -290,6 +299,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
       seed: num(flags, 'seed', 42),
       lrAdapter: num(flags, 'lr', 2e-4),
       lrFull: num(flags, 'lr-full', 2e-4),
+      targets: targetsFlag(flags),
       log: (l) => console.error(l),
     },
   );

@@ -7,7 +7,7 @@
 import { DOWNSTREAM_TASK, parseDataset, WORLD_KNOWLEDGE } from '../data/import';
 import { encodeOfficial, type InstructionRecord } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
-import { type AdapterConfig, defaultAdapterConfig, hasAdapter } from '../loramoe/config';
+import { type AdapterConfig, defaultAdapterConfig, hasAdapter, type Projection } from '../loramoe/config';
 import { binaryGroups, typeNamesFor } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';
@@ -44,15 +44,17 @@ export interface ExperimentOptions {
   /** Learning rate of the adapter methods and of full fine-tuning. */
   lrAdapter: number;
   lrFull: number;
+  /** Projections LoRA and LoRAMoE adapt (default: the official feed-forward three). */
+  targets?: Projection[];
   log: (line: string) => void;
 }
 
 export function experimentMethods(o: ExperimentOptions, typeNames: readonly string[]): Method[] {
-  const moe = defaultAdapterConfig('loramoe');
+  const moe = { ...defaultAdapterConfig('loramoe'), ...(o.targets ? { targets: o.targets } : {}) };
   const groups = binaryGroups(typeNames, moe.numExperts);
   return [
     { name: 'full fine-tuning', adapter: defaultAdapterConfig('full'), lr: o.lrFull },
-    { name: 'LoRA', adapter: { ...defaultAdapterConfig('lora'), rank: moe.rank * moe.numExperts, alpha: moe.alpha * moe.numExperts }, lr: o.lrAdapter },
+    { name: 'LoRA', adapter: { ...defaultAdapterConfig('lora'), targets: moe.targets, rank: moe.rank * moe.numExperts, alpha: moe.alpha * moe.numExperts }, lr: o.lrAdapter },
     { name: 'LoRAMoE, no LBC', adapter: { ...moe, groups, lbcBeta: 0 }, lr: o.lrAdapter },
     { name: 'LoRAMoE + LBC', adapter: { ...moe, groups }, lr: o.lrAdapter },
   ];
