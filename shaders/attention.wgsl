@@ -32,7 +32,7 @@
 // WGSL has no float atomics, so each backward entry point is a gather: backward_query owns query
 // rows (b, h, t), backward_keyvalue owns key rows (b, kvh, s).
 //
-// Two families of entry points (src/engine/kernels/attention.ts picks one, see
+// Three families of entry points (src/engine/kernels/attention.ts picks one, see
 // chooseAttentionVariant):
 //   workgroup  forward, backward_query, backward_keyvalue: one workgroup of WG threads per row,
 //              threads stride over keys (or queries) and over d, combined through workgroup memory
@@ -45,6 +45,9 @@
 //              with a few dozen keys most of a 64-thread workgroup idles, and on software adapters
 //              every barrier costs a context switch per 4-lane subgroup, which made the workgroup
 //              kernels spend 0.1 to 0.3 ms per row on overhead alone (SwiftShader).
+//   blocked    forward_blocked, backward_query_blocked, backward_keyvalue_blocked: the rows
+//              kernels with up to 8 rows per invocation sharing each loaded K/V (or Q/dO) row;
+//              see the section before them. Chosen for 64 <= Tk <= 256.
 // Binding numbers are global to this file; each entry point uses (and its dispatcher passes) only
 // its own subset, and statically uses all of it (the rows kernels see Q, K, V, O, dO, dQ, dK, dV
 // as vec4 arrays through the Q4 .. dV4 declarations of the same bindings):
@@ -52,6 +55,7 @@
 //   backward_delta            4 O, 6 dO, 7 Dlt (write)
 //   backward_query(_rows)     1 Q, 2 K, 3 V, 5 L, 6 dO, 7 Dlt, 8 dQ (write)
 //   backward_keyvalue(_rows)  1 Q, 2 K, 3 V, 5 L, 6 dO, 7 Dlt, 9 dK (write), 10 dV (write)
+// (the _blocked entry points use the same bindings as the _rows ones)
 
 struct Dims {
   B: u32, Tq: u32, Tk: u32, pos0: u32,
@@ -572,4 +576,346 @@ fn backward_keyvalue_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
   }
   storeDK(ko, hscale(dims.scale, acck));
   storeDV(ko, accv);
+}
+
+// ---- blocked kernels: several rows per invocation, each loaded key/value (or query) row reused ----
+//
+// forward_blocked, backward_query_blocked: one invocation per block of n = ROWS_H * ROWS_T <= 8
+// query rows: ROWS_H consecutive query heads of one key/value group (ROWS_H divides H / KVH)
+// times ROWS_T consecutive tokens. Every row of the block reads the same key/value head, and the
+// tokens' causal ranges differ by at most ROWS_T - 1 keys, so each K_s / V_s the invocation loads
+// serves all n rows: one vec4 load feeds n vec4 multiply-adds instead of 1. On SwiftShader every
+// storage load is a per-lane gather with a bounds check, several times the cost of a multiply-add,
+// so multiply-adds per load is what sets the speed (the rows kernels spent most of their time
+// loading K and V; matmul.wgsl's main_vec4 does 16 multiply-adds per vec4 load, these 4n).
+// backward_keyvalue_blocked: one invocation per ROWS_K <= 8 consecutive key rows of one key/value
+// head; each query row Q_t / dO_t it loads serves all its keys.
+//
+// The rows of a block are held in two halves of up to 4 (rows 0-3 and 4-7): a half is a Rows
+// (four Heads) and its per-row scalars (running max, sum, log-sum-exp, one key's scores) are the
+// components of one vec4, so the softmax bookkeeping is vector work too. A half's row count is a
+// pipeline constant, so absent rows (and an absent second half) fold away like absent vec4s of a
+// Head (`has`).
+// Row i of a query block: head h0 + i / ROWS_T, token t0 + i % ROWS_T. Tokens past Tq are clamped
+// to Tq - 1 for their loads and not stored.
+// The forward walks keys in aligned chunks of 4 with an online softmax per row: the chunk's scores
+// are masked (key s > pos0 + t gets score LOWEST and weight 0), the running max m, sum l and output
+// accumulator are rescaled once per chunk instead of once per key, and the 4 weights of a row are
+// one vec4 exp. A row's arithmetic does not depend on which block it sits in (chunks are aligned
+// to key 0; a chunk entirely past a row's last key leaves its m, l and accumulator bit-identical:
+// c = exp(0) = 1, p = 0), so a KV-cache decode step reproduces the full forward's rows exactly.
+// Key indices past the last key the block needs are clamped to it before loading: a KV cache's
+// rows past pos0 + Tq may hold anything (NaN), and 0 * NaN would poison the accumulators.
+
+// Block shape, fixed per pipeline (the dispatcher's choice, see chooseAttentionBlock).
+override ROWS_H: u32 = 1u;
+override ROWS_T: u32 = 8u;
+// Key rows per backward_keyvalue_blocked invocation (1 .. 8).
+override ROWS_K: u32 = 8u;
+
+// Four head rows, one per row of a half block; absent rows stay zero and are never touched.
+struct Rows { r0: Head, r1: Head, r2: Head, r3: Head }
+// Four consecutive key (or value) rows s0 .. s0+3 of a forward chunk.
+struct Keys4 { k0: Head, k1: Head, k2: Head, k3: Head }
+
+// Whether row i of a half with n rows exists (n a pipeline constant).
+fn on(i: u32, n: u32) -> bool { return i < n; }
+// Rows of the half that starts at block row base, for a block of total rows (0 .. 4).
+fn half_rows(total: u32, base: u32) -> u32 { return min(total - min(total, base), 4u); }
+
+// The dot product of each row of a half with x, as one vec4 over rows (absent rows give 0).
+fn rdot(a: Rows, x: Head, n: u32) -> vec4<f32> {
+  var r = vec4<f32>(hdot(a.r0, x), 0.0, 0.0, 0.0);
+  if (on(1u, n)) { r.y = hdot(a.r1, x); }
+  if (on(2u, n)) { r.z = hdot(a.r2, x); }
+  if (on(3u, n)) { r.w = hdot(a.r3, x); }
+  return r;
+}
+
+// Row i of a becomes c[i] * a_i + p[i] * x.
+fn raxpy(c: vec4<f32>, a: Rows, p: vec4<f32>, x: Head, n: u32) -> Rows {
+  var r: Rows;
+  r.r0 = haxby(c.x, a.r0, p.x, x);
+  if (on(1u, n)) { r.r1 = haxby(c.y, a.r1, p.y, x); }
+  if (on(2u, n)) { r.r2 = haxby(c.z, a.r2, p.z, x); }
+  if (on(3u, n)) { r.r3 = haxby(c.w, a.r3, p.w, x); }
+  return r;
+}
+
+// Row i of a becomes a_i + p[i] * x (the multiply by 1 is exact and folds away).
+fn radd(a: Rows, p: vec4<f32>, x: Head, n: u32) -> Rows {
+  return raxpy(vec4<f32>(1.0), a, p, x, n);
+}
+
+// A block of query rows: heads h0 .. h0 + ROWS_H - 1 (of key/value head kvh), tokens t0 ..
+// t0 + ROWS_T - 1 of sequence b. Blocks are numbered (b, head block, token block), token blocks
+// fastest.
+struct QueryBlock {
+  b: u32, h0: u32, t0: u32, kvh: u32,
+  valid: bool,
+}
+
+fn query_block(blk: u32) -> QueryBlock {
+  let ntb = (dims.Tq + ROWS_T - 1u) / ROWS_T;
+  let nhb = dims.H / ROWS_H;
+  let tb = blk % ntb;
+  let hb = (blk / ntb) % nhb;
+  let b = blk / (ntb * nhb);
+  let h0 = hb * ROWS_H;
+  return QueryBlock(b, h0, tb * ROWS_T, h0 / (dims.H / dims.KVH), b < dims.B);
+}
+
+// Row i of the block: its head, its token clamped to Tq - 1, and whether that token exists.
+// (Rows i >= ROWS_H * ROWS_T repeat tokens of present rows: i % ROWS_T < ROWS_T.)
+fn block_h(qb: QueryBlock, i: u32) -> u32 { return qb.h0 + min(i / ROWS_T, ROWS_H - 1u); }
+fn block_t(qb: QueryBlock, i: u32) -> u32 { return min(qb.t0 + i % ROWS_T, dims.Tq - 1u); }
+fn block_real(qb: QueryBlock, i: u32) -> bool { return qb.t0 + i % ROWS_T < dims.Tq; }
+// Vec4 offset of row i's (b, t, h, 0) in Q, O, dO, dQ.
+fn block_q4(qb: QueryBlock, i: u32) -> u32 {
+  return ((qb.b * dims.Tq + block_t(qb, i)) * dims.H + block_h(qb, i)) * HEAD_D4;
+}
+// Index of row i's (b, h, t) in L and Dlt.
+fn block_l(qb: QueryBlock, i: u32) -> u32 {
+  return (qb.b * dims.H + block_h(qb, i)) * dims.Tq + block_t(qb, i);
+}
+// Last key of rows base .. base+3 (pos0 + t), as a vector over rows.
+fn block_last(qb: QueryBlock, base: u32) -> vec4<u32> {
+  return vec4<u32>(dims.pos0) + vec4<u32>(block_t(qb, base), block_t(qb, base + 1u), block_t(qb, base + 2u), block_t(qb, base + 3u));
+}
+fn loadQRows(qb: QueryBlock, base: u32, n: u32) -> Rows {
+  var r: Rows;
+  r.r0 = loadQ(block_q4(qb, base));
+  if (on(1u, n)) { r.r1 = loadQ(block_q4(qb, base + 1u)); }
+  if (on(2u, n)) { r.r2 = loadQ(block_q4(qb, base + 2u)); }
+  if (on(3u, n)) { r.r3 = loadQ(block_q4(qb, base + 3u)); }
+  return r;
+}
+fn loadDORows(qb: QueryBlock, base: u32, n: u32) -> Rows {
+  var r: Rows;
+  r.r0 = loadDO(block_q4(qb, base));
+  if (on(1u, n)) { r.r1 = loadDO(block_q4(qb, base + 1u)); }
+  if (on(2u, n)) { r.r2 = loadDO(block_q4(qb, base + 2u)); }
+  if (on(3u, n)) { r.r3 = loadDO(block_q4(qb, base + 3u)); }
+  return r;
+}
+// L and Dlt of rows base .. base+3 as vectors over rows (absent rows repeat present ones).
+fn loadL(qb: QueryBlock, base: u32) -> vec4<f32> {
+  return vec4<f32>(L[block_l(qb, base)], L[block_l(qb, base + 1u)], L[block_l(qb, base + 2u)], L[block_l(qb, base + 3u)]);
+}
+fn loadDlt(qb: QueryBlock, base: u32) -> vec4<f32> {
+  return vec4<f32>(Dlt[block_l(qb, base)], Dlt[block_l(qb, base + 1u)], Dlt[block_l(qb, base + 2u)], Dlt[block_l(qb, base + 3u)]);
+}
+
+// Online-softmax state of a half block: output accumulators, running max and sum per row.
+struct Soft { acc: Rows, m: vec4<f32>, l: vec4<f32> }
+
+// One chunk of keys s0 .. s0+3 (rows kk, values vv) for a half block with queries q.
+fn soft_chunk(st: Soft, q: Rows, kk: Keys4, vv: Keys4, s0: u32, last: vec4<u32>, n: u32) -> Soft {
+  let in0 = vec4<u32>(s0) <= last;
+  let in1 = vec4<u32>(s0 + 1u) <= last;
+  let in2 = vec4<u32>(s0 + 2u) <= last;
+  let in3 = vec4<u32>(s0 + 3u) <= last;
+  let x0 = select(vec4<f32>(LOWEST), dims.scale * rdot(q, kk.k0, n), in0);
+  let x1 = select(vec4<f32>(LOWEST), dims.scale * rdot(q, kk.k1, n), in1);
+  let x2 = select(vec4<f32>(LOWEST), dims.scale * rdot(q, kk.k2, n), in2);
+  let x3 = select(vec4<f32>(LOWEST), dims.scale * rdot(q, kk.k3, n), in3);
+  let mn = max(st.m, max(max(x0, x1), max(x2, x3)));
+  // Before a row's first key (m == LOWEST) its l and accumulator are 0: scale them by 0 rather
+  // than trust exp(LOWEST - mn) to underflow cleanly.
+  let c = select(exp(st.m - mn), vec4<f32>(0.0), st.m == vec4<f32>(LOWEST));
+  let p0 = select(vec4<f32>(0.0), exp(x0 - mn), in0);
+  let p1 = select(vec4<f32>(0.0), exp(x1 - mn), in1);
+  let p2 = select(vec4<f32>(0.0), exp(x2 - mn), in2);
+  let p3 = select(vec4<f32>(0.0), exp(x3 - mn), in3);
+  var acc = raxpy(c, st.acc, p0, vv.k0, n);
+  acc = radd(acc, p1, vv.k1, n);
+  acc = radd(acc, p2, vv.k2, n);
+  acc = radd(acc, p3, vv.k3, n);
+  return Soft(acc, mn, st.l * c + ((p0 + p1) + (p2 + p3)));
+}
+
+// Writes O and L of rows base .. base+3 (present rows whose token exists).
+fn store_soft(qb: QueryBlock, base: u32, st: Soft, n: u32) {
+  let lse = st.m + log(st.l);
+  let inv = 1.0 / st.l;
+  if (block_real(qb, base)) { L[block_l(qb, base)] = lse.x; storeO(block_q4(qb, base), hscale(inv.x, st.acc.r0)); }
+  if (on(1u, n) && block_real(qb, base + 1u)) { L[block_l(qb, base + 1u)] = lse.y; storeO(block_q4(qb, base + 1u), hscale(inv.y, st.acc.r1)); }
+  if (on(2u, n) && block_real(qb, base + 2u)) { L[block_l(qb, base + 2u)] = lse.z; storeO(block_q4(qb, base + 2u), hscale(inv.z, st.acc.r2)); }
+  if (on(3u, n) && block_real(qb, base + 3u)) { L[block_l(qb, base + 3u)] = lse.w; storeO(block_q4(qb, base + 3u), hscale(inv.w, st.acc.r3)); }
+}
+
+// One invocation per query block; see the section header for the chunked online softmax.
+@compute @workgroup_size(WG)
+fn forward_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let nA = half_rows(ROWS_H * ROWS_T, 0u);
+  let nB = half_rows(ROWS_H * ROWS_T, 4u);
+  let qb = query_block(thread_row(wid, nwg, lid));
+  if (!qb.valid) { return; }
+  let lastA = block_last(qb, 0u);
+  let lastB = block_last(qb, 4u);
+  let lastKey = max(max(max(lastA.x, lastA.y), max(lastA.z, lastA.w)), max(max(lastB.x, lastB.y), max(lastB.z, lastB.w)));
+  let kv4 = (qb.b * dims.Tk * dims.KVH + qb.kvh) * HEAD_D4; // (b, 0, kvh, 0) in vec4s
+  let kstride4 = dims.KVH * HEAD_D4;
+  let qA = loadQRows(qb, 0u, nA);
+  var qB: Rows;
+  if (nB > 0u) { qB = loadQRows(qb, 4u, nB); }
+  var stA = Soft(Rows(), vec4<f32>(LOWEST), vec4<f32>(0.0));
+  var stB = stA;
+  for (var s0 = 0u; s0 <= lastKey; s0 += 4u) {
+    let o0 = kv4 + s0 * kstride4;
+    let o1 = kv4 + min(s0 + 1u, lastKey) * kstride4;
+    let o2 = kv4 + min(s0 + 2u, lastKey) * kstride4;
+    let o3 = kv4 + min(s0 + 3u, lastKey) * kstride4;
+    let kk = Keys4(loadK(o0), loadK(o1), loadK(o2), loadK(o3));
+    let vv = Keys4(loadV(o0), loadV(o1), loadV(o2), loadV(o3));
+    stA = soft_chunk(stA, qA, kk, vv, s0, lastA, nA);
+    if (nB > 0u) { stB = soft_chunk(stB, qB, kk, vv, s0, lastB, nB); }
+  }
+  store_soft(qb, 0u, stA, nA);
+  if (nB > 0u) { store_soft(qb, 4u, stB, nB); }
+}
+
+// dQ accumulation of a half block for key s: adds P_ts (dO_t · V_s - Dlt_t) K_s to each row.
+fn dq_step(acc: Rows, q: Rows, g: Rows, k: Head, v: Head, lse: vec4<f32>, delta: vec4<f32>, s: u32, last: vec4<u32>, n: u32) -> Rows {
+  // Masked (future) keys: select, not multiply, since exp of a future score may overflow.
+  let ds = select(vec4<f32>(0.0), exp(dims.scale * rdot(q, k, n) - lse) * (rdot(g, v, n) - delta), vec4<u32>(s) <= last);
+  return radd(acc, ds, k, n);
+}
+
+fn store_dq(qb: QueryBlock, base: u32, acc: Rows, n: u32) {
+  if (block_real(qb, base)) { storeDQ(block_q4(qb, base), hscale(dims.scale, acc.r0)); }
+  if (on(1u, n) && block_real(qb, base + 1u)) { storeDQ(block_q4(qb, base + 1u), hscale(dims.scale, acc.r1)); }
+  if (on(2u, n) && block_real(qb, base + 2u)) { storeDQ(block_q4(qb, base + 2u), hscale(dims.scale, acc.r2)); }
+  if (on(3u, n) && block_real(qb, base + 3u)) { storeDQ(block_q4(qb, base + 3u), hscale(dims.scale, acc.r3)); }
+}
+
+// One invocation per query block: dQ_t = scale * sum_s P_ts (dO_t · V_s - Dlt_t) K_s for each of
+// its rows, every K_s and V_s loaded once for the block.
+@compute @workgroup_size(WG)
+fn backward_query_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+  let nA = half_rows(ROWS_H * ROWS_T, 0u);
+  let nB = half_rows(ROWS_H * ROWS_T, 4u);
+  let qb = query_block(thread_row(wid, nwg, lid));
+  if (!qb.valid) { return; }
+  let lastA = block_last(qb, 0u);
+  let lastB = block_last(qb, 4u);
+  let lastKey = max(max(max(lastA.x, lastA.y), max(lastA.z, lastA.w)), max(max(lastB.x, lastB.y), max(lastB.z, lastB.w)));
+  let kv4 = (qb.b * dims.Tk * dims.KVH + qb.kvh) * HEAD_D4;
+  let kstride4 = dims.KVH * HEAD_D4;
+  let lseA = loadL(qb, 0u);
+  let deltaA = loadDlt(qb, 0u);
+  let qA = loadQRows(qb, 0u, nA);
+  let gA = loadDORows(qb, 0u, nA);
+  var lseB: vec4<f32>;
+  var deltaB: vec4<f32>;
+  var qB: Rows;
+  var gB: Rows;
+  if (nB > 0u) {
+    lseB = loadL(qb, 4u);
+    deltaB = loadDlt(qb, 4u);
+    qB = loadQRows(qb, 4u, nB);
+    gB = loadDORows(qb, 4u, nB);
+  }
+  var accA: Rows;
+  var accB: Rows;
+  for (var s = 0u; s <= lastKey; s++) {
+    let ko = kv4 + s * kstride4;
+    let k = loadK(ko);
+    let v = loadV(ko);
+    accA = dq_step(accA, qA, gA, k, v, lseA, deltaA, s, lastA, nA);
+    if (nB > 0u) { accB = dq_step(accB, qB, gB, k, v, lseB, deltaB, s, lastB, nB); }
+  }
+  store_dq(qb, 0u, accA, nA);
+  if (nB > 0u) { store_dq(qb, 4u, accB, nB); }
+}
+
+fn loadKRows(o: vec4<u32>, n: u32) -> Rows {
+  var r: Rows;
+  r.r0 = loadK(o.x);
+  if (on(1u, n)) { r.r1 = loadK(o.y); }
+  if (on(2u, n)) { r.r2 = loadK(o.z); }
+  if (on(3u, n)) { r.r3 = loadK(o.w); }
+  return r;
+}
+fn loadVRows(o: vec4<u32>, n: u32) -> Rows {
+  var r: Rows;
+  r.r0 = loadV(o.x);
+  if (on(1u, n)) { r.r1 = loadV(o.y); }
+  if (on(2u, n)) { r.r2 = loadV(o.z); }
+  if (on(3u, n)) { r.r3 = loadV(o.w); }
+  return r;
+}
+
+// dK, dV accumulators of a half block of keys.
+struct KVAcc { k: Rows, v: Rows }
+
+// Query t (absolute position pos) of head row lse / dl, for a half block of keys:
+//   dV_s += P_ts dO_t,  dK_s += P_ts (dO_t · V_s - Dlt_t) Q_t  (scale applied at the end).
+fn kv_step(acc: KVAcc, k: Rows, v: Rows, qt: Head, gt: Head, lse: f32, dl: f32, pos: u32, keys: vec4<u32>, n: u32) -> KVAcc {
+  // Causal: query t sees key s when pos0 + t >= s; select, not multiply (exp may overflow).
+  let p = select(vec4<f32>(0.0), exp(dims.scale * rdot(k, qt, n) - lse), vec4<u32>(pos) >= keys);
+  let ds = p * (rdot(v, gt, n) - dl);
+  return KVAcc(radd(acc.k, ds, qt, n), radd(acc.v, p, gt, n));
+}
+
+// Writes dK, dV of keys s0 + base .. s0 + base + 3 at vec4 offsets ko (present keys below Tk).
+fn store_kv(acc: KVAcc, ko: vec4<u32>, first: u32, n: u32) {
+  if (first < dims.Tk) { storeDK(ko.x, hscale(dims.scale, acc.k.r0)); storeDV(ko.x, acc.v.r0); }
+  if (on(1u, n) && first + 1u < dims.Tk) { storeDK(ko.y, hscale(dims.scale, acc.k.r1)); storeDV(ko.y, acc.v.r1); }
+  if (on(2u, n) && first + 2u < dims.Tk) { storeDK(ko.z, hscale(dims.scale, acc.k.r2)); storeDV(ko.z, acc.v.r2); }
+  if (on(3u, n) && first + 3u < dims.Tk) { storeDK(ko.w, hscale(dims.scale, acc.k.r3)); storeDV(ko.w, acc.v.r3); }
+}
+
+// One invocation per block of ROWS_K consecutive key rows s0 .. s0 + ROWS_K - 1 of key/value head
+// kvh (blocks numbered (b, kvh, key block), key blocks fastest). Sums over the group's query heads
+// and the queries that see the block's first key; each Q_t, dO_t is loaded once for all its keys:
+//   dV_s = sum P_ts dO_t,  dK_s = scale * sum P_ts (dO_t · V_s - Dlt_t) Q_t.
+// Keys past Tk are clamped to Tk - 1 for their loads and not stored.
+@compute @workgroup_size(WG)
+fn backward_keyvalue_blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32) {
+  let nA = half_rows(ROWS_K, 0u);
+  let nB = half_rows(ROWS_K, 4u);
+  let blk = thread_row(wid, nwg, lid);
+  let nkb = (dims.Tk + ROWS_K - 1u) / ROWS_K;
+  let bk = blk / nkb;
+  if (bk >= dims.B * dims.KVH) { return; }
+  let s0 = (blk % nkb) * ROWS_K;
+  let kvh = bk % dims.KVH;
+  let b = bk / dims.KVH;
+  let keysA = min(vec4<u32>(s0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(dims.Tk - 1u));
+  let keysB = min(vec4<u32>(s0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(dims.Tk - 1u));
+  let koA = ((vec4<u32>(b * dims.Tk) + keysA) * dims.KVH + kvh) * HEAD_D4; // (b, s, kvh, 0) in vec4s
+  let koB = ((vec4<u32>(b * dims.Tk) + keysB) * dims.KVH + kvh) * HEAD_D4;
+  let group = dims.H / dims.KVH;
+  let qstride4 = dims.H * HEAD_D4;
+  let tfirst = select(0u, s0 - dims.pos0, s0 > dims.pos0); // first query that sees key s0
+  let kA = loadKRows(koA, nA);
+  let vA = loadVRows(koA, nA);
+  var kB: Rows;
+  var vB: Rows;
+  if (nB > 0u) {
+    kB = loadKRows(koB, nB);
+    vB = loadVRows(koB, nB);
+  }
+  var accA: KVAcc;
+  var accB: KVAcc;
+  for (var gi = 0u; gi < group; gi++) {
+    let h = kvh * group + gi;
+    let lbase = (b * dims.H + h) * dims.Tq;
+    var qo = (b * dims.Tq * dims.H + h) * HEAD_D4 + tfirst * qstride4;
+    for (var t = tfirst; t < dims.Tq; t++) {
+      let qt = loadQ(qo);
+      let gt = loadDO(qo);
+      let lse = L[lbase + t];
+      let dl = Dlt[lbase + t];
+      accA = kv_step(accA, kA, vA, qt, gt, lse, dl, dims.pos0 + t, keysA, nA);
+      if (nB > 0u) { accB = kv_step(accB, kB, vB, qt, gt, lse, dl, dims.pos0 + t, keysB, nB); }
+      qo += qstride4;
+    }
+  }
+  store_kv(accA, koA, s0, nA);
+  if (nB > 0u) { store_kv(accB, koB, s0 + 4u, nB); }
 }

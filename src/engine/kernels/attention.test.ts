@@ -14,6 +14,7 @@ import {
   attentionBackwardQueryOp,
   attentionForwardOp,
   attentionRowsFit,
+  chooseAttentionBlock,
   chooseAttentionVariant,
   type AttentionDims,
   type AttentionVariant,
@@ -31,8 +32,12 @@ interface Shape {
 // strides and backward chunks wrap, and the rows kernels' invocations span two workgroups), D past
 // the workgroup size (the d stride wraps), the demo model's head (D = 24, 4 heads on 2), heads
 // that span two and all four of the rows kernels' register chunks of 32 values (36, 100; D = 128
-// is left out: it only compiles longer). Shapes with D % 4 == 0 run both variants; the others
-// only the workgroup one.
+// is left out: it only compiles longer). Shapes with D % 4 == 0 run all three variants; the others
+// (D = 5, odd) only the workgroup one, which the chooser falls back to.
+// The blocked kernels hold 8 query rows (or key rows) per invocation; these shapes give them
+// T not a multiple of 8 (5, 13, 20, 21, 9: a last block with clamped, unstored rows), GQA groups
+// G = 1, 2, 3 (G = 1: blocks of one head), D = 24 (the demo) and 64 (SmolLM2-135M, G = 3 as there),
+// D = 12 (a head of 3 vec4s) and the two-chunk heads 36 and 100.
 const SHAPES: Shape[] = [
   { B: 2, T: 5, H: 4, KVH: 2, D: 8 },
   { B: 1, T: 13, H: 3, KVH: 1, D: 16 },
@@ -42,10 +47,12 @@ const SHAPES: Shape[] = [
   { B: 2, T: 20, H: 4, KVH: 2, D: 24 },
   { B: 1, T: 6, H: 2, KVH: 1, D: 36 },
   { B: 1, T: 5, H: 2, KVH: 2, D: 100 },
+  { B: 1, T: 21, H: 6, KVH: 2, D: 64 },
+  { B: 2, T: 9, H: 3, KVH: 3, D: 12 },
 ];
 
 function variantsFor(s: Shape): AttentionVariant[] {
-  return attentionRowsFit(s.D) ? ['workgroup', 'rows'] : ['workgroup'];
+  return attentionRowsFit(s.D) ? ['workgroup', 'rows', 'blocked'] : ['workgroup'];
 }
 
 const u = F32_EPS;
@@ -141,7 +148,7 @@ async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: 
 describe('attention forward kernel vs reference', () => {
   for (const s of SHAPES) {
     it(`${label(s)} (${variantsFor(s).join(', ')}; auto picks ${chooseAttentionVariant(dimsOf(s))})`, async () => {
-      expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? 'rows' : 'workgroup');
+      expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? (s.T >= 64 ? 'blocked' : 'rows') : 'workgroup');
       const ctx = await testGpu();
       const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D);
       const q = rng.f32Array(s.B * s.T * s.H * s.D);
@@ -157,11 +164,21 @@ describe('attention forward kernel vs reference', () => {
     });
   }
 
-  // Capacity 12 picks the rows variant, 300 the workgroup one (with a 512-key workgroup row).
-  for (const [Tk, variant] of [[12, 'rows'], [12, 'workgroup'], [300, 'auto']] as const) {
-    it(`decode steps (Tq=1 and Tq=3, pos0>0, cache capacity Tk=${Tk} > pos0+Tq) match the full forward, ${variant}`, async () => {
+  // Capacity 12 would pick the rows variant (forced here), 300 the workgroup one (with a 512-key
+  // workgroup row).
+  // Blocked decode steps have Tq < 8 rows per sequence and head, so their blocks take several heads
+  // of a group (Tq = 1: G heads; Tq = 3, G = 2: 3 tokens x 2 heads), unlike the full forward's 8
+  // tokens of one head; G = 3 at D = 64 is SmolLM2-135M's grouping.
+  const decodeCases: [number, AttentionVariant, Shape][] = [
+    [12, 'rows', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
+    [12, 'workgroup', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
+    [12, 'blocked', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
+    [16, 'blocked', { B: 1, T: 11, H: 6, KVH: 2, D: 64 }],
+    [300, 'auto', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
+  ];
+  for (const [Tk, variant, s] of decodeCases) {
+    it(`decode steps (Tq=1 and Tq=3, pos0>0, cache capacity Tk=${Tk} > pos0+Tq) match the full forward, ${variant}, ${label(s)}`, async () => {
       const ctx = await testGpu();
-      const s: Shape = { B: 2, T: 9, H: 4, KVH: 2, D: 8 };
       // Tk: cache capacity; rows T.. are NaN and must never be read
       const rng = new Rng(99);
       const q = rng.f32Array(s.B * s.T * s.H * s.D);
@@ -183,11 +200,16 @@ describe('attention forward kernel vs reference', () => {
         for (let b = 0; b < s.B; b++) qs.set(q.subarray((b * s.T + pos0) * qrow, (b * s.T + s.T) * qrow), b * Tq * qrow);
         const dims: AttentionDims = { B: s.B, Tq, Tk, pos0, H: s.H, KVH: s.KVH, D: s.D };
         if (variant === 'auto') expect(chooseAttentionVariant(dims)).toBe('workgroup');
+        // Tq = 3: 3 tokens times the largest divisor of G with 3 * rowsH <= 8 (G = 2: 2, G = 3: 1).
+        const G = s.H / s.KVH;
+        if (variant === 'blocked') expect(chooseAttentionBlock(dims)).toEqual(Tq === 1 ? { rowsH: G, rowsT: 1 } : { rowsH: G % 2 === 0 ? 2 : 1, rowsT: 3 });
         const step = await gpuForward(ctx, qs, kc, vc, dims, variant);
         const want = attentionForward(qs, kc, vc, dims);
         expectClose(`decode O Tq=${Tq} pos0=${pos0}`, step.o, want.o, { abs: tolO(s, s.T) });
         expectClose(`decode L Tq=${Tq} pos0=${pos0}`, step.l, want.l, { abs: tolL(s, s.T) });
-        // Same keys, same thread assignment, same reduction order: bit-identical to the full forward.
+        // Same keys, same reduction order (workgroup and rows: same thread assignment; blocked: the
+        // same key chunks, a row's arithmetic independent of its block): bit-identical to the full
+        // forward.
         const lastO = new Float32Array(s.B * Tq * qrow);
         const lastL = new Float32Array(s.B * s.H * Tq);
         for (let b = 0; b < s.B; b++) {
@@ -325,8 +347,10 @@ describe('attention dispatcher errors', () => {
     expect(() => attentionBackwardQueryOp(ctx, { ...bw, dims: { ...dims, Tk: 6 } })).toThrow(/training shapes only/);
     expect(() => attentionBackwardKeyValueOp(ctx, { ...bw, dv: mk('dV11', 11), dims })).toThrow(/backward_keyvalue: dV dV11 has 11 values, needs 12/);
     expect(() => attentionBackwardDeltaOp(ctx, { dO: q, o, dlt: mk('dlt3', 3), dims })).toThrow(/Dlt dlt3 has 3 values, needs 8 \(\[B, H, Tq\] = \[1, 2, 4\]\)/);
-    // The rows variant needs D % 4 == 0 (here D = 3).
+    // The rows and blocked variants need D % 4 == 0 (here D = 3).
     expect(() => attentionForwardOp(ctx, { q, k: kv, v: kv, o, l, dims, variant: 'rows' })).toThrow(/rows variant needs D % 4 == 0/);
+    expect(() => attentionForwardOp(ctx, { q, k: kv, v: kv, o, l, dims, variant: 'blocked' })).toThrow(/blocked variant needs D % 4 == 0/);
+    expect(() => attentionBackwardKeyValueOp(ctx, { ...bw, dims, variant: 'blocked' })).toThrow(/blocked variant needs D % 4 == 0/);
     expect(() => attentionBackwardQueryOp(ctx, { ...bw, dims, variant: 'rows' })).toThrow(/rows variant needs D % 4 == 0/);
   });
 });

@@ -8,12 +8,12 @@
  * P = exp(S - L). Backward order: delta (Dlt = dO · O), then query (dQ) and keyvalue (dK, dV), the
  * latter two independent of each other. All outputs are overwritten (activation gradients).
  *
- * Each of forward, query and keyvalue comes in two variants (entry points of the shader), chosen
+ * Each of forward, query and keyvalue comes in three variants (entry points of the shader), chosen
  * per op by chooseAttentionVariant from the shape; every dispatcher takes `variant` to force one
- * (tests cover both paths).
+ * (tests cover all paths).
  */
 import type { GpuContext } from '../gpu';
-import { createOp, grid1d, ceilDiv, type Op, type UniformField } from '../op';
+import { createOp, grid1d, ceilDiv, type Op, type OpSpec, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/attention.wgsl?raw';
 import type { Tensor } from '../tensor';
@@ -33,10 +33,13 @@ export const ATTENTION_MAX_KEYS = 2048;
 
 /**
  * `workgroup`: one workgroup per row (the entry points forward, backward_query, backward_keyvalue).
- * `rows`: one invocation per row (forward_rows, backward_query_rows, backward_keyvalue_rows);
- * needs D % 4 == 0 and D <= ATTENTION_ROWS_MAX_D. `auto` (default): chooseAttentionVariant.
+ * `rows`: one invocation per row (forward_rows, backward_query_rows, backward_keyvalue_rows).
+ * `blocked`: one invocation per block of up to 4 rows sharing a key/value head (forward_blocked,
+ * backward_query_blocked, backward_keyvalue_blocked; block shape from chooseAttentionBlock).
+ * rows and blocked need D % 4 == 0 and D <= ATTENTION_ROWS_MAX_D. `auto` (default):
+ * chooseAttentionVariant.
  */
-export type AttentionVariant = 'auto' | 'rows' | 'workgroup';
+export type AttentionVariant = 'auto' | 'rows' | 'blocked' | 'workgroup';
 
 /**
  * Process-wide default for the `variant` argument of the dispatchers, 'auto' normally. Benchmarks
@@ -48,39 +51,98 @@ export const attentionDefaults: { variant: AttentionVariant } = { variant: 'auto
 /** Longest head the rows variant holds in registers (the shader's Head: 32 vec4s). */
 export const ATTENTION_ROWS_MAX_D = 128;
 
-/** Key capacity up to which chooseAttentionVariant picks the rows variant. */
+/** Key capacity up to which chooseAttentionVariant picks the rows or blocked variant. */
 export const ATTENTION_ROWS_MAX_KEYS = 256;
 
-/** Whether the rows variant can run heads of size D (it reads them as vec4s into registers). */
+/** Key capacity from which chooseAttentionVariant prefers blocked to rows (see there). */
+export const ATTENTION_BLOCKED_MIN_KEYS = 64;
+
+/** Whether the rows and blocked variants can run heads of size D (they read them as vec4s into registers). */
 export function attentionRowsFit(D: number): boolean {
   return D % 4 === 0 && D <= ATTENTION_ROWS_MAX_D;
 }
 
 /**
- * Shape-dependent choice between the two variants, made here only. The choice depends on the key
+ * Shape-dependent choice between the variants, made here only. The choice depends on the key
  * capacity Tk, not on pos0, so a KV-cache forward keeps its variant when setPos0 moves it.
  *
- * - rows when Tk <= ATTENTION_ROWS_MAX_KEYS (256) and the head fits (attentionRowsFit): a row of
+ * - blocked or rows when Tk <= ATTENTION_ROWS_MAX_KEYS (256) and the head fits (attentionRowsFit): a row of
  *   at most a few hundred keys is a short serial loop for one invocation, while a 64-thread
  *   workgroup per row leaves most threads idle (keys < 64 in the score phase, D < 64 in the
  *   output phase) and pays for its barriers; on SwiftShader each barrier is a context switch per
  *   4-lane subgroup, 0.1 to 0.3 ms per workgroup (the more workgroup memory, the more), which made
- *   attention the biggest cost of a small model's training step (31x faster with rows at T = 20). Training (Tk = T, usually <= 256) has B*H*T rows, plenty of
- *   invocations for any device.
+ *   attention the biggest cost of a small model's training step (31x faster with rows at T = 20).
+ *   Blocked when Tk >= ATTENTION_BLOCKED_MIN_KEYS (64): each K/V (or Q/dO) row an invocation
+ *   loads serves up to 8 rows instead of 1, and loads dominate on SwiftShader. Measured (CPU
+ *   time, SwiftShader, one sequence) blocked vs rows: T = 256, H = 9 / KVH = 3 / D = 64: forward
+ *   181 -> 59 ms, backward_query 187 -> 73, backward_keyvalue 209 -> 91; D = 24, H = 4 / KVH = 2:
+ *   T = 256 about 1.3-1.7x, T = 128 1.5x (forward, query), T = 64 about even. Rows below 64 keys:
+ *   at T = 32 blocked was slower (0.4-0.5 vs 0.3 ms: 16 invocations in one workgroup, one CPU
+ *   thread, and blocks of 8 tokens mask up to 7 keys of rows that average 16).
  * - workgroup otherwise: long rows (long contexts, large KV caches) spread their keys over a
  *   workgroup instead of serialising thousands of keys in one invocation; and heads that are not
  *   a multiple of 4 or larger than 128.
  */
 export function chooseAttentionVariant(dims: Pick<AttentionDims, 'Tk' | 'D'>): Exclude<AttentionVariant, 'auto'> {
-  return dims.Tk <= ATTENTION_ROWS_MAX_KEYS && attentionRowsFit(dims.D) ? 'rows' : 'workgroup';
+  if (dims.Tk > ATTENTION_ROWS_MAX_KEYS || !attentionRowsFit(dims.D)) return 'workgroup';
+  return dims.Tk >= ATTENTION_BLOCKED_MIN_KEYS ? 'blocked' : 'rows';
 }
+
+/**
+ * Most rows one blocked invocation holds: two halves of 4 in the shader (a Rows of four heads, the
+ * per-row scalars a vec4). 8 measured faster than 4 at D = 24 and in backward_query at D = 64.
+ */
+export const ATTENTION_BLOCK_ROWS = 8;
+
+/**
+ * Block shape of forward_blocked / backward_query_blocked: rowsT consecutive tokens times rowsH
+ * consecutive query heads of one key/value group (rowsH divides G = H / KVH), rowsT * rowsH <= 8.
+ * Tokens first (min(Tq, 8)): training has Tq = T >= 8 and blocks of 8 tokens of one head. With
+ * fewer queries (a KV-cache decode step, Tq = 1) the rest of the block is filled with heads of the
+ * group, which read the same keys: the largest divisor of G that fits (Tq = 1: G itself up to 8).
+ */
+export function chooseAttentionBlock(dims: Pick<AttentionDims, 'Tq' | 'H' | 'KVH'>): { rowsH: number; rowsT: number } {
+  const rowsT = Math.min(dims.Tq, ATTENTION_BLOCK_ROWS);
+  const G = dims.H / dims.KVH;
+  let rowsH = 1;
+  for (let r = 2; r * rowsT <= ATTENTION_BLOCK_ROWS; r++) if (G % r === 0) rowsH = r;
+  return { rowsH, rowsT };
+}
+
+/**
+ * Threads per workgroup of the blocked kernels: a block carries up to 8 rows' work, so there are
+ * 8x fewer invocations than rows (T = 256, H = 9: 288 forward blocks, 96 key blocks for KVH = 3);
+ * small workgroups keep enough of them to spread over the CPU threads of a software adapter and to
+ * balance the causal rows' unequal lengths.
+ */
+const WG_BLOCKED = 16;
 
 function resolveVariant(what: string, d: Resolved, requested: AttentionVariant = attentionDefaults.variant): Exclude<AttentionVariant, 'auto'> {
   const v = requested === 'auto' ? chooseAttentionVariant(d) : requested;
-  if (v === 'rows' && !attentionRowsFit(d.D)) {
-    throw new Error(`${what}: the rows variant needs D % 4 == 0 and D <= ${ATTENTION_ROWS_MAX_D}, got D=${d.D}`);
+  if ((v === 'rows' || v === 'blocked') && !attentionRowsFit(d.D)) {
+    throw new Error(`${what}: the ${v} variant needs D % 4 == 0 and D <= ${ATTENTION_ROWS_MAX_D}, got D=${d.D}`);
   }
   return v;
+}
+
+/** Entry point, pipeline constants and grid of a query-row kernel (forward, backward_query). */
+type Kernel = Pick<OpSpec, 'entryPoint' | 'constants' | 'workgroups'>;
+
+function queryRowKernel(entry: 'forward' | 'backward_query', variant: Exclude<AttentionVariant, 'auto'>, d: Resolved, workgroupConstants: Record<string, number>): Kernel {
+  const rows = d.B * d.H * d.Tq; // query rows (b, h, t)
+  if (variant === 'rows') {
+    return { entryPoint: `${entry}_rows`, constants: { WG, HEAD_D4: d.D / 4 }, workgroups: grid1d(ceilDiv(rows, WG)) }; // one invocation per row
+  }
+  if (variant === 'blocked') {
+    const { rowsH, rowsT } = chooseAttentionBlock(d);
+    const blocks = d.B * (d.H / rowsH) * ceilDiv(d.Tq, rowsT); // one invocation per block
+    return {
+      entryPoint: `${entry}_blocked`,
+      constants: { WG: WG_BLOCKED, HEAD_D4: d.D / 4, ROWS_H: rowsH, ROWS_T: rowsT },
+      workgroups: grid1d(ceilDiv(blocks, WG_BLOCKED)),
+    };
+  }
+  return { entryPoint: entry, constants: workgroupConstants, workgroups: grid1d(rows) }; // one workgroup per row
 }
 
 /** Workgroup-memory row length for the workgroup forward: the capacity rounded up to a power of two. */
@@ -204,13 +266,10 @@ export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs):
   need(what, 'O', args.o, ...s.q);
   need(what, 'L', args.l, ...s.row);
   const variant = resolveVariant(what, d, args.variant);
-  const rows = d.B * d.H * d.Tq;
   const op = createOp(ctx, {
     label: args.label ?? `attention forward ${args.o.name}`,
     shader: SHADER,
-    ...(variant === 'rows'
-      ? { entryPoint: 'forward_rows', constants: { WG, HEAD_D4: d.D / 4 }, workgroups: grid1d(ceilDiv(rows, WG)) } // one invocation per query row
-      : { entryPoint: 'forward', constants: { WG, MAX_KEYS: maxKeysFor(d.Tk) }, workgroups: grid1d(rows) }), // one workgroup per row
+    ...queryRowKernel('forward', variant, d, { WG, MAX_KEYS: maxKeysFor(d.Tk) }),
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 4: args.o, 5: args.l },
   });
@@ -286,17 +345,12 @@ export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwar
   need(what, 'L', args.l, ...s.row);
   need(what, 'Dlt', args.dlt, ...s.row);
   need(what, 'dQ', args.dq, ...s.q);
-  const rows = d.B * d.H * d.Tq;
-  const byRow = resolveVariant(what, d, args.variant) === 'rows';
   return createOp(ctx, {
     label: args.label ?? `attention backward_query ${args.dq.name}`,
     shader: SHADER,
-    entryPoint: byRow ? 'backward_query_rows' : 'backward_query',
-    constants: byRow ? { WG, HEAD_D4: d.D / 4 } : { WG },
+    ...queryRowKernel('backward_query', resolveVariant(what, d, args.variant), d, { WG }),
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 8: args.dq },
-    // one invocation, or one workgroup, per query row (b, h, t)
-    workgroups: grid1d(byRow ? ceilDiv(rows, WG) : rows),
   });
 }
 
@@ -317,17 +371,25 @@ export function attentionBackwardKeyValueOp(ctx: GpuContext, args: AttentionBack
   need(what, 'Dlt', args.dlt, ...s.row);
   need(what, 'dK', args.dk, ...s.kv);
   need(what, 'dV', args.dv, ...s.kv);
-  const rows = d.B * d.KVH * d.Tk;
-  const byRow = resolveVariant(what, d, args.variant) === 'rows';
+  const rows = d.B * d.KVH * d.Tk; // key rows (b, kvh, s)
+  const variant = resolveVariant(what, d, args.variant);
+  const rowsK = Math.min(d.Tk, ATTENTION_BLOCK_ROWS); // keys per blocked invocation (shader ROWS_K <= 8)
+  const kernel: Kernel =
+    variant === 'rows'
+      ? { entryPoint: 'backward_keyvalue_rows', constants: { WG, HEAD_D4: d.D / 4 }, workgroups: grid1d(ceilDiv(rows, WG)) } // one invocation per key row
+      : variant === 'blocked'
+        ? {
+            entryPoint: 'backward_keyvalue_blocked',
+            constants: { WG: WG_BLOCKED, HEAD_D4: d.D / 4, ROWS_K: rowsK },
+            workgroups: grid1d(ceilDiv(d.B * d.KVH * ceilDiv(d.Tk, rowsK), WG_BLOCKED)), // one invocation per block of rowsK keys
+          }
+        : { entryPoint: 'backward_keyvalue', constants: { WG }, workgroups: grid1d(rows) }; // one workgroup per key row
   return createOp(ctx, {
     label: args.label ?? `attention backward_keyvalue ${args.dk.name}`,
     shader: SHADER,
-    entryPoint: byRow ? 'backward_keyvalue_rows' : 'backward_keyvalue',
-    constants: byRow ? { WG, HEAD_D4: d.D / 4 } : { WG },
+    ...kernel,
     uniforms: uniforms(d),
     bindings: { 1: args.q, 2: args.k, 3: args.v, 5: args.l, 6: args.dO, 7: args.dlt, 9: args.dk, 10: args.dv },
-    // one invocation, or one workgroup, per key row (b, kvh, s)
-    workgroups: grid1d(byRow ? ceilDiv(rows, WG) : rows),
   });
 }
 
