@@ -27,11 +27,13 @@
  *
  * Whole-file problems (an empty file, nothing usable, invalid JSON, not an array of objects, a CSV
  * without the instruction or output column, bytes that are not UTF-8, an unsupported extension, a
- * file over the size or record limit) throw a DatasetImportError whose message starts with the
- * file name.
+ * file over the size or record limit, a damaged Parquet file) throw a DatasetImportError whose
+ * message starts with the file name. Every page of a Parquet file's columns is checked before
+ * hyparquet decodes it (parquet-guard.ts), so a damaged file ends in such an error, never in a hang.
  */
 import Papa from 'papaparse';
 import { parquetMetadata, parquetReadObjects, parquetSchema, type FileMetaData } from 'hyparquet';
+import { checkParquetPages, ParquetPageError, snappyDecompress } from './parquet-guard';
 import type { InstructionRecord } from './template';
 
 /** The official name of task_type 1. */
@@ -573,12 +575,24 @@ function readDelimited(text: string, delimiter: string, c: Collector, refuse: Re
 // ---------------------------------------------------------------------------------------------
 // Parquet
 
+/**
+ * Parquet string values keep a leading U+FEFF: it is a character of the value, not a byte order mark
+ * of a text file. (hyparquet's default decoder is a plain TextDecoder, which drops it.) Bytes that
+ * are not UTF-8 become U+FFFD, as before.
+ */
+const parquetText = new TextDecoder('utf-8', { ignoreBOM: true });
+function parquetString(bytes: Uint8Array | null | undefined): string | null | undefined {
+  return bytes === undefined || bytes === null ? bytes : parquetText.decode(bytes);
+}
+
 async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refuse): Promise<void> {
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   let metadata: FileMetaData;
   let columns: string[];
   try {
-    metadata = parquetMetadata(buffer);
+    // No GeoParquet pass: it walks the schema by num_children, and a damaged count of -1 made it
+    // loop forever (geo columns mean nothing to a dataset of text).
+    metadata = parquetMetadata(buffer, { geoparquet: false });
     // The schema comes from the same (possibly damaged) footer: failing to read it is a damaged file too.
     columns = parquetSchema(metadata).children.map((ch) => ch.element.name);
     if (!columns.every((name) => typeof name === 'string')) throw new Error('a column of the schema has no name');
@@ -605,9 +619,24 @@ async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refuse): Pro
   if (unsupported.length > 0) {
     refuse(`the Parquet file is compressed with ${unsupported.join(', ')}, which this importer cannot read; save it with Snappy compression or none`);
   }
+  // Every page of the chunks read is checked first: hyparquet follows damaged page headers and
+  // level runs blindly, into endless loops (see parquet-guard.ts).
+  try {
+    checkParquetPages(bytes, metadata, wanted);
+  } catch (e) {
+    if (e instanceof ParquetPageError) return refuse(`not a readable Parquet file: ${e.message}`);
+    return refuse(`the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  }
   let objects: Record<string, unknown>[];
   try {
-    objects = (await parquetReadObjects({ file: buffer, metadata, columns: wanted })) as Record<string, unknown>[];
+    objects = (await parquetReadObjects({
+      file: buffer,
+      metadata,
+      columns: wanted,
+      parsers: { stringFromBytes: parquetString },
+      // The checked decoder: hyparquet's own loops on some damaged Snappy data (see parquet-guard.ts).
+      compressors: { SNAPPY: snappyDecompress },
+    })) as Record<string, unknown>[];
   } catch (e) {
     return refuse(`the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -16,6 +16,53 @@ export interface TextTokenizer {
   size: number;
 }
 
+/** Token ids are below this (2^31 - 1): batches hold them, and targets, in 32-bit arrays. */
+const MAX_TOKEN_ID = 2 ** 31 - 1;
+const ID_RULE = `token ids must be integers from 0 to ${MAX_TOKEN_ID - 1}`;
+
+/**
+ * Text that a word-level or subword vocabulary is unlikely to cover: a made-up word, digits,
+ * punctuation, accented, non-Latin and private-use characters, an emoji. Encoded once at load.
+ */
+const UNKNOWN_TEXT_PROBE = 'zqxjvkw 0918273645 ~^`|§ ÀÉÎÕÜ ǅ Ωψ Жщ 漢字 ๑ \u{e000}\u{f8ff} 😀\u{1f9ea}';
+
+/**
+ * Encodes (and decodes) a test text once at load, so a tokenizer that fails on use is refused here.
+ * Refuses a tokenizer whose unknown words come out of encode without an id: the unk token does not
+ * resolve (tokenizer_config.json's unk_token set to null or absent where the library takes it from
+ * there, model.unk_token not in the vocabulary, a Unigram unk_id out of range) and nothing else
+ * (byte-level or byte-fallback tokens) covers the text. Checked at load, so such a tokenizer is never
+ * accepted and then fails on the first unusual word of a dataset.
+ */
+function checkUnknownText(tok: Tokenizer, config: Record<string, unknown>, tokenizerJson: object, fileName: string, size: number): void {
+  let ids: readonly unknown[];
+  try {
+    ids = tok.encode(UNKNOWN_TEXT_PROBE, { add_special_tokens: false }).ids;
+  } catch (e) {
+    throw new Error(`${fileName}: the tokenizer could not encode a test text: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (ids.every((id) => Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) < size)) {
+    // Decoding goes through the decoder section, which the library trusts to hold strings.
+    try {
+      if (ids.length > 0) tok.decode([...(ids as number[])], { skip_special_tokens: false });
+    } catch (e) {
+      throw new Error(`${fileName}: the tokenizer could not decode a test text: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    return;
+  }
+  const modelSection = (tokenizerJson as { model?: unknown }).model;
+  const modelUnk = modelSection && typeof modelSection === 'object' ? (modelSection as Record<string, unknown>).unk_token : undefined;
+  const describe = (v: unknown): string => {
+    const name = tokenName(v);
+    if (name === null) return v === undefined ? 'absent' : JSON.stringify(v);
+    return tok.token_to_id(name) === undefined ? `${JSON.stringify(name)}, not in the vocabulary` : JSON.stringify(name);
+  };
+  throw new Error(
+    `${fileName}: words outside the vocabulary get no token id (tokenizer_config.json unk_token: ${describe(config.unk_token)}; ` +
+      `model.unk_token: ${describe(modelUnk)}); expected an unk_token that is in the vocabulary, or a vocabulary that covers every character (byte-level)`,
+  );
+}
+
 function tokenName(v: unknown): string | null {
   if (typeof v === 'string') return v;
   if (v && typeof v === 'object' && 'content' in v && typeof (v as { content: unknown }).content === 'string') {
@@ -24,9 +71,45 @@ function tokenName(v: unknown): string | null {
   return null;
 }
 
+/** Deepest nesting of a tokenizer file's JSON (real ones stay under 10: a Sequence of normalizers, TemplateProcessing). */
+const MAX_JSON_DEPTH = 64;
+
+/**
+ * The path to the first value nested deeper than MAX_JSON_DEPTH, or null. Walked with an explicit
+ * stack: the value may be nested past the call stack's limit.
+ */
+function tooDeep(root: unknown): string | null {
+  type Frame = { v: unknown; depth: number; key: string; parent: Frame | null };
+  const stack: Frame[] = [{ v: root, depth: 0, key: '', parent: null }];
+  while (stack.length > 0) {
+    const f = stack.pop()!;
+    if (f.depth > MAX_JSON_DEPTH) {
+      const keys: string[] = [];
+      for (let g: Frame | null = f; g && g.parent; g = g.parent) keys.push(g.key);
+      keys.reverse();
+      return keys.slice(0, 4).join('') + '...';
+    }
+    if (f.v && typeof f.v === 'object') {
+      for (const [k, c] of Object.entries(f.v)) {
+        if (c && typeof c === 'object') stack.push({ v: c, depth: f.depth + 1, key: Array.isArray(f.v) ? `[${k}]` : `.${k}`, parent: f });
+      }
+    }
+  }
+  return null;
+}
+
 export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, fileName = 'tokenizer.json'): TextTokenizer {
   if (!tokenizerJson || typeof tokenizerJson !== 'object' || !('model' in tokenizerJson)) {
     throw new Error(`${fileName}: not a Hugging Face tokenizer.json (no "model" section)`);
+  }
+  // The tokenizer library recurses into values and stringifies them where it expects strings (a
+  // decoder suffix nested 10,000 arrays deep took minutes per decode): deep values are refused first.
+  for (const [value, name] of [
+    [tokenizerJson, fileName],
+    [tokenizerConfig, 'tokenizer_config.json'],
+  ] as const) {
+    const at = tooDeep(value);
+    if (at !== null) throw new Error(`${name}: a value nested more than ${MAX_JSON_DEPTH} levels deep (at ${at}); expected a tokenizer file's flat structure`);
   }
   const config = (tokenizerConfig && typeof tokenizerConfig === 'object' ? tokenizerConfig : {}) as Record<string, unknown>;
   let tok: Tokenizer;
@@ -35,14 +118,14 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
   } catch (e) {
     throw new Error(`${fileName}: the tokenizer could not be built: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // Batches hold ids (and targets) as 32-bit integers: ids past that are refused here, not wrapped there.
+  const badId = (id: unknown): boolean => !Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= MAX_TOKEN_ID;
   const idOf = (field: string): number | null => {
     const name = tokenName(config[field]);
     if (name === null) return null;
     const id = tok.token_to_id(name);
     if (id === undefined) throw new Error(`tokenizer_config.json: ${field} "${name}" is not in the vocabulary of ${fileName}`);
-    if (!Number.isSafeInteger(id) || id < 0) {
-      throw new Error(`${fileName}: ${field} "${name}" has id ${JSON.stringify(id)}; token ids must be non-negative integers`);
-    }
+    if (badId(id)) throw new Error(`${fileName}: ${field} "${name}" has id ${JSON.stringify(id)}; ${ID_RULE}`);
     return id;
   };
   const eosId = idOf('eos_token');
@@ -50,12 +133,23 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
   const bosId = idOf('bos_token');
   const padId = idOf('pad_token') ?? eosId;
   idOf('unk_token'); // a named unk_token must exist too: unknown words would otherwise get no id
-  const vocab = tok.get_vocab(true);
-  let size = 0;
-  for (const [token, id] of vocab) {
-    if (!Number.isSafeInteger(id) || id < 0) throw new Error(`${fileName}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}; token ids must be non-negative integers`);
+  const model = tok.model;
+  if (!model) throw new Error(`${fileName}: the tokenizer has no model`);
+  // Every id the tokenizer can emit (its vocabulary and its added tokens) is checked from the
+  // library's own maps: get_vocab() lists only ids that are array indices, so -5 or 1.5 passed it
+  // unseen and came out of encode. The size is at least the model's id table, as before (a Unigram
+  // vocabulary with a repeated token maps it to one id but keeps its index).
+  let size = Array.isArray(model.vocab) ? model.vocab.length : 0;
+  for (const [token, id] of model.tokens_to_ids) {
+    if (badId(id)) throw new Error(`${fileName}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}; ${ID_RULE}`);
     size = Math.max(size, id + 1);
   }
+  for (const [id, added] of tok.get_added_tokens_decoder()) {
+    if (badId(id)) throw new Error(`${fileName}: added token ${JSON.stringify(added.content)} has id ${JSON.stringify(id)}; ${ID_RULE}`);
+    size = Math.max(size, id + 1);
+  }
+  if (size === 0) throw new Error(`${fileName}: the vocabulary is empty`);
+  checkUnknownText(tok, config, tokenizerJson, fileName, size);
   return {
     encode: (text, addSpecialTokens = false) => {
       const ids = tok.encode(text, { add_special_tokens: addSpecialTokens }).ids;

@@ -45,6 +45,13 @@ export const FUZZ_SEED_OFFSET = ((): number => {
 /** Longest a single case may take (ms): a case over it is a hang as far as the suite is concerned. */
 export const CASE_LIMIT_MS = 2000;
 
+/**
+ * A worker case over its limit is run once more with this limit before it counts as a hang: on a
+ * loaded machine (two cores, another job running) a case can stall for a second or more without
+ * looping, and a flaky hang report would hide the real ones.
+ */
+export const HANG_CONFIRM_MS = 10_000;
+
 /** Per-test timeout for the fuzz `it`s: generous, scaled with FUZZ_RUNS. */
 export const FUZZ_TEST_TIMEOUT_MS = Math.round(60_000 * Math.max(1, FUZZ_SCALE));
 
@@ -957,6 +964,17 @@ export class SlowCases {
 }
 
 /**
+ * Runs a case in the worker within `slow.limit`; a case that does not answer is run again with
+ * HANG_CONFIRM_MS while no hang has been recorded yet (after the first, the run fails anyway and
+ * the short limit keeps it quick).
+ */
+export async function runConfirmed<T>(runner: IsolatedRunner, entry: string, args: unknown[], slow: SlowCases): Promise<IsolatedOutcome<T>> {
+  const r = await runner.run<T>(entry, args, slow.limit);
+  if (r.kind !== 'hang' || slow.cases.length > 0) return r;
+  return runner.run<T>(entry, args, HANG_CONFIRM_MS);
+}
+
+/**
  * One case through the worker: a hang or a dead worker goes to `slow` (and returns null), anything
  * else comes back as an Outcome for the usual checks, and is counted in `tally`.
  */
@@ -969,7 +987,7 @@ export async function isolatedCase<T>(
   slow: SlowCases,
   tally: Tally,
 ): Promise<Outcome<T> | null> {
-  const r = await runner.run<T>(entry, args, slow.limit);
+  const r = await runConfirmed<T>(runner, entry, args, slow);
   if (r.kind === 'hang' || r.kind === 'died') {
     tally.record(label, 'error', r.ms);
     slow.add(label, input(), r.kind === 'hang' ? `no answer after ${r.ms.toFixed(0)} ms` : `the worker died: ${r.message}`);

@@ -1,6 +1,3 @@
-// Not run by the suite yet: it still finds open bugs (hyparquet loops on a page header without
-// repetition_levels_byte_length; a leading U+FEFF is dropped from Parquet strings). Rename to
-// *.fuzz.test.ts once they are fixed. See the reliability section of README.md.
 /**
  * Fuzz tests of the dataset importer (src/data/import.ts, parseDataset) for JSON, JSON Lines,
  * CSV, TSV and Parquet.
@@ -8,8 +5,10 @@
  * Valid files are built from generated records (official, Alpaca and chat shapes, any Unicode text
  * with quotes, separators and line breaks in it) and must load exactly. Mutated files (text edits:
  * inserted quotes, line breaks, brackets, odd numbers and characters; a BOM; invalid UTF-8; byte
- * flips and truncation; values of the wrong type, huge or deeply nested in JSON; Parquet byte
- * flips) must end in a DatasetImportError whose message starts with the file name, or in a result
+ * flips and truncation; values of the wrong type, huge or deeply nested in JSON; byte flips of
+ * Parquet files from two writers: hyparquet-writer, and arrow-rs for V1 pages, Snappy, nested lists
+ * and DELTA encodings; each Parquet case in a worker with a hard time limit) must end in a
+ * DatasetImportError whose message starts with the file name, or in a result
  * whose every record is valid and whose counts and locations are consistent: no more records than
  * the file has lines (JSON Lines, CSV, TSV), elements (JSON) or rows (Parquet), and no more text
  * in the records than in the file.
@@ -36,6 +35,7 @@ import {
   mutateJson,
   mutateText,
   runAsync,
+  runConfirmed,
   Tally,
   textMutations,
   toJsonText,
@@ -46,8 +46,10 @@ import {
 const tally = new Tally('dataset.fuzz.test.ts');
 
 /**
- * Parquet cases run parseDataset in a worker thread: hyparquet can loop forever on a damaged page
- * (a synchronous loop no timer in this thread can stop), so each case gets a hard time limit.
+ * Parquet cases run parseDataset in a worker thread with a hard time limit: hyparquet looped forever
+ * on some damaged pages (a synchronous loop no timer in this thread can stop) until
+ * src/data/parquet-guard.ts checked every page first; should such a loop come back, it is reported
+ * as a hang instead of stopping the run.
  */
 let parquetRunner: IsolatedRunner;
 beforeAll(async () => {
@@ -270,7 +272,7 @@ interface Hang {
  * num_rows (or the record limit). A case over the time limit is returned as a Hang.
  */
 async function parquetCase(parser: string, bytes: Uint8Array, fileName = 'fuzz/data.parquet', slow?: SlowCases): Promise<ImportResult | null | Hang> {
-  const r = await parquetRunner.run<ImportResult>('fuzzParseDataset', [bytes, fileName], slow?.limit);
+  const r = await runConfirmed<ImportResult>(parquetRunner, 'fuzzParseDataset', [bytes, fileName], slow ?? new SlowCases());
   if (r.kind === 'hang') {
     tally.record(parser, 'error', r.ms);
     return { parser, bytes: Buffer.from(bytes).toString('hex'), ms: r.ms };
@@ -279,7 +281,8 @@ async function parquetCase(parser: string, bytes: Uint8Array, fileName = 'fuzz/d
   tally.record(parser, r.kind === 'ok' ? 'load' : 'error', r.ms);
   let rows = MAX_DATASET_RECORDS;
   try {
-    const n = Number(parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer).num_rows);
+    // (geoparquet: false as the importer: hyparquet's GeoParquet pass loops on a num_children of -1.)
+    const n = Number(parquetMetadata(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, { geoparquet: false }).num_rows);
     // A damaged footer can claim a negative row count; then only the record limit bounds the rows.
     if (Number.isSafeInteger(n) && n >= 0) rows = n;
   } catch {
@@ -311,6 +314,51 @@ function expectRecords(res: ImportResult | null, gens: readonly Gen[], what: str
 const PARQUET_BASE_HEX =
   '504152311506152c15305c15061502150615001504150000000303144c0b000000576861742069732069743f01000000621506152415285c15061500150615001504150000000307103c0100000078020000007979010000007a1506152415285c15061502150615001504150000000303103c010000000000000000000000000000001504194c4804726f6f74150600150c2502180b696e737472756374696f6e250000150c250218066f75747075742500001504250218097461736b5f74797065001606191c193c26081c150c19150019180b696e737472756374696f6e150216061656165a26083c3602280162180b576861742069732069743f00191c15061500150200000026621c150c1915001918066f757470757415021606164e165226623c360028017a18017800191c15061500150200000026b4011c15041915001918097461736b5f7479706515021606164e165226b4013c3602280801000000000000001808000000000000000000191c15061500150200000016f201160636fe01002809687970617271756574193c1c00001c00001c0000001801000050415231';
 const parquetBase = (): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(PARQUET_BASE_HEX, 'hex'));
+
+/**
+ * Small Parquet files written by a second writer, arrow-rs (parquet-wasm 0.6, statistics off; the
+ * footer's ARROW:schema key-value entry then cut out, to keep them short), for what hyparquet-writer
+ * does not write: V1 data pages, Snappy, a nested list<struct<role, content>>
+ * column (repetition levels), DELTA_BYTE_ARRAY / DELTA_LENGTH_BYTE_ARRAY / DELTA_BINARY_PACKED.
+ * Chats: [system "be brief", user "hi", assistant "hello"] type 1; [user "\ufeffq", assistant "a"]
+ * no type; [user "x", user "y", assistant "z"] type 0. Flat: ["What is it?", "x", 1],
+ * [null, "yy", null], ["\ufeffbom", "z", 0] as instruction, output, task_type (INT64).
+ */
+const CHAT_RECORDS = [
+  { instruction: 'be brief\nhi', input: '', output: 'hello', type: WORLD_KNOWLEDGE },
+  { instruction: '\ufeffq', input: '', output: 'a', type: DOWNSTREAM_TASK },
+  { instruction: 'x\ny', input: '', output: 'z', type: DOWNSTREAM_TASK },
+];
+const fromHex = (hex: string) => (): Uint8Array<ArrayBuffer> => Uint8Array.from(Buffer.from(hex, 'hex'));
+const ARROW_RS_PARQUET = {
+  // messages and task_type; V1 pages, Snappy, dictionary-encoded.
+  chatV1Snappy: {
+    bytes: fromHex(
+      '504152311504153e15424c150615001200001f780600000073797374656d040000007573657209000000617373697374616e741500152015242c15101510150615060000103c0200000003d602000000100402036496150c19350006101948086d65737361676573046c697374046974656d04726f6c6515021610169c0116a401265e2600001504156e15704c1510150012000037480800000062652062726965660200000068690501067c656c6c6f04000000efbbbf71010000006101000000780100000079010000007a1500152215262c1510151015061506000011400200000003d6020000001004030388c6fa150c19350006101948086d65737361676573046c697374046974656d07636f6e74656e741502161016ce0116d401268c012600001504152015244c15041500120000103c010000000000000000000000000000001500151215162c150615101506150600000920020000000305010302150419350006101918097461736b5f7479706515021606167016782640260000191c1666154616000000191c169803154816000000191c1688051538160000001502197c480c6172726f775f736368656d61150400350218086d65737361676573150215064c3c000000350418046c697374150200350218046974656d150400150c25021804726f6c6525004c1c000000150c25021807636f6e74656e7425004c1c0000001504250218097461736b5f74797065001606191c193c26ac011c150c19350006101948086d65737361676573046c697374046974656d04726f6c6515021610169c0116a401266626080016800615140026e0031c150c19350006101948086d65737361676573046c697374046974656d07636f6e74656e741502161016ce0116d401269803268c020016940615160026c0051c150419350006101918097461736b5f74797065150216061670167826880526c8040016aa0615160016da031606260816f003140000280a706172717565742d7273193c1c00001c00001c0000004501000050415231',
+    ),
+    records: CHAT_RECORDS,
+    bad: 0,
+  },
+  // The same chats; V2 pages, uncompressed.
+  chatV2: {
+    bytes: fromHex(
+      '504152311504153e153e4c150615001200000600000073797374656d040000007573657209000000617373697374616e741506151015105c15101500150615101504150412000003d6100402036496150c19350006101948086d65737361676573046c697374046974656d04726f6c6515001610169601169601265a2600001504156e156e4c151015001200000800000062652062726965660200000068690500000068656c6c6f04000000efbbbf71010000006101000000780100000079010000007a1506151215125c15101500150615101504150412000003d61004030388c6fa150c19350006101948086d65737361676573046c697374046974656d07636f6e74656e741500161016c80116c801268a012600001504152015204c15041500120000010000000000000000000000000000001506150a150a5c1506150215061510150415001200000305010302150419350006101918097461736b5f747970651500160616721672263c260000191c1662153c16000000191c168803153e16000000191c16ea041536160000001504197c480c6172726f775f736368656d61150400350218086d65737361676573150215064c3c000000350418046c697374150200350218046974656d150400150c25021804726f6c6525004c1c000000150c25021807636f6e74656e7425004c1c0000001504250218097461736b5f74797065001606191c193c269e011c150c19350006101948086d65737361676573046c697374046974656d04726f6c6515001610169601169601266226080016e00515140026c6031c150c19350006101948086d65737361676573046c697374046974656d07636f6e74656e741500161016c80116c80126880326fe010016f40515160026a0051c150419350006101918097461736b5f74797065150016061672167226ea0426ae0400168a0615160016d0031606260816d003140000280a706172717565742d7273193c1c00001c00001c0000004501000050415231',
+    ),
+    records: CHAT_RECORDS,
+    bad: 0,
+  },
+  // instruction (DELTA_BYTE_ARRAY), output (DELTA_LENGTH_BYTE_ARRAY), task_type (DELTA_BINARY_PACKED); V1 pages, uncompressed.
+  flatV1Delta: {
+    bytes: fromHex(
+      '504152311500155615562c1506150e1506150600000200000003058001040200000000000080010402160900000000576861742069732069743fefbbbf626f6d150c1925060e19180b696e737472756374696f6e15001606167816782600001500153815382c1506150c1506150600000200000006018001040302010200000002000000000000007879797a150c1925060c1918066f757470757415001606165a165a2600001500152015202c1506150a1506150600000200000003058002040202010000000015041925060a1918097461736b5f747970651500160616421642260000191c1608157816000000191c16be01155a16000000191c16cc021542160000001502194c480c6172726f775f736368656d61150600150c2502180b696e737472756374696f6e25004c1c000000150c250218066f757470757425004c1c0000001504250218097461736b5f74797065001606191c193c2680011c150c1925060e19180b696e737472756374696f6e150016061678167826080016c8031514002698021c150c1925060c1918066f757470757415001606165a165a26be010016dc03151600268e031c15041925060a1918097461736b5f74797065150016061642164226cc020016f20315160016940216062608169402140000280a706172717565742d7273193c1c00001c00001c000000f100000050415231',
+    ),
+    records: [
+      { instruction: 'What is it?', input: '', output: 'x', type: WORLD_KNOWLEDGE },
+      { instruction: '\ufeffbom', input: '', output: 'z', type: DOWNSTREAM_TASK },
+    ],
+    bad: 1,
+  },
+};
 
 const FORMATS = ['json', 'jsonl', 'csv', 'tsv'] as const;
 type TextFormat = (typeof FORMATS)[number];
@@ -345,7 +393,7 @@ describe('dataset import fuzz', () => {
             expect(locs).toEqual(lines.map((line) => ({ kind: 'line', line })));
           }
         }),
-        fuzzParams(2001 + FORMATS.indexOf(format), 150),
+        fuzzParams(2001 + FORMATS.indexOf(format), 100),
       );
     }, FUZZ_TEST_TIMEOUT_MS);
 
@@ -355,7 +403,7 @@ describe('dataset import fuzz', () => {
           const text = mutateText(writeText(format, gens, wrap), muts);
           await importCase(`${format} text edits`, encodeWith(text, enc), `fuzz/data.${format}`);
         }),
-        fuzzParams(2011 + FORMATS.indexOf(format), 800),
+        fuzzParams(2011 + FORMATS.indexOf(format), 600),
       );
     }, FUZZ_TEST_TIMEOUT_MS);
 
@@ -365,7 +413,7 @@ describe('dataset import fuzz', () => {
           const bytes = mutateBytes(new TextEncoder().encode(writeText(format, gens, wrap)), muts);
           await importCase(`${format} byte edits`, bytes, `fuzz/data.${format}`);
         }),
-        fuzzParams(2021 + FORMATS.indexOf(format), 500),
+        fuzzParams(2021 + FORMATS.indexOf(format), 400),
       );
     }, FUZZ_TEST_TIMEOUT_MS);
   }
@@ -385,7 +433,7 @@ describe('dataset import fuzz', () => {
         }
         await importCase(`${ext} value edits`, new TextEncoder().encode(text), fileName);
       }),
-      fuzzParams(2031, 600),
+      fuzzParams(2031, 400),
     );
   }, FUZZ_TEST_TIMEOUT_MS);
 
@@ -402,7 +450,7 @@ describe('dataset import fuzz', () => {
         const text = [cols.map(q).join(d), ...rows.map((r) => r.map(q).join(d))].join('\n');
         await importCase(`${tsv ? 'tsv' : 'csv'} odd headers`, new TextEncoder().encode(text), `fuzz/data.${tsv ? 'tsv' : 'csv'}`);
       }),
-      fuzzParams(2032, 800),
+      fuzzParams(2032, 600),
     );
   }, FUZZ_TEST_TIMEOUT_MS);
 
@@ -411,7 +459,7 @@ describe('dataset import fuzz', () => {
       fc.asyncProperty(fc.oneof(weirdJsonValue(), fc.array(weirdJsonValue(), { maxLength: 5 }), fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue())), async (v) => {
         await importCase('json any value', new TextEncoder().encode(toJsonText(materialize(v))), 'fuzz/any.json');
       }),
-      fuzzParams(2033, 400),
+      fuzzParams(2033, 300),
     );
   }, FUZZ_TEST_TIMEOUT_MS);
 
@@ -424,21 +472,16 @@ describe('dataset import fuzz', () => {
         const out = await parquetCase('parquet valid', writeParquet(gens, typeAsInt));
         if (isHang(out)) return violation(`a valid Parquet file did not load within the time limit: ${out.bytes}`);
         const res = out;
-        // Known deviation (see the 'known bug' test below): hyparquet drops a leading U+FEFF of a
-        // value in a flat string column, so the expectation drops it too; all else must be exact.
-        const dropBom = (s: string) => (s.startsWith('\ufeff') ? s.slice(1) : s);
-        const seen = gens.map((g) =>
-          g.messages ? g : { ...g, expected: { ...g.expected, instruction: dropBom(g.expected.instruction), input: dropBom(g.expected.input), output: dropBom(g.expected.output) } },
-        );
-        expectRecords(res, seen, 'parquet valid');
+        // Exact, a leading U+FEFF of a value included (regression: hyparquet's default decoder dropped it).
+        expectRecords(res, gens, 'parquet valid');
         expect(res!.records.map((r) => r.location)).toEqual(gens.map((_, i) => ({ kind: 'row', row: i + 1 })));
       }),
-      fuzzParams(2041, 150),
+      fuzzParams(2041, 100),
     );
   }, FUZZ_TEST_TIMEOUT_MS);
 
-  // Fails while hyparquet loops forever on some damaged pages (see the known-bug test below): the
-  // hangs are collected (see SlowCases) and listed at the end.
+  // A case that does not answer within the time limit (hyparquet looping on a damaged page, as it
+  // did before parquet-guard.ts) is collected (see SlowCases) and listed at the end.
   it('parquet: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
     const slow = new SlowCases();
     await fc.assert(
@@ -450,6 +493,29 @@ describe('dataset import fuzz', () => {
     );
     expect(slow.cases, `Parquet files (hex) the import did not finish:\n${slow.report()}`).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
+
+  it('parquet written by arrow-rs (V1 pages, Snappy, dictionaries, nested lists, DELTA encodings) loads exactly', async () => {
+    for (const [name, f] of Object.entries(ARROW_RS_PARQUET)) {
+      const out = await parquetCase(`arrow-rs valid`, f.bytes(), `fuzz/${name}.parquet`);
+      if (isHang(out)) return violation(`${name} did not load within the time limit`);
+      expect(out?.records.map(({ instruction, input, output, type }) => ({ instruction, input, output, type })), name).toEqual(f.records);
+      expect(out?.counts.bad, name).toBe(f.bad);
+    }
+  });
+
+  it('parquet written by arrow-rs: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
+    const slow = new SlowCases();
+    const names = Object.keys(ARROW_RS_PARQUET) as (keyof typeof ARROW_RS_PARQUET)[];
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...names), byteMutations(3), async (name, muts) => {
+        const out = await parquetCase('arrow-rs byte edits', mutateBytes(ARROW_RS_PARQUET[name].bytes(), muts), `fuzz/${name}.parquet`, slow);
+        if (isHang(out)) slow.add('arrow-rs byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
+      }),
+      fuzzParams(2043, 800),
+    );
+    expect(slow.cases, `Parquet files (hex) the import did not finish:\n${slow.report()}`).toEqual([]);
+  }, FUZZ_TEST_TIMEOUT_MS);
+
   it('type names that are Object.prototype members stay plain names (regression: "constructor" was the Object function)', async () => {
     const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
     const text = names.map((t) => JSON.stringify({ instruction: 'q', output: 'a', task_type: t })).join('\n');
@@ -465,7 +531,7 @@ describe('dataset import fuzz', () => {
     const cases: [number, number, RegExp][] = [
       [148, 120, /not a readable Parquet file: a column of the schema has no name/], // was TypeError: reading 'toLowerCase'
       [142, 0x0e, /not a readable Parquet file: /], // was TypeError from hyparquet's parquetSchema, outside the try
-      [195, 1, /the Parquet data has 3 rows but the file's footer says 1/], // was: 3 records imported from a 1-row file
+      [195, 1, /not a readable Parquet file: the footer's row count \(num_rows\) is true, not a non-negative integer/], // was: 3 records imported from a 1-row file
     ];
     for (const [at, value, want] of cases) {
       const bytes = parquetBase();
@@ -477,25 +543,28 @@ describe('dataset import fuzz', () => {
     }
   });
 
-  // KNOWN BUG (left failing on purpose, see the fuzz report): PARQUET_BASE with one byte changed
-  // (offset 107, 0x15 -> 0x00), so the task_type page's DATA_PAGE_V2 header loses its
-  // repetition_levels_byte_length field. hyparquet then sets the page reader's offset to undefined,
-  // every read lands on byte 0 and readRleBitPackedHybrid never advances: parseDataset never
-  // returns (a synchronous loop; in the browser it freezes the tab or worker). Run in the worker
-  // with the time limit so the suite itself does not hang.
-  it('known bug: a Parquet page header without repetition_levels_byte_length is refused, not an endless loop', async () => {
-    const ok = await parquetCase('known bug: parquet hang', parquetBase(), 'fuzz/hang.parquet');
+  // Regression: PARQUET_BASE with one byte changed (offset 107, 0x15 -> 0x00), so the task_type
+  // page's DATA_PAGE_V2 header loses its repetition_levels_byte_length field. hyparquet then set its
+  // page reader's offset to undefined, every read landed on byte 0 and readRleBitPackedHybrid never
+  // advanced: parseDataset never returned (a synchronous loop; in the browser it froze the tab).
+  // parquet-guard.ts now refuses the header before hyparquet reads it.
+  it('regression: a Parquet page header without repetition_levels_byte_length is refused, not an endless loop', async () => {
+    const ok = await parquetCase('regression: parquet hang', parquetBase(), 'fuzz/hang.parquet');
     expect(isHang(ok) || ok === null ? null : ok.counts.total, 'the unedited file loads').toBe(3);
     const bytes = parquetBase();
     bytes[107] = 0x00;
-    const out = await parquetCase('known bug: parquet hang', bytes, 'fuzz/hang.parquet');
-    expect(isHang(out) ? `no answer after ${out.ms.toFixed(0)} ms` : 'answered').toBe('answered');
+    const r = await parquetRunner.run<ImportResult>('fuzzParseDataset', [bytes, 'fuzz/hang.parquet']);
+    expect(r.kind).toBe('error');
+    expect(r.kind === 'error' ? r.error.message : '').toBe(
+      'fuzz/hang.parquet: not a readable Parquet file: row group 1 of 1, column "task_type", page 1 (byte 90 of the file): ' +
+        'the DATA_PAGE_V2 header has no repetition_levels_byte_length (field 6), which is required',
+    );
+    expect(r.ms).toBeLessThan(1000);
   });
 
-  // KNOWN BUG (left failing on purpose, see the fuzz report): hyparquet decodes flat string columns
-  // with a default TextDecoder, which strips a leading U+FEFF, so such a cell loses its first
-  // character. Nested columns (messages) keep it.
-  it('known bug: a Parquet string cell starting with U+FEFF keeps it', async () => {
+  // Regression: hyparquet decodes string columns with a default TextDecoder, which strips a leading
+  // U+FEFF, so such a cell lost its first character. The importer decodes them itself.
+  it('regression: a Parquet string cell starting with U+FEFF keeps it', async () => {
     const buf = parquetWriteBuffer({
       columnData: [
         { name: 'instruction', data: ['\ufeffq'], type: 'STRING' },

@@ -1,5 +1,3 @@
-// Not run by the suite yet: its unknown-token cases still fail after the encode-time check in
-// src/data/tokenizer.ts. Rename to *.fuzz.test.ts once they pass.
 /**
  * Fuzz tests of the tokenizer loader (src/data/tokenizer.ts, loadTokenizer) with edited
  * tokenizer.json / tokenizer_config.json values (WordLevel and BPE models, normalizers,
@@ -208,44 +206,75 @@ describe('tokenizer fuzz', () => {
     );
     expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
-  // KNOWN BUGS (left failing on purpose, see the fuzz report). @huggingface/tokenizers takes the
-  // unk token from tokenizer_config.json over tokenizer.json's model.unk_token, and when the unk
-  // token does not resolve to an id, unknown words come out of encode as null ids; ids in the
-  // vocabulary that are not non-negative integers come out of encode as they are. loadTokenizer
-  // accepts all of these, so the nulls and odd ids reach batches and the embedding lookup.
-  it('known bug: unknown words get null ids when the unk token does not resolve (unk_token null in tokenizer_config.json, or model.unk_token not in the vocabulary)', async () => {
+  // Regressions. @huggingface/tokenizers takes a WordLevel model's unk token from
+  // tokenizer_config.json (not from tokenizer.json's model.unk_token), and when the unk token does
+  // not resolve to an id, unknown words came out of encode as null ids; vocabulary ids that are not
+  // non-negative integers came out of encode as they were. An encode-time check then turned these
+  // into errors on first use, after a successful load: loadTokenizer now refuses them at load.
+  it('regression: a tokenizer whose unknown words get no id is refused at load (unk_token null in tokenizer_config.json, or model.unk_token not in the vocabulary)', async () => {
     const withNullUnk = tinyTokenizerConfig({ unk_token: null });
     const badModelUnk = tinyTokenizerJson();
     (badModelUnk.model as Record<string, unknown>).unk_token = 'nope';
     const noConfigUnk = tinyTokenizerConfig();
     delete noConfigUnk.unk_token;
     const slow = new SlowCases();
-    const problems: string[] = [];
-    for (const [label, j, c] of [
-      ['unk_token null', tinyTokenizerJson(), withNullUnk],
-      ['model.unk_token "nope"', badModelUnk, noConfigUnk],
+    for (const [label, j, c, detail] of [
+      ['unk_token null', tinyTokenizerJson(), withNullUnk, 'tokenizer_config.json unk_token: null'],
+      ['model.unk_token "nope"', badModelUnk, noConfigUnk, 'model.unk_token: "nope", not in the vocabulary'],
     ] as const) {
-      const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(c), FILE], 'known bug: unk', () => label, slow, tally);
-      try {
-        checkTokenizer(r!);
-      } catch (e) {
-        problems.push(`${label}: ${(e as Error).message}`);
-      }
+      const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(c), FILE], 'regression: unk', () => label, slow, tally);
+      expect(r?.ok, label).toBe(false);
+      checkTokenizer(r!);
+      const message = r && !r.ok ? (r.error as Error).message : '';
+      expect(message, label).toContain(`${FILE}: words outside the vocabulary get no token id`);
+      expect(message, label).toContain(detail);
+      expect(message, label).toContain('expected an unk_token that is in the vocabulary');
     }
-    expect(problems).toEqual([]);
+    expect(slow.cases).toEqual([]);
   });
 
-  it('known bug: vocabulary ids that are not non-negative integers (-5, 1.5) are accepted and come out of encode', async () => {
-    const j = tinyTokenizerJson();
-    const vocab = (j.model as { vocab: Record<string, number> }).vocab;
-    vocab.cat = -5;
-    vocab.dog = 1.5;
-    const slow = new SlowCases();
-    const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(tinyTokenizerConfig()), FILE], 'known bug: ids', () => '', slow, tally);
-    checkTokenizer(r!);
-    if (r!.ok) {
-      const enc = r!.value.encoded.flat();
-      expect(enc.filter((id) => !Number.isSafeInteger(id) || id < 0)).toEqual([]);
+  it('regression: vocabulary ids that are not integers from 0 to 2^31 - 2 (-5, 1.5, 2^53 - 1) are refused at load, naming the token', async () => {
+    for (const [token, id] of [
+      ['cat', -5],
+      ['dog', 1.5],
+      ['mat', Number.MAX_SAFE_INTEGER],
+    ] as const) {
+      const j = tinyTokenizerJson();
+      (j.model as { vocab: Record<string, number> }).vocab[token] = id;
+      const slow = new SlowCases();
+      const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(tinyTokenizerConfig()), FILE], 'regression: ids', () => token, slow, tally);
+      expect(r?.ok).toBe(false);
+      checkTokenizer(r!);
+      expect(r && !r.ok ? (r.error as Error).message : '').toBe(`${FILE}: token "${token}" has id ${id}; token ids must be integers from 0 to 2147483646`);
     }
+  });
+
+  // Found by this fuzzer at FUZZ_RUNS=6: a BPE decoder's suffix nested 10,000 arrays deep. The
+  // library stringifies it at every decode (a stack overflow here; in a worker, with its larger
+  // stack, a join quadratic in the depth that ran for minutes). Deep values are refused at load.
+  it('regression: a value nested 10,000 deep (a decoder suffix) is refused at load, not decoded for minutes', async () => {
+    const j = tinyTokenizerJson();
+    let deep: unknown = 'x';
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    j.decoder = { type: 'BPEDecoder', suffix: deep };
+    const slow = new SlowCases();
+    const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(tinyTokenizerConfig()), FILE], 'regression: deep', () => '', slow, tally);
+    expect(slow.cases).toEqual([]);
+    expect(r?.ok).toBe(false);
+    checkTokenizer(r!);
+    expect(r && !r.ok ? (r.error as Error).message : '').toBe(
+      `${FILE}: a value nested more than 64 levels deep (at .decoder.suffix[0][0]...); expected a tokenizer file's flat structure`,
+    );
+  });
+
+  it('regression: an added token with an id that is not a non-negative integer is refused at load', async () => {
+    const j = tinyTokenizerJson();
+    (j.added_tokens as Record<string, unknown>[]).push({ id: -1, content: '<extra>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const slow = new SlowCases();
+    const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(tinyTokenizerConfig()), FILE], 'regression: ids', () => '', slow, tally);
+    expect(r?.ok).toBe(false);
+    checkTokenizer(r!);
+    // (The library also enters added tokens in the model's map, so the vocabulary check finds it first.)
+    expect(r && !r.ok ? (r.error as Error).message : '').toMatch(/^fuzz\/tokenizer\.json: (added )?token "<extra>" has id -1; token ids must be integers from 0 to 2147483646$/);
   });
 });
