@@ -60,8 +60,6 @@ interface ProjState {
   w: Tensor | null;
   /** [M, N*R] */
   h: Tensor | null;
-  /** [M, N*R] */
-  g: Tensor | null;
   /** LBC importance and gradient [B, N] (routed with beta > 0 only). */
   lbcQ: Tensor | null;
   lbcDz: Tensor | null;
@@ -137,6 +135,7 @@ export class LlamaGraph {
   private lse!: Tensor;
   private rowLoss!: Tensor;
   private dlogits: Tensor | null = null;
+  private readonly loraG: Tensor | null;
 
   constructor(
     readonly ctx: GpuContext,
@@ -160,6 +159,10 @@ export class LlamaGraph {
     const routedCount = isRouted(cfg) && cfg.lbcBeta > 0 ? s.numLayers * orderedTargets(cfg).length : 0;
     this.lbcLosses = routedCount > 0 ? this.tensor('lbc losses', [routedCount]) : null;
     this.logits = this.tensor('logits', [M, s.vocabSize]);
+    // The experts' gated hidden g = scale * w * h [M, N*R] feeds only the combine matmul right after
+    // it: one buffer serves every projection, and the backward recomputes g where it needs it.
+    const adapted = hasAdapter(cfg) ? orderedTargets(cfg).length : 0;
+    this.loraG = adapted > 0 ? this.tensor('lora g', [M, cfg.numExperts * cfg.rank]) : null;
 
     if (opts.training) this.makeParams();
     for (let l = 0; l < s.numLayers; l++) this.layers.push(this.makeLayer(l));
@@ -249,7 +252,6 @@ export class LlamaGraph {
           x: inputOf[p],
           w: routed ? this.tensor(n(`${p} router w`), [M, N]) : null,
           h: this.tensor(n(`${p} lora h`), [M, NR]),
-          g: this.tensor(n(`${p} lora g`), [M, NR]),
           lbcQ: lbc ? this.tensor(n(`${p} lbc Q`), [B, N]) : null,
           lbcDz: lbc ? this.tensor(n(`${p} lbc dZ`), [B, N]) : null,
           lbcIndex: lbc ? this.lbcCount++ : -1,
@@ -345,12 +347,12 @@ export class LlamaGraph {
       }
     }
     const down = expertDownForwardOp(ctx, {
-      x, a: ad.a, w: st.w ?? undefined, h: st.h!, g: st.g!, M, K, N, R, scale: cfg.alpha / R, routed,
+      x, a: ad.a, w: st.w ?? undefined, h: st.h!, g: this.loraG!, M, K, N, R, scale: cfg.alpha / R, routed,
       p: 0, seed: 0, stream: st.stream, label: `L${l} ${p} experts`,
     });
     this.dropoutOps.push(down);
     ops.push(down);
-    ops.push(matmulOp(ctx, { a: st.g!, b: ad.b, c: y, M, N: Nout, K: N * R, transB: true, beta: 1, label: `L${l} ${p} experts combine` }));
+    ops.push(matmulOp(ctx, { a: this.loraG!, b: ad.b, c: y, M, N: Nout, K: N * R, transB: true, beta: 1, label: `L${l} ${p} experts combine` }));
     return ops;
   }
 
@@ -455,9 +457,16 @@ export class LlamaGraph {
     const routed = isRouted(cfg);
     const gA = this.grad(ad.a)!;
     const gB = this.grad(ad.b)!;
-    // a. dG = dY·Bcat; dBcat += dYᵀ·g
+    // a. g again (the forward's op with the same dropout stream rewrites h with the same values and
+    // puts g in dG's buffer); dBcat += dYᵀ·g; then dG = dY·Bcat over it.
+    const again = expertDownForwardOp(ctx, {
+      x, a: ad.a, w: st.w ?? undefined, h: st.h!, g: sc.dG!, M, K, N, R, scale: cfg.alpha / R, routed,
+      p: 0, seed: 0, stream: st.stream, label: `L${l} ${p} experts again`,
+    });
+    this.dropoutOps.push(again);
+    ops.push(again);
+    ops.push(matmulOp(ctx, { a: dY, b: sc.dG!, c: gB, M: Nout, N: NR, K: M, transA: true, beta: 1, label: `L${l} ${p} grad B` }));
     ops.push(matmulOp(ctx, { a: dY, b: ad.b, c: sc.dG!, M, N: NR, K: Nout, label: `L${l} ${p} d experts g` }));
-    ops.push(matmulOp(ctx, { a: dY, b: st.g!, c: gB, M: Nout, N: NR, K: M, transA: true, beta: 1, label: `L${l} ${p} grad B` }));
     // b. dh, dw
     ops.push(gateBackwardOp(ctx, { dG: sc.dG!, h: st.h!, w: st.w ?? undefined, dh: sc.dhLora!, dw: sc.dw ?? undefined, M, N, R, scale: cfg.alpha / R, routed }));
     if (routed && st.w && ad.wr && sc.dw && sc.dlogitsRouter) {

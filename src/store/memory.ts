@@ -126,6 +126,7 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
   const lbc = routed && a.lbcBeta > 0;
   if (lbc && targets.length > 0) act('lbc losses', [s.numLayers * targets.length]);
   act('logits', [M, V]);
+  if (adapted) act('lora g', [M, NR]);
   for (const t of trainable) add('gradients', `grad ${t.name}`, [...t.shape]);
   for (let l = 0; l < s.numLayers; l++) {
     for (const [name, shape] of [
@@ -135,7 +136,6 @@ export function runTensors(inp: MemoryInput): TensorSize[] {
     for (const p of targets) {
       if (routed) act(`L${l} ${p} router w`, [M, N]);
       act(`L${l} ${p} lora h`, [M, NR]);
-      act(`L${l} ${p} lora g`, [M, NR]);
       if (lbc) {
         act(`L${l} ${p} lbc Q`, [B, N]);
         act(`L${l} ${p} lbc dZ`, [B, N]);
