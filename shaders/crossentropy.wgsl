@@ -188,6 +188,23 @@ fn ce_reduce(@builtin(local_invocation_index) lid: u32) {
   }
 }
 
+// One row of the backward: where it starts in logits / dlogits, whether it is counted, its lse and
+// the factor k = gradScale / count. Reads lse even for ignored rows: every entry point must use all
+// of its bindings statically.
+struct GradRow { base: u32, counted: bool, lse: f32, k: f32, tgt: u32 }
+
+fn gradRow(row: u32) -> GradRow {
+  let label = labels[dims.rowOffset + row];
+  let count = stats[1];
+  let counted = isCounted(label, dims.V) && count > 0.0;
+  return GradRow(row * dims.V, counted, lse[dims.rowOffset + row], dims.gradScale / count, u32(max(label, 0)));
+}
+
+// The gradient of one logit x at vocabulary index v of a counted row.
+fn gradAt(r: GradRow, x: f32, v: u32) -> f32 {
+  return r.k * (exp(x - r.lse) - select(0.0, 1.0, v == r.tgt));
+}
+
 // dlogits[r, v] = gradScale * (softmax(logits[r])[v] - [v == label]) / count for counted rows, 0
 // for ignored (and invalid) rows; overwrites. softmax = exp(x - lse) with lse saved by ce_forward,
 // so no second reduction is needed. count comes from ce_reduce's stats on the GPU (no readback).
@@ -199,23 +216,14 @@ fn ce_backward(
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= dims.rows) { return; }
-  let V = dims.V;
-  let base = row * V;
-  let g = dims.rowOffset + row;
-  let label = labels[g];
-  let count = stats[1];
-  let counted = isCounted(label, V) && count > 0.0;
-  // Read lse even for ignored rows: every entry point must use all of its bindings statically.
-  let l = lse[g];
-  if (!counted) {
-    for (var v = lid; v < V; v += WG) { dlogits[base + v] = 0.0; }
+  let r = gradRow(row);
+  // Ignored rows (prompt tokens: most rows of instruction data) write zeros without reading logits.
+  if (!r.counted) {
+    for (var v = lid; v < dims.V; v += WG) { dlogits[r.base + v] = 0.0; }
     return;
   }
-  let k = dims.gradScale / count;
-  let tgt = u32(label);
-  for (var v = lid; v < V; v += WG) {
-    let p = exp(logits[base + v] - l);
-    dlogits[base + v] = k * (p - select(0.0, 1.0, v == tgt));
+  for (var v = lid; v < dims.V; v += WG) {
+    dlogits[r.base + v] = gradAt(r, logits[r.base + v], v);
   }
 }
 
@@ -229,21 +237,13 @@ fn ce_backward_inplace(
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= dims.rows) { return; }
-  let V = dims.V;
-  let base = row * V;
-  let g = dims.rowOffset + row;
-  let label = labels[g];
-  let count = stats[1];
-  let counted = isCounted(label, V) && count > 0.0;
-  let l = lse[g];
-  if (!counted) {
-    for (var v = lid; v < V; v += WG) { dlogits[base + v] = 0.0; }
+  let r = gradRow(row);
+  // Ignored rows (prompt tokens: most rows of instruction data) write zeros without reading logits.
+  if (!r.counted) {
+    for (var v = lid; v < dims.V; v += WG) { dlogits[r.base + v] = 0.0; }
     return;
   }
-  let k = dims.gradScale / count;
-  let tgt = u32(label);
-  for (var v = lid; v < V; v += WG) {
-    let p = exp(dlogits[base + v] - l);
-    dlogits[base + v] = k * (p - select(0.0, 1.0, v == tgt));
+  for (var v = lid; v < dims.V; v += WG) {
+    dlogits[r.base + v] = gradAt(r, dlogits[r.base + v], v);
   }
 }

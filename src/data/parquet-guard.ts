@@ -136,7 +136,7 @@ class Cursor {
     return v;
   }
 
-  skip(n: number): void {
+  advance(n: number): void {
     if (n > this.end - this.pos) problem(`${this.what}: the bytes end early (${n} needed at its byte ${this.pos}, ${this.end - this.pos} left)`);
     this.pos += n;
   }
@@ -201,12 +201,12 @@ function readValue(c: Cursor, type: number, depth: number): ThriftValue {
       c.varint(10); // no 64-bit field of a page header is used: its value is not kept
       return 0;
     case T_DOUBLE:
-      c.skip(8);
+      c.advance(8);
       return 0;
     case T_BINARY: {
       const n = c.varint32();
       const start = c.pos;
-      c.skip(n);
+      c.advance(n);
       return c.bytes.subarray(start, start + n);
     }
     case T_LIST: {
@@ -344,7 +344,7 @@ function walkHybrid(bytes: Uint8Array, pos: number, end: number, width: number, 
       if (values > left + 7) problem(`${what}: a bit-packed run of ${values} values where ${left} remain`);
       const start = c.pos;
       const dataBytes = groups * width;
-      if (dataBytes > 0) c.skip(dataBytes);
+      if (dataBytes > 0) c.advance(dataBytes);
       // hyparquet's readBitPacked reads a first byte even for a run without data bytes (width 0,
       // as hyparquet-writer writes a one-entry dictionary's indices, or no groups): so does the walk,
       // to stay on the same runs. Past the stream it throws, unless the width is 0.
@@ -360,7 +360,7 @@ function walkHybrid(bytes: Uint8Array, pos: number, end: number, width: number, 
       if (times > left) problem(`${what}: a run of ${times} values where ${left} remain`);
       const start = c.pos;
       const valueBytes = (width + 7) >> 3;
-      c.skip(valueBytes);
+      c.advance(valueBytes);
       // The value's bytes whole, unmasked, as hyparquet's readRle takes them.
       let value = 0;
       for (let k = 0; k < valueBytes; k++) value += bytes[start + k] * 2 ** (8 * k);
@@ -440,12 +440,12 @@ function walkDelta(bytes: Uint8Array, pos: number, end: number, n: number, bits:
   while (done < n) {
     const minDelta = zigzag(33);
     const widthsAt = c.pos;
-    c.skip(miniblocks);
+    c.advance(miniblocks);
     for (let i = 0; i < miniblocks && done < n; i++) {
       const width = bytes[widthsAt + i];
       if (width > bits) problem(`${what}: a miniblock of bit width ${width}, wider than its ${bits}-bit values`);
       const start = c.pos;
-      c.skip((perMiniblock * width) / 8);
+      c.advance((perMiniblock * width) / 8);
       const take = Math.min(perMiniblock, n - done);
       if (values) {
         for (let j = 0; j < take; j++) {
