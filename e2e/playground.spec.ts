@@ -17,47 +17,16 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect, type BrowserContext, type Page, test, type TestInfo } from '@playwright/test';
+import { expect, type Page, test, type TestInfo } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { parameterCount } from '../src/model/config';
 import { tinyHfFiles } from '../src/test/hf-dir';
-
-const LOCAL = /^(https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/|data:|blob:)/;
-
-/** Records every request of the context (page and workers). */
-function recordRequests(context: BrowserContext): string[] {
-  const urls: string[] = [];
-  context.on('request', (r) => urls.push(r.url()));
-  return urls;
-}
-
-async function openApp(page: Page, query = ''): Promise<void> {
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') console.log(`[page ${msg.type()}] ${msg.text()}`);
-  });
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`/${query}`);
-  // No adapter is a failure, not a skip.
-  await expect(page.getByTestId('gpu-panel')).toBeVisible();
-  await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
-}
-
-/** A small training file: world-knowledge questions and downstream tasks from the demo data, plus one bad record on line 3. */
-async function writeTrainingFile(testInfo: TestInfo): Promise<string> {
-  const lines = (await readFile('public/data/demo-train.jsonl', 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-  const world = lines.filter((r) => r.type === 'world knowledge').slice(0, 24);
-  const tasks = lines.filter((r) => r.type !== 'world knowledge').slice(0, 24);
-  const records = world.flatMap((w, i) => [w, tasks[i]]).map((r) => JSON.stringify(r));
-  records.splice(2, 0, JSON.stringify({ instruction: 'a record without an answer', type: 'world knowledge' }));
-  const path = testInfo.outputPath('tiny-train.jsonl');
-  await writeFile(path, records.join('\n') + '\n');
-  return path;
-}
+import { LOCAL, openApp, recordRequests, writeTrainingFile } from './app';
 
 async function loadDemoAndData(page: Page, testInfo: TestInfo): Promise<void> {
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
-  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo, { badLine: true }));
   await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
 }
 
@@ -76,7 +45,7 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   expect(await numberAttr(page, 'mem-measured')).toBeGreaterThan(0);
 
   // Data: counts per type, the bad record reported by its line, the binary grouping resolved.
-  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo, { badLine: true }));
   await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-good', '48');
   await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-bad', '1');
   await expect(page.getByTestId('dataset-error').first()).toContainText('line 3');

@@ -15,39 +15,12 @@
  *    Content-Security-Policy is in force (an injected inline script is blocked, and the app itself
  *    raises no violation); no request leaves 127.0.0.1.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { expect, type BrowserContext, type Page, test, type TestInfo } from '@playwright/test';
-
-const LOCAL = /^(https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/|data:|blob:)/;
+import { readFile } from 'node:fs/promises';
+import { expect, type Page, test, type TestInfo } from '@playwright/test';
+import { LOCAL, openApp, recordRequests, writeTrainingFile } from './app';
 
 type Hooks = { loseDevice(): void; injectFault(target: 'gradient' | 'parameter'): void; failCheckpointWrite(fail: 'stall' | 'quota'): void };
 const hook = (page: Page, fn: (h: Hooks) => void) => page.evaluate(`(${fn.toString()})(window.__loramoeTest)`);
-
-function recordRequests(context: BrowserContext): string[] {
-  const urls: string[] = [];
-  context.on('request', (r) => urls.push(r.url()));
-  return urls;
-}
-
-async function openApp(page: Page, query = ''): Promise<void> {
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') console.log(`[page ${msg.type()}] ${msg.text()}`);
-  });
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`/${query}`);
-  await expect(page.getByTestId('gpu-panel')).toBeVisible();
-  await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
-}
-
-/** 48 demo records, both data types. */
-async function writeTrainingFile(testInfo: TestInfo): Promise<string> {
-  const lines = (await readFile('public/data/demo-train.jsonl', 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-  const world = lines.filter((r) => r.type === 'world knowledge').slice(0, 24);
-  const tasks = lines.filter((r) => r.type !== 'world knowledge').slice(0, 24);
-  const path = testInfo.outputPath('tiny-train.jsonl');
-  await writeFile(path, world.flatMap((w, i) => [w, tasks[i]]).map((r) => JSON.stringify(r)).join('\n') + '\n');
-  return path;
-}
 
 async function loadDemoAndData(page: Page, testInfo: TestInfo): Promise<void> {
   await page.getByTestId('load-demo').click();
