@@ -1,7 +1,7 @@
 /**
  * Reliability and security in Chromium with WebGPU (SwiftShader on machines without a GPU). The
  * faults are injected through the test hooks a page opened with `?test-hooks` exposes
- * (window.__loramoeTest, answered by the engine worker's `debug` command; see src/worker/client.ts):
+ * (window.__loramoeTest, answered by the engine worker's `debug` command; see src/store/engine-bridge.ts):
  *
  * 1. A NaN written into a trainable tensor mid-run: three faulty steps are reported with their step
  *    and what was not finite, then the rollback to the last checkpoint; then the GPU device is

@@ -2,7 +2,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './ui/App';
 import { startUrlSync } from './store/settings';
-import { startEngineWorker } from './worker/client';
+import { startEngineWorker } from './store/engine-bridge';
 import './ui/styles.css';
 
 const root = document.getElementById('root');

@@ -18,7 +18,7 @@ import vm from 'node:vm';
 import { describeAdapter } from '../src/engine/gpu';
 import { nodeGpu } from '../src/engine/node-gpu';
 import { defaultSettings } from '../src/store/settings-table';
-import { countBuffers } from '../src/worker/buffer-count';
+import { countBuffers } from '../src/engine/buffer-count';
 import type { RunStatus, WorkerEvent } from '../src/worker/protocol';
 import { DEMO_FILES, Session } from '../src/worker/session';
 

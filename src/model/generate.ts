@@ -93,6 +93,19 @@ export interface GeneratedToken {
   logits?: Float32Array;
 }
 
+/**
+ * One generated token as the chat shows it: its text and, when the adapter routes, its routing
+ * (absent when the adapter is off or unrouted). Made from a GeneratedToken by the engine worker.
+ */
+export interface ChatToken {
+  id: number;
+  text: string;
+  /** Share of router weight per expert group (index = group), averaged over adapted projections. */
+  groupShares?: number[];
+  /** Router weights [N] per adapted projection, keyed `${layer}.${projection}`. */
+  perLayer?: Record<string, number[]>;
+}
+
 export type FinishReason =
   /** produced a stop id */
   | 'stop'

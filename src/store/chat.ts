@@ -1,6 +1,6 @@
 /** The chat transcript as tokens stream in. Written only by the worker client. */
 import { create } from 'zustand';
-import type { ChatToken } from '../ui/views/types';
+import type { ChatToken } from '../model/generate';
 import type { DisplayGroup } from '../worker/protocol';
 
 export interface ChatState {

@@ -1,4 +1,4 @@
-/** GPU status as the worker reports it. Written only by the worker client (src/worker/client.ts). */
+/** GPU status as the worker reports it. Written only by the worker client (src/store/engine-bridge.ts). */
 import { create } from 'zustand';
 import type { AdapterSummary } from '../engine/gpu';
 import type { KernelCheckResult } from '../worker/protocol';

@@ -1,6 +1,6 @@
 /**
  * The training run: status, metric series, routing summaries, checkpoints and the adapter the model
- * carries. Written only by the worker client (src/worker/client.ts); components read it.
+ * carries. Written only by the worker client (src/store/engine-bridge.ts); components read it.
  */
 import { create } from 'zustand';
 import type { CheckpointPointer } from '../io/persist';

@@ -1,6 +1,6 @@
 import { useModelStore } from '../store/model';
 import { holdsModel, useRunStore } from '../store/run';
-import { exportAdapter, exportMetrics, importAdapter } from '../worker/client';
+import { exportAdapter, exportMetrics, importAdapter } from '../store/engine-bridge';
 import { DropZone } from './DropZone';
 
 /** The adapter as files (download a zip in the official layout, import a zip or folder) and the run's metrics. */

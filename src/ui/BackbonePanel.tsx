@@ -13,7 +13,7 @@ import {
   loadLocalBackbone,
   refreshHubCache,
   setLocalFiles,
-} from '../worker/client';
+} from '../store/engine-bridge';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';
 import { MemoryEstimate } from './MemoryEstimate';

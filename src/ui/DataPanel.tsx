@@ -3,7 +3,7 @@ import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { binarySpec, rangeText, resolveGroups } from '../worker/groups';
-import { loadDemoData, uploadDataset } from '../worker/client';
+import { loadDemoData, uploadDataset } from '../store/engine-bridge';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';

@@ -2,7 +2,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
-import { loadDemoProbe, runProbe, uploadDataset } from '../worker/client';
+import { loadDemoProbe, runProbe, uploadDataset } from '../store/engine-bridge';
 import { DropZone } from './DropZone';
 import { ProbeView } from './views/ProbeView';
 

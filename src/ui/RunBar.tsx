@@ -3,7 +3,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { isTraining, secondsPerStep, useRunStore } from '../store/run';
 import { shareableUrl, useSettingsStore } from '../store/settings';
-import { pauseRun, resumeRun, startRun, stopRun } from '../worker/client';
+import { pauseRun, resumeRun, startRun, stopRun } from '../store/engine-bridge';
 import { resolveGroups } from '../worker/groups';
 import { formatDuration } from './format';
 

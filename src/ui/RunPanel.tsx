@@ -4,7 +4,7 @@ import { useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { dismissUrlErrors } from '../store/settings';
 import { SETTINGS } from '../store/settings-table';
-import { discardCheckpoint, resumeFromCheckpoint } from '../worker/client';
+import { discardCheckpoint, resumeFromCheckpoint } from '../store/engine-bridge';
 import { formatBytes, formatTime } from './format';
 
 /** Events shown at once (the rest behind "show all"). */

@@ -16,11 +16,11 @@ import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
 import type { AdapterConfig } from '../loramoe/config';
 import type { ModelConfig } from '../model/config';
-import type { Settings } from '../store/settings-table';
+import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
+import type { RunSettings } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
-import type { ChatToken } from '../ui/views/types';
 
 /** Where a backbone came from, as remembered by checkpoints and shown to the user. */
 export type BackboneRef = { kind: 'demo' } | { kind: 'hub'; repo: string } | { kind: 'local'; name: string };
@@ -166,7 +166,7 @@ export type WorkerCommand =
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
   | { type: 'summarizeDataset'; maxLength: number }
-  | { type: 'startRun'; reqId: number; settings: Settings; continueAdapter: boolean }
+  | { type: 'startRun'; reqId: number; settings: RunSettings; continueAdapter: boolean }
   | { type: 'pauseRun' }
   | { type: 'resumeRun' }
   | { type: 'stopRun' }

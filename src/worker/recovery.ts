@@ -2,7 +2,7 @@
  * Watching the GPU device: when it is lost (a driver reset, a GPU process crash, the tab in the
  * background too long, or device.destroy() from the reliability test hook), a new device is
  * requested (a few tries, backing off) and the session moves onto it (Session.replaceDevice). The
- * engine worker uses this with navigator.gpu; src/train/reliability.test.ts with Node's WebGPU.
+ * engine worker uses this with navigator.gpu; src/worker/reliability.test.ts with Node's WebGPU.
  */
 import type { GpuContext } from '../engine/gpu';
 import type { Session } from './session';

@@ -28,14 +28,13 @@ import { type AdapterConfig, checkAdapterConfig, defaultAdapterConfig, hasAdapte
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, parameterCount } from '../model/config';
-import { Generator } from '../model/generate';
+import { type ChatToken, Generator } from '../model/generate';
 import { type Backbone, loadBackbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
-import type { Settings } from '../store/settings-table';
 import { exactMatchProbe } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
+import type { RunSettings } from '../train/run-settings';
 import { defaultTrainSettings, type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
-import type { ChatToken } from '../ui/views/types';
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
 import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, type StepFault } from './faults';
 import { displayGroups, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
@@ -325,7 +324,7 @@ export class Session {
 
   // ---- training ------------------------------------------------------------------------------------
 
-  private adapterConfigFrom(s: Settings, names: readonly string[]): AdapterConfig {
+  private adapterConfigFrom(s: RunSettings, names: readonly string[]): AdapterConfig {
     const mode = s.mode;
     if (mode === 'full') return defaultAdapterConfig('full');
     const N = mode === 'loramoe' ? s.experts : 1;
@@ -356,7 +355,7 @@ export class Session {
     return this.weights;
   }
 
-  async startRun(s: Settings, continueAdapter: boolean): Promise<void> {
+  async startRun(s: RunSettings, continueAdapter: boolean): Promise<void> {
     if (this.isTraining()) throw new Error('a run is already going: pause or stop it first');
     const b = this.requireBackbone();
     const data = this.datasets.get('train');

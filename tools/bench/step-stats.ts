@@ -11,7 +11,7 @@ import { type AdapterConfig, hasAdapter, isRouted, orderedTargets, type Projecti
 import type { ModelConfig } from '../../src/model/config';
 import { projectionShape } from '../../src/reference/llama';
 import type { Trainer } from '../../src/train/trainer';
-import { countBuffers } from '../../src/worker/buffer-count';
+import { countBuffers } from '../../src/engine/buffer-count';
 
 const F32 = 4;
 

@@ -1,5 +1,6 @@
 import { useState } from 'react';
-import { downloadBlob, formatWeight, groupOfExpert, heatColor, heatGradient, heatmapPng, heatScale, routingCsv, type HeatScale } from './export';
+import { downloadBlob } from '../../io/download';
+import { formatWeight, groupOfExpert, heatColor, heatGradient, heatmapPng, heatScale, routingCsv, type HeatScale } from './export';
 import { GroupLegend } from './GroupLegend';
 import type { ExpertGroup, Projection, RoutingSummary } from './types';
 import './views.css';

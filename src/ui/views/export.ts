@@ -1,5 +1,5 @@
 /**
- * Export helpers for the views: the routing heatmaps as CSV and PNG, and a browser download.
+ * Export helpers for the views: the routing heatmaps as CSV and PNG (downloaded by io/download.ts).
  * Also the heatmap colour scale, shared by the DOM heatmap and the PNG so both look the same.
  */
 import type { ExpertGroup, Projection, RoutingSummary } from './types';
@@ -71,25 +71,6 @@ export function groupOfExpert(groups: readonly ExpertGroup[], expert: number): {
 /** A weight as text: 4 significant decimals, "n/a" when missing. */
 export function formatWeight(v: number): string {
   return Number.isFinite(v) ? v.toFixed(4) : 'n/a';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Download
-// ---------------------------------------------------------------------------------------------
-
-/** Saves a blob under a file name through a temporary object URL and link. */
-export function downloadBlob(blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.rel = 'noopener';
-  a.style.display = 'none';
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  // Revoke later: some browsers start the download asynchronously.
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,21 +3,12 @@
  * the model, the worker or the stores (the panels in src/ui/ wire stores to views).
  */
 import type { Projection } from '../../loramoe/config';
+import type { ChatToken } from '../../model/generate';
 import type { ProbeResult } from '../../train/probe';
 import type { RoutingSummary } from '../../train/routing';
 import type { StepMetrics } from '../../train/trainer';
 
-export type { ProbeResult, Projection, RoutingSummary, StepMetrics };
-
-/** One generated token in the chat, with its routing (absent when the adapter is off or unrouted). */
-export interface ChatToken {
-  id: number;
-  text: string;
-  /** Share of router weight per expert group (index = group), averaged over adapted projections. */
-  groupShares?: number[];
-  /** Router weights [N] per adapted projection, keyed `${layer}.${projection}`. */
-  perLayer?: Record<string, number[]>;
-}
+export type { ChatToken, ProbeResult, Projection, RoutingSummary, StepMetrics };
 
 export interface ExpertGroup {
   /** e.g. "world knowledge" */

@@ -1,7 +1,7 @@
 /**
- * Live GPU buffer accounting for leak checks (src/train/reliability.test.ts and tools/soak.ts):
- * wraps a device's createBuffer, and the destroy of every buffer it makes, to count the buffers
- * alive and their bytes. A buffer that is dropped without destroy() stays counted: WebGPU frees
+ * Live GPU buffer accounting for leak checks and memory figures (src/worker/reliability.test.ts,
+ * tools/soak.ts, tools/bench/step-stats.ts): wraps a device's createBuffer, and the destroy of
+ * every buffer it makes, to count the buffers alive and their bytes. A buffer that is dropped without destroy() stays counted: WebGPU frees
  * its memory only when it is garbage-collected, which is exactly the leak this looks for.
  */
 export interface BufferCount {

@@ -1,5 +1,5 @@
 /**
- * The page's side of the engine worker: starts it, sends commands, and writes its events to the
+ * The page's side of the engine worker (the engine bridge, on the store floor): starts it, sends commands, and writes its events to the
  * stores (the only writer of the gpu, run, probe and chat stores, and of the worker-derived parts
  * of the model and dataset stores). Components call the functions exported here; none of them
  * waits on the GPU: a command's promise settles when the worker answers.
@@ -12,20 +12,20 @@ import { type FileEntry, entriesFromZip, isZip } from '../io/browser-files';
 import { deleteHubCache, downloadHubModel, fetchHubConfig, listHubCache } from '../io/hub';
 import * as persist from '../io/persist';
 import { parseModelConfig } from '../model/config';
-import { useChatStore } from '../store/chat';
-import { useDatasetStore } from '../store/dataset';
-import { useGpuStore } from '../store/gpu';
-import { type SourceKind, useModelStore } from '../store/model';
-import { useProbeStore } from '../store/probe';
-import { MAX_RUN_EVENTS, useRunStore } from '../store/run';
-import { setSettings, useSettingsStore } from '../store/settings';
-import { sanitizeSettings } from '../store/settings-table';
-import { useViewStore } from '../store/view';
+import { useChatStore } from './chat';
+import { useDatasetStore } from './dataset';
+import { useGpuStore } from './gpu';
+import { type SourceKind, useModelStore } from './model';
+import { useProbeStore } from './probe';
+import { MAX_RUN_EVENTS, useRunStore } from './run';
+import { setSettings, useSettingsStore } from './settings';
+import { sanitizeSettings } from './settings-table';
+import { useViewStore } from './view';
 import type { StepMetrics } from '../train/trainer';
 import type { RoutingSummary } from '../train/routing';
-import { downloadBlob } from '../ui/views/export';
-import type { RunMeta } from './checkpoint';
-import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, DisplayGroup, RunEvent, WorkerCommand, WorkerEvent } from './protocol';
+import { downloadBlob } from '../io/download';
+import type { RunMeta } from '../worker/checkpoint';
+import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, DisplayGroup, RunEvent, WorkerCommand, WorkerEvent } from '../worker/protocol';
 
 let worker: Worker | null = null;
 let nextReq = 1;
@@ -195,7 +195,7 @@ export function startEngineWorker(): void {
     useGpuStore.setState({ status: 'unavailable', unavailableReason: 'this browser has no navigator.gpu' });
     return;
   }
-  worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'engine' });
+  worker = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'engine' });
   worker.onmessage = (e: MessageEvent<WorkerEvent>) => onEvent(e.data);
   worker.onerror = (e) => useGpuStore.setState((s) => ({ errors: [...s.errors, `engine worker failed: ${e.message}`] }));
   const testHooks = new URLSearchParams(location.search).has('test-hooks');
@@ -524,6 +524,8 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
         targets: [...a.cfg.targets],
         lbcDelta: a.cfg.lbcDelta,
         lbcBeta: a.cfg.lbcBeta,
+        lbcDirection: a.cfg.lbcDirection,
+        lbcImportance: a.cfg.lbcImportance,
       });
       useViewStore.setState({ continueAdapter: true });
     }

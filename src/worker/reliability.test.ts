@@ -23,16 +23,16 @@ import type { FileEntry } from '../io/browser-files';
 import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { initAdapter } from '../loramoe/init';
 import { GpuWeights } from '../model/weights';
-import { defaultSettings, type Settings } from '../store/settings-table';
+import type { RunSettings } from '../train/run-settings';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
-import { countBuffers } from '../worker/buffer-count';
-import { describeFault, NumericGuard } from '../worker/faults';
-import type { RunEvent, RunStatus, WorkerEvent } from '../worker/protocol';
-import { superviseDevice } from '../worker/recovery';
-import { Session } from '../worker/session';
-import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, Trainer, type TrainSettings } from './trainer';
+import { countBuffers } from '../engine/buffer-count';
+import { describeFault, NumericGuard } from './faults';
+import type { RunEvent, RunStatus, WorkerEvent } from './protocol';
+import { superviseDevice } from './recovery';
+import { Session } from './session';
+import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, Trainer, type TrainSettings } from '../train/trainer';
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -90,27 +90,40 @@ const PROBE_JSONL = [
 
 const bytesOf = (text: string): ArrayBuffer => new TextEncoder().encode(text).buffer as ArrayBuffer;
 
-function runSettings(over: Partial<Settings>): Settings {
+/** A small LoRAMoE run on the tiny backbone; every field written out (the page's defaults are the store's). */
+function runSettings(over: Partial<RunSettings>): RunSettings {
   return {
-    ...defaultSettings(),
+    mode: 'loramoe',
     experts: 4,
     rank: 2,
     alpha: 4,
+    dropout: 0.05,
+    targets: ['gate_proj', 'up_proj', 'down_proj'],
+    lbcDelta: 0.1,
+    lbcBeta: 0.1,
+    lbcDirection: 'official',
+    lbcImportance: 'mean',
+    groups: '',
     lr: 1e-2,
-    warmup: 0,
     schedule: 'constant',
+    warmup: 0,
+    weightDecay: 0,
     batch: 4,
+    accum: 1,
     maxLength: 16,
-    routingEvery: 1,
-    faultLimit: 3,
+    steps: 100,
+    clip: 1,
     seed: 1,
+    checkpointEvery: 10,
+    faultLimit: 3,
+    routingEvery: 1,
     ...over,
   };
 }
 
 /**
  * An engine-worker Session in Node on the tiny Hugging Face model, with the page's side played
- * here: events are recorded and the metric series is rebuilt as src/worker/client.ts does.
+ * here: events are recorded and the metric series is rebuilt as src/store/engine-bridge.ts does.
  */
 class Harness {
   readonly events: WorkerEvent[] = [];
@@ -149,7 +162,7 @@ class Harness {
     }
   }
 
-  async train(s: Settings): Promise<void> {
+  async train(s: RunSettings): Promise<void> {
     await this.session.startRun(s, false);
     await this.until('the end of the run', () => this.status === 'done' || this.status === 'error' || this.status === 'paused');
   }
