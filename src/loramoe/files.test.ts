@@ -303,7 +303,7 @@ describe('adapter files: rejections say what differs', () => {
     const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
     files.delete(ADAPTER_WEIGHTS_FILE);
     expect(await fails(files)).toBe(
-      'adapter: adapter_model.safetensors is missing (an adapter folder holds adapter_config.json and adapter_model.safetensors)',
+      'adapter: adapter_model.safetensors is missing (an adapter folder holds adapter_config.json and adapter_model.safetensors or adapter_model.bin)',
     );
   });
 

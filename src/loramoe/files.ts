@@ -18,7 +18,8 @@
  * count, rank, and every tensor's shape against the backbone's projection shapes.
  */
 import { type FileSource, readJson } from '../io/files';
-import { getTensorF32, isFloatDtype, parseSafetensors, type SafetensorsTensorInfo, writeSafetensors, type TensorToWrite } from '../io/safetensors';
+import { ADAPTER_BIN_FILE, adapterWeightsFile, normalizePeftConfig, type PeftConfigNotes, readAdapterWeights } from './adapter-import';
+import { isFloatDtype, type SafetensorsTensorInfo, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 import type { ModelConfig } from '../model/config';
 import { officialGroups } from '../reference/lbc';
 import { projectionShape } from '../reference/llama';
@@ -305,23 +306,25 @@ function parseName(name: string): ParsedName | null {
 }
 
 /**
- * Reads adapter_config.json and adapter_model.safetensors (F32, F16 or BF16) from `files`, checks
- * them against the backbone `shape` and rebuilds the GPU layouts.
+ * Reads adapter_config.json and the weights, adapter_model.safetensors (F32, F16 or BF16) or
+ * PyTorch's adapter_model.bin (official LoRAMoE or PEFT, through the restricted unpickler; see
+ * ./adapter-import.ts for the PEFT config fields mapped), from `files`, checks them against the
+ * backbone `shape` and rebuilds the GPU layouts.
  */
 export async function loadAdapter(
   files: FileSource,
   shape: ModelConfig,
-): Promise<LoadedAdapter> {
-  for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) {
-    if (!(await files.has(f))) throw new Error(`${files.label}: ${f} is missing (an adapter folder holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE})`);
+): Promise<LoadedAdapter & { weightsFile: string; peft: PeftConfigNotes }> {
+  if (!(await files.has(ADAPTER_CONFIG_FILE))) {
+    throw new Error(`${files.label}: ${ADAPTER_CONFIG_FILE} is missing (an adapter folder holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE})`);
   }
-  const parsedCfg = parseAdapterConfig(await readJson(files, ADAPTER_CONFIG_FILE), `${files.label}/${ADAPTER_CONFIG_FILE}`);
-  const { cfg } = parsedCfg;
-  const where = `${files.label}/${ADAPTER_WEIGHTS_FILE}`;
-  const bytes = await files.readBytes(ADAPTER_WEIGHTS_FILE);
-  const st = parseSafetensors(bytes, where);
-  const set = adapterFromTensors(cfg, shape, st.tensors, (name) => getTensorF32(st, bytes, name), where);
-  return { ...parsedCfg, set };
+  const weightsFile = await adapterWeightsFile(files, ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE);
+  const configWhere = `${files.label}/${ADAPTER_CONFIG_FILE}`;
+  const { json, notes } = normalizePeftConfig(await readJson(files, ADAPTER_CONFIG_FILE), configWhere);
+  const parsedCfg = parseAdapterConfig(json, configWhere);
+  const w = await readAdapterWeights(files, weightsFile);
+  const set = adapterFromTensors(parsedCfg.cfg, shape, w.tensors, w.read, w.where);
+  return { ...parsedCfg, set, weightsFile, peft: notes };
 }
 
 /**
