@@ -4,7 +4,10 @@
 // Dimension letters: B sequences of T tokens, M = B*T rows, N experts, n = B*N.
 //   w       [M, N]   router weights of the layer (rows b*T .. b*T+T-1 belong to sequence b)
 //   valid   [M]      u32: non-zero for a real token, 0 for padding (padding is excluded from Q)
-//   I       [B, N]   boost: 1 + delta where expert n is in the group of sample b's data type, else 1 - delta
+//   I       [B, N]   boost, built on the CPU (src/reference/lbc.ts, lbcGpuBoost): 1 +- delta inside and
+//                    outside sample b's expert group (the sign picks the direction, official or
+//                    own-group), times s[b] = 1 (importance "sum") or 1 / len[b] ("mean"). Folding
+//                    s into I gives Z = (Q * s) * I and its gradient with one kernel for both rules.
 //   Q       [B, N]   Q[b, n] = sum_t valid[b*T+t] * w[b*T+t, n]
 //   Z       [B, N]   Q * I (never stored; lbc_loss recomputes it)
 //   loss    [L]      loss[lossIndex] = beta * var(Z) / (mean(Z)^2 + 1e-10), unbiased variance; several

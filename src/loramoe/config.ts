@@ -8,12 +8,11 @@
  *   full     every backbone weight trains, no adapter (full fine-tuning baseline; small backbones)
  *   none     the frozen backbone alone (inference and the "before" knowledge probe)
  */
-import { officialGroups } from '../reference/lbc';
+import { PROJECTIONS, type Projection } from '../method/shapes';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance, officialGroups } from '../reference/lbc';
 
 export type AdapterMode = 'loramoe' | 'lora' | 'full' | 'none';
 
-export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type Projection = (typeof PROJECTIONS)[number];
 
 export interface AdapterConfig {
   mode: AdapterMode;
@@ -31,6 +30,18 @@ export interface AdapterConfig {
   lbcDelta: number;
   /** LBC beta (official `blc_weight`): weight of each adapted layer's constraint in the loss. */
   lbcBeta: number;
+  /**
+   * Which way the LBC pushes. "official" (the released code): boost 1+delta on the sample's own
+   * group, whose optimum puts (1-delta)/2 of the weight there (away from it, for two groups);
+   * "own-group": the sign flipped, optimum (1+delta)/2 (toward it). See src/reference/lbc.ts.
+   */
+  lbcDirection: LbcDirection;
+  /**
+   * How a sample's tokens make its LBC importance: "mean" over its real tokens (every sample counts
+   * alike, the official optimum at any batch, the official loss at batch 1) or "sum" (longer samples
+   * weigh more, and the spread of lengths moves the optimum).
+   */
+  lbcImportance: LbcImportance;
   /** groups[t] = experts that data type t is steered to. Official: type 1 -> 0..N/2-1, type 0 -> N/2..N-1. */
   groups: number[][];
 }
@@ -47,6 +58,8 @@ export function defaultAdapterConfig(mode: AdapterMode = 'loramoe'): AdapterConf
     targets: ['gate_proj', 'up_proj', 'down_proj'],
     lbcDelta: 0.1,
     lbcBeta: 0.1,
+    lbcDirection: 'official',
+    lbcImportance: 'mean',
     groups: mode === 'loramoe' ? officialGroups(N) : [[0]],
   };
 }
@@ -71,6 +84,8 @@ export function checkAdapterConfig(cfg: AdapterConfig): void {
   if (!Number.isFinite(cfg.alpha) || cfg.alpha <= 0) fail(`alpha must be positive, got ${cfg.alpha}`);
   if (!(cfg.lbcDelta >= 0 && cfg.lbcDelta < 1)) fail(`lbcDelta must be in [0, 1), got ${cfg.lbcDelta}`);
   if (!(cfg.lbcBeta >= 0)) fail(`lbcBeta must be >= 0, got ${cfg.lbcBeta}`);
+  if (!LBC_DIRECTIONS.includes(cfg.lbcDirection)) fail(`lbcDirection must be ${LBC_DIRECTIONS.join(' or ')}, got "${String(cfg.lbcDirection)}"`);
+  if (!LBC_IMPORTANCES.includes(cfg.lbcImportance)) fail(`lbcImportance must be ${LBC_IMPORTANCES.join(' or ')}, got "${String(cfg.lbcImportance)}"`);
   for (const t of cfg.targets) if (!PROJECTIONS.includes(t)) fail(`unknown target module "${t}"; known: ${PROJECTIONS.join(', ')}`);
   if (hasAdapter(cfg) && cfg.targets.length === 0) fail('no target modules');
   if (cfg.mode === 'loramoe') {

@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { makeBatch } from '../data/batch';
 import { runOps } from '../engine/op';
 import { readTensor } from '../engine/tensor';
-import { type AdapterConfig, defaultAdapterConfig, PROJECTIONS } from '../loramoe/config';
+import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
 import { testGpu, withValidation } from '../test/gpu';
 import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
@@ -103,6 +104,9 @@ const moe = (over: Partial<AdapterConfig> = {}): AdapterConfig => ({
 describe('GPU model vs reference: loss and every gradient', () => {
   it('LoRAMoE on the FFN projections (official targets)', () => compareWithReference('loramoe ffn', TINY_SHAPE, moe(), 0));
   it('LoRAMoE on all projections, dropout 0.3', () => compareWithReference('loramoe all, dropout', TINY_SHAPE, moe({ targets: [...PROJECTIONS], dropout: 0.3 }), 0.3));
+  it('LoRAMoE, own-group direction, sum importance', () =>
+    compareWithReference('loramoe own-group sum', TINY_SHAPE, moe({ lbcDirection: 'own-group', lbcImportance: 'sum' }), 0));
+  it('LoRAMoE, official direction, sum importance', () => compareWithReference('loramoe official sum', TINY_SHAPE, moe({ lbcImportance: 'sum' }), 0));
   it('plain LoRA', () => compareWithReference('lora', TINY_SHAPE, { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0));
   it('full fine-tuning, untied head, attention biases', () =>
     compareWithReference('full', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, defaultAdapterConfig('full'), 0));

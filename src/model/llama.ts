@@ -29,9 +29,10 @@ import { swigluBackwardOp, swigluForwardOp } from '../engine/kernels/swiglu';
 import type { Op } from '../engine/op';
 import { createTensor, readTensors, type DType, type Tensor, writeTensor } from '../engine/tensor';
 import type { Batch } from '../data/batch';
-import { hasAdapter, isRouted, orderedTargets, type Projection } from '../loramoe/config';
+import { hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
+import { type Projection, hasBias, projectionShape, projectionWeightName } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
-import { adaptedIndex, boostFor, hasBias, projectionShape, projectionWeightName } from '../reference/llama';
+import { adaptedIndex, gpuBoostFor } from '../reference/llama';
 import type { GpuWeights } from './weights';
 
 export interface GraphOptions {
@@ -554,7 +555,7 @@ export class LlamaGraph {
     writeTensor(this.ctx, this.ids, batch.ids);
     writeTensor(this.ctx, this.targets, batch.targets);
     writeTensor(this.ctx, this.valid, batch.valid);
-    if (this.boost) writeTensor(this.ctx, this.boost, boostFor(batch.types, this.weights.adapterCfg));
+    if (this.boost) writeTensor(this.ctx, this.boost, gpuBoostFor(batch.types, batch.valid, batch.T, this.weights.adapterCfg));
     this.embeddingBackward?.setPlan(embeddingBackwardPlan(batch.ids));
   }
 

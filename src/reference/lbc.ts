@@ -1,27 +1,49 @@
 /**
  * CPU reference (float64) for shaders/lbc.wgsl: LoRAMoE's localized balancing constraint (LBC) for
- * one adapted layer, plus the CPU helpers that build its boost matrix (used by the model too).
+ * one adapted layer, the CPU helpers that build its boost matrix (used by the model too), and the
+ * constraint's analytic optimum (where it pushes each sample's routing).
  *
  * Dimension letters: B sequences of T tokens, M = B*T rows, N experts.
  *   w      [M, N]   router weights of the layer (rows b*T .. b*T+T-1 belong to sequence b)
  *   valid  [M]      1 for a real token, 0 for padding
- *   I      [B, N]   boost: 1 + delta where expert n is in the group of sample b's data type, else 1 - delta
- *   Q      [B, N]   Q[b, n] = sum_t valid[b*T+t] * w[b*T+t, n]    (importance)
+ *   len    [B]      len[b] = real tokens of sequence b
+ *   I      [B, N]   boost. Direction "official" (the released code): 1 + delta where expert n is in
+ *                   the group of sample b's data type, else 1 - delta. Direction "own-group": the
+ *                   sign flipped (1 - delta in the own group, 1 + delta elsewhere).
+ *   Q      [B, N]   importance. "sum":  Q[b, n] = sum_t valid[b*T+t] * w[b*T+t, n]
+ *                                "mean": the same divided by len[b] (0 for a sequence with no tokens)
  *   Z      [B, N]   Q * I
  *   L               beta * var(Z) / (mean(Z)^2 + 1e-10), unbiased variance over the B*N values
  *
- * Unlike the official code, padding is excluded from Q (it sums over every position). The total
- * training loss adds L of every adapted layer (not averaged).
+ * Unlike the official code, padding is excluded from Q (it sums over every position, padding
+ * included, but trains one sample per device). Summing real tokens gives each row of Q its own
+ * total, len[b], and the spread of lengths then enters var(Z); the per-sample mean makes every row
+ * total 1, which keeps the official optimum for any batch and equals the official loss at B = 1
+ * (CV^2 is scale-free). See the README, "The balancing constraint".
+ *
+ * Which way it pushes: CV^2(Z) is smallest when the entries of Z are as equal as they can be, i.e.
+ * Q ~ 1 / I. So the official boost (I large on the own group) drives a sample's weight *away* from
+ * its own group, to (1 - delta) / 2 for two equal groups; the own-group direction drives it toward
+ * it, to (1 + delta) / 2. lbcOptimum below gives the exact optimum for any groups and lengths.
  *
  * Gradients: with n = B*N, D = mean^2 + 1e-10, V = var(Z) (sum_j (Z_j - mean) = 0 removes the mean's
- * contribution to dV):
+ * contribution to dV), s[b] = 1 ("sum") or 1 / len[b] ("mean"):
  *   dL/dZ_j = beta * (2 (Z_j - mean) / ((n-1) D) - 2 V mean / (n D^2))
- *   dL/dw[m, n] = valid[m] * I[b, n] * dL/dZ[b, n],   b = floor(m / T)
- * The GPU adds dL/dw into the dw that gate_backward wrote (activation gradient, accumulated on
- * purpose within one backward); these functions return fresh values.
+ *   dL/dw[m, n] = valid[m] * s[b] * I[b, n] * dL/dZ[b, n],   b = floor(m / T)
+ * The GPU kernels compute Q as the sum and take the boost with s folded in (lbcGpuBoost: I[b, n] *
+ * s[b]), which gives the same Z and the same gradient for both rules. The GPU adds dL/dw into the
+ * dw that gate_backward wrote (activation gradient, accumulated on purpose within one backward);
+ * these functions return fresh values.
  */
 
 export const LBC_EPS = 1e-10;
+
+/** Which way the boost points: the released code's, or flipped toward the sample's own group. */
+export type LbcDirection = 'official' | 'own-group';
+export const LBC_DIRECTIONS: readonly LbcDirection[] = ['official', 'own-group'];
+/** How a sample's tokens make its importance: summed over real tokens, or their mean. */
+export type LbcImportance = 'sum' | 'mean';
+export const LBC_IMPORTANCES: readonly LbcImportance[] = ['sum', 'mean'];
 
 export interface LbcDims {
   B: number;
@@ -29,6 +51,8 @@ export interface LbcDims {
   N: number;
   /** Weight of the constraint in the loss (the official `blc_weight`). */
   beta: number;
+  /** Importance rule; "sum" when absent (what the kernels compute from an unscaled boost). */
+  importance?: LbcImportance;
 }
 
 export interface LbcSaved {
@@ -67,10 +91,17 @@ export function contiguousGroups(N: number, types: number): number[][] {
 }
 
 /**
- * Boost matrix I [B, N] (float32, as uploaded to the GPU): I[b, n] = 1 + delta if expert n is in
- * groups[types[b]], else 1 - delta. `groups[t]` lists the experts of data type t.
+ * Boost matrix I [B, N] (float32, as uploaded to the GPU). Official direction: I[b, n] = 1 + delta
+ * if expert n is in groups[types[b]], else 1 - delta; own-group direction: the sign of delta flipped.
+ * `groups[t]` lists the experts of data type t.
  */
-export function lbcBoost(types: readonly number[], groups: readonly (readonly number[])[], N: number, delta: number): Float32Array {
+export function lbcBoost(
+  types: readonly number[],
+  groups: readonly (readonly number[])[],
+  N: number,
+  delta: number,
+  direction: LbcDirection = 'official',
+): Float32Array {
   if (!Number.isInteger(N) || N < 1) throw new Error(`lbcBoost: N must be a positive integer, got ${N}`);
   if (!Number.isFinite(delta)) throw new Error(`lbcBoost: delta must be finite, got ${delta}`);
   for (const [t, g] of groups.entries()) {
@@ -78,14 +109,43 @@ export function lbcBoost(types: readonly number[], groups: readonly (readonly nu
       if (!Number.isInteger(n) || n < 0 || n >= N) throw new Error(`lbcBoost: group of type ${t} names expert ${n}, outside 0..${N - 1}`);
     }
   }
+  if (!LBC_DIRECTIONS.includes(direction)) throw new Error(`lbcBoost: direction must be ${LBC_DIRECTIONS.join(' or ')}, got "${String(direction)}"`);
   const out = new Float32Array(types.length * N);
   types.forEach((t, b) => {
     if (!Number.isInteger(t) || t < 0 || t >= groups.length) {
       throw new Error(`lbcBoost: sample ${b} has data type ${t}, but groups are given for types 0..${groups.length - 1}`);
     }
     const inGroup = new Set(groups[t]);
-    for (let n = 0; n < N; n++) out[b * N + n] = inGroup.has(n) ? 1 + delta : 1 - delta;
+    const own = direction === 'official' ? 1 + delta : 1 - delta;
+    const other = direction === 'official' ? 1 - delta : 1 + delta;
+    for (let n = 0; n < N; n++) out[b * N + n] = inGroup.has(n) ? own : other;
   });
+  return out;
+}
+
+/** s[b]: 1 for "sum", 1 / len[b] for "mean" (0 for a sequence with no real token). [B] */
+export function lbcSampleScale(valid: ArrayLike<number>, B: number, T: number, importance: LbcImportance): Float64Array {
+  if (!LBC_IMPORTANCES.includes(importance)) throw new Error(`LBC: importance must be ${LBC_IMPORTANCES.join(' or ')}, got "${String(importance)}"`);
+  const s = new Float64Array(B).fill(1);
+  if (importance === 'sum') return s;
+  for (let b = 0; b < B; b++) {
+    let len = 0;
+    for (let t = 0; t < T; t++) if (valid[b * T + t] !== 0) len++;
+    s[b] = len > 0 ? 1 / len : 0;
+  }
+  return s;
+}
+
+/**
+ * The boost the GPU kernels take: I[b, n] * s[b] [B, N]. The kernels sum Q over real tokens, so
+ * folding s into the boost gives them Z = Q * I under either importance rule, and the same gradient.
+ */
+export function lbcGpuBoost(boost: ArrayLike<number>, valid: ArrayLike<number>, B: number, T: number, N: number, importance: LbcImportance): Float32Array {
+  if (boost.length !== B * N) throw new Error(`lbcGpuBoost: boost has ${boost.length} values, needs B*N = ${B * N}`);
+  if (valid.length !== B * T) throw new Error(`lbcGpuBoost: valid has ${valid.length} values, needs B*T = ${B * T}`);
+  const s = lbcSampleScale(valid, B, T, importance);
+  const out = new Float32Array(B * N);
+  for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) out[b * N + n] = boost[b * N + n] * s[b];
   return out;
 }
 
@@ -110,6 +170,7 @@ export function lbcForward(
   checkLbcDims(d, w.length, valid.length, boost.length);
   const { B, T, N, beta } = d;
   const n = B * N;
+  const scale = lbcSampleScale(valid, B, T, d.importance ?? 'sum');
   const Q = new Float64Array(n);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
@@ -117,6 +178,7 @@ export function lbcForward(
       if (valid[m] === 0) continue;
       for (let e = 0; e < N; e++) Q[b * N + e] += w[m * N + e];
     }
+    for (let e = 0; e < N; e++) Q[b * N + e] *= scale[b];
   }
   const Z = Q.map((q, j) => q * boost[j]);
   let sum = 0;
@@ -144,11 +206,12 @@ export function lbcBackward(
   const c1 = (2 * beta) / ((n - 1) * D);
   const c2 = (2 * beta * saved.variance * saved.mean) / (n * D * D);
   const dZ = saved.Z.map((z) => dLoss * (c1 * (z - saved.mean) - c2));
+  const scale = lbcSampleScale(valid, B, T, d.importance ?? 'sum');
   const dw = new Float64Array(B * T * N);
   for (let m = 0; m < B * T; m++) {
     if (valid[m] === 0) continue;
     const b = Math.floor(m / T);
-    for (let e = 0; e < N; e++) dw[m * N + e] = boost[b * N + e] * dZ[b * N + e];
+    for (let e = 0; e < N; e++) dw[m * N + e] = scale[b] * boost[b * N + e] * dZ[b * N + e];
   }
   return { dZ, dw };
 }
@@ -199,4 +262,99 @@ export function lbcFloat32Error(
   const errC2 = ((2 * beta) / n) * ((errV * am) / (D * D) + (V * errMean) / (D * D) + (2 * V * am * errD) / (D * D * D)) + 6 * u * c2;
   const dZ = Math.abs(gradScale) * (c1 * errDev + errC1 * maxDev + errC2 + u * (c1 * maxDev + c2));
   return { loss, dZ };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The analytic optimum: where the constraint alone settles each sample's routing.
+// ---------------------------------------------------------------------------------------------
+
+/** One sample (or `count` identical samples) of a batch whose optimum is asked for. */
+export interface LbcOptimumSample {
+  /** Data type, an index into `groups`. */
+  type: number;
+  /** The row total of Q: the sample's real tokens under "sum", 1 under "mean". */
+  total: number;
+  /** How many such samples the batch holds (default 1). */
+  count?: number;
+}
+
+export interface LbcOptimum {
+  /** [samples][N] Q at the optimum (rows total each sample's `total`). */
+  Q: number[][];
+  /** Per sample: the share of its router weight on its own group, sum over the group of Q / total. */
+  ownShare: number[];
+  /** True when every Q entry is positive (an interior optimum, reachable by a softmax router). */
+  interior: boolean;
+}
+
+/**
+ * The minimum of CV^2(Z) over Q with each row's total fixed (the constraint alone, no cross-entropy).
+ * Minimising CV^2 is minimising S2 / S1^2 (S1 = sum Z, S2 = sum Z^2); with rows constrained to their
+ * totals L_b, the stationarity conditions give, for A_b = sum_n 1/I[b,n] and C_b = sum_n 1/I[b,n]^2:
+ *   Z[b, n] = rho + lambda_b / I[b, n],   lambda_b = (L_b - rho A_b) / C_b,
+ *   rho = sum_b L_b^2 / C_b  /  sum_b L_b A_b / C_b           (from sum_b L_b lambda_b = 0)
+ * so Q[b, n] = (rho + lambda_b / I[b, n]) / I[b, n]. When every row has the same A, C and L (groups
+ * of one size and the "mean" rule), lambda = 0 and Z is constant: Q ~ 1 / I. Two equal groups then
+ * give an own-group share of (1 - delta) / 2 (official) or (1 + delta) / 2 (own-group); K equal
+ * groups give I_o^-1 / (I_o^-1 + (K-1) I_x^-1) with I_o, I_x the own and other boosts. Unequal
+ * groups or unequal totals make the optimum depend on the whole batch, which this solves exactly.
+ */
+export function lbcOptimum(
+  samples: readonly LbcOptimumSample[],
+  groups: readonly (readonly number[])[],
+  N: number,
+  delta: number,
+  direction: LbcDirection,
+): LbcOptimum {
+  if (samples.length === 0) throw new Error('lbcOptimum: no samples');
+  const rows = samples.map((s, b) => {
+    if (!(s.total > 0)) throw new Error(`lbcOptimum: sample ${b} has row total ${s.total}, needs > 0`);
+    if ((s.count ?? 1) < 0) throw new Error(`lbcOptimum: sample ${b} has a negative count`);
+    // float64 boosts (lbcBoost rounds to float32, as uploaded): the target is exact.
+    if (!Number.isInteger(s.type) || s.type < 0 || s.type >= groups.length) throw new Error(`lbcOptimum: sample ${b} has data type ${s.type}, groups are given for 0..${groups.length - 1}`);
+    const own = new Set(groups[s.type]);
+    const sign = direction === 'official' ? 1 : -1;
+    return Array.from({ length: N }, (_, n) => (own.has(n) ? 1 + sign * delta : 1 - sign * delta));
+  });
+  const A = rows.map((I) => I.reduce((a, x) => a + 1 / x, 0));
+  const C = rows.map((I) => I.reduce((a, x) => a + 1 / (x * x), 0));
+  let num = 0;
+  let den = 0;
+  samples.forEach((s, b) => {
+    const c = s.count ?? 1;
+    num += (c * s.total * s.total) / C[b];
+    den += (c * s.total * A[b]) / C[b];
+  });
+  const rho = num / den;
+  let interior = true;
+  const Q = rows.map((I, b) => {
+    const lambda = (samples[b].total - rho * A[b]) / C[b];
+    return I.map((x) => {
+      const q = (rho + lambda / x) / x;
+      if (!(q > 0)) interior = false;
+      return q;
+    });
+  });
+  const ownShare = Q.map((q, b) => groups[samples[b].type].reduce((a, n) => a + q[n], 0) / samples[b].total);
+  return { Q, ownShare, interior };
+}
+
+/**
+ * Each data type's own-group share at the constraint's optimum under the "mean" rule, for a batch
+ * whose types come in the proportions `typeCounts` (only the proportions matter; with groups of one
+ * size they do not matter either). NaN for a type with no samples.
+ */
+export function lbcTargetShares(
+  typeCounts: readonly number[],
+  groups: readonly (readonly number[])[],
+  N: number,
+  delta: number,
+  direction: LbcDirection,
+): number[] {
+  const present = typeCounts.map((c, t) => ({ type: t, total: 1, count: c })).filter((s) => s.count > 0);
+  if (present.length === 0) return typeCounts.map(() => NaN);
+  const opt = lbcOptimum(present, groups, N, delta, direction);
+  const out = typeCounts.map(() => NaN);
+  present.forEach((s, i) => (out[s.type] = opt.ownShare[i]));
+  return out;
 }

@@ -4,7 +4,8 @@
  * fine-tuning mode for every backbone weight. Float64 throughout: agreement to ~1e-7 relative.
  */
 import { describe, expect, it } from 'vitest';
-import { type AdapterConfig, defaultAdapterConfig, PROJECTIONS } from '../loramoe/config';
+import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { PROJECTIONS } from '../method/shapes';
 import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { numericGradient, probeIndices } from './gradcheck';
 import type { ModelConfig } from '../model/config';
@@ -49,6 +50,7 @@ describe('reference Llama + LoRAMoE backward vs finite differences', () => {
   const cases: Array<[string, AdapterConfig, number]> = [
     ['loramoe, FFN targets, dropout 0', { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0 }, 0],
     ['loramoe, all targets, dropout 0.3 (fixed mask)', { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0.3, targets: [...PROJECTIONS] }, 0.3],
+    ['loramoe, own-group direction, sum importance', { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0, lbcDirection: 'own-group', lbcImportance: 'sum' }, 0],
     ['plain lora, all targets', { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0],
   ];
   for (const [label, cfg, dropout] of cases) {

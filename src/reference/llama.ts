@@ -9,32 +9,16 @@
  *   router Wr [N, K] (null in plain LoRA), A [N*R, K] (expert i = rows i*R..i*R+R-1),
  *   B as Bcat [Nout, N*R] with Bcat[o, i*R + r] = B_i[o, r].
  */
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets, type Projection } from '../loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
 import { attentionBackward, attentionForward } from './attention';
 import { crossEntropyBackward, crossEntropyForward } from './crossentropy';
-import { lbcBackward, lbcBoost, lbcForward, type LbcSaved } from './lbc';
+import { lbcBackward, lbcBoost, lbcForward, lbcGpuBoost, type LbcSaved } from './lbc';
 import { type LoramoeConfig, loramoeBackward, loramoeForward, type LoramoeSaved } from './loramoe';
 import { matmul } from './matmul';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm';
 import { ropeBackward, ropeForward, ropeTables } from './rope';
 import { swigluBackward, swigluForward } from './swiglu';
-
-/** The model shape the reference needs (a subset of src/model/config.ts ModelConfig). */
-export interface LlamaShape {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  vocabSize: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  /** o_proj has a bias too (Llama with attention_bias). */
-  attentionOutBias?: boolean;
-}
+import { hasBias, layerPrefix, type LlamaShape, projectionShape, projectionWeightName, type Projection } from '../method/shapes';
 
 export type Weights = Map<string, Float64Array>;
 
@@ -60,42 +44,6 @@ export interface RefRunOptions {
   dropout: number;
   /** Dropout seed of this step. */
   seed: number;
-}
-
-export function layerPrefix(l: number): string {
-  return `model.layers.${l}`;
-}
-
-export function projectionWeightName(l: number, p: Projection): string {
-  const block = p.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(p) ? 'mlp' : 'self_attn';
-  return `${layerPrefix(l)}.${block}.${p}.weight`;
-}
-
-/** Whether a projection has a bias: q/k/v with attentionBias (Qwen2), o_proj with attentionOutBias. */
-export function hasBias(s: LlamaShape, p: Projection): boolean {
-  if (p === 'q_proj' || p === 'k_proj' || p === 'v_proj') return s.attentionBias;
-  return p === 'o_proj' && (s.attentionOutBias ?? false);
-}
-
-/** [in, out] features of a projection. */
-export function projectionShape(s: LlamaShape, p: Projection): [number, number] {
-  const C = s.hiddenSize;
-  const qd = s.numHeads * s.headDim;
-  const kvd = s.numKvHeads * s.headDim;
-  switch (p) {
-    case 'q_proj':
-      return [C, qd];
-    case 'k_proj':
-    case 'v_proj':
-      return [C, kvd];
-    case 'o_proj':
-      return [qd, C];
-    case 'gate_proj':
-    case 'up_proj':
-      return [C, s.intermediateSize];
-    case 'down_proj':
-      return [s.intermediateSize, C];
-  }
 }
 
 /** Index of an adapted projection in the model (layer-major, PROJECTIONS order): its dropout stream. */
@@ -214,7 +162,7 @@ export class ReferenceLlama {
       if (cfg.routed) {
         fwd.routing.set(`${l}.${p}`, out.w);
         if (boost && this.adapterCfg.lbcBeta > 0) {
-          const r = lbcForward(out.w, batch.valid, boost, { B: batch.B, T: batch.T, N: cfg.N, beta: this.adapterCfg.lbcBeta });
+          const r = lbcForward(out.w, batch.valid, boost, { B: batch.B, T: batch.T, N: cfg.N, beta: this.adapterCfg.lbcBeta, importance: this.adapterCfg.lbcImportance });
           saved.lbc = r;
           fwd.lbc += r.loss;
         }
@@ -329,7 +277,7 @@ export class ReferenceLlama {
       if (sv.lora && sv.cfg) {
         const ad = this.adapter.get(`${l}.${p}`)!;
         const dwExtra = sv.lbc && f.saved.boost
-          ? lbcBackward(1, batch.valid, f.saved.boost, sv.lbc, { B, T, N: sv.cfg.N, beta: this.adapterCfg.lbcBeta }).dw
+          ? lbcBackward(1, batch.valid, f.saved.boost, sv.lbc, { B, T, N: sv.cfg.N, beta: this.adapterCfg.lbcBeta, importance: this.adapterCfg.lbcImportance }).dw
           : undefined;
         const g = loramoeBackward(dY, sv.x, W, ad.wr, ad.a, ad.b, sv.lora, sv.cfg, dwExtra);
         ga.set(`${l}.${p}`, { wr: g.dWr, a: g.dA, b: g.dBcat });
@@ -374,14 +322,25 @@ export class ReferenceLlama {
   }
 }
 
-/** LBC boost I [B, N]; filler rows (type -1) are neutral (1 for every expert). */
+/**
+ * LBC boost I [B, N] in the configured direction; filler rows (type -1) are neutral (1 for every
+ * expert).
+ */
 export function boostFor(types: ArrayLike<number>, cfg: AdapterConfig): Float32Array {
   const B = types.length;
   const N = cfg.numExperts;
   const out = new Float32Array(B * N).fill(1);
   for (let b = 0; b < B; b++) {
     if (types[b] < 0) continue;
-    out.set(lbcBoost([types[b]], cfg.groups, N, cfg.lbcDelta), b * N);
+    out.set(lbcBoost([types[b]], cfg.groups, N, cfg.lbcDelta, cfg.lbcDirection), b * N);
   }
   return out;
+}
+
+/**
+ * The boost as the GPU's LBC kernels take it [B, N]: boostFor with the importance rule folded in
+ * (I[b, n] / len[b] under "mean"; see lbcGpuBoost). `valid` [B*T] marks the batch's real tokens.
+ */
+export function gpuBoostFor(types: ArrayLike<number>, valid: ArrayLike<number>, T: number, cfg: AdapterConfig): Float32Array {
+  return lbcGpuBoost(boostFor(types, cfg), valid, types.length, T, cfg.numExperts, cfg.lbcImportance);
 }

@@ -10,7 +10,8 @@
  * projections); delta and beta 0.1 (the paper's values are not in the repository, see DESIGN.md);
  * Hugging Face Trainer defaults for what the script leaves out (gradient clip 1.0, seed 42).
  */
-import { PROJECTIONS, type Projection } from '../loramoe/config';
+import { PROJECTIONS, type Projection } from '../method/shapes';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../reference/lbc';
 
 export type TrainMode = 'loramoe' | 'lora' | 'full';
 export type Section = 'adapter' | 'training' | 'run' | 'chat' | 'model';
@@ -149,6 +150,14 @@ export const SETTINGS = {
   }),
   lbcDelta: float({ url: 'delta', label: 'LBC delta', section: 'adapter', default: 0.1, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Importance boost: x(1+delta) inside a sample's expert group, x(1-delta) outside (blc_alpha)." }),
   lbcBeta: float({ url: 'beta', label: 'LBC beta', section: 'adapter', default: 0.1, min: 0, max: 1e3, step: 0.01, help: 'Weight of the balancing constraint of each adapted layer in the loss (blc_weight).' }),
+  lbcDirection: choice<LbcDirection>({
+    url: 'lbcdir', label: 'LBC direction', section: 'adapter', default: 'official', options: LBC_DIRECTIONS,
+    help: "official: as released, pushes each sample's weight away from its own group ((1-delta)/2 with two groups); own-group: sign flipped, toward it ((1+delta)/2).",
+  }),
+  lbcImportance: choice<LbcImportance>({
+    url: 'lbcimp', label: 'LBC importance', section: 'adapter', default: 'mean', options: LBC_IMPORTANCES,
+    help: "mean: a sample's router weights averaged over its tokens, so every sample counts alike; sum: summed, so lengths shift where the constraint pushes.",
+  }),
   groups: text({
     url: 'groups', label: 'Expert groups', section: 'adapter', default: '', maxLength: 2000,
     help: 'Data type to experts, e.g. "world knowledge=0-3; *=4-7". Empty: the official binary grouping.',

@@ -5,7 +5,9 @@
  */
 import type { Batch } from '../data/batch';
 import { readTensors, type Tensor } from '../engine/tensor';
-import { orderedTargets, type Projection } from '../loramoe/config';
+import { orderedTargets } from '../loramoe/config';
+import { type Projection } from '../method/shapes';
+import { type LbcDirection, type LbcImportance, lbcOptimum } from '../reference/lbc';
 import { adapterKey } from '../loramoe/init';
 import type { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
@@ -21,6 +23,24 @@ export interface RoutingSummary {
   mean: number[][][][];
   /** Share of router weight held by each expert group (sum over its experts), averaged over layers and projections: [type][group]. */
   groupMean: number[][];
+  /**
+   * Per type: the share of router weight on its own expert group (groupMean[t][t]) and where the
+   * balancing constraint alone would put it for the samples seen (lbcOptimum, src/reference/lbc.ts;
+   * null when the constraint is off). NaN where a type had no tokens.
+   */
+  ownGroup: OwnGroupShare[];
+  /** The constraint's settings behind `ownGroup`'s targets. */
+  constraint: { direction: LbcDirection; importance: LbcImportance; delta: number; beta: number };
+}
+
+export interface OwnGroupShare {
+  type: string;
+  /** Samples of this type seen. */
+  samples: number;
+  /** Measured: router weight on the type's own group, token mean over layers and projections. */
+  share: number;
+  /** The constraint's optimum for these samples, or null when beta is 0. */
+  target: number | null;
 }
 
 export class RoutingStats {
@@ -28,6 +48,8 @@ export class RoutingStats {
   private readonly N: number;
   private sums: Float64Array;
   private tokens: Float64Array;
+  /** Samples seen, counted by "type:length" (the constraint's optimum depends on nothing else). */
+  private samples = new Map<string, { type: number; length: number; count: number }>();
 
   constructor(
     private readonly weights: GpuWeights,
@@ -53,6 +75,17 @@ export class RoutingStats {
       if (batch.valid[m] && type >= 0 && type < this.typeNames.length) rowsByType.push({ m, type });
     }
     for (const { type } of rowsByType) this.tokens[type]++;
+    for (let b = 0; b < batch.B; b++) {
+      const type = batch.types[b];
+      if (type < 0 || type >= this.typeNames.length) continue;
+      let length = 0;
+      for (let t = 0; t < batch.T; t++) length += batch.valid[b * batch.T + t] ? 1 : 0;
+      if (length === 0) continue;
+      const key = `${type}:${length}`;
+      const e = this.samples.get(key);
+      if (e) e.count++;
+      else this.samples.set(key, { type, length, count: 1 });
+    }
     const wanted: Array<{ l: number; pi: number; t: Tensor }> = [];
     for (let l = 0; l < this.weights.shape.numLayers; l++) {
       for (const [pi, p] of this.projections.entries()) {
@@ -73,6 +106,34 @@ export class RoutingStats {
   reset(): void {
     this.sums.fill(0);
     this.tokens.fill(0);
+    this.samples.clear();
+  }
+
+  /**
+   * Each type's own-group share at the constraint's optimum for the samples seen, taken as one
+   * batch (exact under "mean", where only the mix of types matters; under "sum" the lengths enter).
+   */
+  private targets(): (number | null)[] {
+    const cfg = this.weights.adapterCfg;
+    const seen = [...this.samples.values()].filter((s) => s.type < cfg.groups.length);
+    if (cfg.lbcBeta === 0 || seen.length === 0) return this.typeNames.map(() => null);
+    const opt = lbcOptimum(
+      seen.map((s) => ({ type: s.type, total: cfg.lbcImportance === 'mean' ? 1 : s.length, count: s.count })),
+      cfg.groups,
+      cfg.numExperts,
+      cfg.lbcDelta,
+      cfg.lbcDirection,
+    );
+    return this.typeNames.map((_, t) => {
+      let sum = 0;
+      let n = 0;
+      seen.forEach((s, i) => {
+        if (s.type !== t) return;
+        sum += opt.ownShare[i] * s.count;
+        n += s.count;
+      });
+      return n > 0 ? sum / n : null;
+    });
   }
 
   summary(): RoutingSummary {
@@ -100,6 +161,25 @@ export class RoutingStats {
       mean.push(perType);
       groupMean.push(gsum.map((s) => s / (L * P)));
     }
-    return { types: [...this.typeNames], layers: L, projections: [...this.projections], experts: this.N, tokens: Array.from(this.tokens), mean, groupMean };
+    const cfg = this.weights.adapterCfg;
+    const targets = this.targets();
+    const counts = this.typeNames.map((_, t) => [...this.samples.values()].reduce((a, s) => a + (s.type === t ? s.count : 0), 0));
+    const ownGroup = this.typeNames.map((type, t) => ({
+      type,
+      samples: counts[t],
+      share: t < groups.length ? (groupMean[t][t] ?? NaN) : NaN,
+      target: targets[t],
+    }));
+    return {
+      types: [...this.typeNames],
+      layers: L,
+      projections: [...this.projections],
+      experts: this.N,
+      tokens: Array.from(this.tokens),
+      mean,
+      groupMean,
+      ownGroup,
+      constraint: { direction: cfg.lbcDirection, importance: cfg.lbcImportance, delta: cfg.lbcDelta, beta: cfg.lbcBeta },
+    };
   }
 }

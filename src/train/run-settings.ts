@@ -5,7 +5,8 @@
  * the page passes its settings as they are). The worker and the tests see this type, never the
  * store's table.
  */
-import type { AdapterConfig, AdapterMode, Projection } from '../loramoe/config';
+import type { AdapterConfig, AdapterMode } from '../loramoe/config';
+import type { Projection } from '../method/shapes';
 import type { TrainSettings } from './trainer';
 
 export interface RunSettings {

@@ -11,6 +11,7 @@ export function withColors(groups: readonly DisplayGroup[]): ExpertGroup[] {
   return groups.map((g) => ({
     name: g.name,
     experts: g.experts,
+    types: [...g.types],
     color: g.types.length === 1 && g.types[0] === WORLD_KNOWLEDGE ? WORLD : PALETTE[next++ % PALETTE.length],
   }));
 }

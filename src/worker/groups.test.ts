@@ -35,6 +35,8 @@ describe('display groups', () => {
       tokens: [3, 4, 0],
       mean: [[[row], [row]], [[row], [row]], [[none], [none]]],
       groupMean: [[0.7, 0.3, 0.3], [0.7, 0.3, 0.3], [NaN, NaN, NaN]],
+      ownGroup: [],
+      constraint: { direction: 'official', importance: 'mean', delta: 0.1, beta: 0.1 },
     };
     const out = withDisplayGroups(summary, groups);
     expect(out.groupMean[0].map((v) => +v.toFixed(6))).toEqual([0.7, 0.3]);

@@ -334,7 +334,7 @@ export class Session {
       if (r.error !== null) throw new Error(r.error);
       groups = r.groups;
     }
-    const cfg: AdapterConfig = { mode, numExperts: N, rank: s.rank, alpha: s.alpha, dropout: s.dropout, targets: [...s.targets], lbcDelta: s.lbcDelta, lbcBeta: s.lbcBeta, groups };
+    const cfg: AdapterConfig = { mode, numExperts: N, rank: s.rank, alpha: s.alpha, dropout: s.dropout, targets: [...s.targets], lbcDelta: s.lbcDelta, lbcBeta: s.lbcBeta, lbcDirection: s.lbcDirection, lbcImportance: s.lbcImportance, groups };
     checkAdapterConfig(cfg);
     return cfg;
   }

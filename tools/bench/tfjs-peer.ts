@@ -40,9 +40,10 @@ import type * as TF from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradient functions (the @tensorflow/tfjs umbrella package imports
 // this module); the registry is global, so this serves whichever tfjs-core instance the caller uses.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets, PROJECTIONS, type Projection } from '../../src/loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/loramoe/config';
+import { PROJECTIONS, type Projection, hasBias, layerPrefix, type LlamaShape, projectionShape, projectionWeightName } from '../../src/method/shapes';
 import { type AdapterArrays, adapterKey, type AdapterSet } from '../../src/loramoe/init';
-import { boostFor, hasBias, layerPrefix, type LlamaShape, projectionShape, projectionWeightName } from '../../src/reference/llama';
+import { gpuBoostFor } from '../../src/reference/llama';
 import { ropeTables } from '../../src/reference/rope';
 import { defaultTrainSettings } from '../../src/train/trainer';
 
@@ -342,7 +343,7 @@ export function buildPeerStep(
       ceWeight: tf.tensor1d(ceWeight),
       invCount: tf.scalar(1 / Math.max(count, 1)),
       valid: tf.tensor3d(Float32Array.from(batch.valid), [B, T, 1]),
-      boost: tf.tensor2d(routed ? boostFor(batch.types, adapterCfg) : new Float32Array(B * N).fill(1), [B, N]),
+      boost: tf.tensor2d(routed ? gpuBoostFor(batch.types, batch.valid, batch.T, adapterCfg) : new Float32Array(B * N).fill(1), [B, N]),
       invNm1: tf.scalar(1 / (B * N - 1)),
       ...tablesFor(T),
     };

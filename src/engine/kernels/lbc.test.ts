@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { contiguousGroups, lbcBackward, lbcBoost, lbcFloat32Error, lbcForward, officialGroups, type LbcDims } from '../../reference/lbc';
+import {
+  contiguousGroups,
+  LBC_DIRECTIONS,
+  LBC_IMPORTANCES,
+  lbcBackward,
+  lbcBoost,
+  lbcFloat32Error,
+  lbcForward,
+  lbcGpuBoost,
+  officialGroups,
+  type LbcDims,
+} from '../../reference/lbc';
 import { expectClose, F32_EPS, sumTolerance } from '../../test/compare';
 import { testGpu, withValidation } from '../../test/gpu';
 import { Rng } from '../../util/random';
@@ -37,52 +48,70 @@ const CASES: Case[] = [
 ];
 
 describe('LBC kernels vs reference', () => {
+  // Every direction and importance rule, on padded batches whose sequences have unequal lengths.
+  // The kernels sum Q over real tokens and take the boost with the importance scale folded in
+  // (lbcGpuBoost); the reference computes each rule directly.
   for (const c of CASES) {
-    it(c.name, async () => {
-      const ctx = await testGpu();
-      const { B, T, N } = c;
-      const M = B * T;
-      const rng = new Rng(B * 1000 + T * 10 + N);
-      const w = randomW(rng, M, N);
-      // Padding: the tail of every other sequence, and every sequence's last token.
-      const valid = Uint32Array.from({ length: M }, (_, m) => (m % T === T - 1 || (Math.floor(m / T) % 2 === 1 && m % T >= T / 2) ? 0 : 1));
-      const boost = lbcBoost(c.types, c.groups, N, 0.15);
-      const d: LbcDims = { B, T, N, beta: 0.3 };
-      const dw0 = rng.f32Array(M * N);
-      const lossIndex = 2;
+    for (const direction of LBC_DIRECTIONS) {
+      for (const importance of LBC_IMPORTANCES) {
+        it(`${c.name}, ${direction} direction, ${importance} importance`, async () => {
+          const ctx = await testGpu();
+          const { B, T, N } = c;
+          const M = B * T;
+          const rng = new Rng(B * 1000 + T * 10 + N);
+          const w = randomW(rng, M, N);
+          // Padding: the tail of every other sequence, and every sequence's last token.
+          const valid = Uint32Array.from({ length: M }, (_, m) => (m % T === T - 1 || (Math.floor(m / T) % 2 === 1 && m % T >= T / 2) ? 0 : 1));
+          const boost = lbcBoost(c.types, c.groups, N, 0.15, direction);
+          const gpuBoost = lbcGpuBoost(boost, valid, B, T, N, importance);
+          const d: LbcDims = { B, T, N, beta: 0.3, importance };
+          const dw0 = rng.f32Array(M * N);
+          const lossIndex = 2;
 
-      const tw = createTensor(ctx, 'w', [M, N], 'f32', w);
-      const tValid = createTensor(ctx, 'valid', [M], 'u32', valid);
-      const tBoost = createTensor(ctx, 'boost', [B, N], 'f32', boost);
-      const tQ = createTensor(ctx, 'Q', [B, N], 'f32', rng.f32Array(B * N)); // stale values: overwritten
-      const tLoss = createTensor(ctx, 'loss', [4], 'f32', [10, 11, 12, 13]);
-      const tdZ = createTensor(ctx, 'dZ', [B, N], 'f32', rng.f32Array(B * N));
-      const tdw = createTensor(ctx, 'dw', [M, N], 'f32', dw0);
-      await withValidation(ctx, () =>
-        runOps(ctx, [
-          lbcImportanceOp(ctx, { w: tw, valid: tValid, q: tQ, B, T, N }),
-          lbcLossOp(ctx, { q: tQ, boost: tBoost, loss: tLoss, lossIndex, dZ: tdZ, beta: d.beta, gradScale: c.gradScale, B, T, N }),
-          lbcBackwardOp(ctx, { valid: tValid, boost: tBoost, dZ: tdZ, dw: tdw, B, T, N }),
-        ]),
-      );
+          const tw = createTensor(ctx, 'w', [M, N], 'f32', w);
+          const tValid = createTensor(ctx, 'valid', [M], 'u32', valid);
+          const tBoost = createTensor(ctx, 'boost', [B, N], 'f32', gpuBoost);
+          const tQ = createTensor(ctx, 'Q', [B, N], 'f32', rng.f32Array(B * N)); // stale values: overwritten
+          const tLoss = createTensor(ctx, 'loss', [4], 'f32', [10, 11, 12, 13]);
+          const tdZ = createTensor(ctx, 'dZ', [B, N], 'f32', rng.f32Array(B * N));
+          const tdw = createTensor(ctx, 'dw', [M, N], 'f32', dw0);
+          await withValidation(ctx, () =>
+            runOps(ctx, [
+              lbcImportanceOp(ctx, { w: tw, valid: tValid, q: tQ, B, T, N }),
+              lbcLossOp(ctx, { q: tQ, boost: tBoost, loss: tLoss, lossIndex, dZ: tdZ, beta: d.beta, gradScale: c.gradScale, B, T, N }),
+              lbcBackwardOp(ctx, { valid: tValid, boost: tBoost, dZ: tdZ, dw: tdw, B, T, N }),
+            ]),
+          );
 
-      const ref = lbcForward(w, valid, boost, d);
-      const { dZ, dw } = lbcBackward(c.gradScale, valid, boost, ref, d);
-      // Q sums at most T weights in [0, 1].
-      const errQ = sumTolerance(T, T);
-      expectClose(`${c.name} Q`, await readTensor(ctx, tQ), ref.Q, { abs: errQ });
-      const err = lbcFloat32Error(ref, boost, d, errQ, c.gradScale);
-      const loss = await readTensor(ctx, tLoss);
-      expectClose(`${c.name} loss`, [loss[lossIndex]], [ref.loss], { abs: err.loss });
-      expect(Array.from(loss).filter((_, i) => i !== lossIndex)).toEqual([10, 11, 13]);
-      expectClose(`${c.name} dZ`, await readTensor(ctx, tdZ), dZ, { abs: err.dZ });
-      // dw = dw0 + I * dZ: dZ's error times I (<= 1.15), plus two roundings of the result.
-      const want = dw.map((v, i) => v + dw0[i]);
-      let maxW = 0;
-      for (const v of want) maxW = Math.max(maxW, Math.abs(v));
-      expectClose(`${c.name} dw`, await readTensor(ctx, tdw), want, { abs: 1.15 * err.dZ + 2 * F32_EPS * maxW });
-      for (let m = 0; m < M; m++) if (!valid[m]) for (let n = 0; n < N; n++) expect(dw[m * N + n]).toBe(0);
-    });
+          const ref = lbcForward(w, valid, boost, d);
+          const { dZ, dw } = lbcBackward(c.gradScale, valid, boost, ref, d);
+          // The kernel's Q is the sum over real tokens: at most T weights in [0, 1].
+          const qSum = lbcForward(w, valid, boost, { ...d, importance: 'sum' }).Q;
+          const errQ = sumTolerance(T, T);
+          expectClose(`${c.name} Q`, await readTensor(ctx, tQ), qSum, { abs: errQ });
+          // Z on the GPU is Q_sum * I', I' = float32(I * s): Q's error times I', plus one rounding
+          // of I' (relative 2^-24, i.e. at most 2^-24 * max Q_sum on Z per unit of I'), which the
+          // bound takes as extra error on Q.
+          let maxI = 0;
+          for (const v of gpuBoost) maxI = Math.max(maxI, Math.abs(v));
+          let maxQ = 0;
+          for (const v of qSum) maxQ = Math.max(maxQ, Math.abs(v));
+          const err = lbcFloat32Error(ref, gpuBoost, d, errQ + F32_EPS * maxQ, c.gradScale);
+          const loss = await readTensor(ctx, tLoss);
+          expectClose(`${c.name} loss`, [loss[lossIndex]], [ref.loss], { abs: err.loss });
+          expect(Array.from(loss).filter((_, i) => i !== lossIndex)).toEqual([10, 11, 13]);
+          expectClose(`${c.name} dZ`, await readTensor(ctx, tdZ), dZ, { abs: err.dZ });
+          // dw = dw0 + I' * dZ: dZ's error times I', I''s rounding times |dZ|, two roundings of the result.
+          const want = dw.map((v, i) => v + dw0[i]);
+          let maxW = 0;
+          for (const v of want) maxW = Math.max(maxW, Math.abs(v));
+          let maxDz = 0;
+          for (const v of dZ) maxDz = Math.max(maxDz, Math.abs(v));
+          expectClose(`${c.name} dw`, await readTensor(ctx, tdw), want, { abs: maxI * err.dZ + F32_EPS * maxI * maxDz + 2 * F32_EPS * maxW });
+          for (let m = 0; m < M; m++) if (!valid[m]) for (let n = 0; n < N; n++) expect(dw[m * N + n]).toBe(0);
+        });
+      }
+    }
   }
 
   it('rejects wrong sizes and dtypes with clear errors', async () => {

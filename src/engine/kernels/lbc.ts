@@ -5,7 +5,8 @@
  *   lbcLossOp         loss[lossIndex] = beta var(Z) / (mean(Z)^2 + 1e-10), dZ = dL/dZ   (Z = Q * I)
  *   lbcBackwardOp     dw[m, n] += valid[m] I[b, n] dZ[b, n]           (after gate_backward, before
  *                                                                      router_backward)
- * The boost I [B, N] comes from lbcBoost (src/reference/lbc.ts) on the CPU, once per batch.
+ * The boost I [B, N] comes from lbcGpuBoost (src/reference/lbc.ts) on the CPU, once per batch: the
+ * direction's 1 +- delta with the importance rule's per-sample scale folded in.
  * Shapes and letters: see the header of shaders/lbc.wgsl.
  */
 import type { GpuContext } from '../gpu';
@@ -88,7 +89,7 @@ export function lbcImportanceOp(ctx: GpuContext, a: LbcImportanceArgs): Op {
 export interface LbcLossArgs extends LbcOpDims {
   /** [B, N] importance */
   q: Tensor;
-  /** [B, N] boost I (lbcBoost) */
+  /** [B, N] boost I with the importance scale folded in (lbcGpuBoost) */
   boost: Tensor;
   /** [L] loss buffer; this layer writes loss[lossIndex] (overwrite) */
   loss: Tensor;

@@ -16,17 +16,30 @@ function uniformShare(group: ExpertGroup, experts: number): number {
   return experts > 0 ? group.experts.length / experts : 0;
 }
 
+/** For each type, the index of the shown group that holds it (its own group), or -1. */
+function ownGroupIndex(summary: RoutingSummary, groups: readonly ExpertGroup[]): number[] {
+  return summary.types.map((type) => groups.findIndex((g) => g.types?.includes(type) ?? false));
+}
+
 /**
  * The paper's routing figure: for each data type, the share of router weight held by each expert
  * group (averaged over layers and adapted projections), against the uniform share.
  */
 export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
+  const own = ownGroupIndex(summary, groups);
+  const targetOf = (t: number): number | null => {
+    const v = summary.ownGroup[t]?.target;
+    return v !== null && v !== undefined && Number.isFinite(v) ? v : null;
+  };
+  const anyTarget = summary.types.some((_, t) => targetOf(t) !== null && own[t] >= 0);
   const rows = summary.types.map((type, t) => {
     const row: Record<string, string | number | null> = { type };
     groups.forEach((_, g) => {
       const v = summary.groupMean[t]?.[g] ?? NaN;
       row[`g${g}`] = Number.isFinite(v) ? v : null;
     });
+    // Beside the bars: where the balancing constraint alone would put this type's own-group share.
+    row.target = own[t] >= 0 ? targetOf(t) : null;
     return row;
   });
   const uniforms = groups.map((g) => uniformShare(g, summary.experts));
@@ -44,6 +57,7 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
           {groups.map((g, i) => (
             <Bar key={i} dataKey={`g${i}`} name={g.name} fill={g.color} isAnimationActive={false} />
           ))}
+          {anyTarget && <Bar dataKey="target" name="own group at the constraint's optimum" fill="#ffffff" stroke="#1d2330" strokeDasharray="3 2" isAnimationActive={false} />}
           {sameUniform && uniforms.length > 0 ? (
             <ReferenceLine y={uniforms[0]} stroke="#1d2330" strokeDasharray="4 3" label={{ value: `uniform ${pct(uniforms[0])}`, position: 'insideTopRight', fontSize: 11 }} />
           ) : (
@@ -56,7 +70,10 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
         <p className="chart-placeholder">No routed tokens yet.</p>
       )}
       <table className="data-table" data-testid="group-share-table">
-        <caption className="muted">Share of router weight per expert group (dashed line: uniform routing)</caption>
+        <caption className="muted">
+          Share of router weight per expert group (dashed line: uniform routing; bold: the type's own group)
+          {anyTarget ? ", and where the balancing constraint alone would put the own group's share" : ''}
+        </caption>
         <thead>
           <tr>
             <th scope="col">data type</th>
@@ -66,6 +83,11 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
                 <span className="swatch" style={{ background: g.color }} /> {g.name}
               </th>
             ))}
+            {anyTarget && (
+              <th scope="col" title="The share of router weight on the type's own group where the balancing constraint alone is lowest, for the samples measured">
+                own group: constraint's optimum
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
@@ -76,11 +98,16 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
               {groups.map((_, g) => {
                 const v = summary.groupMean[t]?.[g] ?? NaN;
                 return (
-                  <td className="num" key={g} data-testid={`group-share-${t}-${g}`} data-value={Number.isFinite(v) ? String(v) : 'NaN'}>
+                  <td className={g === own[t] ? 'num own-group' : 'num'} key={g} data-testid={`group-share-${t}-${g}`} data-value={Number.isFinite(v) ? String(v) : 'NaN'}>
                     {pct(v)}
                   </td>
                 );
               })}
+              {anyTarget && (
+                <td className="num" data-testid={`group-share-target-${t}`} data-value={String(own[t] >= 0 ? (targetOf(t) ?? NaN) : NaN)}>
+                  {own[t] >= 0 && targetOf(t) !== null ? pct(targetOf(t)!) : '—'}
+                </td>
+              )}
             </tr>
           ))}
           <tr className="muted">
@@ -91,6 +118,7 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
                 {pct(u)}
               </td>
             ))}
+            {anyTarget && <td />}
           </tr>
         </tbody>
       </table>

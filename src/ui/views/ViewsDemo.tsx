@@ -38,8 +38,8 @@ const LAYERS = 12;
 const PROJECTIONS: Projection[] = ['gate_proj', 'up_proj', 'down_proj'];
 
 const GROUPS: ExpertGroup[] = [
-  { name: 'downstream task', experts: [4, 5, 6, 7], color: '#e0861b' },
-  { name: 'world knowledge', experts: [0, 1, 2, 3], color: '#238b7e' },
+  { name: 'downstream task', experts: [4, 5, 6, 7], color: '#e0861b', types: ['downstream task'] },
+  { name: 'world knowledge', experts: [0, 1, 2, 3], color: '#238b7e', types: ['world knowledge'] },
 ];
 
 /** Router weights of one token: leaning towards `group` (or none), more so in deeper layers. */
@@ -51,6 +51,9 @@ function routerWeights(rand: () => number, layer: number, lean: number | null, s
   });
   return softmax(logits);
 }
+
+/** The official direction at delta 0.1: its optimum is (1 - 0.1) / 2 = 0.45 on a sample's own group. */
+const DEMO_CONSTRAINT: RoutingSummary['constraint'] = { direction: 'official', importance: 'mean', delta: 0.1, beta: 0.1 };
 
 function makeSummary(): RoutingSummary {
   const rand = prng(7);
@@ -68,7 +71,8 @@ function makeSummary(): RoutingSummary {
       return s / (LAYERS * PROJECTIONS.length);
     }),
   );
-  return { types, layers: LAYERS, projections: PROJECTIONS, experts: N, tokens, mean, groupMean };
+  const ownGroup = types.map((type, t) => ({ type, samples: tokens[t] > 0 ? Math.round(tokens[t] / 12) : 0, share: groupMean[t][t] ?? NaN, target: t < GROUPS.length ? 0.45 : null }));
+  return { types, layers: LAYERS, projections: PROJECTIONS, experts: N, tokens, mean, groupMean, ownGroup, constraint: DEMO_CONSTRAINT };
 }
 
 function makeSteps(count: number, withLbc: boolean): StepMetrics[] {
@@ -165,6 +169,8 @@ const EMPTY_SUMMARY: RoutingSummary = {
   tokens: [0, 0],
   mean: [0, 1].map(() => Array.from({ length: LAYERS }, () => PROJECTIONS.map(() => new Array<number>(N).fill(NaN)))),
   groupMean: [0, 1].map(() => GROUPS.map(() => NaN)),
+  ownGroup: ['downstream task', 'world knowledge'].map((type) => ({ type, samples: 0, share: NaN, target: null })),
+  constraint: DEMO_CONSTRAINT,
 };
 
 /** All five views on one page with sample data. */

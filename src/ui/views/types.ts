@@ -2,7 +2,7 @@
  * Data the view components receive. Views are pure: they get these values as props and never see
  * the model, the worker or the stores (the panels in src/ui/ wire stores to views).
  */
-import type { Projection } from '../../loramoe/config';
+import type { Projection } from '../../method/shapes';
 import type { ChatToken } from '../../model/generate';
 import type { ProbeResult } from '../../train/probe';
 import type { RoutingSummary } from '../../train/routing';
@@ -16,4 +16,6 @@ export interface ExpertGroup {
   experts: number[];
   /** CSS colour used for this group in heatmaps, charts and the chat. */
   color: string;
+  /** The data types steered to this group, when known (their "own group"). */
+  types?: string[];
 }
