@@ -7,7 +7,8 @@
 import { DOWNSTREAM_TASK, parseDataset, WORLD_KNOWLEDGE } from '../data/import';
 import { encodeOfficial, type InstructionRecord } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
-import { type AdapterConfig, defaultAdapterConfig, hasAdapter, type Projection } from '../loramoe/config';
+import { type AdapterConfig, defaultAdapterConfig, hasAdapter } from '../loramoe/config';
+import { type Projection } from '../method/shapes';
 import { binaryGroups, typeNamesFor } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';

@@ -23,7 +23,7 @@
 import { type FileSource } from '../io/files';
 import { getTensorF32, parseSafetensors, type SafetensorsDtype } from '../io/safetensors';
 import { parseTorchFile } from '../io/torch-file';
-import { PROJECTIONS } from './config';
+import { PROJECTIONS } from '../method/shapes';
 
 /** PyTorch's adapter weights file (torch.save), as PEFT and the official LoRAMoE code write it. */
 export const ADAPTER_BIN_FILE = 'adapter_model.bin';

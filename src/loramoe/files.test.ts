@@ -5,7 +5,8 @@ import { parseSafetensors, writeSafetensors } from '../io/safetensors';
 import { parseModelConfig } from '../model/config';
 import { jsonBytes, rewriteSafetensorsHeader } from '../test/hf-dir';
 import { randomAdapter, TINY_SHAPE, tinyConfigJson } from '../test/tiny-llama';
-import { type AdapterConfig, defaultAdapterConfig, PROJECTIONS } from './config';
+import { type AdapterConfig, defaultAdapterConfig } from './config';
+import { PROJECTIONS } from '../method/shapes';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,

@@ -22,17 +22,8 @@ import { ADAPTER_BIN_FILE, adapterWeightsFile, normalizePeftConfig, type PeftCon
 import { isFloatDtype, type SafetensorsTensorInfo, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 import type { ModelConfig } from '../model/config';
 import { officialGroups } from '../reference/lbc';
-import { projectionShape } from '../reference/llama';
-import {
-  type AdapterConfig,
-  type AdapterMode,
-  checkAdapterConfig,
-  defaultAdapterConfig,
-  isRouted,
-  orderedTargets,
-  type Projection,
-  PROJECTIONS,
-} from './config';
+import { type AdapterConfig, type AdapterMode, checkAdapterConfig, defaultAdapterConfig, isRouted, orderedTargets } from './config';
+import { type Projection, PROJECTIONS, projectionShape } from '../method/shapes';
 import { adapterKey, type AdapterArrays, type AdapterSet } from './init';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';

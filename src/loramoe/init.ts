@@ -3,9 +3,9 @@
  * kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in)); every B_i zero, so the adapted
  * model starts exactly equal to the backbone.
  */
-import { type LlamaShape, projectionShape } from '../reference/llama';
 import { Rng } from '../util/random';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets, type Projection } from './config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from './config';
+import { type Projection, type LlamaShape, projectionShape } from '../method/shapes';
 
 /** Float32 adapter tensors of one adapted projection (GPU layouts, see src/reference/llama.ts). */
 export interface AdapterArrays {

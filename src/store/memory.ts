@@ -15,9 +15,9 @@
  * logits [B*T, V] (their gradient overwrites them) are the usual offender.
  */
 import { gradSumsqGroups } from '../engine/kernels/optimizer';
-import { type AdapterConfig, PROJECTIONS } from '../loramoe/config';
+import { type AdapterConfig } from '../loramoe/config';
+import { PROJECTIONS, projectionShape } from '../method/shapes';
 import { expectedTensorNames, type ModelConfig } from '../model/config';
-import { projectionShape } from '../reference/llama';
 
 export interface MemoryInput {
   config: ModelConfig;

@@ -3,7 +3,7 @@
  * are reported and replaced by their defaults, and foreign parameters are left alone.
  */
 import { describe, expect, it } from 'vitest';
-import { PROJECTIONS } from '../loramoe/config';
+import { PROJECTIONS } from '../method/shapes';
 import { Rng } from '../util/random';
 import {
   changedSettings,

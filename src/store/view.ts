@@ -1,6 +1,6 @@
 /** View state: choices that change what is shown, not what is computed. */
 import { create } from 'zustand';
-import type { Projection } from '../loramoe/config';
+import type { Projection } from '../method/shapes';
 
 export interface ViewState {
   projection: Projection;

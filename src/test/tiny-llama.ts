@@ -6,7 +6,8 @@
 import { type AdapterConfig } from '../loramoe/config';
 import { adapterKey, type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
-import { type AdapterWeights, type LlamaShape, type Weights } from '../reference/llama';
+import { type AdapterWeights, type Weights } from '../reference/llama';
+import { type LlamaShape } from '../method/shapes';
 import { Rng } from '../util/random';
 
 /** A Hugging Face config.json of a tiny Llama with grouped key/value heads (2 layers, 4 heads, 2 KV heads). */

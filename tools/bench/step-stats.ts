@@ -7,9 +7,9 @@
  * B sequences of T tokens, M = B*T rows; an adapted projection K -> N has E experts of rank r.
  */
 import type { GpuContext } from '../../src/engine/gpu';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets, type Projection, PROJECTIONS } from '../../src/loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/loramoe/config';
+import { type Projection, PROJECTIONS, projectionShape } from '../../src/method/shapes';
 import type { ModelConfig } from '../../src/model/config';
-import { projectionShape } from '../../src/reference/llama';
 import type { Trainer } from '../../src/train/trainer';
 import { countBuffers } from '../../src/engine/buffer-count';
 
