@@ -15,6 +15,7 @@ import {
   adapterTensors,
   adapterToSafetensors,
   loadAdapter,
+  parseAdapterConfig,
 } from './files';
 import { adapterKey, type AdapterSet } from './init';
 
@@ -60,6 +61,7 @@ describe('adapter files: round trip', () => {
   const cases: [string, AdapterConfig][] = [
     ['LoRAMoE on the FFN projections', moeCfg()],
     ['LoRAMoE on all 7 projections', moeCfg({ targets: [...PROJECTIONS], numExperts: 6, groups: [[3, 4, 5], [0, 1, 2]] })],
+    ['LoRAMoE, own-group direction, sum importance', moeCfg({ lbcDirection: 'own-group', lbcImportance: 'sum' })],
     ['plain LoRA', loraCfg({ targets: ['q_proj', 'v_proj', 'down_proj'] })],
   ];
   for (const [label, cfg] of cases) {
@@ -73,6 +75,23 @@ describe('adapter files: round trip', () => {
       expectSameSet(loaded.set, set);
     });
   }
+
+  test('the balancing constraint as trained: written, read back, and filled in for older files', () => {
+    const cfg = moeCfg({ lbcDirection: 'own-group', lbcImportance: 'sum' });
+    const json = adapterConfigJson(cfg, 'tiny/llama');
+    expect(json.loramoe_playground).toMatchObject({ lbcDirection: 'own-group', lbcImportance: 'sum' });
+    // A playground file from before the settings: the official direction and the sum it used.
+    const older = { ...json, loramoe_playground: { version: 1, mode: 'loramoe', groups: cfg.groups } };
+    expect(parseAdapterConfig(older).cfg).toMatchObject({ lbcDirection: 'official', lbcImportance: 'sum' });
+    // The official code's file (no playground object): official direction, "mean" (its batch of one).
+    const official = { ...json };
+    delete official.loramoe_playground;
+    expect(parseAdapterConfig(official).cfg).toMatchObject({ lbcDirection: 'official', lbcImportance: 'mean' });
+    expect(() => parseAdapterConfig({ ...json, loramoe_playground: { mode: 'loramoe', lbcDirection: 'up' } })).toThrow(
+      /loramoe_playground.lbcDirection must be "official" or "own-group", found "up"/,
+    );
+    expect(() => parseAdapterConfig({ ...json, loramoe_playground: { mode: 'loramoe', lbcImportance: 2 } })).toThrow(/lbcImportance must be "sum" or "mean", found 2/);
+  });
 
   test('the GPU layouts are split into per-expert tensors (A rows, B columns)', () => {
     const cfg = moeCfg();
@@ -140,7 +159,7 @@ describe('adapter files: round trip', () => {
       bias: 'none',
       fan_in_fan_out: false,
       inference_mode: true,
-      loramoe_playground: { version: 1, mode: 'loramoe', groups: [[2, 3], [0, 1]], dataTypes: ['task', 'knowledge'] },
+      loramoe_playground: { version: 1, mode: 'loramoe', groups: [[2, 3], [0, 1]], dataTypes: ['task', 'knowledge'], lbcDirection: 'official', lbcImportance: 'mean' },
     });
     const lora = adapterConfigJson(loraCfg(), 'm');
     expect(lora).not.toHaveProperty('lora_nums');

@@ -21,7 +21,7 @@ import { type FileSource, readJson } from '../io/files';
 import { ADAPTER_BIN_FILE, adapterWeightsFile, normalizePeftConfig, type PeftConfigNotes, readAdapterWeights } from './adapter-import';
 import { isFloatDtype, type SafetensorsTensorInfo, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 import type { ModelConfig } from '../model/config';
-import { officialGroups } from '../reference/lbc';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance, officialGroups } from '../reference/lbc';
 import { type AdapterConfig, type AdapterMode, checkAdapterConfig, defaultAdapterConfig, isRouted, orderedTargets } from './config';
 import { type Projection, PROJECTIONS, projectionShape } from '../method/shapes';
 import { adapterKey, type AdapterArrays, type AdapterSet } from './init';
@@ -110,6 +110,14 @@ export interface PlaygroundAdapterInfo {
   groups: number[][];
   /** Names of the data types, index t = type label t, when known. */
   dataTypes?: string[];
+  /** Which way the balancing constraint pushed (LoRAMoE). Absent: "official". */
+  lbcDirection?: LbcDirection;
+  /**
+   * How samples' tokens made the constraint's importance (LoRAMoE). Absent in a file with this
+   * object: "sum" (the only rule before the setting existed); absent with no object at all (the
+   * official code's files): "mean", which equals the official loss at its one sample per device.
+   */
+  lbcImportance?: LbcImportance;
 }
 
 /**
@@ -120,6 +128,10 @@ export interface PlaygroundAdapterInfo {
 export function adapterConfigJson(cfg: AdapterConfig, baseModelName: string, dataTypes?: readonly string[]): Record<string, unknown> {
   const extra: PlaygroundAdapterInfo = { version: 1, mode: cfg.mode, groups: cfg.groups.map((g) => [...g]) };
   if (dataTypes !== undefined) extra.dataTypes = [...dataTypes];
+  if (isRouted(cfg)) {
+    extra.lbcDirection = cfg.lbcDirection;
+    extra.lbcImportance = cfg.lbcImportance;
+  }
   if (cfg.mode !== 'loramoe' && cfg.mode !== 'lora') throw new Error(`adapter files: mode "${cfg.mode}" has no adapter to save`);
   // Plain LoRA leaves out LoRAMoE's own fields, so PEFT's LoraConfig sees only fields it knows
   // (recent PEFT versions ignore the unknown "loramoe_playground" with a warning).
@@ -263,10 +275,22 @@ export function parseAdapterConfig(json: unknown, fileName = ADAPTER_CONFIG_FILE
     dataTypes = [...(extra.dataTypes as string[])];
   }
 
+  if (extra.lbcDirection !== undefined && !LBC_DIRECTIONS.includes(extra.lbcDirection as LbcDirection)) {
+    fail(`loramoe_playground.lbcDirection must be ${LBC_DIRECTIONS.map((d) => JSON.stringify(d)).join(' or ')}, found ${show(extra.lbcDirection)}`);
+  }
+  if (extra.lbcImportance !== undefined && !LBC_IMPORTANCES.includes(extra.lbcImportance as LbcImportance)) {
+    fail(`loramoe_playground.lbcImportance must be ${LBC_IMPORTANCES.map((d) => JSON.stringify(d)).join(' or ')}, found ${show(extra.lbcImportance)}`);
+  }
+  const lbcDirection = (extra.lbcDirection as LbcDirection | undefined) ?? defaults.lbcDirection;
+  // Unset: plain LoRA has no constraint (defaults, unused); a playground file from before the
+  // setting existed summed; the official code's files match "mean" (one sample per device).
+  const lbcImportance =
+    (extra.lbcImportance as LbcImportance | undefined) ?? (mode !== 'loramoe' ? defaults.lbcImportance : extraRaw === undefined || extraRaw === null ? 'mean' : 'sum');
+
   const base = json.base_model_name_or_path;
   if (base !== undefined && base !== null && typeof base !== 'string') fail(`base_model_name_or_path must be a string, found ${show(base)}`);
 
-  const cfg: AdapterConfig = { mode, numExperts, rank, alpha, dropout, targets, lbcDelta, lbcBeta, groups };
+  const cfg: AdapterConfig = { mode, numExperts, rank, alpha, dropout, targets, lbcDelta, lbcBeta, lbcDirection, lbcImportance, groups };
   try {
     checkAdapterConfig(cfg);
   } catch (e) {
