@@ -22,7 +22,8 @@ import { writeSafetensors } from '../io/safetensors';
 import { type AdapterConfig, type AdapterMode, checkAdapterConfig, defaultAdapterConfig, hasAdapter, isRouted } from '../loramoe/config';
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
-import { binaryGroups, parseTypeGroups, typeNamesFor } from '../loramoe/groups';
+import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
+import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
@@ -193,7 +194,7 @@ async function withAdapter(flags: Flags, backbone: Backbone): Promise<{ cfg: Ada
   if (!dir) return { cfg: defaultAdapterConfig('none'), set: null };
   const a = await loadAdapter(new DirectorySource(dir), backbone.config);
   if (a.baseModel && basename(a.baseModel) !== basename(backbone.name)) console.error(`note: the adapter was trained on ${a.baseModel}, this backbone is ${backbone.name}`);
-  return { cfg: a.cfg, set: a.set, names: a.dataTypes };
+  return { cfg: a.cfg, set: a.set, names: adapterTypeNames(a.dataTypes, a.cfg.groups.length) };
 }
 
 async function evalCommand(flags: Flags): Promise<void> {

@@ -1,17 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import {
-  DOWNSTREAM_TASK,
-  DatasetImportError,
-  WORLD_KNOWLEDGE,
-  findInvalidUtf8,
-  formatImportError,
-  locateJsonError,
-  parseDataset,
-  typeIndexMapping,
-  type ImportResult,
-} from './import';
+import { DatasetImportError, findInvalidUtf8, formatImportError, locateJsonError, parseDataset, typeIndexMapping, type ImportResult } from './import';
+import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import { makeBatch } from './batch';
 
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`./fixtures/${name}`, import.meta.url)));

@@ -35,11 +35,8 @@ import Papa from 'papaparse';
 import { parquetMetadata, parquetReadObjects, parquetSchema, type FileMetaData } from 'hyparquet';
 import { checkParquetPages, ParquetPageError, snappyDecompress } from './parquet-guard';
 import type { InstructionRecord } from './template';
+import { DOWNSTREAM_TASK, typeNamesFor, WORLD_KNOWLEDGE } from '../method/data-types';
 
-/** The official name of task_type 1. */
-export const WORLD_KNOWLEDGE = 'world knowledge';
-/** The official name of task_type 0. */
-export const DOWNSTREAM_TASK = 'downstream task';
 /** Files larger than this are refused (bytes). */
 export const MAX_DATASET_BYTES = 512 * 1024 * 1024;
 /** Files with more records than this are refused. */
@@ -887,17 +884,12 @@ export interface TypeIndexMapping {
 }
 
 /**
- * The data types present in `records`, in a fixed order: "downstream task" then "world knowledge"
- * (the official task_type 0 and 1, so a dataset holding both keeps the official indices), then the
- * other names sorted. Used for the LBC's type-to-expert-group mapping and for batches' type indices.
+ * The data types present in `records` in index order (src/method/data-types.ts typeNamesFor, the
+ * order the runner uses too). Used for the LBC's type-to-expert-group mapping and for batches' type
+ * indices.
  */
 export function typeIndexMapping(records: readonly Pick<InstructionRecord, 'type'>[]): TypeIndexMapping {
-  const present = new Set(records.map((r) => r.type));
-  const names: string[] = [];
-  for (const official of [DOWNSTREAM_TASK, WORLD_KNOWLEDGE]) {
-    if (present.delete(official)) names.push(official);
-  }
-  names.push(...[...present].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  const names = typeNamesFor(records.map((r) => r.type));
   const map = new Map(names.map((n, i) => [n, i] as const));
   return {
     names,

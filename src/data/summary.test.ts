@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { loadTokenizer, type TextTokenizer } from './tokenizer';
 import { encodeOfficial, type InstructionRecord } from './template';
 import { makeBatch } from './batch';
-import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, parseDataset, typeIndexMapping } from './import';
+import { parseDataset, typeIndexMapping } from './import';
+import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import { niceWidth, summarizeDataset } from './summary';
 
 /** A word-level tokenizer: one id per whitespace-separated word, BOS added as Llama's tokenizer does. */

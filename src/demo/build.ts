@@ -8,7 +8,7 @@
  *                        downstream tasks (data types "arithmetic", "word reversal", "sentiment")
  *   task evaluation      held-out examples of each task
  */
-import { WORLD_KNOWLEDGE } from '../data/import';
+import { WORLD_KNOWLEDGE } from '../method/data-types';
 import type { InstructionRecord } from '../data/template';
 import { Rng } from '../util/random';
 import { type Fact, RELATIONS, worldFacts } from './facts';

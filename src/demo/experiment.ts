@@ -4,12 +4,13 @@
  * seed), then score the held-out knowledge probe, the downstream tasks, and where the router sends
  * each data type.
  */
-import { DOWNSTREAM_TASK, parseDataset, WORLD_KNOWLEDGE } from '../data/import';
+import { parseDataset } from '../data/import';
+import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
 import { encodeOfficial, type InstructionRecord } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { type AdapterConfig, defaultAdapterConfig, hasAdapter } from '../loramoe/config';
 import { type Projection } from '../method/shapes';
-import { binaryGroups, typeNamesFor } from '../loramoe/groups';
+import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';

@@ -19,7 +19,8 @@ import fc from 'fast-check';
 import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatasetImportError, DOWNSTREAM_TASK, type ImportResult, MAX_DATASET_RECORDS, parseDataset, WORLD_KNOWLEDGE } from '../data/import';
+import { DatasetImportError, type ImportResult, MAX_DATASET_RECORDS, parseDataset } from '../data/import';
+import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import {
   byteMutations,
   checkClearError,

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { binaryGroups, parseTypeGroups, typeNamesFor } from './groups';
+import { binaryGroups, parseTypeGroups } from './groups';
+import { typeNamesFor } from '../method/data-types';
 
 describe('data types and expert groups', () => {
-  it('orders types with the official indices first', () => {
-    expect(typeNamesFor(['strings', 'world knowledge', 'arithmetic'])).toEqual(['downstream task', 'world knowledge', 'arithmetic', 'strings']);
+  it('orders the types present, the official two first', () => {
+    expect(typeNamesFor(['strings', 'world knowledge', 'arithmetic'])).toEqual(['world knowledge', 'arithmetic', 'strings']);
+    expect(typeNamesFor(['strings', 'world knowledge', 'downstream task', 'world knowledge'])).toEqual(['downstream task', 'world knowledge', 'strings']);
   });
   it('binary grouping: world knowledge to the first half, every task type to the second', () => {
     expect(binaryGroups(['downstream task', 'world knowledge', 'arithmetic'], 4)).toEqual([[2, 3], [0, 1], [2, 3]]);

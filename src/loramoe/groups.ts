@@ -1,20 +1,11 @@
 /**
- * Data types and expert groups for the localized balancing constraint.
- *
- * Type names are indexed in a fixed order: "downstream task" (official task_type 0), "world
- * knowledge" (official task_type 1), then any other names sorted, so the official indices hold
- * whatever the dataset contains. The official grouping is binary: world knowledge -> experts
- * 0..N/2-1, every other type (all downstream tasks) -> N/2..N-1. A general mapping sends each named
- * type to its own set of experts.
+ * Expert groups for the localized balancing constraint: which experts each data type is steered to.
+ * Data types are indexed by src/method/data-types.ts typeNamesFor (one order for the page and the
+ * runner). The official grouping is binary: world knowledge -> experts 0..N/2-1, every other type
+ * (all downstream tasks) -> N/2..N-1. A general mapping sends each named type to its own set of
+ * experts.
  */
-import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../data/import';
-
-export function typeNamesFor(present: Iterable<string>): string[] {
-  const rest = new Set(present);
-  rest.delete(DOWNSTREAM_TASK);
-  rest.delete(WORLD_KNOWLEDGE);
-  return [DOWNSTREAM_TASK, WORLD_KNOWLEDGE, ...[...rest].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))];
-}
+import { WORLD_KNOWLEDGE } from '../method/data-types';
 
 /** The official binary grouping over `names`: world knowledge to the first half, every other type to the second. */
 export function binaryGroups(names: readonly string[], N: number): number[][] {

@@ -1,5 +1,5 @@
 /** Colours of expert groups, the same in every view: world knowledge blue, downstream tasks orange. */
-import { WORLD_KNOWLEDGE } from '../data/import';
+import { WORLD_KNOWLEDGE } from '../method/data-types';
 import type { DisplayGroup } from '../worker/protocol';
 import type { ExpertGroup } from './views/types';
 

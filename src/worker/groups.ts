@@ -4,7 +4,7 @@
  * downstream task to the same half). The views want each distinct set once, named by the types
  * steered to it, and routing summaries and chat tokens measured against those sets.
  */
-import { WORLD_KNOWLEDGE } from '../data/import';
+import { WORLD_KNOWLEDGE } from '../method/data-types';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig } from '../loramoe/config';
 import type { RoutingSummary } from '../train/routing';

@@ -17,6 +17,7 @@
 import { zipSync } from 'fflate';
 import { DatasetImportError, formatLocation, type ImportedRecord, parseDataset, typeIndexMapping } from '../data/import';
 import { summarizeDataset } from '../data/summary';
+import { adapterTypeNames } from '../method/data-types';
 import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
@@ -844,8 +845,8 @@ export class Session {
     const b = this.requireBackbone();
     const entries = isZip(files) ? entriesFromZip(new Uint8Array(await files[0].file.arrayBuffer()), files[0].path) : normalizeEntries(files);
     const loaded = await loadAdapter(new BlobSource(name, entries), b.config);
-    const names = loaded.dataTypes ?? this.datasets.get('train')?.info.typeNames ?? [];
-    const typeNames = names.length === loaded.cfg.groups.length ? names : [];
+    // By the adapter's own names (or the official task types), never by the current dataset's order.
+    const typeNames = adapterTypeNames(loaded.dataTypes, loaded.cfg.groups.length) ?? [];
     await this.serial(async () => {
       this.run?.trainer.destroy();
       this.run = null;
