@@ -15,7 +15,9 @@ import { loadTokenizer } from '../data/tokenizer';
 import { DirectorySource } from '../io/node-files';
 import { parseSafetensors } from '../io/safetensors';
 import { loadAdapter } from '../loramoe/files';
+import { lbcOptimum } from '../reference/lbc';
 import { ReferenceLlama } from '../reference/llama';
+import type { RoutingSummary } from '../train/routing';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
@@ -54,7 +56,7 @@ describe('runner', () => {
     const out = join(dir, 'adapter');
 
     const trainLog = await captureLog(() =>
-      main(['train', '--model', model, '--data', data, '--out', out, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '4', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--lbc-beta', '0.2']),
+      main(['train', '--model', model, '--data', data, '--out', out, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '4', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--lbc-beta', '0.2', '--lbc-direction', 'own-group', '--lbc-importance', 'sum']),
     );
     expect(trainLog).toMatch(/step 4\/4 {2}ce \d/);
     const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number });
@@ -63,13 +65,16 @@ describe('runner', () => {
     expect(st.tensors.has('base_model.model.model.layers.1.mlp.down_proj.lora_B3.weight')).toBe(true);
     expect(st.tensors.has('base_model.model.model.layers.0.mlp.gate_proj.lora_route.weight')).toBe(true);
     const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ r: 2, lora_alpha: 4, lora_nums: 4, blc_weight: 0.2, peft_type: 'LORA' });
+    expect(config).toMatchObject({ r: 2, lora_alpha: 4, lora_nums: 4, blc_weight: 0.2, peft_type: 'LORA', loramoe_playground: { lbcDirection: 'own-group', lbcImportance: 'sum' } });
     const routing = JSON.parse(await readFile(join(out, 'routing.json'), 'utf8')) as { types: string[] };
     expect(routing.types).toEqual(['downstream task', 'world knowledge']);
 
-    // eval: the trained (non-zero) adapter on official data, whole file as one batch, against the reference.
-    const evalOut = JSON.parse(await captureLog(() => main(['eval', '--model', model, '--adapter', out, '--data', data]))) as { ce: number; lbc: number; loss: number; tokens: number };
+    // eval: the trained (non-zero) adapter on official data, whole file as one batch, against the
+    // reference, with the constraint as trained (own-group, sum).
+    type EvalOut = { ce: number; lbc: number; loss: number; tokens: number; routing: RoutingSummary };
+    const evalOut = JSON.parse(await captureLog(() => main(['eval', '--model', model, '--adapter', out, '--data', data]))) as EvalOut;
     const adapter = await loadAdapter(new DirectorySource(out), hf.config);
+    expect(adapter.cfg).toMatchObject({ lbcDirection: 'own-group', lbcImportance: 'sum' });
     const tok = loadTokenizer(tinyTokenizerJson(), tinyTokenizerConfig());
     const typeNames = adapter.dataTypes!;
     const samples = DATA.map((r) => encodeOfficial(tok, { ...r, type: typeNames[r.task_type] }, 256));
@@ -84,6 +89,32 @@ describe('runner', () => {
     expect(Math.abs(evalOut.ce - ref.ce)).toBeLessThan(1e-5 * ref.ce);
     expect(Math.abs(evalOut.lbc - ref.lbc)).toBeLessThan(1e-4 * Math.max(ref.lbc, 1e-3));
     expect(ref.lbc).toBeGreaterThan(0);
+
+    // Per data type: the measured own-group share (the routing's own group) beside the analytic
+    // optimum of the constraint as trained, for the evaluated samples.
+    expect(evalOut.routing.constraint).toEqual({ direction: 'own-group', importance: 'sum', delta: 0.1, beta: 0.2 });
+    const lengths = samples.map((s) => s.ids.length);
+    const opt = lbcOptimum(samples.map((s, i) => ({ type: typeNames.indexOf(s.type), total: lengths[i] })), adapter.cfg.groups, 4, 0.1, 'own-group');
+    for (const [t, name] of typeNames.entries()) {
+      const own = evalOut.routing.ownGroup.find((o) => o.type === name)!;
+      const idx = samples.map((s, i) => (s.type === name ? i : -1)).filter((i) => i >= 0);
+      expect(own.samples).toBe(idx.length);
+      expect(own.target).toBeCloseTo(idx.reduce((a, i) => a + opt.ownShare[i], 0) / idx.length, 6);
+      expect(own.share).toBeCloseTo(evalOut.routing.groupMean[t][t], 12);
+      expect(own.share).toBeGreaterThan(0);
+    }
+
+    // The flags override the adapter's constraint: the mean rule gives the reference's mean loss.
+    const evalMean = JSON.parse(await captureLog(() => main(['eval', '--model', model, '--adapter', out, '--data', data, '--lbc-importance', 'mean']))) as EvalOut;
+    const refMean = new ReferenceLlama(hf.config, toRefWeights(hf.weights), { ...adapter.cfg, lbcImportance: 'mean' }, toRefAdapter(adapter.set), T).forward(
+      { B: b.B, T: b.T, ids: b.ids, targets: b.targets, valid: b.valid, types: b.types },
+      { dropout: 0, seed: 0 },
+    );
+    console.log(`[check] runner eval --lbc-importance mean: lbc ${evalMean.lbc} (reference ${refMean.lbc}; sum rule ${ref.lbc})`);
+    expect(evalMean.routing.constraint.importance).toBe('mean');
+    expect(Math.abs(evalMean.lbc - refMean.lbc)).toBeLessThan(1e-4 * Math.max(refMean.lbc, 1e-3));
+    expect(Math.abs(refMean.lbc - ref.lbc)).toBeGreaterThan(1e-3 * ref.lbc);
+    await expect(main(['eval', '--model', model, '--adapter', out, '--data', data, '--lbc-direction', 'up'])).rejects.toThrow(/--lbc-direction must be official or own-group, got "up"/);
 
     const gen = await captureLog(() => main(['generate', '--model', model, '--adapter', out, '--prompt', 'what color is the sky ?', '--max-new-tokens', '3', '--routing']));
     const lines = gen.split('\n');

@@ -149,7 +149,9 @@ async function runCase(c, root, index) {
   await writeFiles(adapterDir, adapterFiles(cfg, hf.config, set, 'tiny-llama', names));
 
   // 2. The runner's eval on the GPU.
-  const gpu = JSON.parse(await captureLog(() => main(['eval', '--model', modelDir, '--adapter', adapterDir, '--data', dataFile])));
+  // --lbc-importance sum: the numpy port's `--q-over real` sums Q over real tokens (an official
+  // adapter file reads as "mean", which matches the official code at its batch of one, checked below).
+  const gpu = JSON.parse(await captureLog(() => main(['eval', '--model', modelDir, '--adapter', adapterDir, '--data', dataFile, '--lbc-importance', 'sum'])));
   // ... and with --batch 1: one sample per batch (still padded to the longest sample), CE averaged
   // over target tokens, LBC over batches.
   const gpu1 = JSON.parse(await captureLog(() => main(['eval', '--model', modelDir, '--adapter', adapterDir, '--data', dataFile, '--batch', '1'])));
@@ -173,8 +175,9 @@ async function runCase(c, root, index) {
   const allFlash = python([...base, '--q-over', 'all', '--pad-attn', 'flash']);
   const realF64Rope = python([...base, '--q-over', 'real', '--rope-tables', 'f64']);
 
-  // The project's own float64 reference (src/reference), for a third opinion.
-  const ref = new ReferenceLlama(backbone.config, toRefWeights(backbone.weights), cfg, toRefAdapter(set), T).forward(
+  // The project's own float64 reference (src/reference), for a third opinion (Q summed over real
+  // tokens, as the runner above).
+  const ref = new ReferenceLlama(backbone.config, toRefWeights(backbone.weights), { ...cfg, lbcImportance: 'sum' }, toRefAdapter(set), T).forward(
     { B: batch.B, T: batch.T, ids: batch.ids, targets: batch.targets, valid: batch.valid, types: batch.types },
     { dropout: 0, seed: 0 },
   );
