@@ -34,7 +34,8 @@ const numberAttr = async (page: Page, testid: string, attr = 'data-value') => Nu
 
 test('the whole journey on the demo backbone: train, watch routing, probe, chat, download and import the adapter', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
-  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6');
+  // The balancing constraint in its own-group direction (a URL setting like any other).
+  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6&lbcdir=own-group');
 
   // Backbone: parameter count, memory estimate and limits before loading; the real allocation after.
   await expect(page.getByTestId('param-count')).toBeVisible();
@@ -68,6 +69,14 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await expect(page.getByTestId('loss-charts')).toHaveAttribute('data-points', '8');
   await expect(page.getByTestId('chart-ce')).toBeVisible();
   await expect(page.getByTestId('group-share-chart')).toBeVisible();
+  // Which way the constraint pushes, and its optimum beside each type's measured shares: with two
+  // equal groups and the per-sample mean, (1 + delta) / 2 = 55% on every type's own group.
+  await expect(page.getByTestId('constraint-direction')).toContainText("toward its own data type's expert group, to 55%");
+  const targets = await page
+    .locator('[data-testid^="group-share-target-"]')
+    .evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-value'))).filter((x) => Number.isFinite(x)));
+  expect(targets.length).toBeGreaterThanOrEqual(2);
+  for (const v of targets) expect(v).toBeCloseTo(0.55, 9);
   await expect(page.getByTestId('checkpoint-info')).toHaveAttribute('data-step', '8');
   // The estimate shown before the run equals the bytes the run allocated (weights + graph + optimizer).
   expect(await numberAttr(page, 'memory-measured')).toBe(await numberAttr(page, 'mem-total'));
@@ -118,6 +127,7 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   expect(header['base_model.model.model.layers.2.mlp.down_proj.lora_A7.weight'].dtype).toBe('F32');
   const cfg = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<string, unknown>;
   expect(cfg).toMatchObject({ r: 4, lora_alpha: 32, lora_nums: 8, blc_alpha: 0.1, blc_weight: 0.1, peft_type: 'LORA', target_modules: ['gate_proj', 'up_proj', 'down_proj'] });
+  expect(cfg.loramoe_playground).toMatchObject({ lbcDirection: 'own-group', lbcImportance: 'mean' });
 
   // Import it back: the model now carries the imported adapter.
   await page.getByTestId('adapter-drop-input').setInputFiles(zipPath);
