@@ -176,7 +176,7 @@ const OPCODE_NAMES: Readonly<Record<number, string>> = {
 function opcodeLabel(op: number): string {
   const hex = `0x${op.toString(16).padStart(2, '0')}`;
   const name = OPCODE_NAMES[op];
-  return name ? `${name} (${hex})` : `${hex}, not a pickle opcode`;
+  return name ? `${name} (${hex})` : `${hex} (not a pickle opcode)`;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
