@@ -14,7 +14,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors, SAFETENSORS_DTYPE_BYTES, SafetensorsError, type TensorToWrite, writeSafetensors } from '../io/safetensors';
-import { type AdapterConfig, checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterFiles, adapterTensors, parseAdapterConfig } from '../loramoe/files';
 import { officialGroups } from '../reference/lbc';

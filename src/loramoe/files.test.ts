@@ -2,10 +2,10 @@ import { describe, expect, test } from 'vitest';
 import { roundToDtype } from '../io/dtypes';
 import { MemorySource } from '../io/files';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors';
-import { parseModelConfig } from '../model/config';
 import { jsonBytes, rewriteSafetensorsHeader } from '../test/hf-dir';
-import { randomAdapter, TINY_SHAPE, tinyConfigJson } from '../test/tiny-llama';
-import { type AdapterConfig, defaultAdapterConfig } from './config';
+import { randomAdapter, TINY_SHAPE, tinyShape } from '../test/tiny-llama';
+import { defaultAdapterConfig } from './config';
+import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import {
   ADAPTER_CONFIG_FILE,
@@ -197,7 +197,7 @@ describe('adapter files: round trip', () => {
 
 describe('adapter files: rejections say what differs', () => {
   test('adapter for a model with more layers', async () => {
-    const big = parseModelConfig(tinyConfigJson({ num_hidden_layers: 3 }));
+    const big = tinyShape({ num_hidden_layers: 3 });
     const cfg = moeCfg();
     const files = adapterFiles(cfg, big, randomAdapter(big, cfg, 1), 'm');
     expect(await fails(files)).toBe(
@@ -207,7 +207,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('adapter for a model with fewer layers', async () => {
-    const small = parseModelConfig(tinyConfigJson({ num_hidden_layers: 1 }));
+    const small = tinyShape({ num_hidden_layers: 1 });
     const cfg = moeCfg();
     const files = adapterFiles(cfg, small, randomAdapter(small, cfg, 1), 'm');
     expect(await fails(files)).toBe(
@@ -242,7 +242,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('wrong hidden size: the shape mismatch names the tensor', async () => {
-    const wide = parseModelConfig(tinyConfigJson({ hidden_size: 16 }));
+    const wide = tinyShape({ hidden_size: 16 });
     const cfg = moeCfg();
     const files = adapterFiles(cfg, wide, randomAdapter(wide, cfg, 1), 'm');
     expect(await fails(files)).toBe(

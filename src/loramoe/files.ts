@@ -20,10 +20,10 @@
 import { type FileSource, readJson } from '../io/files';
 import { ADAPTER_BIN_FILE, adapterWeightsFile, normalizePeftConfig, type PeftConfigNotes, readAdapterWeights } from './adapter-import';
 import { isFloatDtype, type SafetensorsTensorInfo, writeSafetensors, type TensorToWrite } from '../io/safetensors';
-import type { ModelConfig } from '../model/config';
-import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance, officialGroups } from '../reference/lbc';
-import { type AdapterConfig, type AdapterMode, checkAdapterConfig, defaultAdapterConfig, isRouted, orderedTargets } from './config';
-import { type Projection, PROJECTIONS, projectionShape } from '../method/shapes';
+import { officialGroups } from '../reference/lbc';
+import { checkAdapterConfig, defaultAdapterConfig } from './config';
+import { type AdapterConfig, type AdapterMode, isRouted, orderedTargets, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
+import { type Projection, PROJECTIONS, projectionShape, type LlamaShape } from '../method/shapes';
 import { adapterKey, type AdapterArrays, type AdapterSet } from './init';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -54,7 +54,7 @@ function listNames(names: readonly string[], max = 5): string {
 // ---------------------------------------------------------------------------------------------
 
 /** The adapter's tensors under their official names, split into per-expert tensors (float32). */
-export function adapterTensors(cfg: AdapterConfig, shape: ModelConfig, set: AdapterSet): TensorToWrite[] {
+export function adapterTensors(cfg: AdapterConfig, shape: LlamaShape, set: AdapterSet): TensorToWrite[] {
   if (cfg.mode !== 'loramoe' && cfg.mode !== 'lora') throw new Error(`adapter files: mode "${cfg.mode}" has no adapter to save`);
   checkAdapterConfig(cfg);
   const N = cfg.numExperts;
@@ -97,7 +97,7 @@ export function adapterTensors(cfg: AdapterConfig, shape: ModelConfig, set: Adap
 }
 
 /** adapter_model.safetensors: float32 tensors in the official layout, `__metadata__` {format: "pt"}. */
-export function adapterToSafetensors(cfg: AdapterConfig, shape: ModelConfig, set: AdapterSet): Uint8Array {
+export function adapterToSafetensors(cfg: AdapterConfig, shape: LlamaShape, set: AdapterSet): Uint8Array {
   return writeSafetensors(adapterTensors(cfg, shape, set), { format: 'pt' }, ADAPTER_WEIGHTS_FILE);
 }
 
@@ -155,7 +155,7 @@ export function adapterConfigJson(cfg: AdapterConfig, baseModelName: string, dat
 /** Both files of an adapter folder, by file name. */
 export function adapterFiles(
   cfg: AdapterConfig,
-  shape: ModelConfig,
+  shape: LlamaShape,
   set: AdapterSet,
   baseModelName: string,
   dataTypes?: readonly string[],
@@ -328,7 +328,7 @@ function parseName(name: string): ParsedName | null {
  */
 export async function loadAdapter(
   files: FileSource,
-  shape: ModelConfig,
+  shape: LlamaShape,
 ): Promise<LoadedAdapter & { weightsFile: string; peft: PeftConfigNotes }> {
   if (!(await files.has(ADAPTER_CONFIG_FILE))) {
     throw new Error(`${files.label}: ${ADAPTER_CONFIG_FILE} is missing (an adapter folder holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} or ${ADAPTER_BIN_FILE})`);
@@ -348,7 +348,7 @@ export async function loadAdapter(
  */
 export function adapterFromTensors(
   cfg: AdapterConfig,
-  shape: ModelConfig,
+  shape: LlamaShape,
   tensors: ReadonlyMap<string, Pick<SafetensorsTensorInfo, 'dtype' | 'shape'>>,
   read: (name: string) => Float32Array,
   where = ADAPTER_WEIGHTS_FILE,

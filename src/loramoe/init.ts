@@ -4,7 +4,7 @@
  * model starts exactly equal to the backbone.
  */
 import { Rng } from '../util/random';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from './config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
 import { type Projection, type LlamaShape, projectionShape } from '../method/shapes';
 
 /** Float32 adapter tensors of one adapted projection (GPU layouts, see src/reference/llama.ts). */

@@ -17,7 +17,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../engine/gpu';
-import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
 import { compare, expectClose, maxAbs } from '../test/compare';

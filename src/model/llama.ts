@@ -29,10 +29,10 @@ import { swigluBackwardOp, swigluForwardOp } from '../engine/kernels/swiglu';
 import type { Op } from '../engine/op';
 import { createTensor, readTensors, type DType, type Tensor, writeTensor } from '../engine/tensor';
 import type { Batch } from '../data/batch';
-import { hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
+import { hasAdapter, isRouted, orderedTargets, adaptedIndex } from '../method/adapter';
 import { type Projection, hasBias, projectionShape, projectionWeightName } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
-import { adaptedIndex, gpuBoostFor } from '../reference/llama';
+import { gpuBoostFor } from '../reference/llama';
 import type { GpuWeights } from './weights';
 
 export interface GraphOptions {

@@ -5,7 +5,7 @@
  */
 import type { GpuContext } from '../engine/gpu';
 import { createTensor, readTensor, type Tensor } from '../engine/tensor';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
 import { adapterKey, type AdapterArrays, type AdapterSet } from '../loramoe/init';
 import { projectionShape } from '../method/shapes';
 import { ropeTables } from '../reference/rope';

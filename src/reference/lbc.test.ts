@@ -1,20 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { numericGradient, probeIndices } from './gradcheck';
-import {
-  contiguousGroups,
-  LBC_DIRECTIONS,
-  LBC_IMPORTANCES,
-  lbcBackward,
-  lbcBoost,
-  lbcForward,
-  lbcGpuBoost,
-  lbcOptimum,
-  lbcTargetShares,
-  officialGroups,
-  type LbcDims,
-  type LbcDirection,
-  type LbcImportance,
-} from './lbc';
+import { contiguousGroups, lbcBackward, lbcBoost, lbcForward, lbcGpuBoost, lbcOptimum, lbcTargetShares, officialGroups, type LbcDims } from './lbc';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { Rng } from '../util/random';
 
 /** Random router weights: each row a softmax of random logits, like the real w. */

@@ -36,14 +36,9 @@
  * these functions return fresh values.
  */
 
-export const LBC_EPS = 1e-10;
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 
-/** Which way the boost points: the released code's, or flipped toward the sample's own group. */
-export type LbcDirection = 'official' | 'own-group';
-export const LBC_DIRECTIONS: readonly LbcDirection[] = ['official', 'own-group'];
-/** How a sample's tokens make its importance: summed over real tokens, or their mean. */
-export type LbcImportance = 'sum' | 'mean';
-export const LBC_IMPORTANCES: readonly LbcImportance[] = ['sum', 'mean'];
+export const LBC_EPS = 1e-10;
 
 export interface LbcDims {
   B: number;

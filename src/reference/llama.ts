@@ -9,7 +9,7 @@
  *   router Wr [N, K] (null in plain LoRA), A [N*R, K] (expert i = rows i*R..i*R+R-1),
  *   B as Bcat [Nout, N*R] with Bcat[o, i*R + r] = B_i[o, r].
  */
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../loramoe/config';
+import { adaptedIndex, type AdapterConfig, hasAdapter, isRouted } from '../method/adapter';
 import { attentionBackward, attentionForward } from './attention';
 import { crossEntropyBackward, crossEntropyForward } from './crossentropy';
 import { lbcBackward, lbcBoost, lbcForward, lbcGpuBoost, type LbcSaved } from './lbc';
@@ -44,12 +44,6 @@ export interface RefRunOptions {
   dropout: number;
   /** Dropout seed of this step. */
   seed: number;
-}
-
-/** Index of an adapted projection in the model (layer-major, PROJECTIONS order): its dropout stream. */
-export function adaptedIndex(cfg: AdapterConfig, l: number, p: Projection): number {
-  const targets = orderedTargets(cfg);
-  return l * targets.length + targets.indexOf(p);
 }
 
 function get(w: Weights, name: string): Float64Array {

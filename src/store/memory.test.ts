@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { EncodedSample } from '../data/template';
-import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { initAdapter } from '../loramoe/init';
 import { parameterCount, parseModelConfig } from '../model/config';
 import { GpuWeights } from '../model/weights';

@@ -15,7 +15,7 @@
  * logits [B*T, V] (their gradient overwrites them) are the usual offender.
  */
 import { gradSumsqGroups } from '../engine/kernels/optimizer';
-import { type AdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS, projectionShape } from '../method/shapes';
 import { expectedTensorNames, type ModelConfig } from '../model/config';
 

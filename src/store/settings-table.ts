@@ -11,7 +11,7 @@
  * Hugging Face Trainer defaults for what the script leaves out (gradient clip 1.0, seed 42).
  */
 import { PROJECTIONS, type Projection } from '../method/shapes';
-import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../reference/lbc';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 
 export type TrainMode = 'loramoe' | 'lora' | 'full';
 export type Section = 'adapter' | 'training' | 'run' | 'chat' | 'model';

@@ -3,7 +3,7 @@
  * weights under Hugging Face names, and adapters with non-zero B (a zero B would hide bugs in every
  * gradient but dB).
  */
-import { type AdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { adapterKey, type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
 import { type AdapterWeights, type Weights } from '../reference/llama';
@@ -33,6 +33,11 @@ export function tinyConfigJson(overrides: Record<string, unknown> = {}): Record<
 }
 
 export const TINY_SHAPE: ModelConfig = parseModelConfig(tinyConfigJson());
+
+/** The tiny model's configuration with config.json fields overridden (derived fields follow). */
+export function tinyShape(overrides: Record<string, unknown>): ModelConfig {
+  return parseModelConfig(tinyConfigJson(overrides));
+}
 
 /** Random float32 weights: norms near 1, matrices U(-0.5, 0.5)/sqrt(fan-in)·2 so activations stay O(1). */
 export function randomWeights(s: ModelConfig, seed: number): Map<string, Float32Array> {

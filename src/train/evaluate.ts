@@ -8,7 +8,7 @@ import { makeBatch } from '../data/batch';
 import type { EncodedSample } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { runOps } from '../engine/op';
-import { isRouted } from '../loramoe/config';
+import { isRouted } from '../method/adapter';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
 import { RoutingStats, type RoutingSummary } from './routing';

@@ -5,9 +5,9 @@
  */
 import type { Batch } from '../data/batch';
 import { readTensors, type Tensor } from '../engine/tensor';
-import { orderedTargets } from '../loramoe/config';
+import { orderedTargets, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { type Projection } from '../method/shapes';
-import { type LbcDirection, type LbcImportance, lbcOptimum } from '../reference/lbc';
+import { lbcOptimum } from '../reference/lbc';
 import { adapterKey } from '../loramoe/init';
 import type { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';

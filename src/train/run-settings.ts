@@ -5,7 +5,7 @@
  * the page passes its settings as they are). The worker and the tests see this type, never the
  * store's table.
  */
-import type { AdapterConfig, AdapterMode } from '../loramoe/config';
+import type { AdapterConfig, AdapterMode } from '../method/adapter';
 import type { Projection } from '../method/shapes';
 import type { TrainSettings } from './trainer';
 

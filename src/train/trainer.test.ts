@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { EncodedSample } from '../data/template';
 import { readTensor } from '../engine/tensor';
-import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { initAdapter } from '../loramoe/init';
 import { GpuWeights } from '../model/weights';
 import { testGpu } from '../test/gpu';

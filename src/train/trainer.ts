@@ -13,7 +13,7 @@ import type { GpuContext } from '../engine/gpu';
 import { adamwOp, AdamWHyper, CLIP_STATS, type GradClipPlan, planGradClip } from '../engine/kernels/optimizer';
 import { runOps, type Op } from '../engine/op';
 import { createTensor, readTensor, readTensors, type Tensor, writeTensor } from '../engine/tensor';
-import { isRouted } from '../loramoe/config';
+import { isRouted } from '../method/adapter';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
 import { Rng } from '../util/random';

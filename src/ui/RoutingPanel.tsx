@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import type { LbcDirection, LbcImportance } from '../reference/lbc';
+import type { LbcDirection, LbcImportance } from '../method/adapter';
 import { useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { useShallow } from 'zustand/react/shallow';

@@ -11,7 +11,7 @@
  * Everything is float32 (moments and parameters round-trip exactly).
  */
 import { getTensorF32, parseSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors';
-import type { AdapterConfig } from '../loramoe/config';
+import type { AdapterConfig } from '../method/adapter';
 import type { SamplerState, TrainerCheckpoint, TrainSettings } from '../train/trainer';
 import type { BackboneRef } from './protocol';
 

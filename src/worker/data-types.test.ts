@@ -10,7 +10,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { typeIndexMapping } from '../data/import';
-import { type AdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig } from '../method/adapter';
 import { adapterConfigJson, parseAdapterConfig } from '../loramoe/files';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import { adapterTypeNames, DOWNSTREAM_TASK, typeNamesFor, WORLD_KNOWLEDGE } from '../method/data-types';

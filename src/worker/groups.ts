@@ -6,7 +6,7 @@
  */
 import { WORLD_KNOWLEDGE } from '../method/data-types';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
-import type { AdapterConfig } from '../loramoe/config';
+import type { AdapterConfig } from '../method/adapter';
 import type { RoutingSummary } from '../train/routing';
 import type { DisplayGroup } from './protocol';
 

@@ -14,7 +14,7 @@ import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
-import type { AdapterConfig } from '../loramoe/config';
+import type { AdapterConfig } from '../method/adapter';
 import type { ModelConfig } from '../model/config';
 import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';

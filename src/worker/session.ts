@@ -25,7 +25,8 @@ import { BlobSource, entriesFromZip, isZip, normalizeEntries } from '../io/brows
 import { type FileSource } from '../io/files';
 import { loadCheckpoint, persistenceAvailable, saveCheckpoint, setCheckpointWriteHook, StorageFullError } from '../io/persist';
 import { writeSafetensors } from '../io/safetensors';
-import { type AdapterConfig, checkAdapterConfig, defaultAdapterConfig, hasAdapter, isRouted } from '../loramoe/config';
+import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted } from '../method/adapter';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, parameterCount } from '../model/config';

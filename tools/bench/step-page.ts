@@ -25,7 +25,8 @@ import { describeAdapter, type GpuContext, requestGpu } from '../../src/engine/g
 import { matmulOp } from '../../src/engine/kernels/matmul';
 import { destroyOps, runOps } from '../../src/engine/op';
 import { createTensor } from '../../src/engine/tensor';
-import { type AdapterConfig, defaultAdapterConfig } from '../../src/loramoe/config';
+import { defaultAdapterConfig } from '../../src/loramoe/config';
+import { type AdapterConfig } from '../../src/method/adapter';
 import type { ModelConfig } from '../../src/model/config';
 import { GpuWeights } from '../../src/model/weights';
 import { randomAdapter, randomWeights } from '../../src/test/tiny-llama';

@@ -7,7 +7,7 @@
  * B sequences of T tokens, M = B*T rows; an adapted projection K -> N has E experts of rank r.
  */
 import type { GpuContext } from '../../src/engine/gpu';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/method/adapter';
 import { type Projection, PROJECTIONS, projectionShape } from '../../src/method/shapes';
 import type { ModelConfig } from '../../src/model/config';
 import type { Trainer } from '../../src/train/trainer';

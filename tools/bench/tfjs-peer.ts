@@ -40,7 +40,7 @@ import type * as TF from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradient functions (the @tensorflow/tfjs umbrella package imports
 // this module); the registry is global, so this serves whichever tfjs-core instance the caller uses.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/loramoe/config';
+import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../../src/method/adapter';
 import { PROJECTIONS, type Projection, hasBias, layerPrefix, type LlamaShape, projectionShape, projectionWeightName } from '../../src/method/shapes';
 import { type AdapterArrays, adapterKey, type AdapterSet } from '../../src/loramoe/init';
 import { gpuBoostFor } from '../../src/reference/llama';

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  contiguousGroups,
-  LBC_DIRECTIONS,
-  LBC_IMPORTANCES,
-  lbcBackward,
-  lbcBoost,
-  lbcFloat32Error,
-  lbcForward,
-  lbcGpuBoost,
-  officialGroups,
-  type LbcDims,
-} from '../../reference/lbc';
+import { contiguousGroups, lbcBackward, lbcBoost, lbcFloat32Error, lbcForward, lbcGpuBoost, officialGroups, type LbcDims } from '../../reference/lbc';
+import { LBC_DIRECTIONS, LBC_IMPORTANCES } from '../../method/adapter';
 import { expectClose, F32_EPS, sumTolerance } from '../../test/compare';
 import { testGpu, withValidation } from '../../test/gpu';
 import { Rng } from '../../util/random';
