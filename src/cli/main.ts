@@ -2,7 +2,7 @@
  * The headless runner: the same engine, shaders and model as the playground, in Node. The process
  * entry is ./bin.ts (`npm run runner -- ...`).
  *
- *   npm run runner -- train    --model DIR --data FILE --out DIR [options]
+ *   npm run runner -- train    --model DIR --data FILE --out DIR [--adapter DIR] [options]
  *   npm run runner -- eval     --model DIR [--adapter DIR] --data FILE [--batch N]
  *   npm run runner -- generate --model DIR [--adapter DIR] --prompt TEXT [options]
  *
@@ -23,6 +23,7 @@ import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
+import { continueAdapterConfig, describeLoaded } from './continue';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
@@ -38,12 +39,15 @@ import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trai
 
 const HELP = `LoRAMoE Playground runner
 
-  train     --model DIR --data FILE --out DIR
+  train     --model DIR --data FILE --out DIR [--adapter DIR]
             [--mode loramoe|lora|full] [--experts 8] [--rank 4] [--alpha 32] [--dropout 0.05]
             [--targets gate_proj,up_proj,down_proj] [--lbc-delta 0.1] [--lbc-beta 0.1]
             [--groups "world knowledge=0-3;*=4-7"] [--lr 2e-4] [--steps 100] [--batch 4]
             [--accum 1] [--max-length 256] [--warmup 0.03] [--schedule cosine|constant]
             [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1]
+            --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
+            code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
+            are kept (a flag contradicting them is an error), other settings come from flags
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256]
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
@@ -148,12 +152,16 @@ async function train(flags: Flags): Promise<void> {
   const backbone = await loadModel(modelDir);
   const records = await loadRecords(need(flags, 'data'));
   const names = typeNamesFor(records.map((r) => r.type));
-  const cfg = adapterConfigFrom(flags, names);
+  // --adapter: continue from an adapter folder (own, official LoRAMoE or PEFT) instead of a fresh init.
+  const from = str(flags, 'adapter');
+  const loaded = from ? await loadAdapter(new DirectorySource(from), backbone.config) : null;
+  const cfg = loaded ? continueAdapterConfig(from!, loaded, flags, names, (f) => adapterConfigFrom(f, names)) : adapterConfigFrom(flags, names);
+  if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
   const settings = trainSettingsFrom(flags);
   const samples = encodeAll(backbone.tokenizer, records, settings.maxLength);
   const ctx = await nodeGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
-  const adapter: AdapterSet | null = hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
+  const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength);
   const typeIndex = (t: string) => names.indexOf(t);
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
@@ -195,6 +203,7 @@ async function withAdapter(flags: Flags, backbone: Backbone): Promise<{ cfg: Ada
   if (!dir) return { cfg: defaultAdapterConfig('none'), set: null };
   const a = await loadAdapter(new DirectorySource(dir), backbone.config);
   if (a.baseModel && basename(a.baseModel) !== basename(backbone.name)) console.error(`note: the adapter was trained on ${a.baseModel}, this backbone is ${backbone.name}`);
+  console.error(`adapter: ${describeLoaded(dir, a)}`);
   return { cfg: a.cfg, set: a.set, names: adapterTypeNames(a.dataTypes, a.cfg.groups.length) };
 }
 
