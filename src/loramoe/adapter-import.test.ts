@@ -9,6 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { zipSync } from 'fflate';
+import { BlobSource, entriesFromZip } from '../io/browser-files';
 import { MemorySource } from '../io/files';
 import { DirectorySource } from '../io/node-files';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors';
@@ -141,6 +143,14 @@ describe('loadAdapter on PyTorch adapters', () => {
     expect(st.cfg).toEqual(bin.cfg);
     expectSetMatches(bin.set, EXPECTED[`peft-lora/${ADAPTER_BIN_FILE}`], LORA_TARGETS, 1, 4, false);
     expectSetMatches(st.set, EXPECTED[`peft-lora-st/${ADAPTER_WEIGHTS_FILE}`], LORA_TARGETS, 1, 4, false);
+  });
+
+  test('the playground\'s import path: a zipped folder holding adapter_model.bin (itself a zip) loads through BlobSource', async () => {
+    const files: Record<string, Uint8Array> = {};
+    for (const f of readdirSync(join(FIXTURES, 'official-f16'))) files[`my-adapter/${f}`] = new Uint8Array(readFileSync(join(FIXTURES, 'official-f16', f)));
+    const loaded = await loadAdapter(new BlobSource('my-adapter.zip', entriesFromZip(zipSync(files), 'my-adapter.zip')), TINY_SHAPE);
+    expect(loaded.weightsFile).toBe(ADAPTER_BIN_FILE);
+    expectSetMatches(loaded.set, EXPECTED[`official-f16/${ADAPTER_BIN_FILE}`], ['q_proj', 'gate_proj', 'up_proj', 'down_proj'], 2, 2, true);
   });
 
   test('both weights files present: the safetensors file is read (as PEFT does)', async () => {

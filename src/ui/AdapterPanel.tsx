@@ -39,12 +39,14 @@ export function AdapterPanel() {
           Metrics JSON
         </button>
       </div>
-      <DropZone testid="adapter-drop" accept=".zip,.json,.safetensors" multiple disabled={!ready || running || busy !== null} onFiles={(entries, name) => void importAdapter(entries, name)}>
-        <strong>Import an adapter</strong>: drop a zip or a folder with adapter_config.json and adapter_model.safetensors, or click to pick files
+      <DropZone testid="adapter-drop" accept=".zip,.json,.safetensors,.bin" multiple disabled={!ready || running || busy !== null} onFiles={(entries, name) => void importAdapter(entries, name)}>
+        <strong>Import an adapter</strong>: drop a zip or a folder with adapter_config.json and adapter_model.safetensors or adapter_model.bin, or click to pick files
       </DropZone>
       <p className="small muted">
         The zip holds <code>adapter_model.safetensors</code> with the official LoRAMoE tensor names (<code>…mlp.gate_proj.lora_A0.weight</code>, <code>lora_route</code>) and{' '}
-        <code>adapter_config.json</code> (PEFT's fields plus <code>lora_nums</code>, <code>blc_alpha</code>, <code>blc_weight</code>).
+        <code>adapter_config.json</code> (PEFT's fields plus <code>lora_nums</code>, <code>blc_alpha</code>, <code>blc_weight</code>). Import also reads the
+        official LoRAMoE code's and PEFT's <code>adapter_model.bin</code> (PyTorch's format, read without running anything it holds) and plain PEFT LoRA
+        adapters (<code>lora_A.weight</code> / <code>lora_B.weight</code>, <code>use_rslora</code> included).
       </p>
     </section>
   );
