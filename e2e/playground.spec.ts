@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { expect, type Page, test, type TestInfo } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { parameterCount } from '../src/model/config';
+import { parseOfficialScript } from '../src/train/official-export';
 import { tinyHfFiles } from '../src/test/hf-dir';
 import { LOCAL, openApp, recordRequests, writeTrainingFile } from './app';
 
@@ -54,6 +55,18 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await expect(page.getByTestId('groups-resolved')).toContainText('experts 0-3');
   await expect(page.getByTestId('dataset-summary')).toBeVisible();
   await page.screenshot({ path: testInfo.outputPath('1-ready.png'), fullPage: true });
+
+  // The hand-off to the official trainer: the data in its format, the settings on its script's flags.
+  const [handOff] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-official').click()]);
+  expect(handOff.suggestedFilename()).toBe('loramoe-official-run.zip');
+  const handOffPath = testInfo.outputPath('official-run.zip');
+  await handOff.saveAs(handOffPath);
+  const official = unzipSync(new Uint8Array(await readFile(handOffPath)));
+  expect(Object.keys(official).sort()).toEqual(['README.md', 'data/train.json', 'run_loramoe.sh']);
+  const officialScript = parseOfficialScript(new TextDecoder().decode(official['run_loramoe.sh']));
+  expect(officialScript).toMatchObject({ lora_nums: 8, lora_rank: 4, per_device_train_batch_size: 4, max_steps: 8, lr: 0.003 });
+  expect((JSON.parse(new TextDecoder().decode(official['data/train.json'])) as unknown[]).length).toBe(48);
+  expect(new TextDecoder().decode(official['README.md'])).toContain('direction "own-group"');
 
   // Train: the heatmap appears after the first routing window, and changes in a later one.
   await page.getByTestId('start-run').click();

@@ -505,6 +505,18 @@ export async function exportAdapter(): Promise<void> {
   }
 }
 
+/** The training data and the form's settings as a zip for the official LoRAMoE trainer. */
+export async function exportOfficialRun(): Promise<void> {
+  useRunStore.setState({ busy: 'exporting', message: null });
+  try {
+    await call({ type: 'exportOfficial', settings: useSettingsStore.getState().values });
+  } catch (e) {
+    useRunStore.setState({ message: errorText(e) });
+  } finally {
+    useRunStore.setState({ busy: null });
+  }
+}
+
 /** An adapter zip or folder: loaded onto the backbone for inspection, chat or further training. */
 export async function importAdapter(entries: FileEntry[], name: string): Promise<void> {
   useRunStore.setState({ busy: 'importing', message: null });

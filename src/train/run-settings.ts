@@ -7,7 +7,7 @@
  */
 import type { AdapterConfig, AdapterMode } from '../method/adapter';
 import type { Projection } from '../method/shapes';
-import type { TrainSettings } from './trainer';
+import { defaultTrainSettings, type TrainSettings } from './trainer';
 
 export interface RunSettings {
   // ---- what trains
@@ -46,4 +46,21 @@ export interface RunSettings {
   faultLimit: number;
   /** Steps per routing-heatmap window. */
   routingEvery: number;
+}
+
+/** The optimizer's settings of a run (TrainSettings under its own names; the rest at their defaults). */
+export function trainSettingsOf(s: RunSettings): TrainSettings {
+  return {
+    ...defaultTrainSettings(),
+    lr: s.lr,
+    weightDecay: s.weightDecay,
+    warmupRatio: s.warmup,
+    schedule: s.schedule,
+    batchSize: s.batch,
+    gradAccum: s.accum,
+    maxLength: s.maxLength,
+    steps: s.steps,
+    maxGradNorm: s.clip,
+    seed: s.seed,
+  };
 }

@@ -1,6 +1,8 @@
 import { useModelStore } from '../store/model';
 import { holdsModel, useRunStore } from '../store/run';
-import { exportAdapter, exportMetrics, importAdapter } from '../store/engine-bridge';
+import { useDatasetStore } from '../store/dataset';
+import { exportAdapter, exportMetrics, exportOfficialRun, importAdapter } from '../store/engine-bridge';
+import { useSettingsStore } from '../store/settings';
 import { DropZone } from './DropZone';
 
 /** The adapter as files (download a zip in the official layout, import a zip or folder) and the run's metrics. */
@@ -9,6 +11,9 @@ export function AdapterPanel() {
   const { adapter, metrics, busy, status } = useRunStore();
   const running = holdsModel(status);
   const cfg = adapter.cfg;
+  const hasData = useDatasetStore((s) => s.train !== null);
+  const mode = useSettingsStore((s) => s.values.mode);
+  const officialBlocked = !hasData ? 'Load training data first: the hand-off carries it.' : mode === 'full' ? 'The official trainer trains adapters only (LoRAMoE or, with one expert, LoRA).' : null;
   return (
     <section className="panel" data-testid="adapter-panel">
       <h2>Adapter and results</h2>
@@ -32,6 +37,15 @@ export function AdapterPanel() {
         <button type="button" className="primary" data-testid="download-adapter" disabled={!ready || adapter.origin === 'none' || busy !== null} onClick={() => void exportAdapter()}>
           {busy === 'exporting' ? 'Packing…' : cfg?.mode === 'full' ? 'Download the model (zip)' : 'Download adapter (zip)'}
         </button>
+        <button
+          type="button"
+          data-testid="export-official"
+          disabled={officialBlocked !== null || busy !== null}
+          title={officialBlocked ?? 'The training data in the official format, a run_loramoe.sh with these settings, and a note of what does not map'}
+          onClick={() => void exportOfficialRun()}
+        >
+          For the official trainer (zip)
+        </button>
         <button type="button" data-testid="export-metrics-csv" disabled={metrics.length === 0} onClick={() => exportMetrics('csv')}>
           Metrics CSV
         </button>
@@ -42,8 +56,14 @@ export function AdapterPanel() {
       <DropZone testid="adapter-drop" accept=".zip,.json,.safetensors,.bin" multiple disabled={!ready || running || busy !== null} onFiles={(entries, name) => void importAdapter(entries, name)}>
         <strong>Import an adapter</strong>: drop a zip or a folder with adapter_config.json and adapter_model.safetensors or adapter_model.bin, or click to pick files
       </DropZone>
+      {officialBlocked && (
+        <p className="small muted" data-testid="export-official-reason">
+          Hand-off to the official trainer: {officialBlocked}
+        </p>
+      )}
       <p className="small muted">
-        The zip holds <code>adapter_model.safetensors</code> with the official LoRAMoE tensor names (<code>…mlp.gate_proj.lora_A0.weight</code>, <code>lora_route</code>) and{' '}
+        To train at scale, "For the official trainer" packs the training data in the official JSON format with a <code>run_loramoe.sh</code> that carries these settings; the official
+        trainer's <code>adapter_model.bin</code> then imports here. The adapter zip holds <code>adapter_model.safetensors</code> with the official LoRAMoE tensor names (<code>…mlp.gate_proj.lora_A0.weight</code>, <code>lora_route</code>) and{' '}
         <code>adapter_config.json</code> (PEFT's fields plus <code>lora_nums</code>, <code>blc_alpha</code>, <code>blc_weight</code>). Import also reads the
         official LoRAMoE code's and PEFT's <code>adapter_model.bin</code> (PyTorch's format, read without running anything it holds) and plain PEFT LoRA
         adapters (<code>lora_A.weight</code> / <code>lora_B.weight</code>, <code>use_rslora</code> included).

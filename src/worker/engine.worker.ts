@@ -91,6 +91,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     case 'exportAdapter':
       return answer(cmd.reqId, () => need().exportAdapter());
+    case 'exportOfficial':
+      return answer(cmd.reqId, () => need().exportOfficial(cmd.settings));
     case 'importAdapter':
       return answer(cmd.reqId, () => need().importAdapter(cmd.name, cmd.files));
     case 'debug':

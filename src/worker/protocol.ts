@@ -176,6 +176,8 @@ export type WorkerCommand =
   | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
   | { type: 'stopGenerate' }
   | { type: 'exportAdapter'; reqId: number }
+  /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
+  | { type: 'exportOfficial'; reqId: number; settings: RunSettings }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
 
 export interface KernelCheckResult {

@@ -35,8 +35,9 @@ import { type Backbone, loadBackbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
-import type { RunSettings } from '../train/run-settings';
-import { defaultTrainSettings, type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
+import { officialRunZip } from '../train/official-export';
+import { type RunSettings, trainSettingsOf } from '../train/run-settings';
+import { type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
 import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, type StepFault } from './faults';
 import { displayGroups, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
@@ -298,7 +299,7 @@ export class Session {
     try {
       res = await parseDataset(new Uint8Array(bytes), name);
     } catch (e) {
-      throw new Error(e instanceof DatasetImportError ? e.message : `${name}: ${message(e)}`);
+      throw new Error(e instanceof DatasetImportError ? e.message : `${name}: ${message(e)}`, { cause: e });
     }
     if (res.records.length === 0) throw new Error(`${name}: no usable records (${res.errors.length} problems; the first: ${res.errors[0] ? `${formatLocation(res.errors[0].location)}: ${res.errors[0].message}` : 'none'})`);
     const info: DatasetInfo = {
@@ -365,19 +366,7 @@ export class Session {
     const names = data.info.typeNames;
     const cfg = this.adapterConfigFrom(s, names);
     const { samples, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
-    const train: TrainSettings = {
-      ...defaultTrainSettings(),
-      lr: s.lr,
-      weightDecay: s.weightDecay,
-      warmupRatio: s.warmup,
-      schedule: s.schedule,
-      batchSize: s.batch,
-      gradAccum: s.accum,
-      maxLength: seqLen,
-      steps: s.steps,
-      maxGradNorm: s.clip,
-      seed: s.seed,
-    };
+    const train: TrainSettings = { ...trainSettingsOf(s), maxLength: seqLen };
     const runId = `run-${Date.now().toString(36)}`;
     await this.serial(async () => {
       let set: AdapterSet | null = null;
@@ -839,6 +828,18 @@ export class Session {
     const name = `${cfg.mode === 'full' ? 'full-finetune' : cfg.mode === 'lora' ? 'lora-adapter' : 'loramoe-adapter'}${step ? `-step${step}` : ''}.zip`;
     const buf = zipped.buffer as ArrayBuffer;
     this.post({ type: 'adapterZip', name, bytes: buf }, [buf]);
+  }
+
+  /** The training data and these settings as a zip for the official LoRAMoE trainer (src/train/official-export.ts). */
+  async exportOfficial(s: RunSettings): Promise<void> {
+    const data = this.datasets.get('train');
+    if (!data) throw new Error('load a training dataset first: the hand-off carries the data');
+    const names = data.info.typeNames;
+    const cfg = this.adapterConfigFrom(s, names);
+    const base = this.ref ? backboneName(this.ref) : '';
+    const zipped = officialRunZip(data.records, names, cfg, trainSettingsOf(s), base);
+    const buf = zipped.buffer as ArrayBuffer;
+    this.post({ type: 'adapterZip', name: 'loramoe-official-run.zip', bytes: buf }, [buf]);
   }
 
   async importAdapter(name: string, files: FileEntry[]): Promise<void> {
