@@ -39,14 +39,14 @@ function checkUnknownText(tok: Tokenizer, config: Record<string, unknown>, token
   try {
     ids = tok.encode(UNKNOWN_TEXT_PROBE, { add_special_tokens: false }).ids;
   } catch (e) {
-    throw new Error(`${fileName}: the tokenizer could not encode a test text: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`${fileName}: the tokenizer could not encode a test text: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   if (ids.every((id) => Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) < size)) {
     // Decoding goes through the decoder section, which the library trusts to hold strings.
     try {
       if (ids.length > 0) tok.decode([...(ids as number[])], { skip_special_tokens: false });
     } catch (e) {
-      throw new Error(`${fileName}: the tokenizer could not decode a test text: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(`${fileName}: the tokenizer could not decode a test text: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     return;
   }
@@ -116,7 +116,7 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
   try {
     tok = new Tokenizer(tokenizerJson, config);
   } catch (e) {
-    throw new Error(`${fileName}: the tokenizer could not be built: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`${fileName}: the tokenizer could not be built: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   // Batches hold ids (and targets) as 32-bit integers: ids past that are refused here, not wrapped there.
   const badId = (id: unknown): boolean => !Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= MAX_TOKEN_ID;

@@ -38,6 +38,7 @@ export async function nodeGpu(): Promise<GpuContext> {
     throw new Error(
       `No WebGPU adapter in Node (${first instanceof Error ? first.message : String(first)}). With no GPU, install Debian's chromium and ` +
         `libvulkan1 and set VK_ICD_FILENAMES=${SWIFTSHADER_ICD}.`,
+      { cause: first },
     );
   }
 }

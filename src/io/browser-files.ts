@@ -115,7 +115,7 @@ export function entriesFromZip(bytes: Uint8Array, name = 'archive.zip'): FileEnt
   try {
     files = unzipSync(bytes);
   } catch (e) {
-    throw new Error(`${name}: not a readable zip archive (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`${name}: not a readable zip archive (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   return normalizeEntries(Object.entries(files).map(([path, data]) => ({ path, file: new Blob([data as Uint8Array<ArrayBuffer>]) })));
 }

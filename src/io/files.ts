@@ -24,7 +24,7 @@ export async function readJson(src: FileSource, path: string): Promise<unknown> 
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${src.label}/${path}: invalid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`${src.label}/${path}: invalid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
 

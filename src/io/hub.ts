@@ -214,7 +214,7 @@ export async function downloadHubModel(repoIn: string, opts: HubOptions = {}): P
 
   const cached = await cachedFiles(repo, opts);
   // The file list decides single file vs shards; a fully cached model needs no request at all.
-  let names: string[] | null = null;
+  let names: string[] | null;
   if (cached.has(CONFIG) && cached.has(TOKENIZER) && cached.has(TOKENIZER_CONFIG) && (cached.has(WEIGHTS) || cached.has(WEIGHTS_INDEX))) {
     names = [...cached];
   } else {

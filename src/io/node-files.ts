@@ -18,7 +18,7 @@ export class DirectorySource implements FileSource {
       const buf = await readFile(join(this.label, path));
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
-      throw new Error(`${join(this.label, path)}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(`${join(this.label, path)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
 }

@@ -63,7 +63,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
     meta = JSON.parse(md.run ?? '') as RunMeta;
     trainer = JSON.parse(md.trainer ?? '') as typeof trainer;
   } catch (e) {
-    throw new Error(`checkpoint: metadata is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new Error(`checkpoint: metadata is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
   if (!Array.isArray(trainer.names)) throw new Error('checkpoint: metadata lists no tensors');
   const tensors = trainer.names.map((name) => {
