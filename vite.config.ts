@@ -28,6 +28,9 @@ function devServerCsp(): Plugin {
 }
 
 export default defineConfig({
+  // Relative URLs in the build: the site works from any sub-path of any static host (GitHub Pages:
+  // https://user.github.io/repo/), with no base to configure. The CSP travels in index.html's <meta>.
+  base: './',
   plugins: [react(), devServerCsp()],
   // `vite preview` (the e2e tests' server): the same policy as a header, so it also covers the
   // worker script's response; frame-ancestors only works as a header.
@@ -40,6 +43,8 @@ export default defineConfig({
   },
   test: {
     include: ['src/**/*.test.ts'],
+    // A WebGPU error during a GPU test fails the test (src/test/gpu-errors.ts).
+    setupFiles: ['src/test/setup.ts'],
     env: { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? SWIFTSHADER_ICD },
     // SwiftShader runs compute on the CPU: GPU tests are slow, and two workers on two cores are enough.
     testTimeout: 120_000,
