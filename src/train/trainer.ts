@@ -93,22 +93,6 @@ export interface SamplerState {
 }
 
 /**
- * The 32-bit state of an Rng (src/util/random.ts keeps it in its one private field, `state`).
- * Checked at run time so a change to Rng fails loudly instead of restoring the wrong stream.
- */
-function rngState(rng: Rng): number {
-  const st = (rng as unknown as { state?: unknown }).state;
-  if (typeof st !== 'number') throw new Error('checkpoint: the Rng keeps no numeric state field; update rngState in src/train/trainer.ts');
-  return st;
-}
-
-function setRngState(rng: Rng, state: number): void {
-  rngState(rng);
-  if (!(Number.isInteger(state) && state >= 0 && state < 2 ** 32)) throw new Error(`checkpoint: RNG state ${state} is not a 32-bit unsigned integer`);
-  (rng as unknown as { state: number }).state = state;
-}
-
-/**
  * Everything a run needs to continue exactly where it stopped: the trainable tensors, AdamW's two
  * moments per tensor, the step count and the sampler and dropout RNG states. Continuing from a
  * checkpoint gives the same steps as never having stopped (same batches, masks and updates).
@@ -148,7 +132,7 @@ export class BatchSampler {
 
   /** The sampler's whole state: the epoch's order, the position in it, the epoch and the RNG. */
   snapshot(): SamplerState {
-    return { n: this.n, order: [...this.order], pos: this.pos, epoch: this.epoch, rng: rngState(this.rng) };
+    return { n: this.n, order: [...this.order], pos: this.pos, epoch: this.epoch, rng: this.rng.snapshot() };
   }
 
   /** Puts back a state from snapshot(): the next batches are those the snapshotted sampler would give. */
@@ -160,7 +144,7 @@ export class BatchSampler {
     this.order = [...st.order];
     this.pos = st.pos;
     this.epoch = st.epoch;
-    setRngState(this.rng, st.rng);
+    this.rng.restore(st.rng);
   }
 
   next(count: number): number[] {
@@ -302,7 +286,7 @@ export class Trainer {
     return {
       stepsDone: this.stepsDone,
       sampler: this.sampler.snapshot(),
-      dropoutRng: rngState(this.dropoutRng),
+      dropoutRng: this.dropoutRng.snapshot(),
       tensors: params.map((p, i) => ({ name: p.name, shape: [...p.param.shape], param: read[3 * i], m: read[3 * i + 1], v: read[3 * i + 2] })),
     };
   }
@@ -326,7 +310,7 @@ export class Trainer {
     if (!(Number.isInteger(cp.stepsDone) && cp.stepsDone >= 0)) throw new Error(`checkpoint: step ${cp.stepsDone} is not a step count`);
     if (!(Number.isInteger(cp.dropoutRng) && cp.dropoutRng >= 0 && cp.dropoutRng < 2 ** 32)) throw new Error(`checkpoint: dropout RNG state ${cp.dropoutRng} is not a 32-bit unsigned integer`);
     this.sampler.restore(cp.sampler);
-    setRngState(this.dropoutRng, cp.dropoutRng);
+    this.dropoutRng.restore(cp.dropoutRng);
     params.forEach((p, i) => {
       writeTensor(this.ctx, p.param, cp.tensors[i].param);
       writeTensor(this.ctx, this.moments[2 * i], cp.tensors[i].m);

@@ -23,6 +23,15 @@ export class Rng {
     const v = this.next();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
+  /** The generator's whole state, a 32-bit unsigned integer: restore() continues the same stream. */
+  snapshot(): number {
+    return this.state;
+  }
+  /** Puts back a state from snapshot(): the next numbers are those the snapshotted generator would give. */
+  restore(state: number): void {
+    if (!(Number.isInteger(state) && state >= 0 && state < 2 ** 32)) throw new Error(`RNG state ${state} is not a 32-bit unsigned integer`);
+    this.state = state;
+  }
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
