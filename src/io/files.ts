@@ -10,7 +10,7 @@ export interface FileSource {
   readBytes(path: string): Promise<Uint8Array>;
 }
 
-export async function readText(src: FileSource, path: string): Promise<string> {
+async function readText(src: FileSource, path: string): Promise<string> {
   const bytes = await src.readBytes(path);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -41,26 +41,5 @@ export class MemorySource implements FileSource {
     const f = this.files.get(path);
     if (!f) throw new Error(`${this.label}: ${path} is missing`);
     return f;
-  }
-}
-
-/** Files under a base URL, fetched on demand (the demo backbone under /models/demo/). */
-export class UrlSource implements FileSource {
-  constructor(
-    readonly label: string,
-    private readonly baseUrl: string,
-    private readonly fetchFn: typeof fetch = (...a) => fetch(...a),
-  ) {}
-  private url(path: string): string {
-    return `${this.baseUrl.replace(/\/$/, '')}/${path}`;
-  }
-  async has(path: string): Promise<boolean> {
-    const res = await this.fetchFn(this.url(path), { method: 'HEAD' });
-    return res.ok;
-  }
-  async readBytes(path: string): Promise<Uint8Array> {
-    const res = await this.fetchFn(this.url(path));
-    if (!res.ok) throw new Error(`${this.label}/${path}: HTTP ${res.status} ${res.statusText}`);
-    return new Uint8Array(await res.arrayBuffer());
   }
 }

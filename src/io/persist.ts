@@ -12,7 +12,7 @@
  */
 import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
 
-export const DB_NAME = 'loramoe-playground';
+const DB_NAME = 'loramoe-playground';
 const DB_VERSION = 1;
 
 export interface StoredDataset {
@@ -104,11 +104,6 @@ export async function loadDataset(role: StoredDataset['role']): Promise<StoredDa
   return (await d.get('datasets', role)) ?? null;
 }
 
-export async function deleteDataset(role: StoredDataset['role']): Promise<void> {
-  const d = await db();
-  await d.delete('datasets', role);
-}
-
 // ---- small values (settings, metric series) ---------------------------------------------------------
 
 export async function saveValue(key: string, value: unknown, what = key): Promise<void> {
@@ -119,11 +114,6 @@ export async function saveValue(key: string, value: unknown, what = key): Promis
 export async function loadValue<T>(key: string): Promise<T | null> {
   const d = await db();
   return ((await d.get('kv', key)) as T | undefined) ?? null;
-}
-
-export async function deleteValue(key: string): Promise<void> {
-  const d = await db();
-  await d.delete('kv', key);
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------------
@@ -220,11 +210,4 @@ export async function removeOrphanCheckpoints(): Promise<number> {
   }
   await tx.done;
   return removed;
-}
-
-/** Bytes used and available to this origin, when the browser says. */
-export async function storageEstimate(): Promise<{ usage: number; quota: number } | null> {
-  if (typeof navigator === 'undefined' || !navigator.storage?.estimate) return null;
-  const e = await navigator.storage.estimate();
-  return { usage: e.usage ?? 0, quota: e.quota ?? 0 };
 }

@@ -724,11 +724,6 @@ export async function parseSafetensorsBlobHeader(blob: Blob, fileName = 'safeten
   return parseSafetensorsHeader(head, fileName, blob.size);
 }
 
-/** Number of elements of a tensor (product of its shape). */
-export function tensorElementCount(info: Pick<SafetensorsTensorInfo, 'shape'>): number {
-  return info.shape.reduce((a, b) => a * b, 1);
-}
-
 function lookup(file: SafetensorsFile, name: string): SafetensorsTensorInfo {
   const t = file.tensors.get(name);
   if (t === undefined) {
