@@ -32,7 +32,9 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx vite build --logLevel warn && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    // VITE_VIEWS_DEMO: the build includes the `?views-demo` page that e2e/views.spec.ts drives (a
+    // shipped build, `npm run build`, leaves it and its made-up data out; see src/main.tsx).
+    command: `VITE_VIEWS_DEMO=true npx vite build --logLevel warn && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
     url: `http://127.0.0.1:${PORT}`,
     reuseExistingServer: false,
     timeout: 180_000,

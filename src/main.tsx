@@ -8,8 +8,11 @@ import './ui/styles.css';
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
 
-// `?views-demo` shows every view with made-up data (for manual checks and e2e/views.spec.ts) instead of the app.
-if (new URLSearchParams(window.location.search).has('views-demo')) {
+// `?views-demo` shows every view with made-up data (for manual checks and e2e/views.spec.ts) instead of
+// the app. Only in the dev server and in builds made with VITE_VIEWS_DEMO=true (the e2e tests' build):
+// in a shipped build the condition is the constant false and the page and its data are not bundled.
+const viewsDemoBuilt = import.meta.env.DEV || import.meta.env.VITE_VIEWS_DEMO === 'true';
+if (viewsDemoBuilt && new URLSearchParams(window.location.search).has('views-demo')) {
   void import('./ui/views/ViewsDemo').then(({ ViewsDemo }) => {
     createRoot(root).render(
       <StrictMode>
