@@ -26,11 +26,11 @@
  * its own group, to (1 - delta) / 2 for two equal groups; the own-group direction drives it toward
  * it, to (1 + delta) / 2. lbcOptimum below gives the exact optimum for any groups and lengths.
  *
- * Gradients: with n = B*N, D = mean^2 + 1e-10, V = var(Z) (sum_j (Z_j - mean) = 0 removes the mean's
- * contribution to dV), s[b] = 1 ("sum") or 1 / len[b] ("mean"):
- *   dL/dZ_j = beta * (2 (Z_j - mean) / ((n-1) D) - 2 V mean / (n D^2))
- *   dL/dw[m, n] = valid[m] * s[b] * I[b, n] * dL/dZ[b, n],   b = floor(m / T)
- * The GPU kernels compute Q as the sum and take the boost with s folded in (lbcGpuBoost: I[b, n] *
+ * Gradients: with n = B*N, den = mean^2 + 1e-10, varZ = var(Z) (sum_j (Z_j - mean) = 0 removes the
+ * mean's contribution to d varZ), s[b] = 1 ("sum") or 1 / len[b] ("mean"):
+ *   dL/dZ_j = beta * (2 (Z_j - mean) / ((n-1) den) - 2 varZ mean / (n den^2))
+ *   dL/dw[m, e] = valid[m] * s[b] * I[b, e] * dL/dZ[b, e],   b = floor(m / T), e an expert
+ * The GPU kernels compute Q as the sum and take the boost with s folded in (lbcGpuBoost: I[b, e] *
  * s[b]), which gives the same Z and the same gradient for both rules. The GPU adds dL/dw into the
  * dw that gate_backward wrote (activation gradient, accumulated on purpose within one backward);
  * these functions return fresh values.
@@ -197,9 +197,9 @@ export function lbcBackward(
   const { B, T, N, beta } = d;
   checkLbcDims(d, B * T * N, valid.length, boost.length);
   const n = B * N;
-  const D = saved.mean * saved.mean + LBC_EPS;
-  const c1 = (2 * beta) / ((n - 1) * D);
-  const c2 = (2 * beta * saved.variance * saved.mean) / (n * D * D);
+  const den = saved.mean * saved.mean + LBC_EPS;
+  const c1 = (2 * beta) / ((n - 1) * den);
+  const c2 = (2 * beta * saved.variance * saved.mean) / (n * den * den);
   const dZ = saved.Z.map((z) => dLoss * (c1 * (z - saved.mean) - c2));
   const scale = lbcSampleScale(valid, B, T, d.importance ?? 'sum');
   const dw = new Float64Array(B * T * N);
@@ -228,7 +228,7 @@ export function lbcFloat32Error(
   const sumTol = (terms: number, magnitude: number) => 2 * Math.max(terms, 1) * u * magnitude;
   const n = d.B * d.N;
   const beta = Math.abs(d.beta);
-  const { Z, mean, variance: V } = saved;
+  const { Z, mean, variance: varZ } = saved;
   let maxZ = 0;
   let maxI = 0;
   let maxDev = 0;
@@ -245,16 +245,16 @@ export function lbcFloat32Error(
   const errZ = errQ * maxI + u * maxZ;
   const errMean = errZ + sumTol(n, sumZ) / n + u * am;
   const errDev = errZ + errMean + u * maxDev;
-  const ss = V * (n - 1);
+  const ss = varZ * (n - 1);
   const errSS = 2 * sumDev * errDev + sumTol(n, ss) + u * ss;
-  const errV = errSS / (n - 1) + u * V;
-  const D = mean * mean + LBC_EPS;
-  const errD = 2 * am * errMean + 2 * u * D;
-  const loss = beta * (errV / D + (V * errD) / (D * D)) + 3 * u * Math.abs(saved.loss);
-  const c1 = (2 * beta) / ((n - 1) * D);
-  const c2 = (2 * beta * V * am) / (n * D * D);
-  const errC1 = c1 * (errD / D + 4 * u);
-  const errC2 = ((2 * beta) / n) * ((errV * am) / (D * D) + (V * errMean) / (D * D) + (2 * V * am * errD) / (D * D * D)) + 6 * u * c2;
+  const errVar = errSS / (n - 1) + u * varZ;
+  const den = mean * mean + LBC_EPS;
+  const errDen = 2 * am * errMean + 2 * u * den;
+  const loss = beta * (errVar / den + (varZ * errDen) / (den * den)) + 3 * u * Math.abs(saved.loss);
+  const c1 = (2 * beta) / ((n - 1) * den);
+  const c2 = (2 * beta * varZ * am) / (n * den * den);
+  const errC1 = c1 * (errDen / den + 4 * u);
+  const errC2 = ((2 * beta) / n) * ((errVar * am) / (den * den) + (varZ * errMean) / (den * den) + (2 * varZ * am * errDen) / (den * den * den)) + 6 * u * c2;
   const dZ = Math.abs(gradScale) * (c1 * errDev + errC1 * maxDev + errC2 + u * (c1 * maxDev + c2));
   return { loss, dZ };
 }
