@@ -24,6 +24,7 @@ import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted } from '../m
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { continueAdapterConfig, describeLoaded } from './continue';
+import { filesIn, isInteractive, type ProgressStep, TrainProgress, trainSummary, writeJsonTo } from './progress';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
@@ -44,11 +45,13 @@ const HELP = `LoRAMoE Playground runner
             [--targets gate_proj,up_proj,down_proj] [--lbc-delta 0.1] [--lbc-beta 0.1]
             [--groups "world knowledge=0-3;*=4-7"] [--lr 2e-4] [--steps 100] [--batch 4]
             [--accum 1] [--max-length 256] [--warmup 0.03] [--schedule cosine|constant]
-            [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1]
+            [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1] [--json FILE|-]
+            progress: a bar with ETA and tokens/s on a terminal, plain step lines otherwise;
+            --json FILE: the run's summary as JSON ("-": on stdout, instead of step lines)
             --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
-  eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256]
+  eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256] [--json FILE]
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
   demo-build [--out public/models/demo] [--data-out public/data] [--steps 400] [--batch 64]
@@ -167,14 +170,17 @@ async function train(flags: Flags): Promise<void> {
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
   const logEvery = num(flags, 'log-every', 1);
+  // A bar on a terminal, plain step lines otherwise; --json FILE: the run's summary ("-": stdout, no step lines).
+  const json = str(flags, 'json');
+  const progress = new TrainProgress({ total: settings.steps, startStep: trainer.stepsDone, tty: isInteractive(), logEvery, quiet: json === '-' });
+  const ranSteps: ProgressStep[] = [];
   const metrics: string[] = [];
   for (let i = 0; i < settings.steps; i++) {
     const m = await trainer.step();
     metrics.push(JSON.stringify(m));
-    if (m.skipped) console.error(`step ${m.step}: gradients were not finite; the update was skipped`);
-    if (m.step % logEvery === 0 || m.step === settings.steps) {
-      console.log(`step ${m.step}/${settings.steps}  ce ${m.ce.toFixed(4)}  lbc ${m.lbc.toFixed(4)}  grad ${m.gradNorm.toFixed(3)}  lr ${m.lr.toExponential(2)}  ${m.tokensPerSecond.toFixed(0)} tok/s`);
-    }
+    ranSteps.push(m);
+    if (m.skipped) progress.note(`step ${m.step}: gradients were not finite; the update was skipped`);
+    progress.step(m);
   }
   await writeFile(join(out, 'metrics.jsonl'), metrics.join('\n') + '\n');
   if (hasAdapter(cfg)) {
@@ -187,7 +193,9 @@ async function train(flags: Flags): Promise<void> {
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await writeFile(join(out, f), await readFile(join(modelDir, f)));
   }
   if (trainer.routing) await writeFile(join(out, 'routing.json'), JSON.stringify(trainer.routing.summary(), null, 1));
+  progress.finish();
   console.error(`wrote ${out}`);
+  if (json) await writeJsonTo(json, trainSummary(out, ranSteps, progress.stats().elapsedMs / 1000, await filesIn(out)));
   trainer.destroy();
   weights.destroy();
 }
@@ -221,7 +229,11 @@ async function evalCommand(flags: Flags): Promise<void> {
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
   const batch = str(flags, 'batch');
   const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
-  console.log(JSON.stringify({ adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, ...res }, null, 1));
+  const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, ...res };
+  // stdout gets the JSON; --json FILE also writes it to FILE.
+  const json = str(flags, 'json');
+  if (json && json !== '-') await writeJsonTo(json, result);
+  console.log(JSON.stringify(result, null, 1));
   weights.destroy();
 }
 
