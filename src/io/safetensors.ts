@@ -1,6 +1,6 @@
 /**
- * safetensors reader and writer (https://github.com/huggingface/safetensors, format described in
- * DESIGN.md §3).
+ * safetensors reader and writer (https://github.com/huggingface/safetensors; the format below and in
+ * docs/ARCHITECTURE.md, "Backbones").
  *
  * Layout: an 8-byte little-endian unsigned header length `n`, then `n` bytes of UTF-8 JSON
  *   { "__metadata__"?: {string: string}, name: {"dtype", "shape": [..], "data_offsets": [begin, end]}, ... }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, expectedTensorNames, parameterCount, parseModelConfig, slidingWindowActive } from './config';
 
-/** SmolLM2-135M's config.json, written from its published facts (DESIGN.md §3). */
+/** SmolLM2-135M's config.json, written from its published facts (docs/ARCHITECTURE.md, "Backbones"). */
 const SMOLLM2_135M = {
   architectures: ['LlamaForCausalLM'],
   attention_bias: false,

@@ -1,5 +1,6 @@
 /**
- * Llama-family model configuration, parsed from a Hugging Face `config.json` (DESIGN.md §3).
+ * Llama-family model configuration, parsed from a Hugging Face `config.json` (docs/ARCHITECTURE.md,
+ * "Backbones").
  *
  * Dimension letters used across the model code:
  *   V vocab size, C hidden size, F feed-forward (intermediate) size, L layers,

@@ -1,6 +1,6 @@
 /**
- * Loads a Llama-family backbone from a Hugging Face model directory (DESIGN.md §3), wherever it
- * lives (FileSource: a folder, picked files, a URL):
+ * Loads a Llama-family backbone from a Hugging Face model directory (docs/ARCHITECTURE.md,
+ * "Backbones"), wherever it lives (FileSource: a folder, picked files, a URL):
  *   config.json                      parsed by parseModelConfig, plus what the model code does not
  *                                    implement yet refused here (RoPE scaling)
  *   model.safetensors                or model.safetensors.index.json {weight_map: {tensor: shard}}

@@ -7,8 +7,9 @@
  *
  * Defaults: the official LoRAMoE training script's where it sets them (8 experts, rank 4, alpha 32,
  * dropout 0.05, lr 2e-4, cosine schedule, warmup ratio 0.03, weight decay 0, the feed-forward
- * projections); delta and beta 0.1 (the paper's values are not in the repository, see DESIGN.md);
- * Hugging Face Trainer defaults for what the script leaves out (gradient clip 1.0, seed 42).
+ * projections); delta and beta 0.1 (the paper's values are not in the repository; see the README,
+ * "The method as implemented"); Hugging Face Trainer defaults for what the script leaves out
+ * (gradient clip 1.0, seed 42).
  */
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
