@@ -12,7 +12,49 @@ import { Tensor } from './tensor';
 
 export type UniformField = readonly [name: string, type: 'u32' | 'i32' | 'f32', value: number];
 
-/** Packs scalar fields in declaration order (all 4-byte, so WGSL's struct layout is the plain order). */
+/** A WGSL struct's scalar fields, in declaration order: name and type. */
+export type StructFields = ReadonlyArray<readonly [name: string, type: string]>;
+
+const structCache = new Map<string, { code: string; structs: Map<string, StructFields> }>();
+
+/**
+ * The fields of every `struct` in a WGSL source. Uniform blocks here hold 4-byte scalars only, so a
+ * field's byte offset is 4 times its index (see packUniforms).
+ */
+export function wgslStructs(shader: ShaderSource): Map<string, StructFields> {
+  const hit = structCache.get(shader.name);
+  if (hit && hit.code === shader.code) return hit.structs;
+  const structs = new Map<string, StructFields>();
+  // Comments out first: a field may carry one.
+  const code = shader.code.replace(/\/\/[^\n]*/g, '');
+  for (const m of code.matchAll(/struct\s+(\w+)\s*\{([^}]*)\}/g)) {
+    const fields = m[2]
+      .split(',')
+      .map((f) => f.trim())
+      .filter((f) => f.length > 0)
+      .map((f) => {
+        const [name, type] = f.split(':').map((x) => x.trim());
+        return [name, type] as const;
+      });
+    structs.set(m[1], fields);
+  }
+  structCache.set(shader.name, { code: shader.code, structs });
+  return structs;
+}
+
+/**
+ * The uniform block's description is the WGSL struct: a dispatcher's field list must name the same
+ * fields with the same types in the same order, or the op is refused (a drifted offset would pass
+ * every shape check and compute garbage).
+ */
+export function checkUniformStruct(label: string, shader: ShaderSource, structName: string, fields: readonly UniformField[]): void {
+  const struct = wgslStructs(shader).get(structName);
+  if (!struct) throw new Error(`${label}: shader ${shader.name} has no struct ${structName} for its uniform block`);
+  const want = struct.map(([n, t]) => `${n}: ${t}`).join(', ');
+  const got = fields.map(([n, t]) => `${n}: ${t}`).join(', ');
+  if (want !== got) throw new Error(`${label}: uniform fields [${got}] do not match WGSL struct ${shader.name}.${structName} [${want}]`);
+}
+
 export function packUniforms(fields: readonly UniformField[]): ArrayBuffer {
   const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
   const buf = new ArrayBuffer(bytes);
@@ -39,6 +81,8 @@ export interface OpSpec {
   constants?: OverrideConstants;
   /** Contents of the uniform block at binding 0 (omit when the entry point has none). */
   uniforms?: readonly UniformField[];
+  /** The WGSL struct of that block, checked field by field (default "Dims"). */
+  uniformStruct?: string;
   /** Tensors or raw buffers by binding index (1..). */
   bindings: Record<number, Tensor | GPUBuffer>;
   /** Workgroup counts; use `grid` helpers for counts past the 65535-per-dimension limit. */
@@ -52,6 +96,8 @@ export interface Op {
   readonly workgroups: readonly [number, number, number];
   /** The op's uniform buffer, when it has one (owned by the op). */
   readonly uniformBuffer: GPUBuffer | null;
+  /** The uniform block's fields (names and types, in order), for setUniforms. */
+  readonly uniformFields: readonly UniformField[];
   /**
    * Bytes of the storage buffers the op binds, summed: what one dispatch moves at least once
    * when it reads each input and writes each output once (the benchmark's bytes per step).
@@ -64,6 +110,7 @@ export function createOp(ctx: GpuContext, spec: OpSpec): Op {
   const entries: GPUBindGroupEntry[] = [];
   let uniformBuffer: GPUBuffer | null = null;
   if (spec.uniforms) {
+    checkUniformStruct(spec.label, spec.shader, spec.uniformStruct ?? 'Dims', spec.uniforms);
     const data = packUniforms(spec.uniforms);
     uniformBuffer = ctx.device.createBuffer({
       label: `${spec.label}:uniforms`,
@@ -91,7 +138,31 @@ export function createOp(ctx: GpuContext, spec: OpSpec): Op {
       throw new Error(`${spec.label}: workgroup count ${n} is outside 0..${max}`);
     }
   }
-  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer, boundBytes };
+  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer, uniformFields: spec.uniforms ?? [], boundBytes };
+}
+
+/**
+ * Rewrites named fields of an op's uniform block (queue.writeBuffer: takes effect for submissions
+ * made after the call). Offsets come from the field list the op was made with, never by hand.
+ */
+export function setUniforms(ctx: GpuContext, op: Op, values: Readonly<Record<string, number>>): void {
+  if (!op.uniformBuffer) throw new Error(`${op.label} has no uniform block`);
+  const fields = Object.entries(values)
+    .map(([name, value]) => {
+      const i = op.uniformFields.findIndex(([n]) => n === name);
+      if (i < 0) throw new Error(`${op.label}: no uniform field ${name} (fields: ${op.uniformFields.map(([n]) => n).join(', ')})`);
+      return { i, field: [name, op.uniformFields[i][1], value] as UniformField };
+    })
+    .sort((a, b) => a.i - b.i);
+  // One write per run of adjacent fields (a dropout update is one write of seed, threshold, invKeep).
+  let start = 0;
+  while (start < fields.length) {
+    let end = start + 1;
+    while (end < fields.length && fields[end].i === fields[end - 1].i + 1) end++;
+    const run = fields.slice(start, end);
+    ctx.device.queue.writeBuffer(op.uniformBuffer, run[0].i * 4, packUniforms(run.map((f) => f.field)), 0, run.length * 4);
+    start = end;
+  }
 }
 
 export function recordOps(pass: GPUComputePassEncoder, ops: readonly Op[]): void {

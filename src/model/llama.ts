@@ -26,7 +26,7 @@ import { matmulOp } from '../engine/kernels/matmul';
 import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp } from '../engine/kernels/rmsnorm';
 import { ropeBackwardOp, ropeForwardOp } from '../engine/kernels/rope';
 import { swigluBackwardOp, swigluForwardOp } from '../engine/kernels/swiglu';
-import type { Op } from '../engine/op';
+import { type Op, setUniforms } from '../engine/op';
 import { createTensor, readTensors, type DType, type Tensor, writeTensor } from '../engine/tensor';
 import type { Batch } from '../data/batch';
 import { hasAdapter, isRouted, orderedTargets, adaptedIndex } from '../method/adapter';
@@ -610,10 +610,6 @@ export class LlamaGraph {
   }
 }
 
-/** Byte offset of gradScale in the LBC loss uniform block (fields B, T, N, lossIndex, beta, gradScale). */
-const LBC_GRAD_SCALE_OFFSET = 20;
-
 function setLbcGradScale(ctx: GpuContext, op: Op, scale: number): void {
-  if (!op.uniformBuffer) throw new Error(`${op.label} has no uniform block`);
-  ctx.device.queue.writeBuffer(op.uniformBuffer, LBC_GRAD_SCALE_OFFSET, new Float32Array([scale]));
+  setUniforms(ctx, op, { gradScale: scale });
 }

@@ -13,7 +13,7 @@
  * (tests cover all paths).
  */
 import type { GpuContext } from '../gpu';
-import { createOp, grid1d, ceilDiv, type Op, type OpSpec, type UniformField } from '../op';
+import { createOp, grid1d, ceilDiv, type Op, type OpSpec, setUniforms, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/attention.wgsl?raw';
 import type { Tensor } from '../tensor';
@@ -239,9 +239,6 @@ export interface AttentionForwardArgs {
   variant?: AttentionVariant;
 }
 
-/** Byte offset of pos0 in the uniform block (fields B, Tq, Tk, pos0, ...). */
-const POS0_OFFSET = 12;
-
 export interface AttentionForwardOp extends Op {
   /**
    * Moves the queries to positions pos0 .. pos0+Tq-1 for the next submissions (a KV-cache decode
@@ -279,7 +276,7 @@ export function attentionForwardOp(ctx: GpuContext, args: AttentionForwardArgs):
       if (!Number.isInteger(pos0) || pos0 < 0 || pos0 + d.Tq > d.Tk || pos0 + d.Tq > ATTENTION_MAX_KEYS) {
         throw new Error(`${what}: pos0 = ${pos0} puts queries past the key capacity Tk = ${d.Tk} (Tq = ${d.Tq})`);
       }
-      ctx.device.queue.writeBuffer(op.uniformBuffer as GPUBuffer, POS0_OFFSET, Uint32Array.of(pos0));
+      setUniforms(ctx, op, { pos0 });
     },
   };
 }

@@ -18,7 +18,7 @@
  * through the batch in chunks.
  */
 import type { GpuContext } from '../gpu';
-import { createOp, grid1d, type Op } from '../op';
+import { createOp, grid1d, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/crossentropy.wgsl?raw';
 import type { Tensor } from '../tensor';
@@ -147,6 +147,7 @@ export function ceForwardOp(ctx: GpuContext, a: CeForwardArgs): Op {
       ? { entryPoint: 'ce_forward_rows', constants: { WG: ROWS_WG }, workgroups: grid1d(Math.ceil(rows / ROWS_WG)) }
       : { entryPoint: 'ce_forward', constants: { WG }, workgroups: grid1d(rows) }),
     uniforms: [['rows', 'u32', rows], ['V', 'u32', a.V], ['rowOffset', 'u32', rowOffset], ['gradScale', 'f32', 1]],
+    uniformStruct: 'RowDims',
     bindings: { 1: a.logits, 2: a.labels, 3: a.lse, 4: a.rowLoss },
   });
 }
@@ -167,13 +168,11 @@ export function ceReduceOp(ctx: GpuContext, a: CeReduceArgs): Op {
     entryPoint: 'ce_reduce',
     constants: { WG },
     uniforms: [['M', 'u32', M], ['V', 'u32', a.V]],
+    uniformStruct: 'ReduceDims',
     bindings: { 2: a.labels, 4: a.rowLoss, 5: a.stats },
     workgroups: [1],
   });
 }
-
-/** Byte offset of gradScale in the uniform block of a ceBackwardOp. */
-const GRAD_SCALE_OFFSET = 12;
 
 /** dlogits[r, v] = gradScale · (softmax(logits[r])[v] - [v == label]) / count, 0 for ignored rows. */
 export function ceBackwardOp(ctx: GpuContext, a: CeBackwardArgs): Op {
@@ -193,6 +192,7 @@ export function ceBackwardOp(ctx: GpuContext, a: CeBackwardArgs): Op {
     uniforms: [
       ['rows', 'u32', rows], ['V', 'u32', a.V], ['rowOffset', 'u32', a.rowOffset ?? 0], ['gradScale', 'f32', a.gradScale ?? 1],
     ],
+    uniformStruct: 'RowDims',
     bindings: inPlace ? { 2: a.labels, 3: a.lse, 5: a.stats, 6: a.dlogits } : { 1: a.logits, 2: a.labels, 3: a.lse, 5: a.stats, 6: a.dlogits },
     workgroups: grid1d(rows),
   });
@@ -207,5 +207,5 @@ export function setCeGradScale(ctx: GpuContext, op: Op, gradScale: number): void
     throw new Error(`setCeGradScale: ${op.label} is not a ceBackwardOp`);
   }
   if (!Number.isFinite(gradScale)) throw new Error(`setCeGradScale: gradScale must be finite, got ${gradScale}`);
-  ctx.device.queue.writeBuffer(op.uniformBuffer, GRAD_SCALE_OFFSET, new Float32Array([gradScale]));
+  setUniforms(ctx, op, { gradScale });
 }

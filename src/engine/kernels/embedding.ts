@@ -19,7 +19,7 @@
  * Uniforms: M, C, V, U.
  */
 import type { GpuContext } from '../gpu';
-import { ceilDiv, createOp, grid1d, type Op } from '../op';
+import { ceilDiv, createOp, grid1d, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/embedding.wgsl?raw';
 import { createTensor, type Tensor } from '../tensor';
@@ -27,8 +27,6 @@ import { createTensor, type Tensor } from '../tensor';
 const SHADER: ShaderSource = { name: 'embedding', code };
 
 const WG = 256;
-/** Byte offset of U in the uniform block (fields M, C, V, U). */
-const U_OFFSET = 12;
 
 /** CSR grouping of a batch's rows by token id. */
 export interface EmbeddingBackwardPlan {
@@ -162,7 +160,6 @@ export function embeddingBackwardOp(ctx: GpuContext, args: EmbeddingBackwardArgs
     bindings: { 4: args.dout, 5: args.tokens, 6: args.offsets, 7: args.positions, 8: args.dE },
     workgroups: gridFor(ctx, maxU * C, args.maxGridDim),
   });
-  const uniformBuffer = base.uniformBuffer;
   const write = (t: Tensor, data: Uint32Array) => {
     if (data.length > 0) ctx.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   };
@@ -186,7 +183,7 @@ export function embeddingBackwardOp(ctx: GpuContext, args: EmbeddingBackwardArgs
     write(args.tokens, plan.tokens);
     write(args.offsets, plan.offsets);
     write(args.positions, plan.positions);
-    if (uniformBuffer) ctx.device.queue.writeBuffer(uniformBuffer, U_OFFSET, Uint32Array.of(U));
+    if (base.uniformBuffer) setUniforms(ctx, base, { U });
   };
   if (args.plan) setPlan(args.plan);
   return { ...base, setPlan };

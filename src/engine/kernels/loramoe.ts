@@ -20,7 +20,7 @@
  * between steps; `stream` is fixed per adapted layer so layers draw independent masks.
  */
 import type { GpuContext } from '../gpu';
-import { ceilDiv, createOp, grid1d, type Op, type UniformField } from '../op';
+import { ceilDiv, createOp, grid1d, type Op, setUniforms, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import type { Tensor } from '../tensor';
 import { dropoutScale, dropoutThreshold } from '../../reference/dropout';
@@ -43,9 +43,6 @@ const BLOCK = 8;
 export function expertChunk(R: number): 4 | 8 {
   return R <= 4 ? 4 : 8;
 }
-
-/** Byte offset of `seed` in the uniform block; `threshold` and `invKeep` follow it. */
-const SEED_OFFSET = 5 * 4;
 
 export interface DropoutParams {
   /** Drop probability in [0, 1); 0 (default) keeps everything: eval and inference. */
@@ -402,14 +399,13 @@ export function setDropout(ctx: GpuContext, ops: readonly Op[], params: { seed: 
   if (!Number.isInteger(params.seed) || params.seed < 0 || params.seed > 0xffffffff) {
     throw new Error(`setDropout: seed must be a u32, got ${params.seed}`);
   }
-  const data = new DataView(new ArrayBuffer(params.p === undefined ? 4 : 12));
-  data.setUint32(0, params.seed, true);
+  const values: Record<string, number> = { seed: params.seed };
   if (params.p !== undefined) {
-    data.setUint32(4, dropoutThreshold(params.p), true);
-    data.setFloat32(8, dropoutScale(params.p), true);
+    values.threshold = dropoutThreshold(params.p);
+    values.invKeep = dropoutScale(params.p);
   }
   for (const o of ops) {
     if (!dropoutOps.has(o) || !o.uniformBuffer) throw new Error(`setDropout: ${o.label} is not a loramoe dropout op`);
-    ctx.device.queue.writeBuffer(o.uniformBuffer, SEED_OFFSET, data.buffer);
+    setUniforms(ctx, o, values);
   }
 }

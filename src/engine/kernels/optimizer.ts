@@ -13,7 +13,7 @@
  * nonFinite = 1 the AdamW ops skip the update (torch would write NaN into every parameter).
  */
 import type { GpuContext } from '../gpu';
-import { ceilDiv, createOp, grid1d, packUniforms, type Op } from '../op';
+import { ceilDiv, checkUniformStruct, createOp, grid1d, packUniforms, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/optimizer.wgsl?raw';
 import { createTensor, type Tensor } from '../tensor';
@@ -81,6 +81,7 @@ export class AdamWHyper {
     private readonly ctx: GpuContext,
     label = 'adamw:hyper',
   ) {
+    checkUniformStruct(label, SHADER, 'Hyper', adamwHyperFields(1, ADAMW_DEFAULTS));
     const size = packUniforms(adamwHyperFields(1, ADAMW_DEFAULTS)).byteLength;
     this.buffer = ctx.device.createBuffer({ label, size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
@@ -138,6 +139,7 @@ export function adamwOp(ctx: GpuContext, a: AdamWArgs): Op {
     entryPoint: 'adamw',
     constants: { WG, ZERO_GRAD: a.zeroGrad ?? false },
     uniforms: [['n', 'u32', n]],
+    uniformStruct: 'AdamWDims',
     bindings: { 1: a.hyper.buffer, 2: a.grad, 4: a.stats, 5: a.param, 6: a.m, 7: a.v },
     workgroups: grid1d(ceilDiv(n, WG)),
   });
@@ -172,6 +174,7 @@ export function gradSumsqOp(ctx: GpuContext, a: GradSumsqArgs): Op {
     entryPoint: 'grad_sumsq',
     constants: { WG, ITEMS },
     uniforms: [['n', 'u32', n], ['offset', 'u32', a.offset], ['groups', 'u32', groups]],
+    uniformStruct: 'SumsqDims',
     bindings: { 2: a.grad, 3: a.partials },
     workgroups: grid1d(groups),
   });
@@ -200,6 +203,7 @@ export function gradNormFinalizeOp(ctx: GpuContext, a: GradNormFinalizeArgs): Op
     entryPoint: 'grad_norm_finalize',
     constants: { WG },
     uniforms: [['count', 'u32', a.count], ['maxNorm', 'f32', a.maxNorm]],
+    uniformStruct: 'FinalizeDims',
     bindings: { 3: a.partials, 4: a.stats },
     workgroups: [1],
   });
@@ -218,9 +222,6 @@ export interface GradClipPlan {
   setMaxNorm(maxNorm: number): void;
   destroy(): void;
 }
-
-/** Byte offset of maxNorm in grad_norm_finalize's uniform block. */
-const MAX_NORM_OFFSET = 4;
 
 /**
  * Lays out one partials buffer for all `grads` (each tensor's slots after the previous one's) and
@@ -247,7 +248,7 @@ export function planGradClip(ctx: GpuContext, grads: readonly Tensor[], maxNorm:
     ops,
     setMaxNorm(v: number) {
       if (!Number.isFinite(v)) throw new Error(`planGradClip ${label}: maxNorm must be finite, got ${v}`);
-      ctx.device.queue.writeBuffer(finalize.uniformBuffer as GPUBuffer, MAX_NORM_OFFSET, new Float32Array([v]));
+      setUniforms(ctx, finalize, { maxNorm: v });
     },
     destroy() {
       partials.destroy();

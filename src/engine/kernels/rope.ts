@@ -14,7 +14,7 @@
  * next queue.submit. All dispatches of the op in one submission see the same pos0.
  */
 import type { GpuContext } from '../gpu';
-import { ceilDiv, createOp, grid1d, type Op } from '../op';
+import { ceilDiv, createOp, grid1d, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/rope.wgsl?raw';
 import type { Tensor } from '../tensor';
@@ -22,8 +22,6 @@ import type { Tensor } from '../tensor';
 const SHADER: ShaderSource = { name: 'rope', code };
 
 const WG = 64;
-/** Byte offset of pos0 in the uniform block (fields M, nHeads, D, T, pos0, maxPos). */
-const POS0_OFFSET = 16;
 
 interface RopeCommon {
   cos: Tensor;
@@ -100,12 +98,11 @@ function ropeOp(ctx: GpuContext, op: string, entryPoint: string, a: RopeCommon, 
     bindings: inPlace ? { 2: a.cos, 3: a.sin, 4: dst } : { 1: src, 2: a.cos, 3: a.sin, 4: dst },
     workgroups: grid1d(ceilDiv(pairs, WG), Math.min(a.maxGridDim ?? 65535, ctx.adapter.limits.maxComputeWorkgroupsPerDimension)),
   });
-  const uniformBuffer = base.uniformBuffer;
   return {
     ...base,
     setPos0(p: number) {
       checkPos0(p);
-      if (uniformBuffer) ctx.device.queue.writeBuffer(uniformBuffer, POS0_OFFSET, Uint32Array.of(p));
+      setUniforms(ctx, base, { pos0: p });
     },
   };
 }
