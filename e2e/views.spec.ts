@@ -70,13 +70,16 @@ test('the views render their sample data, export CSV and PNG, and show HTML in d
   // Group shares: chart and table, world knowledge routed mostly to its own group.
   const share = page.getByTestId('demo-group-share').getByTestId('group-share-chart');
   await expect(share).toBeVisible();
-  await expect(share.locator('.recharts-bar-rectangle')).toHaveCount(2 * 2);
+  // Two groups for each of the two types with tokens, and beside them each type's own-group share
+  // at the balancing constraint's optimum (the demo page's official direction, delta 0.1: 45%).
+  await expect(share.locator('.recharts-bar-rectangle')).toHaveCount(2 * 2 + 2);
   const table = share.getByTestId('group-share-table');
   await expect(table).toContainText('world knowledge');
   const wkOwn = Number(await table.getByTestId('group-share-1-1').getAttribute('data-value'));
   const wkOther = Number(await table.getByTestId('group-share-1-0').getAttribute('data-value'));
   expect(wkOwn).toBeGreaterThan(0.5);
   expect(wkOwn + wkOther).toBeCloseTo(1, 6);
+  expect(Number(await table.getByTestId('group-share-target-1').getAttribute('data-value'))).toBeCloseTo(0.45, 9);
 
   // Probe: accuracies, rows, "changed only" filter.
   const probe = page.getByTestId('demo-probe').getByTestId('probe-view');
