@@ -82,6 +82,23 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await expect(page.getByTestId('loss-charts')).toHaveAttribute('data-points', '8');
   await expect(page.getByTestId('chart-ce')).toBeVisible();
   await expect(page.getByTestId('group-share-chart')).toBeVisible();
+  // Routing is measured on the routing set (held out, dropout off) at the end of the run, with the
+  // tokens behind every heatmap and bar; the last training window is the second choice.
+  await expect(page.getByTestId('routing-view-routingSet')).toHaveAttribute('aria-checked', 'true');
+  await expect(page.getByTestId('routing-source')).toHaveAttribute('data-kind', 'routingSet');
+  await expect(page.getByTestId('routing-source')).toContainText('held out of training');
+  await expect(page.getByTestId('routing-step')).toHaveAttribute('data-value', '8');
+  const setTokens = await numberAttr(page, 'heatmap-tokens-0');
+  expect(setTokens).toBeGreaterThan(0);
+  expect(await numberAttr(page, 'group-share-tokens-0')).toBe(setTokens);
+  // The chart's axis labels carry the counts ("world knowledge (61 tokens)"; the label may wrap into lines).
+  await expect(page.getByTestId('group-share-chart').locator('.recharts-xAxis')).toContainText(new RegExp(`world\\s*knowledge\\s*\\(${setTokens.toLocaleString('en-US')}\\s*tokens\\)`));
+  await page.getByTestId('routing-view-window').click();
+  await expect(page.getByTestId('routing-source')).toHaveAttribute('data-kind', 'window');
+  await expect(page.getByTestId('routing-source')).toContainText('steps 7-8 (dropout on');
+  expect(await numberAttr(page, 'heatmap-tokens-0')).toBeGreaterThan(0);
+  await page.getByTestId('routing-view-routingSet').click();
+  await expect(page.getByTestId('routing-source')).toHaveAttribute('data-kind', 'routingSet');
   // Which way the constraint pushes, and its optimum beside each type's measured shares: with two
   // equal groups and the per-sample mean, (1 + delta) / 2 = 55% on every type's own group.
   await expect(page.getByTestId('constraint-direction')).toContainText("toward its own data type's expert group, to 55%");
@@ -173,6 +190,8 @@ test('a reload in the middle of a run keeps the dataset and resumes from the che
   // The dataset and the saved run are back.
   await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
   await expect(page.getByTestId('resume-box')).toBeVisible();
+  // The routing measured on the routing set is kept too.
+  await expect(page.getByTestId('routing-source')).toHaveAttribute('data-kind', 'routingSet');
   const saved = Number((await page.getByTestId('resumable-step').textContent())!.replace(/\D+/g, ''));
   expect(saved).toBeGreaterThanOrEqual(6);
   expect(saved % 3).toBe(0);

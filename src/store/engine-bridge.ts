@@ -105,6 +105,8 @@ function onEvent(ev: WorkerEvent): void {
         metrics: keep,
         routing: r.resumed ? (r.routing ?? prev.routing) : null,
         routingStep: r.resumed ? prev.routingStep : 0,
+        routingSet: r.resumed ? (r.routingSet ?? prev.routingSet) : null,
+        routingSetStep: r.resumed ? (r.routingSet?.source?.kind === 'routingSet' ? r.routingSet.source.step : prev.routingSetStep) : 0,
         groups: r.groups,
         typeNames: r.typeNames,
         seqLen: r.seqLen,
@@ -131,7 +133,9 @@ function onEvent(ev: WorkerEvent): void {
       saveRunSoon();
       return;
     case 'routing':
-      useRunStore.setState({ routing: ev.summary, routingStep: ev.step });
+      if (ev.summary.source?.kind === 'routingSet') useRunStore.setState({ routingSet: ev.summary, routingSetStep: ev.step });
+      else useRunStore.setState({ routing: ev.summary, routingStep: ev.step });
+      saveRunSoon();
       return;
     case 'checkpoint':
       useRunStore.setState({ checkpoint: { step: ev.step, savedAt: ev.savedAt, bytes: ev.bytes } });
@@ -541,7 +545,7 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
       });
       useViewStore.setState({ continueAdapter: true });
     }
-    useRunStore.setState({ status: 'idle', metrics: [], routing: null, step: 0, totalSteps: 0, runId: null });
+    useRunStore.setState({ status: 'idle', metrics: [], routing: null, routingSet: null, step: 0, totalSteps: 0, runId: null });
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
@@ -563,7 +567,7 @@ export function exportMetrics(format: 'csv' | 'json'): void {
   const base = `metrics-${r.runId ?? 'run'}`;
   if (format === 'csv') downloadBlob(new Blob([metricsCsv(r.metrics)], { type: 'text/csv' }), `${base}.csv`);
   else {
-    const body = { runId: r.runId, settings: useSettingsStore.getState().values, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, groups: r.groups };
+    const body = { runId: r.runId, settings: useSettingsStore.getState().values, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingSet: r.routingSet, groups: r.groups };
     downloadBlob(new Blob([JSON.stringify(body, null, 1)], { type: 'application/json' }), `${base}.json`);
   }
 }
@@ -576,6 +580,9 @@ interface SavedRun {
   metrics: StepMetrics[];
   routing: RoutingSummary | null;
   routingStep: number;
+  /** Absent in records of older versions. */
+  routingSet?: RoutingSummary | null;
+  routingSetStep?: number;
   groups: DisplayGroup[];
   typeNames: string[];
   events?: RunEvent[];
@@ -589,7 +596,7 @@ function saveRunSoon(delay = 1000): void {
   saveTimer = setTimeout(() => {
     saveTimer = null;
     const r = useRunStore.getState();
-    const rec: SavedRun = { runId: r.runId, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingStep: r.routingStep, groups: r.groups, typeNames: r.typeNames, events: r.events };
+    const rec: SavedRun = { runId: r.runId, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingStep: r.routingStep, routingSet: r.routingSet, routingSetStep: r.routingSetStep, groups: r.groups, typeNames: r.typeNames, events: r.events };
     persist.saveValue('run', rec, 'metric series').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) }));
   }, delay);
 }
@@ -618,6 +625,8 @@ async function restoreFromStorage(): Promise<void> {
         step: run.metrics[run.metrics.length - 1]?.step ?? 0,
         routing: run.routing,
         routingStep: run.routingStep,
+        routingSet: run.routingSet ?? null,
+        routingSetStep: run.routingSetStep ?? 0,
         groups: run.groups ?? [],
         typeNames: run.typeNames ?? [],
         events: Array.isArray(run.events) ? run.events : [],

@@ -17,8 +17,12 @@ export interface RunState {
   /** Step the current session of the run started from (0, or a checkpoint's step). */
   startStep: number;
   metrics: StepMetrics[];
+  /** Routing over the last training window (dropout on): the secondary view. */
   routing: RoutingSummary | null;
   routingStep: number;
+  /** Routing measured on the run's fixed routing set (dropout off): the primary view. */
+  routingSet: RoutingSummary | null;
+  routingSetStep: number;
   groups: DisplayGroup[];
   typeNames: string[];
   seqLen: number;
@@ -45,6 +49,8 @@ export const useRunStore = create<RunState>(() => ({
   metrics: [],
   routing: null,
   routingStep: 0,
+  routingSet: null,
+  routingSetStep: 0,
   groups: [],
   typeNames: [],
   seqLen: 0,

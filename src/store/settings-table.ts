@@ -180,7 +180,7 @@ export const SETTINGS = {
     url: 'faults', label: 'Faults before rollback', section: 'run', default: 3, min: 1, max: 1000,
     help: 'Steps in a row with a non-finite loss or gradient (each one skipped) before the run rolls back to its last good checkpoint.',
   }),
-  routingEvery: int({ url: 'routing', label: 'Routing window', section: 'run', default: 5, min: 1, max: 10_000, help: 'Steps per routing-heatmap update (mean router weights over the window).' }),
+  routingEvery: int({ url: 'routing', label: 'Routing window', section: 'run', default: 5, min: 1, max: 10_000, help: 'Steps between routing measurements: on the routing set (held out, dropout off) and over the training window since the last one.' }),
   // ---- chat ----------------------------------------------------------------------------------------
   temperature: float({ url: 'temp', label: 'Temperature', section: 'chat', default: 0, min: 0, max: 10, step: 0.1, help: '0: greedy decoding; higher samples more freely.' }),
   topK: int({ url: 'topk', label: 'Top-k', section: 'chat', default: 0, min: 0, max: 1_000_000, help: 'Sample among the k most likely tokens (0: off).' }),

@@ -7,9 +7,11 @@ export interface ViewState {
   useAdapterInChat: boolean;
   continueAdapter: boolean;
   chatPrompt: string;
+  /** What the routing panel shows: the run's routing set (held out, dropout off) or the last training window. */
+  routingView: 'routingSet' | 'window';
 }
 
-export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?' }));
+export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet' }));
 
 export function setView(partial: Partial<ViewState>): void {
   useViewStore.setState(partial);

@@ -8,6 +8,7 @@ import { readTensors, type Tensor } from '../engine/tensor';
 import { orderedTargets, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { type Projection } from '../method/shapes';
 import { lbcOptimum } from '../reference/lbc';
+import type { RoutingSetType } from './routing-set';
 import { adapterKey } from '../loramoe/init';
 import type { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
@@ -31,7 +32,16 @@ export interface RoutingSummary {
   ownGroup: OwnGroupShare[];
   /** The constraint's settings behind `ownGroup`'s targets. */
   constraint: { direction: LbcDirection; importance: LbcImportance; delta: number; beta: number };
+  /** What the summary was measured on (absent in summaries of older versions: a training window). */
+  source?: RoutingSource;
 }
+
+/**
+ * routingSet: the run's fixed routing set (src/train/routing-set.ts), dropout off, after `step`
+ * steps. window: the training batches of steps fromStep..toStep, dropout on (a type without tokens
+ * in the window keeps its values from an earlier one).
+ */
+export type RoutingSource = { kind: 'routingSet'; step: number; types: RoutingSetType[] } | { kind: 'window'; fromStep: number; toStep: number };
 
 export interface OwnGroupShare {
   type: string;

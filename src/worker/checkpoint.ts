@@ -4,6 +4,7 @@
  */
 import type { AdapterConfig } from '../method/adapter';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
+import type { RoutingSetSelection } from '../train/routing-set';
 import type { TrainerCheckpoint, TrainSettings } from '../train/trainer';
 import type { BackboneRef } from './protocol';
 
@@ -24,6 +25,8 @@ export interface RunMeta {
   routingEvery: number;
   /** Faulty steps in a row before a rollback (absent in checkpoints of older versions: 3). */
   faultLimit?: number;
+  /** The routing set's record indices (src/train/routing-set.ts); absent without a router and in checkpoints of older versions. */
+  routingSet?: RoutingSetSelection;
   savedAt: number;
 }
 

@@ -107,6 +107,8 @@ export interface RunStartedInfo {
   /** Resumed runs: the metric series and routing saved with the checkpoint. */
   metrics?: StepMetrics[];
   routing?: RoutingSummary | null;
+  /** Resumed runs: the last routing-set summary saved with the checkpoint. */
+  routingSet?: RoutingSummary | null;
 }
 
 export interface AdapterState {
@@ -202,6 +204,7 @@ export type WorkerEvent =
   | { type: 'runStarted'; run: RunStartedInfo }
   | { type: 'runStatus'; status: RunStatus; step: number; message?: string }
   | { type: 'metrics'; points: StepMetrics[] }
+  /** A routing summary: on the run's routing set or over the last training window (summary.source says which). */
   | { type: 'routing'; step: number; summary: RoutingSummary }
   | { type: 'checkpoint'; step: number; savedAt: number; bytes: number }
   | { type: 'storageError'; message: string }

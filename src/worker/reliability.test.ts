@@ -399,7 +399,7 @@ describe('soak', () => {
     };
     await h.session.startRun(runSettings({ steps: 60, checkpointEvery: 5, routingEvery: 3 }), false);
     // Warm-up: the first half, up to the pause, with every kind of work done at least once.
-    await h.until('the pause', () => h.status === 'paused');
+    await h.until('the pause', () => h.status === 'paused', 200_000);
     await h.session.probe('after');
     await h.session.generate(0, 'is the cat big ?', true, { temperature: 0, topK: 0, topP: 1, maxNewTokens: 4, seed: 0 });
     const warm = { buffers: count.live, bytes: count.liveBytes, heap: heap(), labels: count.byLabel() };

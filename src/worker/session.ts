@@ -34,7 +34,9 @@ import { type ChatToken, Generator } from '../model/generate';
 import { type Backbone, loadBackbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from '../train/probe';
+import { evaluate } from '../train/evaluate';
 import type { RoutingSummary } from '../train/routing';
+import { routingSetBatch, routingSetIndices, type RoutingSetSelection, type RoutingSetType, routingSetTypes, selectRoutingSet, trainingIndices } from '../train/routing-set';
 import { officialRunZip } from '../train/official-export';
 import { type RunSettings, trainSettingsOf } from '../train/run-settings';
 import { type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
@@ -116,8 +118,14 @@ interface Run {
   pending: StepMetrics[];
   lastFlush: number;
   looping: boolean;
-  /** The last routing summary posted (types without tokens in a window keep their previous values). */
+  /** The last training-window routing summary posted (types without tokens in a window keep their previous values). */
   lastRouting: RoutingSummary | null;
+  /** The first step of the current training window. */
+  windowFrom: number;
+  /** The fixed routing set the run measures its routing on (null without a router). */
+  routingSet: RoutingSetRun | null;
+  /** The last routing-set summary posted. */
+  lastRoutingSet: RoutingSummary | null;
   /** Every step's metrics of the run (saved with each checkpoint). */
   history: StepMetrics[];
   /** Padded sequence length of the run's batches. */
@@ -145,6 +153,30 @@ interface GoodState {
 interface CheckpointExtra {
   metrics: StepMetrics[];
   routing: RoutingSummary | null;
+  /** The last routing-set summary (absent in checkpoints of older versions). */
+  routingSet?: RoutingSummary | null;
+}
+
+/** A run's routing set, encoded. */
+interface RoutingSetRun {
+  samples: EncodedSample[];
+  types: RoutingSetType[];
+  /** Samples per evaluation batch. */
+  batch: number;
+}
+
+/**
+ * Splits a run's encoded dataset (samples[i] is record i) into its training samples and its routing
+ * set (src/train/routing-set.ts). Without a router there is no set and nothing is held out.
+ */
+function splitRoutingSet(samples: readonly EncodedSample[], sel: RoutingSetSelection | null, typeNames: readonly string[], seqLen: number, trainBatch: number): { train: EncodedSample[]; set: RoutingSetRun | null } {
+  if (!sel) return { train: [...samples], set: null };
+  const types = samples.map((s) => s.type);
+  const setSamples = routingSetIndices(sel).map((i) => samples[i]);
+  return {
+    train: trainingIndices(samples.length, sel).map((i) => samples[i]),
+    set: setSamples.length > 0 ? { samples: setSamples, types: routingSetTypes(sel, types, typeNames), batch: routingSetBatch(setSamples.length, seqLen, trainBatch) } : null,
+  };
 }
 
 function message(e: unknown): string {
@@ -365,9 +397,14 @@ export class Session {
     if (!data) throw new Error('load a training dataset first');
     const names = data.info.typeNames;
     const cfg = this.adapterConfigFrom(s, names);
-    const { samples, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
+    const { samples: encoded, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
     const train: TrainSettings = { ...trainSettingsOf(s), maxLength: seqLen };
     const runId = `run-${Date.now().toString(36)}`;
+    // The routing set is held out of training (src/train/routing-set.ts); its indices go into the
+    // checkpoint, so a resumed run trains on the same samples.
+    const selection = isRouted(cfg) ? selectRoutingSet(encoded.map((x) => x.type), names, s.seed) : null;
+    const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, names, seqLen, train.batchSize);
+    if (samples.length === 0) throw new Error('no training samples are left once the routing set is held out');
     await this.serial(async () => {
       let set: AdapterSet | null = null;
       if (hasAdapter(cfg)) {
@@ -400,6 +437,7 @@ export class Session {
         checkpointEvery: s.checkpointEvery,
         routingEvery: s.routingEvery,
         faultLimit: s.faultLimit,
+        ...(selection ? { routingSet: selection } : {}),
         savedAt: 0,
       };
       // The state at step 0 is the first good state a rollback or a lost device can go back to.
@@ -410,12 +448,12 @@ export class Session {
         trainer.destroy();
         throw e;
       }
-      this.beginRun(trainer, meta, false, seqLen, undefined, { cp: start, metrics: [], origin: 'start' });
+      this.beginRun(trainer, meta, false, seqLen, routingSet, undefined, { cp: start, metrics: [], origin: 'start' });
     });
     void this.loop();
   }
 
-  private beginRun(trainer: Trainer, meta: RunMeta, resumed: boolean, seqLen: number, saved: CheckpointExtra | undefined, good: GoodState): void {
+  private beginRun(trainer: Trainer, meta: RunMeta, resumed: boolean, seqLen: number, routingSet: RoutingSetRun | null, saved: CheckpointExtra | undefined, good: GoodState): void {
     const groups = displayGroups(meta.adapter, meta.typeNames);
     this.run = {
       id: meta.runId,
@@ -430,6 +468,9 @@ export class Session {
       lastFlush: performance.now(),
       looping: false,
       lastRouting: saved?.routing ?? null,
+      windowFrom: trainer.stepsDone + 1,
+      routingSet,
+      lastRoutingSet: saved?.routingSet ?? null,
       history: saved ? saved.metrics.filter((m) => m.step <= trainer.stepsDone) : [],
       seqLen,
       guard: new NumericGuard(meta.faultLimit ?? DEFAULT_FAULT_LIMIT),
@@ -459,7 +500,7 @@ export class Session {
         seqLen: r.seqLen,
         memory: this.memory(),
         resumed,
-        ...(resumed ? { metrics: r.history, routing: r.lastRouting } : {}),
+        ...(resumed ? { metrics: r.history, routing: r.lastRouting, routingSet: r.lastRoutingSet } : {}),
       },
     });
   }
@@ -491,8 +532,9 @@ export class Session {
     const r = this.run;
     const stats = r?.trainer.routing;
     if (!r || !stats) return;
-    const fresh = withDisplayGroups(stats.summary(), r.groups);
+    const fresh: RoutingSummary = { ...withDisplayGroups(stats.summary(), r.groups), source: { kind: 'window', fromStep: r.windowFrom, toStep: r.trainer.stepsDone } };
     stats.reset();
+    r.windowFrom = r.trainer.stepsDone + 1;
     // A small batch may hold no sample of some type in a window: that type keeps its last values.
     const prev = r.lastRouting;
     const keep = (t: number) => prev !== null && !(fresh.tokens[t] > 0) && prev.tokens[t] > 0;
@@ -506,6 +548,22 @@ export class Session {
       : fresh;
     r.lastRouting = summary;
     this.post({ type: 'routing', step: r.trainer.stepsDone, summary });
+  }
+
+  /**
+   * Measures routing on the run's routing set with the current weights, dropout off (evaluate(),
+   * in batches of at most ROUTING_SET_BATCH_ROWS token rows), and posts it as the primary summary.
+   */
+  private async measureRoutingSet(r: Run): Promise<void> {
+    const set = r.routingSet;
+    if (!set || this.run !== r) return;
+    const step = r.trainer.stepsDone;
+    const padId = this.requireBackbone().tokenizer.padId;
+    const res = await this.serial(() => evaluate(this.ctx, r.trainer.weights, set.samples, r.trainer.typeIndex, r.meta.typeNames, { batchSize: set.batch, padId }));
+    if (this.run !== r || !res.routing) return;
+    const summary: RoutingSummary = { ...withDisplayGroups(res.routing, r.groups), source: { kind: 'routingSet', step, types: set.types } };
+    r.lastRoutingSet = summary;
+    this.post({ type: 'routing', step, summary });
   }
 
   /**
@@ -539,6 +597,8 @@ export class Session {
         if (step % r.routingEvery === 0 || step === r.totalSteps) {
           this.flushMetrics(true);
           this.postRouting();
+          await this.measureRoutingSet(r);
+          if (this.run !== r) return;
         } else this.flushMetrics(false);
         const due = r.checkpointEvery > 0 && (step % r.checkpointEvery === 0 || step === r.totalSteps || r.checkpointDue);
         if (due && verdict.kind === 'fault') {
@@ -556,6 +616,10 @@ export class Session {
       if (r.status === 'stopping') r.status = 'stopped';
       else if (r.trainer.stepsDone >= r.totalSteps) r.status = 'done';
       else if (r.status === 'pausing') r.status = 'paused';
+      // Where the run rests, its routing is measured on the routing set (unless it just was).
+      const measured = r.lastRoutingSet?.source?.kind === 'routingSet' ? r.lastRoutingSet.source.step : -1;
+      if (r.guard.streakLength === 0 && r.trainer.stepsDone > 0 && measured !== r.trainer.stepsDone) await this.measureRoutingSet(r);
+      if (this.run !== r) return;
       // Where the run rests is its good state in memory: a lost device then costs no step.
       if (r.guard.streakLength === 0 && r.lastGood?.cp.stepsDone !== r.trainer.stepsDone) await this.remember(r, 'rest');
       if (this.run !== r) return;
@@ -617,7 +681,7 @@ export class Session {
     try {
       const meta: RunMeta = { ...r.meta, savedAt: Date.now() };
       const bytes = encodeCheckpoint(meta, cp);
-      const extra: CheckpointExtra = { metrics: r.lastGood!.metrics, routing: r.lastRouting };
+      const extra: CheckpointExtra = { metrics: r.lastGood!.metrics, routing: r.lastRouting, routingSet: r.lastRoutingSet };
       const pointer = await saveCheckpoint(bytes.buffer, { step: cp.stepsDone, totalSteps: r.totalSteps, meta }, extra);
       this.post({ type: 'checkpoint', step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes });
     } catch (e) {
@@ -695,7 +759,12 @@ export class Session {
       throw new Error(`the checkpoint was trained on the dataset ${meta.dataset.name} (${meta.dataset.bytes} bytes); load it first`);
     }
     if (data.info.typeNames.join('\n') !== meta.typeNames.join('\n')) throw new Error('the dataset has other data types than the checkpoint was trained with');
-    const { samples } = this.encode(data.records, meta.train.maxLength);
+    const { samples: encoded } = this.encode(data.records, meta.train.maxLength);
+    // The run's routing set: held out as recorded; a checkpoint from before routing sets held nothing
+    // out, and its run is measured on a seeded sample of its training data.
+    const selection = isRouted(meta.adapter) ? (meta.routingSet ?? selectRoutingSet(encoded.map((x) => x.type), meta.typeNames, meta.train.seed, { holdOut: false })) : null;
+    if (selection && routingSetIndices(selection).some((i) => !(Number.isInteger(i) && i >= 0 && i < encoded.length))) throw new Error('the checkpoint\'s routing set does not fit the loaded dataset');
+    const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, meta.typeNames, meta.train.maxLength, meta.train.batchSize);
     await this.serial(async () => {
       this.run?.trainer.destroy();
       this.run = null;
@@ -710,7 +779,7 @@ export class Session {
       }
       const extra = (stored.extra ?? {}) as Partial<CheckpointExtra>;
       const metrics = Array.isArray(extra.metrics) ? extra.metrics : [];
-      this.beginRun(trainer, meta, true, meta.train.maxLength, { metrics, routing: extra.routing ?? null }, { cp, metrics: metrics.filter((m) => m.step <= cp.stepsDone), origin: 'checkpoint' });
+      this.beginRun(trainer, meta, true, meta.train.maxLength, routingSet, { metrics, routing: extra.routing ?? null, routingSet: extra.routingSet ?? null }, { cp, metrics: metrics.filter((m) => m.step <= cp.stepsDone), origin: 'checkpoint' });
     });
     void this.loop();
   }

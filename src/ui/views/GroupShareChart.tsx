@@ -16,6 +16,12 @@ function uniformShare(group: ExpertGroup, experts: number): number {
   return experts > 0 ? group.experts.length / experts : 0;
 }
 
+/** "world knowledge (1,234 tokens)": a type with the number of tokens its shares were measured on. */
+export function typeLabel(summary: RoutingSummary, t: number): string {
+  const n = summary.tokens[t] ?? 0;
+  return `${summary.types[t]} (${n.toLocaleString()} token${n === 1 ? '' : 's'})`;
+}
+
 /** For each type, the index of the shown group that holds it (its own group), or -1. */
 function ownGroupIndex(summary: RoutingSummary, groups: readonly ExpertGroup[]): number[] {
   return summary.types.map((type) => groups.findIndex((g) => g.types?.includes(type) ?? false));
@@ -33,7 +39,8 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
   };
   const anyTarget = summary.types.some((_, t) => targetOf(t) !== null && own[t] >= 0);
   const rows = summary.types.map((type, t) => {
-    const row: Record<string, string | number | null> = { type };
+    // The token count behind each type's bars, in its axis label.
+    const row: Record<string, string | number | null> = { type, label: typeLabel(summary, t) };
     groups.forEach((_, g) => {
       const v = summary.groupMean[t]?.[g] ?? NaN;
       row[`g${g}`] = Number.isFinite(v) ? v : null;
@@ -50,7 +57,7 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
       {anyTokens ? (
         <BarChart responsive data={rows} style={{ width: '100%', height: 240 }} margin={{ top: 16, right: 24, bottom: 0, left: 0 }} barCategoryGap="25%">
           <CartesianGrid stroke="#eceef2" vertical={false} />
-          <XAxis dataKey="type" tick={{ fontSize: 12 }} />
+          <XAxis dataKey="label" tick={{ fontSize: 12 }} interval={0} />
           <YAxis domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} tick={{ fontSize: 11 }} width={44} />
           <Tooltip isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : 'no tokens')} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
           <Legend wrapperStyle={{ fontSize: 12 }} />
@@ -94,7 +101,9 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
           {summary.types.map((type, t) => (
             <tr key={t}>
               <th scope="row">{type}</th>
-              <td className="num">{(summary.tokens[t] ?? 0).toLocaleString()}</td>
+              <td className="num" data-testid={`group-share-tokens-${t}`} data-value={summary.tokens[t] ?? 0}>
+                {(summary.tokens[t] ?? 0).toLocaleString()}
+              </td>
               {groups.map((_, g) => {
                 const v = summary.groupMean[t]?.[g] ?? NaN;
                 return (

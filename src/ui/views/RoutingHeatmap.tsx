@@ -97,7 +97,10 @@ function TypeHeatmap({ summary, groups, typeIndex: t, typeName, pi, scale, hover
   return (
     <figure className="heatmap" data-testid={`heatmap-${t}`} onMouseLeave={() => onHover(null)}>
       <figcaption>
-        <strong>{typeName}</strong> <span className="muted">{tokens.toLocaleString()} tokens</span>
+        <strong>{typeName}</strong>{' '}
+        <span className="muted" data-testid={`heatmap-tokens-${t}`} data-value={tokens}>
+          {tokens.toLocaleString()} tokens{summary.ownGroup[t] ? `, ${summary.ownGroup[t].samples.toLocaleString()} samples` : ''}
+        </span>
       </figcaption>
       {tokens > 0 ? (
         <div className="heatmap-grid" style={{ gridTemplateColumns: `var(--label-w) repeat(${summary.experts}, var(--cell-w))` }} role="table" aria-label={`Mean router weight for ${typeName}, ${projection}`}>
