@@ -10,9 +10,17 @@ export interface ShaderSource {
 
 export type OverrideConstants = Record<string, number | boolean>;
 
+/** One pipeline's creation, as timed on the CPU (where Dawn compiles; a browser may defer to first use). */
+export interface PipelineCompile {
+  key: string;
+  ms: number;
+}
+
 export class PipelineCache {
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Every pipeline created, in order, with its creation time: what a cold start pays. */
+  readonly compiles: PipelineCompile[] = [];
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -28,6 +36,7 @@ export class PipelineCache {
     const key = `${shader.name}:${entryPoint}:${constKey}`;
     const hit = this.pipelines.get(key);
     if (hit) return hit;
+    const t0 = performance.now();
     let module = this.modules.get(shader.name);
     if (!module) {
       module = this.device.createShaderModule({ label: shader.name, code: shader.code });
@@ -41,6 +50,7 @@ export class PipelineCache {
       compute: { module, entryPoint, constants: numeric },
     });
     this.pipelines.set(key, pipeline);
+    this.compiles.push({ key, ms: performance.now() - t0 });
     return pipeline;
   }
 }

@@ -34,7 +34,7 @@
  * Llama 3 RoPE scaling.
  */
 import type { GpuContext } from '../engine/gpu';
-import { ATTENTION_MAX_KEYS, attentionForwardOp, type AttentionForwardOp } from '../engine/kernels/attention';
+import { ATTENTION_MAX_KEYS, ATTENTION_ROWS_MAX_KEYS, attentionForwardOp, type AttentionForwardOp, attentionRowsFit, type AttentionVariant } from '../engine/kernels/attention';
 import { biasForwardOp } from '../engine/kernels/bias';
 import { accumulateOp } from '../engine/kernels/elementwise';
 import { embeddingForwardOp } from '../engine/kernels/embedding';
@@ -243,6 +243,17 @@ interface Plan {
   ops: Op[];
 }
 
+/**
+ * The attention variant of generation: the one-row-per-invocation kernel wherever it fits, so the
+ * generator shares the pipeline the training forward compiles (sequences under 64 keys) instead of
+ * compiling the blocked one. A decode step has one query row per head: the blocked kernel's reuse
+ * of loaded keys across rows has little to work with, and on SwiftShader its pipeline took 38-48 s
+ * to compile against 2.4 s for the rows kernel (tools/bench/startup.ts).
+ */
+export function generationAttentionVariant(capacity: number, D: number): AttentionVariant {
+  return capacity <= ATTENTION_ROWS_MAX_KEYS && attentionRowsFit(D) ? 'rows' : 'auto';
+}
+
 export class Generator {
   /** KV capacity. */
   readonly capacity: number;
@@ -414,6 +425,7 @@ export class Generator {
       const a = attentionForwardOp(ctx, {
         q, k: this.kCache[l], v: this.vCache[l], o: att, l: lse,
         dims: { B: 1, Tq: S, Tk: cap, pos0: 0, H, KVH, D }, label: `${label} L${l} attention`,
+        variant: generationAttentionVariant(cap, D),
       });
       attentionOps.push(a);
       push(a);
