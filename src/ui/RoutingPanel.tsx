@@ -22,9 +22,10 @@ export function constraintSentence(c: { direction: LbcDirection; importance: Lbc
     : `Balancing constraint, own-group direction: it pushes each sample's router weight toward its own data type's expert group, to ${pct((1 + c.delta) / 2)} with two equal groups at delta ${c.delta}; ${importance}.`;
 }
 
-/** "world knowledge 32 samples (1,234 tokens)" per type, for the sentence under the toggle. */
+/** "world knowledge: 32 samples, 1,234 tokens" per type, for the sentence under the toggle. */
 function perTypeCounts(summary: RoutingSummary): string {
-  return summary.types.map((type, t) => `${type}: ${(summary.ownGroup[t]?.samples ?? 0).toLocaleString()} samples, ${(summary.tokens[t] ?? 0).toLocaleString()} tokens`).join('; ');
+  const count = (n: number, what: string) => `${n.toLocaleString()} ${what}${n === 1 ? '' : 's'}`;
+  return summary.types.map((type, t) => `${type}: ${count(summary.ownGroup[t]?.samples ?? 0, 'sample')}, ${count(summary.tokens[t] ?? 0, 'token')}`).join('; ');
 }
 
 /** What a summary was measured on, in one sentence. */
@@ -39,7 +40,7 @@ export function sourceSentence(summary: RoutingSummary): string {
         : held.length === 0
           ? 'a seeded sample of the training data (this run held nothing out)'
           : `samples held out of training when the run started (a seeded draw, never trained on); ${sampled.join(', ')} had too few samples to spare and ${sampled.length === 1 ? 'is' : 'are'} measured on training samples`;
-    return `Mean router weight on the routing set after step ${src.step}: ${how}, dropout off. ${perTypeCounts(summary)}.`;
+    return `Mean router weight on the routing set after step ${src.step}, dropout off: ${how}. ${perTypeCounts(summary)}.`;
   }
   const steps = src?.kind === 'window' ? (src.fromStep === src.toStep ? `step ${src.toStep}` : `steps ${src.fromStep}-${src.toStep}`) : 'the last routing window';
   return `Mean router weight over the training batches of ${steps} (dropout on; a type without tokens there keeps its values from an earlier window). ${perTypeCounts(summary)}. Few tokens make these values noisy.`;

@@ -704,6 +704,7 @@ export class Session {
     await this.serial(async () => r.trainer.importCheckpoint(good.cp));
     if (this.run !== r) return;
     r.trainer.routing?.reset();
+    r.windowFrom = toStep + 1;
     r.rolledBackTo = toStep;
     r.checkpointDue = false;
     this.flushMetrics(true);
@@ -1002,6 +1003,7 @@ export class Session {
             lastFlush: performance.now(),
             looping: false,
             history: good.metrics.slice(),
+            windowFrom: good.cp.stepsDone + 1,
             guard: new NumericGuard(old.guard.limit),
             checkpointDue: false,
           };

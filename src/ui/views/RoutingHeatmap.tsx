@@ -99,7 +99,8 @@ function TypeHeatmap({ summary, groups, typeIndex: t, typeName, pi, scale, hover
       <figcaption>
         <strong>{typeName}</strong>{' '}
         <span className="muted" data-testid={`heatmap-tokens-${t}`} data-value={tokens}>
-          {tokens.toLocaleString()} tokens{summary.ownGroup[t] ? `, ${summary.ownGroup[t].samples.toLocaleString()} samples` : ''}
+          {tokens.toLocaleString()} token{tokens === 1 ? '' : 's'}
+          {summary.ownGroup[t] ? `, ${summary.ownGroup[t].samples.toLocaleString()} sample${summary.ownGroup[t].samples === 1 ? '' : 's'}` : ''}
         </span>
       </figcaption>
       {tokens > 0 ? (
