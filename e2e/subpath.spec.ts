@@ -74,6 +74,8 @@ test('the built site runs from a sub-path of a plain static host, with its CSP f
     await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', 'loramoe-playground/demo');
     await page.getByTestId('use-demo-data').click();
     await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-good', /^[1-9]\d*$/);
+    // With a backbone and data loaded, the run's kernels compile ahead of Train.
+    await expect(page.getByTestId('warmup')).toHaveAttribute('data-pipelines', /^[1-9]\d*$/);
     await page.getByTestId('start-run').click();
     await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done', { timeout: 150_000 });
     await expect(page.getByTestId('run-step')).toHaveAttribute('data-value', '3');

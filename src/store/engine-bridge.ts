@@ -83,10 +83,17 @@ function onEvent(ev: WorkerEvent): void {
       useProbeStore.setState({ before: null, after: null, error: null });
       useChatStore.setState({ tokens: [], finishReason: null });
       requestSummary();
+      warmUp();
       return;
     case 'dataset':
       useDatasetStore.setState((s) => ({ [ev.info.role]: ev.info, errors: { ...s.errors, [ev.info.role]: undefined } }));
-      if (ev.info.role === 'train') requestSummary();
+      if (ev.info.role === 'train') {
+        requestSummary();
+        warmUp();
+      }
+      return;
+    case 'pipelinesReady':
+      useGpuStore.setState({ warmup: { pipelines: ev.pipelines, ms: ev.ms } });
       return;
     case 'datasetSummary':
       useDatasetStore.setState({ summary: ev.summary });
@@ -418,6 +425,17 @@ export function requestSummary(): void {
 }
 
 // ---- training -----------------------------------------------------------------------------------
+
+/**
+ * Compiles the kernels of a run with the form's settings ahead of Train, once a backbone and
+ * training data are loaded (the worker does nothing until both are). A failure here is reported
+ * as the run's message: Train would meet the same problem.
+ */
+function warmUp(): void {
+  call({ type: 'warmUp', settings: useSettingsStore.getState().values }).catch((e: unknown) =>
+    useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorText(e)}` }),
+  );
+}
 
 export async function startRun(): Promise<void> {
   useRunStore.setState({ busy: 'starting', message: null, storageError: null });

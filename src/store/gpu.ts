@@ -10,6 +10,8 @@ export interface GpuState {
   adapter: AdapterSummary | null;
   unavailableReason: string | null;
   kernelCheck: KernelCheckResult | null;
+  /** The last warm-up: pipelines compiled ahead of Train and how long that took. */
+  warmup: { pipelines: number; ms: number } | null;
   errors: string[];
 }
 
@@ -18,5 +20,6 @@ export const useGpuStore = create<GpuState>(() => ({
   adapter: null,
   unavailableReason: null,
   kernelCheck: null,
+  warmup: null,
   errors: [],
 }));

@@ -4,7 +4,7 @@ const MiB = 2 ** 20;
 
 /** The adapter the engine got, its key limits, and the result of the kernel check run on it. */
 export function GpuPanel() {
-  const { status, adapter, kernelCheck, errors } = useGpuStore();
+  const { status, adapter, kernelCheck, warmup, errors } = useGpuStore();
   if (status === 'pending' || !adapter) {
     return (
       <section className="panel" data-testid="gpu-pending">
@@ -45,6 +45,13 @@ export function GpuPanel() {
         </p>
       ) : (
         <p data-testid="kernel-check-pending">Running a matmul on the GPU and comparing it with the CPU reference…</p>
+      )}
+      {warmup && (
+        <p className="small muted" data-testid="warmup" data-pipelines={warmup.pipelines}>
+          {warmup.pipelines > 0
+            ? `Kernels for these settings compiled ahead of Train: ${warmup.pipelines} pipelines in ${(warmup.ms / 1000).toFixed(1)} s.`
+            : 'Kernels for these settings are compiled.'}
+        </p>
       )}
       {errors.length > 0 && (
         <ul className="errors" data-testid="errors">

@@ -89,6 +89,11 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'stopGenerate':
       need().stopGenerate();
       return;
+    case 'warmUp':
+      return answer(cmd.reqId, async () => {
+        const r = await need().warmUp(cmd.settings);
+        if (r) post({ type: 'pipelinesReady', pipelines: r.pipelines, ms: r.ms });
+      });
     case 'exportAdapter':
       return answer(cmd.reqId, () => need().exportAdapter());
     case 'exportOfficial':

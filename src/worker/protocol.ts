@@ -177,6 +177,8 @@ export type WorkerCommand =
   | { type: 'runProbe'; reqId: number; which: 'before' | 'after' }
   | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
   | { type: 'stopGenerate' }
+  /** Compile the pipelines of a run with these settings ahead of Train (answered when done). */
+  | { type: 'warmUp'; reqId: number; settings: RunSettings }
   | { type: 'exportAdapter'; reqId: number }
   /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
   | { type: 'exportOfficial'; reqId: number; settings: RunSettings }
@@ -195,6 +197,8 @@ export type WorkerEvent =
   | { type: 'ready'; adapter: AdapterSummary }
   | { type: 'unavailable'; reason: string }
   | { type: 'kernelCheck'; result: KernelCheckResult }
+  /** The warm-up compiled a run's pipelines ahead of Train (0 pipelines: all were there). */
+  | { type: 'pipelinesReady'; pipelines: number; ms: number }
   | { type: 'error'; message: string }
   | { type: 'reply'; reqId: number; ok: boolean; error?: string }
   | { type: 'backboneProgress'; file: string; loadedBytes: number; files: number }

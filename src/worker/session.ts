@@ -39,6 +39,7 @@ import type { RoutingSummary } from '../train/routing';
 import { routingSetBatch, routingSetIndices, type RoutingSetSelection, type RoutingSetType, routingSetTypes, selectRoutingSet, trainingIndices } from '../train/routing-set';
 import { officialRunZip } from '../train/official-export';
 import { type RunSettings, trainSettingsOf } from '../train/run-settings';
+import { type WarmupResult, warmTrainingPipelines } from '../train/warmup';
 import { type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
 import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, type StepFault } from './faults';
@@ -388,6 +389,21 @@ export class Session {
     this.weights = null;
     this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions);
     return this.weights;
+  }
+
+  /**
+   * Compiles the pipelines a run with these settings will use (src/train/warmup.ts), once a backbone
+   * and training data are loaded and nothing is training; the page asks after each of those loads.
+   * Null when there is nothing to warm yet, or the backbone is too large to warm.
+   */
+  async warmUp(s: RunSettings): Promise<WarmupResult | null> {
+    const data = this.datasets.get('train');
+    if (!this.backbone || !data || this.isTraining() || this.run?.status === 'paused') return null;
+    const b = this.backbone;
+    const names = data.info.typeNames;
+    const cfg = this.adapterConfigFrom(s, names);
+    const { samples, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
+    return this.serial(async () => warmTrainingPipelines(this.ctx, b, cfg, { ...trainSettingsOf(s), maxLength: seqLen }, samples, names, this.maxPositions));
   }
 
   async startRun(s: RunSettings, continueAdapter: boolean): Promise<void> {
