@@ -516,10 +516,11 @@ export async function generate(prompt: string, useAdapter: boolean): Promise<voi
 
 export const stopGenerate = () => send({ type: 'stopGenerate' });
 
-export async function exportAdapter(): Promise<void> {
+/** Runs a worker command that produces a download (the worker answers with an 'adapterZip'). */
+async function exportZip(cmd: DistributiveOmit<Requested, 'reqId'>): Promise<void> {
   useRunStore.setState({ busy: 'exporting', message: null });
   try {
-    await call({ type: 'exportAdapter' });
+    await call(cmd);
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
@@ -527,17 +528,10 @@ export async function exportAdapter(): Promise<void> {
   }
 }
 
+export const exportAdapter = () => exportZip({ type: 'exportAdapter' });
+
 /** The training data and the form's settings as a zip for the official LoRAMoE trainer. */
-export async function exportOfficialRun(): Promise<void> {
-  useRunStore.setState({ busy: 'exporting', message: null });
-  try {
-    await call({ type: 'exportOfficial', settings: useSettingsStore.getState().values });
-  } catch (e) {
-    useRunStore.setState({ message: errorText(e) });
-  } finally {
-    useRunStore.setState({ busy: null });
-  }
-}
+export const exportOfficialRun = () => exportZip({ type: 'exportOfficial', settings: useSettingsStore.getState().values });
 
 /** An adapter zip or folder: loaded onto the backbone for inspection, chat or further training. */
 export async function importAdapter(entries: FileEntry[], name: string): Promise<void> {
