@@ -30,7 +30,8 @@ import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
-import { experimentTable, runExperiment } from '../demo/experiment';
+import { EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, runExperiment } from '../demo/experiment';
+import { curvesSvg } from '../demo/plot';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
@@ -54,13 +55,15 @@ const HELP = `LoRAMoE Playground runner
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256] [--json FILE]
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
-  demo-build [--out public/models/demo] [--data-out public/data] [--steps 400] [--batch 64]
+  demo-build [--out public/models/demo] [--data-out public/data] [--steps 500] [--batch 64]
             [--lr 4e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
-  experiment [--model public/models/demo] [--data-dir public/data] [--steps 300] [--batch 16]
-            [--max-length 32] [--lr 2e-4] [--lr-full 2e-4] [--seed 42] [--json FILE]
-            [--targets gate_proj,up_proj,down_proj]
-            full fine-tuning vs LoRA vs LoRAMoE without and with LBC: knowledge kept, tasks learnt
+  experiment [--model public/models/demo] [--data-dir public/data] [--steps ${EXPERIMENT_DEFAULTS.steps}] [--batch ${EXPERIMENT_DEFAULTS.batchSize}]
+            [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--json FILE] [--svg FILE]
+            [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
+            full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
+            direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
+            every N steps (the curves in the JSON; 0: only before and after)
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
 task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
@@ -277,7 +280,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json',
+  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg',
 ];
 
 async function demoBuild(flags: Flags): Promise<void> {
@@ -285,7 +288,7 @@ async function demoBuild(flags: Flags): Promise<void> {
   await pretrainDemo(ctx, {
     out: str(flags, 'out') ?? 'public/models/demo',
     dataOut: str(flags, 'data-out') ?? 'public/data',
-    steps: num(flags, 'steps', 400),
+    steps: num(flags, 'steps', 500),
     batchSize: num(flags, 'batch', 64),
     lr: num(flags, 'lr', 4e-3),
     seed: num(flags, 'seed', DEMO_SEED),
@@ -307,6 +310,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(str(flags, 'model') ?? 'public/models/demo');
   const dataDir = str(flags, 'data-dir') ?? 'public/data';
   const ctx = await nodeGpu();
+  const t0 = performance.now();
   const results = await runExperiment(
     ctx,
     backbone,
@@ -317,18 +321,24 @@ async function experimentCommand(flags: Flags): Promise<void> {
       readFile: async (p) => new Uint8Array(await readFile(p)),
     },
     {
-      steps: num(flags, 'steps', 300),
-      batchSize: num(flags, 'batch', 16),
-      maxLength: num(flags, 'max-length', 32),
-      seed: num(flags, 'seed', 42),
-      lrAdapter: num(flags, 'lr', 2e-4),
-      lrFull: num(flags, 'lr-full', 2e-4),
+      steps: num(flags, 'steps', EXPERIMENT_DEFAULTS.steps),
+      batchSize: num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize),
+      maxLength: num(flags, 'max-length', EXPERIMENT_DEFAULTS.maxLength),
+      seed: num(flags, 'seed', EXPERIMENT_DEFAULTS.seed),
+      lrAdapter: num(flags, 'lr', EXPERIMENT_DEFAULTS.lrAdapter),
+      lrFull: num(flags, 'lr-full', EXPERIMENT_DEFAULTS.lrFull),
+      evalEvery: num(flags, 'eval-every', EXPERIMENT_DEFAULTS.evalEvery),
+      methods: str(flags, 'methods')?.split(',').map((m) => m.trim()),
       targets: targetsFlag(flags),
       log: (l) => console.error(l),
     },
   );
+  const seconds = (performance.now() - t0) / 1000;
+  console.error(`experiment: ${seconds.toFixed(0)} s in all`);
   const json = str(flags, 'json');
-  if (json) await writeFile(json, JSON.stringify(results, null, 1));
+  if (json) await writeFile(json, JSON.stringify({ flags, seconds, results }, null, 1));
+  const svg = str(flags, 'svg');
+  if (svg) await writeFile(svg, curvesSvg(results, `forgetting and learning curves (${results[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)})`));
   console.log(experimentTable(results));
 }
 

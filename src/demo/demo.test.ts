@@ -16,14 +16,15 @@ import { testGpu } from '../test/gpu';
 import { exactMatchProbe } from '../train/probe';
 
 describe('shipped demo backbone', () => {
-  it('loads and answers probe questions it was pretrained on', async () => {
+  it('loads and answers the held-out probe questions it was pretrained on (at least 85%)', async () => {
     const ctx = await testGpu();
     const b = await loadBackbone(new DirectorySource('public/models/demo'));
-    const probe = (await parseDataset(new Uint8Array(await readFile('public/data/demo-probe.jsonl')), 'demo-probe.jsonl')).records.slice(0, 24);
+    const probe = (await parseDataset(new Uint8Array(await readFile('public/data/demo-probe.jsonl')), 'demo-probe.jsonl')).records;
     const weights = new GpuWeights(ctx, b.config, b.weights, defaultAdapterConfig('none'), null, 32);
     const result = await exactMatchProbe(ctx, weights, b.tokenizer, probe);
     console.log(`[demo] probe exact match on ${probe.length} questions: ${(result.accuracy * 100).toFixed(1)}%`);
-    expect(result.accuracy).toBeGreaterThan(0.7);
+    // The README's figure for the whole held-out probe (demo-build's log).
+    expect(result.accuracy).toBeGreaterThanOrEqual(0.85);
     // Greedy generation gives the gold answer for the questions the probe scored correct.
     const gen = new Generator(ctx, weights, { maxLength: 32 });
     const correct = result.items.filter((i) => i.correct).slice(0, 3);

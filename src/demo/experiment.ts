@@ -1,8 +1,9 @@
 /**
  * The forgetting experiment: fine-tune the demo backbone on the demo data with full fine-tuning,
- * plain LoRA, LoRAMoE without the LBC and LoRAMoE with it (same steps, same data, same order, same
- * seed), then score the held-out knowledge probe, the downstream tasks, and where the router sends
- * each data type.
+ * plain LoRA, LoRAMoE without the LBC and LoRAMoE with it in each direction (same steps, same data,
+ * same order, same seed), then score the held-out knowledge probe, the downstream tasks, and where
+ * the router sends each data type. With `evalEvery`, the probe and the tasks are also scored during
+ * training: the forgetting and learning curves against instruction samples seen.
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
@@ -13,6 +14,7 @@ import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import { type Projection } from '../method/shapes';
 import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
+import type { LbcDirection } from '../method/adapter';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
 import { evaluate } from '../train/evaluate';
@@ -20,22 +22,41 @@ import { exactMatchProbe } from '../train/probe';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
 
 export interface Method {
+  /** Short key for --methods. */
+  key: string;
   name: string;
   adapter: AdapterConfig;
   lr: number;
 }
 
+/** One point of the curves: accuracies after `samples` instruction samples (step x batch x accumulation). */
+export interface CurvePoint {
+  step: number;
+  samples: number;
+  /** Exact match on the held-out facts (the knowledge probe). */
+  probe: number;
+  /** Exact match per downstream task on its held-out examples. */
+  tasks: Record<string, number>;
+  taskMean: number;
+}
+
 export interface MethodResult {
   method: string;
+  lr: number;
   probeBefore: number;
   probeAfter: number;
   probeLogLikelihoodAfter: number;
-  /** Exact match per downstream task after training. */
+  /** Exact match per downstream task before training (the backbone alone) and after. */
+  tasksBefore: Record<string, number>;
   tasks: Record<string, number>;
   taskMean: number;
   finalCe: number;
   /** Share of router weight held by the world-knowledge group, per data type (LoRAMoE only). */
   knowledgeShare: Record<string, number> | null;
+  /** Share of router weight on each data type's own expert group (LoRAMoE only). */
+  ownGroupShare: Record<string, number> | null;
+  /** Probe and task accuracy every `evalEvery` steps, from step 0 (empty without evalEvery). */
+  curve: CurvePoint[];
   seconds: number;
 }
 
@@ -49,18 +70,32 @@ export interface ExperimentOptions {
   lrFull: number;
   /** Projections LoRA and LoRAMoE adapt (default: the official feed-forward three). */
   targets?: Projection[];
+  /** Keys of the methods to run (default: all, see experimentMethods). */
+  methods?: string[];
+  /** Score the probe and the tasks every this many steps (0: only before and after). */
+  evalEvery?: number;
   log: (line: string) => void;
 }
+
+/** The experiment command's defaults: the README's table is this command at these settings. */
+export const EXPERIMENT_DEFAULTS = { steps: 300, batchSize: 16, maxLength: 14, seed: 42, lrAdapter: 5e-3, lrFull: 1e-3, evalEvery: 30 };
+
+export const METHOD_KEYS = ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'] as const;
 
 export function experimentMethods(o: ExperimentOptions, typeNames: readonly string[]): Method[] {
   const moe = { ...defaultAdapterConfig('loramoe'), ...(o.targets ? { targets: o.targets } : {}) };
   const groups = binaryGroups(typeNames, moe.numExperts);
-  return [
-    { name: 'full fine-tuning', adapter: defaultAdapterConfig('full'), lr: o.lrFull },
-    { name: 'LoRA', adapter: { ...defaultAdapterConfig('lora'), targets: moe.targets, rank: moe.rank * moe.numExperts, alpha: moe.alpha * moe.numExperts }, lr: o.lrAdapter },
-    { name: 'LoRAMoE, no LBC', adapter: { ...moe, groups, lbcBeta: 0 }, lr: o.lrAdapter },
-    { name: 'LoRAMoE + LBC', adapter: { ...moe, groups }, lr: o.lrAdapter },
+  const withLbc = (lbcDirection: LbcDirection): AdapterConfig => ({ ...moe, groups, lbcDirection });
+  const all: Method[] = [
+    { key: 'full', name: 'full fine-tuning', adapter: defaultAdapterConfig('full'), lr: o.lrFull },
+    { key: 'lora', name: 'LoRA', adapter: { ...defaultAdapterConfig('lora'), targets: moe.targets, rank: moe.rank * moe.numExperts, alpha: moe.alpha * moe.numExperts }, lr: o.lrAdapter },
+    { key: 'loramoe', name: 'LoRAMoE, no LBC', adapter: { ...moe, groups, lbcBeta: 0 }, lr: o.lrAdapter },
+    { key: 'lbc-official', name: 'LoRAMoE + LBC (official)', adapter: withLbc('official'), lr: o.lrAdapter },
+    { key: 'lbc-own', name: 'LoRAMoE + LBC (own-group)', adapter: withLbc('own-group'), lr: o.lrAdapter },
   ];
+  if (!o.methods) return all;
+  for (const k of o.methods) if (!all.some((m) => m.key === k)) throw new Error(`unknown method "${k}"; known: ${all.map((m) => m.key).join(', ')}`);
+  return all.filter((m) => o.methods!.includes(m.key));
 }
 
 async function readJsonl(readFile: (path: string) => Promise<Uint8Array>, path: string): Promise<InstructionRecord[]> {
@@ -68,6 +103,8 @@ async function readJsonl(readFile: (path: string) => Promise<Uint8Array>, path: 
   if (res.errors.length > 0) throw new Error(`${path}: ${res.errors.length} bad records`);
   return res.records;
 }
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 export async function runExperiment(
   ctx: GpuContext,
@@ -85,73 +122,102 @@ export async function runExperiment(
   if (cut > 0) o.log(`note: ${cut} training samples cut to ${o.maxLength} tokens`);
   const typeIndex = (t: string) => names.indexOf(t);
   const results: MethodResult[] = [];
+  /** Probe and task accuracy of `weights` (one teacher-forced pass over both sets). */
+  const score = async (weights: GpuWeights) => {
+    const r = await exactMatchProbe(ctx, weights, tok, [...probe, ...taskEval]);
+    const p = r.items.slice(0, probe.length);
+    const tasks: Record<string, number> = {};
+    for (const [t, v] of Object.entries(r.byType)) if (t !== WORLD_KNOWLEDGE) tasks[t] = v.accuracy;
+    return {
+      probe: p.filter((i) => i.correct).length / p.length,
+      probeLogLikelihood: p.reduce((a, i) => a + i.logLikelihood, 0) / p.length,
+      tasks,
+      taskMean: mean(Object.values(tasks)),
+    };
+  };
   const baseline = new GpuWeights(ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, o.maxLength);
-  const probeBefore = (await exactMatchProbe(ctx, baseline, tok, probe)).accuracy;
+  const before = await score(baseline);
   baseline.destroy();
-  o.log(`knowledge probe before fine-tuning: ${(probeBefore * 100).toFixed(1)}% (${probe.length} held-out questions)`);
+  const probeBefore = before.probe;
+  o.log(`knowledge probe before fine-tuning: ${pct(probeBefore)} (${probe.length} held-out questions); tasks: ${Object.entries(before.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')}`);
   // Routing is read on a fixed mix: the probe questions (world knowledge) and the task evaluation set.
   const routingSet = [...probe, ...taskEval].map((r) => encodeOfficial(tok, r, o.maxLength));
+  const evalEvery = o.evalEvery ?? 0;
   for (const m of experimentMethods(o, names)) {
     const t0 = performance.now();
     const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, o.seed) : null;
     const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
     const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed: o.seed };
     const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
+    const samplesPerStep = settings.batchSize * settings.gradAccum;
+    const curve: CurvePoint[] = [];
+    if (evalEvery > 0) curve.push({ step: 0, samples: 0, probe: before.probe, tasks: before.tasks, taskMean: before.taskMean });
     let finalCe = 0;
+    let after: Awaited<ReturnType<typeof score>> | null = null;
     for (let i = 0; i < o.steps; i++) {
       const s = await trainer.step();
       finalCe = s.ce;
       if (s.step % 50 === 0 || s.step === o.steps) o.log(`${m.name}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
+      if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
+        const sc = await score(weights);
+        curve.push({ step: s.step, samples: s.step * samplesPerStep, probe: sc.probe, tasks: sc.tasks, taskMean: sc.taskMean });
+        o.log(`${m.name}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)}`);
+        if (s.step === o.steps) after = sc;
+      }
     }
     trainer.destroy();
-    const p = await exactMatchProbe(ctx, weights, tok, probe);
-    const te = await exactMatchProbe(ctx, weights, tok, taskEval);
-    const tasks: Record<string, number> = {};
-    for (const [t, v] of Object.entries(te.byType)) tasks[t] = v.accuracy;
+    after ??= await score(weights);
     let knowledgeShare: Record<string, number> | null = null;
+    let ownGroupShare: Record<string, number> | null = null;
     if (m.adapter.mode === 'loramoe') {
       const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
+      const routing = ev.routing!;
       const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
       knowledgeShare = {};
-      ev.routing!.types.forEach((t, ti) => {
-        if (ev.routing!.tokens[ti] === 0) return;
+      ownGroupShare = {};
+      routing.types.forEach((t, ti) => {
+        if (routing.tokens[ti] === 0) return;
         let share = 0;
-        for (const layer of ev.routing!.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
-        knowledgeShare![t] = share / (ev.routing!.layers * ev.routing!.projections.length);
+        for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
+        knowledgeShare![t] = share / (routing.layers * routing.projections.length);
       });
+      for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
     }
     weights.destroy();
-    const taskValues = Object.values(tasks);
     const r: MethodResult = {
       method: m.name,
+      lr: m.lr,
       probeBefore,
-      probeAfter: p.accuracy,
-      probeLogLikelihoodAfter: p.meanLogLikelihood,
-      tasks,
-      taskMean: taskValues.reduce((a, b) => a + b, 0) / Math.max(1, taskValues.length),
+      probeAfter: after.probe,
+      probeLogLikelihoodAfter: after.probeLogLikelihood,
+      tasksBefore: before.tasks,
+      tasks: after.tasks,
+      taskMean: after.taskMean,
       finalCe,
       knowledgeShare,
+      ownGroupShare,
+      curve,
       seconds: (performance.now() - t0) / 1000,
     };
-    o.log(`${m.name}: probe ${(r.probeAfter * 100).toFixed(1)}%, tasks ${(r.taskMean * 100).toFixed(1)}%, ${r.seconds.toFixed(0)} s`);
+    o.log(`${m.name}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
     results.push(r);
   }
   return results;
 }
 
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-
 /** The results as a Markdown table (README). */
 export function experimentTable(results: readonly MethodResult[]): string {
   const taskNames = Object.keys(results[0]?.tasks ?? {}).sort();
-  const head = ['method', 'probe before', 'probe after', 'probe log-lik. after', ...taskNames, 'tasks mean', 'knowledge-group share: world knowledge / tasks'];
+  const head = ['method', 'probe before', 'probe after', 'probe log-lik. after', ...taskNames, 'tasks mean', 'own-group share: world knowledge / tasks'];
   const rows = results.map((r) => {
-    const share = r.knowledgeShare
-      ? `${(r.knowledgeShare[WORLD_KNOWLEDGE] ?? NaN).toFixed(3)} / ${mean(Object.entries(r.knowledgeShare).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v)).toFixed(3)}`
+    const share = r.ownGroupShare
+      ? `${(r.ownGroupShare[WORLD_KNOWLEDGE] ?? NaN).toFixed(3)} / ${mean(Object.entries(r.ownGroupShare).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v)).toFixed(3)}`
       : '—';
-    return [r.method, pct(r.probeBefore), pct(r.probeAfter), r.probeLogLikelihoodAfter.toFixed(2), ...taskNames.map((t) => pct(r.tasks[t])), pct(r.taskMean), share];
+    return [`${r.method} (lr ${r.lr})`, pct(r.probeBefore), pct(r.probeAfter), r.probeLogLikelihoodAfter.toFixed(2), ...taskNames.map((t) => pct(r.tasks[t])), pct(r.taskMean), share];
   });
-  return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+  const base = results[0];
+  const before = base ? [['backbone alone', pct(base.probeBefore), '', '', ...taskNames.map((t) => pct(base.tasksBefore[t] ?? NaN)), pct(mean(Object.values(base.tasksBefore))), '—']] : [];
+  return [head, head.map(() => '---'), ...before, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
 function mean(xs: number[]): number {

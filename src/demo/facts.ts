@@ -17,6 +17,8 @@ export interface Fact {
   relation: Relation;
   question: string;
   answer: string;
+  /** The same fact as a plain sentence (pretraining text). */
+  statement: string;
 }
 
 /** Lowercase ASCII words: accents stripped, apostrophes and hyphens to spaces, other symbols dropped. */
@@ -44,6 +46,13 @@ const QUESTION: Record<Relation, (country: string) => string> = {
   language: (c) => `what language is spoken in ${c} ?`,
 };
 
+const STATEMENT: Record<Relation, (country: string, answer: string) => string> = {
+  capital: (c, a) => `the capital of ${c} is ${a} .`,
+  continent: (c, a) => `${c} is a country in ${a} .`,
+  currency: (c, a) => `the currency of ${c} is the ${a} .`,
+  language: (c, a) => `people in ${c} speak ${a} .`,
+};
+
 /** All facts, in a stable order (countries by name, relations in RELATIONS order). */
 export function worldFacts(): Fact[] {
   const out: Fact[] = [];
@@ -61,7 +70,7 @@ export function worldFacts(): Fact[] {
     for (const relation of RELATIONS) {
       const answer = values[relation];
       if (!answer || !country) continue;
-      out.push({ country, relation, question: QUESTION[relation](country), answer });
+      out.push({ country, relation, question: QUESTION[relation](country), answer, statement: STATEMENT[relation](country, answer) });
     }
   }
   return out;

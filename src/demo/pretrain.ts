@@ -1,10 +1,12 @@
 /**
  * Pretraining the demo backbone from scratch with the project's own engine (full fine-tuning mode
- * from a random initialisation) on the world-knowledge corpus, then scoring the knowledge probe.
+ * from a random initialisation) on the demo's pretraining corpus (src/demo/build.ts), then scoring
+ * the knowledge probe and the base model's (weak) ability on the held-out task examples.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeOfficial } from '../data/template';
+import { encodeOfficial, type EncodedSample } from '../data/template';
+import type { TextTokenizer } from '../data/tokenizer';
 import { loadTokenizer } from '../data/tokenizer';
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { writeSafetensors } from '../io/safetensors';
@@ -14,7 +16,7 @@ import { initLlamaWeights } from '../model/init';
 import { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from '../train/probe';
 import { defaultTrainSettings, Trainer } from '../train/trainer';
-import { buildDemoData, DEFAULT_DEMO_DATA, demoConfigJson } from './build';
+import { buildDemoData, DEFAULT_DEMO_DATA, DEMO_MAX_TOKENS, demoConfigJson, demoTextFiles, type PretrainItem } from './build';
 
 export interface PretrainOptions {
   out: string;
@@ -29,17 +31,32 @@ export interface PretrainOptions {
 
 export const DEMO_SIZE = { hidden: 96, layers: 3, ffn: 256, heads: 4, kvHeads: 2 };
 
-const jsonl = (records: readonly object[]) => records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+/** A pretraining item as a training sample: a plain sentence is all target after <s>. */
+export function encodePretrainItem(tok: TextTokenizer, item: PretrainItem, maxLength: number): EncodedSample {
+  if (item.kind === 'qa') {
+    const s = encodeOfficial(tok, item.record, maxLength);
+    if (s.truncated) throw new Error(`pretraining question longer than ${maxLength} tokens: "${item.record.instruction}"`);
+    return s;
+  }
+  const ids = [...tok.encode(item.text, true), tok.eosId];
+  if (ids.length > maxLength) throw new Error(`pretraining sentence longer than ${maxLength} tokens: "${item.text}"`);
+  return { ids, promptLength: 1, truncated: false, type: item.type };
+}
 
-export async function pretrainDemo(ctx: GpuContext, o: PretrainOptions): Promise<{ probeAccuracy: number; allAccuracy: number; seconds: number }> {
+export async function pretrainDemo(ctx: GpuContext, o: PretrainOptions): Promise<{ probeAccuracy: number; allAccuracy: number; tasks: Record<string, number>; seconds: number }> {
   const t0 = performance.now();
   const data = buildDemoData({ ...DEFAULT_DEMO_DATA, seed: o.seed });
   const tok = loadTokenizer(data.tokenizerJson, data.tokenizerConfig);
   const configJson = demoConfigJson(data.vocabSize, o.size);
   const config = parseModelConfig(configJson);
-  const samples = data.pretrain.map((r) => encodeOfficial(tok, r, 64));
+  const samples = data.pretrain.map((item) => encodePretrainItem(tok, item, DEMO_MAX_TOKENS));
   const T = Math.max(...samples.map((s) => s.ids.length));
-  o.log(`demo backbone: ${JSON.stringify(o.size)}, vocabulary ${data.vocabSize}, ${samples.length} facts, sequence ${T}, on ${describeAdapter(ctx.adapter)}`);
+  const count = (kind: string) => data.pretrain.filter((p) => p.kind === 'qa' && (p.record.type === 'world knowledge') === (kind === 'facts')).length;
+  o.log(
+    `demo backbone: ${JSON.stringify(o.size)}, vocabulary ${data.vocabSize}, pretraining corpus of ${samples.length} documents ` +
+      `(${count('facts')} fact questions, ${data.pretrain.filter((p) => p.kind === 'text').length} sentences, ${count('tasks')} task examples), ` +
+      `sequence ${T}, on ${describeAdapter(ctx.adapter)}`,
+  );
   const cfg = defaultAdapterConfig('full');
   const weights = new GpuWeights(ctx, config, initLlamaWeights(config, o.seed), cfg, null, T);
   const settings = { ...defaultTrainSettings(), lr: o.lr, steps: o.steps, batchSize: o.batchSize, maxLength: T, warmupRatio: 0.05, weightDecay: 0, seed: o.seed };
@@ -50,21 +67,22 @@ export async function pretrainDemo(ctx: GpuContext, o: PretrainOptions): Promise
   }
   trainer.destroy();
   const probe = await exactMatchProbe(ctx, weights, tok, data.probe);
-  const all = await exactMatchProbe(ctx, weights, tok, data.pretrain);
+  const facts = new Map(data.pretrain.flatMap((p) => (p.kind === 'qa' && p.record.type === 'world knowledge' ? [[p.record.instruction, p.record] as const] : [])));
+  const all = await exactMatchProbe(ctx, weights, tok, [...facts.values()]);
+  const te = await exactMatchProbe(ctx, weights, tok, data.taskEval);
+  const tasks: Record<string, number> = {};
+  for (const [t, v] of Object.entries(te.byType)) tasks[t] = v.accuracy;
   const host = await weights.readBackbone();
   weights.destroy();
+  const files = demoTextFiles(data, configJson);
   await mkdir(o.out, { recursive: true });
-  const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 2) + '\n');
-  await writeFile(join(o.out, 'config.json'), enc(configJson));
-  await writeFile(join(o.out, 'tokenizer.json'), enc(data.tokenizerJson));
-  await writeFile(join(o.out, 'tokenizer_config.json'), enc(data.tokenizerConfig));
+  for (const [name, text] of Object.entries(files.model)) await writeFile(join(o.out, name), text);
   const tensors = expectedTensorNames(config).map(({ name, shape }) => ({ name, dtype: 'F32' as const, shape, data: host.get(name)! }));
   await writeFile(join(o.out, 'model.safetensors'), writeSafetensors(tensors, { format: 'pt' }));
   await mkdir(o.dataOut, { recursive: true });
-  await writeFile(join(o.dataOut, 'demo-train.jsonl'), jsonl(data.train));
-  await writeFile(join(o.dataOut, 'demo-probe.jsonl'), jsonl(data.probe));
-  await writeFile(join(o.dataOut, 'demo-task-eval.jsonl'), jsonl(data.taskEval));
+  for (const [name, text] of Object.entries(files.data)) await writeFile(join(o.dataOut, name), text);
   const seconds = (performance.now() - t0) / 1000;
   o.log(`knowledge probe (held-out quarter of the facts): ${(probe.accuracy * 100).toFixed(1)}% exact match; all facts: ${(all.accuracy * 100).toFixed(1)}%; ${seconds.toFixed(0)} s`);
-  return { probeAccuracy: probe.accuracy, allAccuracy: all.accuracy, seconds };
+  o.log(`base model on the held-out task examples: ${Object.entries(tasks).map(([t, v]) => `${t} ${(v * 100).toFixed(1)}%`).join(', ')}`);
+  return { probeAccuracy: probe.accuracy, allAccuracy: all.accuracy, tasks, seconds };
 }
