@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unzipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeBatch } from '../data/batch';
 import { encodeOfficial } from '../data/template';
@@ -17,6 +18,7 @@ import { parseSafetensors } from '../io/safetensors';
 import { loadAdapter } from '../loramoe/files';
 import { lbcOptimum } from '../reference/lbc';
 import { ReferenceLlama } from '../reference/llama';
+import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
@@ -121,6 +123,50 @@ describe('runner', () => {
     expect(lines.length).toBeGreaterThanOrEqual(2);
     // One routing line per generated token: token, then the share of each expert group.
     for (const l of lines.slice(1)) expect(l).toMatch(/^".*"\t\d\.\d{3}\t\d\.\d{3}$/);
+  });
+
+  it('train --resume continues a stopped run bit-identically to one never stopped', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const model = join(dir, 'model');
+    await writeFiles(model, tinyHfFiles({ seed: 5 }).files);
+    const data = join(dir, 'data.json');
+    await writeFile(data, JSON.stringify(DATA));
+    // Dropout on, so the resumed run must also continue the dropout stream and the data order.
+    const args = ['--model', model, '--data', data, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '5', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--dropout', '0.2', '--checkpoint-every', '2'];
+    const whole = join(dir, 'whole');
+    await captureLog(() => main(['train', ...args, '--out', whole]));
+    const parts = join(dir, 'parts');
+    await captureLog(() => main(['train', ...args, '--out', parts, '--stop-after', '3']));
+    await expect(readFile(join(parts, 'adapter_model.safetensors'))).rejects.toThrow(/ENOENT/);
+    await expect(main(['train', '--resume', parts, '--lr', '1'])).rejects.toThrow(/--resume continues a run as it was set up; drop --lr/);
+    await captureLog(() => main(['train', '--resume', parts]));
+    const a = await readFile(join(whole, 'adapter_model.safetensors'));
+    const b = await readFile(join(parts, 'adapter_model.safetensors'));
+    expect(b.equals(a)).toBe(true);
+    // The same steps: every metric but the timing.
+    const steps = async (d: string) =>
+      (await readFile(join(d, 'metrics.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const { tokensPerSecond: _t, ...m } = JSON.parse(l) as Record<string, unknown>;
+          return m;
+        });
+    expect(await steps(parts)).toEqual(await steps(whole));
+    expect((await steps(whole)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('export-official writes the hand-off zip for the official trainer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const data = join(dir, 'data.json');
+    await writeFile(data, JSON.stringify(DATA));
+    const zipPath = join(dir, 'run.zip');
+    await captureLog(() => main(['export-official', '--data', data, '--out', zipPath, '--model', 'HuggingFaceTB/SmolLM2-135M', '--steps', '12', '--experts', '4', '--lbc-beta', '0.3']));
+    const zip = unzipSync(new Uint8Array(await readFile(zipPath)));
+    const script = parseOfficialScript(new TextDecoder().decode(zip['run_loramoe.sh']));
+    expect(script).toMatchObject({ max_steps: 12, lora_nums: 4, blc_weight: 0.3, lora_rank: 4, lora_alpha: 32 });
+    const records = JSON.parse(new TextDecoder().decode(zip['data/train.json'])) as typeof DATA;
+    expect(records).toEqual(DATA);
   });
 
   it('refuses bad arguments with a clear message', async () => {

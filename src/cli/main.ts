@@ -9,8 +9,8 @@
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
 import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
@@ -20,7 +20,7 @@ import { nodeGpu } from '../engine/node-gpu';
 import { DirectorySource } from '../io/node-files';
 import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
-import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted } from '../method/adapter';
+import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { continueAdapterConfig, describeLoaded } from './continue';
@@ -36,7 +36,9 @@ import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
+import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
+import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
 
 const HELP = `LoRAMoE Playground runner
@@ -44,17 +46,30 @@ const HELP = `LoRAMoE Playground runner
   train     --model DIR --data FILE --out DIR [--adapter DIR]
             [--mode loramoe|lora|full] [--experts 8] [--rank 4] [--alpha 32] [--dropout 0.05]
             [--targets gate_proj,up_proj,down_proj] [--lbc-delta 0.1] [--lbc-beta 0.1]
+            [--lbc-direction official|own-group] [--lbc-importance mean|sum]
             [--groups "world knowledge=0-3;*=4-7"] [--lr 2e-4] [--steps 100] [--batch 4]
             [--accum 1] [--max-length 256] [--warmup 0.03] [--schedule cosine|constant]
             [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1] [--json FILE|-]
             progress: a bar with ETA and tokens/s on a terminal, plain step lines otherwise;
             --json FILE: the run's summary as JSON ("-": on stdout, instead of step lines)
+            [--checkpoint-every 50] [--stop-after N]
+            writes run.json (the run's setup) and checkpoint.safetensors (every N steps and
+            at the end) into --out; --stop-after N stops after N steps of this invocation
             --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
+  train     --resume DIR [--stop-after N] [--log-every N]
+            continues DIR's run from its checkpoint, bit-identical to a run never stopped
+            (same batches, dropout masks and updates)
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256] [--json FILE]
+            [--lbc-direction ...] [--lbc-importance ...] [--lbc-delta ...] [--lbc-beta ...]
+            (the constraint as the adapter was trained, unless given); prints, per data type,
+            the router weight on its own expert group beside the constraint's optimum
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
+  export-official --data FILE --out FILE.zip [--model NAME] [train's adapter and optimizer options]
+            the run for the official LoRAMoE trainer: data/train.json (official format),
+            run_loramoe.sh (these settings on its flags), README.md (mapping, what does not map)
   demo-build [--out public/models/demo] [--data-out public/data] [--steps 500] [--batch 64]
             [--lr 4e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
@@ -64,6 +79,12 @@ const HELP = `LoRAMoE Playground runner
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
             every N steps (the curves in the JSON; 0: only before and after)
+
+Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
+router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
+flipped: toward it, (1+delta)/2); --lbc-importance mean (each sample's router weights averaged
+over its tokens: length-fair, the official loss at batch 1) or sum (summed: longer samples weigh
+more and the spread of lengths moves the optimum).
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
 task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
@@ -111,6 +132,18 @@ function encodeAll(tok: TextTokenizer, records: readonly ImportedRecord[], maxLe
   return samples;
 }
 
+function lbcDirectionFlag(flags: Flags): LbcDirection | undefined {
+  const v = str(flags, 'lbc-direction');
+  if (v !== undefined && !LBC_DIRECTIONS.includes(v as LbcDirection)) throw new Error(`--lbc-direction must be ${LBC_DIRECTIONS.join(' or ')}, got "${v}"`);
+  return v as LbcDirection | undefined;
+}
+
+function lbcImportanceFlag(flags: Flags): LbcImportance | undefined {
+  const v = str(flags, 'lbc-importance');
+  if (v !== undefined && !LBC_IMPORTANCES.includes(v as LbcImportance)) throw new Error(`--lbc-importance must be ${LBC_IMPORTANCES.join(' or ')}, got "${v}"`);
+  return v as LbcImportance | undefined;
+}
+
 function adapterConfigFrom(flags: Flags, names: readonly string[]): AdapterConfig {
   const mode = (str(flags, 'mode') ?? 'loramoe') as AdapterMode;
   if (!['loramoe', 'lora', 'full'].includes(mode)) throw new Error(`--mode must be loramoe, lora or full, got "${mode}"`);
@@ -127,6 +160,8 @@ function adapterConfigFrom(flags: Flags, names: readonly string[]): AdapterConfi
     targets,
     lbcDelta: num(flags, 'lbc-delta', d.lbcDelta),
     lbcBeta: num(flags, 'lbc-beta', d.lbcBeta),
+    lbcDirection: lbcDirectionFlag(flags) ?? d.lbcDirection,
+    lbcImportance: lbcImportanceFlag(flags) ?? d.lbcImportance,
     groups: mode === 'loramoe' ? (groupsSpec ? parseTypeGroups(groupsSpec, names, N) : binaryGroups(names, N)) : [[0]],
   };
   checkAdapterConfig(cfg);
@@ -152,18 +187,68 @@ function trainSettingsFrom(flags: Flags): TrainSettings {
   };
 }
 
+/** What `train --resume` needs to rebuild a run exactly: written into --out when the run starts. */
+interface RunFile {
+  version: 1;
+  /** Absolute paths, so a run continues from any working directory. */
+  model: string;
+  data: string;
+  cfg: AdapterConfig;
+  settings: TrainSettings;
+  typeNames: string[];
+  checkpointEvery: number;
+}
+
+const RUN_FILE = 'run.json';
+const CHECKPOINT_FILE = 'checkpoint.safetensors';
+/** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
+const RUN_SHAPING_FLAGS = [
+  'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
+  'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out',
+];
+
+/** Writes a file whole or not at all (a crash mid-write leaves the previous version). */
+async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  await writeFile(`${path}.partial`, bytes);
+  await rename(`${path}.partial`, path);
+}
+
+async function readRunFile(dir: string): Promise<RunFile> {
+  const path = join(dir, RUN_FILE);
+  let run: RunFile;
+  try {
+    run = JSON.parse(await readFile(path, 'utf8')) as RunFile;
+  } catch (e) {
+    throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${e instanceof Error ? e.message : String(e)}); is it a run folder written by train?`, { cause: e });
+  }
+  if (run.version !== 1 || typeof run.model !== 'string' || typeof run.data !== 'string' || !run.cfg || !run.settings) {
+    throw new Error(`--resume ${dir}: ${RUN_FILE} is not a run description of this version`);
+  }
+  return run;
+}
+
 async function train(flags: Flags): Promise<void> {
-  const out = need(flags, 'out');
-  const modelDir = need(flags, 'model');
+  const resumeDir = str(flags, 'resume');
+  if (resumeDir) {
+    const given = RUN_SHAPING_FLAGS.filter((f) => flags[f] !== undefined);
+    if (given.length > 0) throw new Error(`--resume continues a run as it was set up; drop ${given.map((f) => `--${f}`).join(', ')} (see ${join(resumeDir, RUN_FILE)})`);
+  }
+  const run = resumeDir ? await readRunFile(resumeDir) : null;
+  const out = resumeDir ?? need(flags, 'out');
+  const modelDir = run ? run.model : need(flags, 'model');
+  const dataFile = run ? run.data : need(flags, 'data');
   const backbone = await loadModel(modelDir);
-  const records = await loadRecords(need(flags, 'data'));
+  const records = await loadRecords(dataFile);
   const names = typeNamesFor(records.map((r) => r.type));
+  if (run && names.join('\n') !== run.typeNames.join('\n')) throw new Error(`--resume: ${dataFile} now has data types ${names.join(', ')}, the run had ${run.typeNames.join(', ')}`);
   // --adapter: continue from an adapter folder (own, official LoRAMoE or PEFT) instead of a fresh init.
   const from = str(flags, 'adapter');
   const loaded = from ? await loadAdapter(new DirectorySource(from), backbone.config) : null;
-  const cfg = loaded ? continueAdapterConfig(from!, loaded, flags, names, (f) => adapterConfigFrom(f, names)) : adapterConfigFrom(flags, names);
+  const cfg = run ? run.cfg : loaded ? continueAdapterConfig(from!, loaded, flags, names, (f) => adapterConfigFrom(f, names)) : adapterConfigFrom(flags, names);
+  if (run) checkAdapterConfig(cfg);
   if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
-  const settings = trainSettingsFrom(flags);
+  const settings = run ? run.settings : trainSettingsFrom(flags);
+  const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
   const samples = encodeAll(backbone.tokenizer, records, settings.maxLength);
   const ctx = await nodeGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
@@ -172,20 +257,47 @@ async function train(flags: Flags): Promise<void> {
   const typeIndex = (t: string) => names.indexOf(t);
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
+  const metrics: string[] = [];
+  if (run) {
+    const cp = decodeTrainerState(new Uint8Array(await readFile(join(out, CHECKPOINT_FILE))), join(out, CHECKPOINT_FILE)).trainer;
+    trainer.importCheckpoint(cp);
+    const done = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+    if (done.length < cp.stepsDone) throw new Error(`--resume: ${join(out, 'metrics.jsonl')} has ${done.length} steps, the checkpoint ${cp.stepsDone}`);
+    metrics.push(...done.slice(0, cp.stepsDone));
+    console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
+  } else {
+    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery };
+    await writeAtomic(join(out, RUN_FILE), JSON.stringify(runFile, null, 1));
+  }
+  const saveCheckpoint = async () => {
+    await writeAtomic(join(out, CHECKPOINT_FILE), encodeTrainerState(await trainer.exportCheckpoint(), {}));
+    await writeAtomic(join(out, 'metrics.jsonl'), metrics.join('\n') + '\n');
+  };
   const logEvery = num(flags, 'log-every', 1);
   // A bar on a terminal, plain step lines otherwise; --json FILE: the run's summary ("-": stdout, no step lines).
   const json = str(flags, 'json');
   const progress = new TrainProgress({ total: settings.steps, startStep: trainer.stepsDone, tty: isInteractive(), logEvery, quiet: json === '-' });
   const ranSteps: ProgressStep[] = [];
-  const metrics: string[] = [];
-  for (let i = 0; i < settings.steps; i++) {
+  const stopAfter = flags['stop-after'] !== undefined ? num(flags, 'stop-after', 0) : Infinity;
+  let ran = 0;
+  while (trainer.stepsDone < settings.steps) {
     const m = await trainer.step();
+    ran++;
     metrics.push(JSON.stringify(m));
     ranSteps.push(m);
     if (m.skipped) progress.note(`step ${m.step}: gradients were not finite; the update was skipped`);
     progress.step(m);
+    if (m.step < settings.steps && ran >= stopAfter) {
+      await saveCheckpoint();
+      progress.finish();
+      console.error(`stopped at step ${m.step} of ${settings.steps}; continue with: npm run runner -- train --resume ${out}`);
+      trainer.destroy();
+      weights.destroy();
+      return;
+    }
+    if (checkpointEvery > 0 && m.step % checkpointEvery === 0 && m.step < settings.steps) await saveCheckpoint();
   }
-  await writeFile(join(out, 'metrics.jsonl'), metrics.join('\n') + '\n');
+  await saveCheckpoint();
   if (hasAdapter(cfg)) {
     const files = adapterFiles(cfg, backbone.config, await weights.readAdapter(), backbone.name, names);
     for (const [name, bytes] of files) await writeFile(join(out, name), bytes);
@@ -220,7 +332,17 @@ async function withAdapter(flags: Flags, backbone: Backbone): Promise<{ cfg: Ada
 
 async function evalCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(need(flags, 'model'));
-  const { cfg, set, names: adapterNames } = await withAdapter(flags, backbone);
+  const loaded = await withAdapter(flags, backbone);
+  const { set, names: adapterNames } = loaded;
+  // The constraint is measured as the adapter was trained unless a flag says otherwise.
+  const cfg: AdapterConfig = {
+    ...loaded.cfg,
+    lbcDelta: num(flags, 'lbc-delta', loaded.cfg.lbcDelta),
+    lbcBeta: num(flags, 'lbc-beta', loaded.cfg.lbcBeta),
+    lbcDirection: lbcDirectionFlag(flags) ?? loaded.cfg.lbcDirection,
+    lbcImportance: lbcImportanceFlag(flags) ?? loaded.cfg.lbcImportance,
+  };
+  checkAdapterConfig(cfg);
   const records = await loadRecords(need(flags, 'data'));
   const names = adapterNames ?? typeNamesFor(records.map((r) => r.type));
   for (const r of records) {
@@ -232,6 +354,14 @@ async function evalCommand(flags: Flags): Promise<void> {
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
   const batch = str(flags, 'batch');
   const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
+  if (res.routing) {
+    const c = res.routing.constraint;
+    console.error(`own-group share by data type (balancing constraint: ${c.direction} direction, ${c.importance} importance, delta ${c.delta}, beta ${c.beta}):`);
+    for (const o of res.routing.ownGroup) {
+      if (o.samples === 0) continue;
+      console.error(`  ${o.type.padEnd(20)} measured ${o.share.toFixed(3)}   constraint's optimum ${o.target === null ? '(off)' : o.target.toFixed(3)}   (${o.samples} samples)`);
+    }
+  }
   const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, ...res };
   // stdout gets the JSON; --json FILE also writes it to FILE.
   const json = str(flags, 'json');
@@ -278,10 +408,21 @@ async function generateCommand(flags: Flags): Promise<void> {
 }
 
 const STRING_OPTIONS = [
-  'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'groups',
+  'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg',
 ];
+
+/** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
+async function exportOfficial(flags: Flags): Promise<void> {
+  const out = need(flags, 'out');
+  const records = await loadRecords(need(flags, 'data'));
+  const names = typeNamesFor(records.map((r) => r.type));
+  const cfg = adapterConfigFrom(flags, names);
+  const settings = trainSettingsFrom(flags);
+  await writeFile(out, officialRunZip(records, names, cfg, settings, str(flags, 'model') ?? ''));
+  console.error(`wrote ${out}: data/train.json (${records.length} records), run_loramoe.sh, README.md (what does not map)`);
+}
 
 async function demoBuild(flags: Flags): Promise<void> {
   const ctx = await nodeGpu();
@@ -357,6 +498,8 @@ export async function main(argv: string[]): Promise<void> {
       return generateCommand(flags);
     case 'demo-build':
       return demoBuild(flags);
+    case 'export-official':
+      return exportOfficial(flags);
     case 'experiment':
       return experimentCommand(flags);
     case undefined:
