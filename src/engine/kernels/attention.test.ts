@@ -146,22 +146,24 @@ async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: 
 }
 
 describe('attention forward kernel vs reference', () => {
+  // One test per shape and variant: each variant is its own pipelines to compile, so a test stays
+  // small on a software adapter.
   for (const s of SHAPES) {
-    it(`${label(s)} (${variantsFor(s).join(', ')}; auto picks ${chooseAttentionVariant(dimsOf(s))})`, async () => {
-      expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? (s.T >= 64 ? 'blocked' : 'rows') : 'workgroup');
-      const ctx = await testGpu();
-      const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D);
-      const q = rng.f32Array(s.B * s.T * s.H * s.D);
-      const k = rng.f32Array(s.B * s.T * s.KVH * s.D);
-      const v = rng.f32Array(s.B * s.T * s.KVH * s.D);
-      const dims = dimsOf(s);
-      const want = attentionForward(q, k, v, dims);
-      for (const variant of variantsFor(s)) {
+    for (const variant of variantsFor(s)) {
+      it(`${label(s)}, ${variant}${variant === chooseAttentionVariant(dimsOf(s)) ? ' (auto picks it)' : ''}`, async () => {
+        expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? (s.T >= 64 ? 'blocked' : 'rows') : 'workgroup');
+        const ctx = await testGpu();
+        const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D);
+        const q = rng.f32Array(s.B * s.T * s.H * s.D);
+        const k = rng.f32Array(s.B * s.T * s.KVH * s.D);
+        const v = rng.f32Array(s.B * s.T * s.KVH * s.D);
+        const dims = dimsOf(s);
+        const want = attentionForward(q, k, v, dims);
         const got = await gpuForward(ctx, q, k, v, dims, variant);
         expectClose(`attention ${variant} O ${label(s)}`, got.o, want.o, { abs: tolO(s, s.T) });
         expectClose(`attention ${variant} L ${label(s)}`, got.l, want.l, { abs: tolL(s, s.T) });
-      }
-    });
+      });
+    }
   }
 
   // Capacity 12 would pick the rows variant (forced here), 300 the workgroup one (with a 512-key
@@ -228,33 +230,33 @@ describe('attention forward kernel vs reference', () => {
 
 describe('attention backward kernels vs reference', () => {
   for (const s of SHAPES) {
-    it(`${label(s)} (${variantsFor(s).join(', ')})`, async () => {
-      const ctx = await testGpu();
-      const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D + 7);
-      const nq = s.B * s.T * s.H * s.D;
-      const nk = s.B * s.T * s.KVH * s.D;
-      const nrow = s.B * s.H * s.T;
-      const dims = dimsOf(s);
-      const q = rng.f32Array(nq);
-      const k = rng.f32Array(nk);
-      const v = rng.f32Array(nk);
-      const dO = rng.f32Array(nq);
-      // Both sides read the same float32 O and L (the reference forward's, rounded), so the
-      // comparison measures the backward kernels alone.
-      const fwd = attentionForward(q, k, v, dims);
-      const o = Float32Array.from(fwd.o);
-      const l = Float32Array.from(fwd.l);
-      const want = attentionBackward(dO, q, k, v, o, l, dims);
-      const wantDlt = new Float64Array(nrow);
-      for (let b = 0; b < s.B; b++)
-        for (let h = 0; h < s.H; h++)
-          for (let t = 0; t < s.T; t++) {
-            let acc = 0;
-            for (let i = 0; i < s.D; i++) acc += dO[((b * s.T + t) * s.H + h) * s.D + i] * o[((b * s.T + t) * s.H + h) * s.D + i];
-            wantDlt[(b * s.H + h) * s.T + t] = acc;
-          }
+    for (const variant of variantsFor(s)) {
+      it(`${label(s)}, ${variant}`, async () => {
+        const ctx = await testGpu();
+        const rng = new Rng(s.B * 1000 + s.T * 100 + s.H * 10 + s.D + 7);
+        const nq = s.B * s.T * s.H * s.D;
+        const nk = s.B * s.T * s.KVH * s.D;
+        const nrow = s.B * s.H * s.T;
+        const dims = dimsOf(s);
+        const q = rng.f32Array(nq);
+        const k = rng.f32Array(nk);
+        const v = rng.f32Array(nk);
+        const dO = rng.f32Array(nq);
+        // Both sides read the same float32 O and L (the reference forward's, rounded), so the
+        // comparison measures the backward kernels alone.
+        const fwd = attentionForward(q, k, v, dims);
+        const o = Float32Array.from(fwd.o);
+        const l = Float32Array.from(fwd.l);
+        const want = attentionBackward(dO, q, k, v, o, l, dims);
+        const wantDlt = new Float64Array(nrow);
+        for (let b = 0; b < s.B; b++)
+          for (let h = 0; h < s.H; h++)
+            for (let t = 0; t < s.T; t++) {
+              let acc = 0;
+              for (let i = 0; i < s.D; i++) acc += dO[((b * s.T + t) * s.H + h) * s.D + i] * o[((b * s.T + t) * s.H + h) * s.D + i];
+              wantDlt[(b * s.H + h) * s.T + t] = acc;
+            }
 
-      for (const variant of variantsFor(s)) {
         const t = {
           q: createTensor(ctx, 'Q', [nq], 'f32', q),
           k: createTensor(ctx, 'K', [nk], 'f32', k),
@@ -277,8 +279,8 @@ describe('attention backward kernels vs reference', () => {
         expectClose(`attention ${variant} dK ${label(s)}`, dk, want.dk, { abs: tolGrad(s, psum, G * s.T, true) });
         expectClose(`attention ${variant} dV ${label(s)}`, dv, want.dv, { abs: tolGrad(s, psum, G * s.T, false) });
         for (const x of Object.values(t)) x.destroy();
-      }
-    });
+      });
+    }
   }
 
   it('entry points run separately give the same result as attentionBackwardOps', async () => {
