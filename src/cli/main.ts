@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
 import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
-import { describeAdapter } from '../engine/gpu';
+import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
 import { DirectorySource } from '../io/node-files';
 import { writeSafetensors } from '../io/safetensors';
@@ -90,6 +90,20 @@ Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instructi
 task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
 
 type Flags = Record<string, string | boolean | undefined>;
+
+let gpu: Promise<GpuContext> | undefined;
+
+/**
+ * One device for every command of this process: its pipeline cache then serves them all (a
+ * process that runs several commands, as the tests do, compiles each kernel once).
+ */
+function runnerGpu(): Promise<GpuContext> {
+  gpu ??= nodeGpu().catch((e: unknown) => {
+    gpu = undefined;
+    throw e;
+  });
+  return gpu;
+}
 
 function num(flags: Flags, name: string, fallback: number): number {
   const v = flags[name];
@@ -250,7 +264,7 @@ async function train(flags: Flags): Promise<void> {
   const settings = run ? run.settings : trainSettingsFrom(flags);
   const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
   const samples = encodeAll(backbone.tokenizer, records, settings.maxLength);
-  const ctx = await nodeGpu();
+  const ctx = await runnerGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength);
@@ -350,7 +364,7 @@ async function evalCommand(flags: Flags): Promise<void> {
   }
   const maxLength = num(flags, 'max-length', 256);
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
-  const ctx = await nodeGpu();
+  const ctx = await runnerGpu();
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
   const batch = str(flags, 'batch');
   const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
@@ -376,7 +390,7 @@ async function generateCommand(flags: Flags): Promise<void> {
   const tok = backbone.tokenizer;
   const prompt = encodePrompt(tok, need(flags, 'prompt'), str(flags, 'input') ?? '');
   const maxNew = num(flags, 'max-new-tokens', 64);
-  const ctx = await nodeGpu();
+  const ctx = await runnerGpu();
   const capacity = Math.min(prompt.length + maxNew, 2048);
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, capacity);
   const gen = new Generator(ctx, weights, { maxLength: capacity });
@@ -425,7 +439,7 @@ async function exportOfficial(flags: Flags): Promise<void> {
 }
 
 async function demoBuild(flags: Flags): Promise<void> {
-  const ctx = await nodeGpu();
+  const ctx = await runnerGpu();
   await pretrainDemo(ctx, {
     out: str(flags, 'out') ?? 'public/models/demo',
     dataOut: str(flags, 'data-out') ?? 'public/data',
@@ -450,7 +464,7 @@ function targetsFlag(flags: Flags): Projection[] | undefined {
 async function experimentCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(str(flags, 'model') ?? 'public/models/demo');
   const dataDir = str(flags, 'data-dir') ?? 'public/data';
-  const ctx = await nodeGpu();
+  const ctx = await runnerGpu();
   const t0 = performance.now();
   const results = await runExperiment(
     ctx,
