@@ -161,7 +161,7 @@ export async function runExperiment(
       if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
         const sc = await score(weights);
         curve.push({ step: s.step, samples: s.step * samplesPerStep, probe: sc.probe, tasks: sc.tasks, taskMean: sc.taskMean });
-        o.log(`${m.name}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)}`);
+        o.log(`${m.name}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
         if (s.step === o.steps) after = sc;
       }
     }

@@ -14,8 +14,12 @@ import { Rng } from '../util/random';
 
 export const ALL_TASK_TYPES = ['arithmetic', 'sentiment', 'opposites', 'category', 'last word'] as const;
 export type TaskType = (typeof ALL_TASK_TYPES)[number];
-/** The downstream tasks of the demo's fine-tuning data. */
-export const TASK_TYPES: readonly TaskType[] = ALL_TASK_TYPES;
+/**
+ * The downstream tasks of the demo's fine-tuning data. Arithmetic and last word stay in pretraining
+ * (a few formatted examples) but not in fine-tuning: within the experiment's budget neither full
+ * fine-tuning nor the adapters learnt them (README, "The forgetting experiment").
+ */
+export const TASK_TYPES: readonly TaskType[] = ['sentiment', 'opposites', 'category'];
 
 export const CATEGORIES: Record<string, readonly string[]> = {
   animal: ['cat', 'dog', 'bird', 'fish', 'horse', 'cow', 'sheep', 'mouse', 'lion', 'bear'],
