@@ -7,7 +7,7 @@ import type { CheckpointPointer } from '../io/persist';
 import type { RoutingSummary } from '../train/routing';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
-import type { AdapterState, DisplayGroup, MeasuredMemory, RunEvent, RunStatus } from '../worker/protocol';
+import { type AdapterState, type DisplayGroup, type MeasuredMemory, noAdapter, type RunEvent, type RunStatus } from '../worker/protocol';
 
 export interface RunState {
   runId: string | null;
@@ -60,7 +60,7 @@ export const useRunStore = create<RunState>(() => ({
   message: null,
   storageError: null,
   events: [],
-  adapter: { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] },
+  adapter: noAdapter(),
   busy: null,
   startedAt: 0,
 }));

@@ -120,6 +120,11 @@ export interface AdapterState {
   groups: DisplayGroup[];
 }
 
+/** The frozen backbone alone: no adapter trained or imported. A function, so no caller shares its arrays. */
+export function noAdapter(): AdapterState {
+  return { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+}
+
 export interface SamplingSettings {
   temperature: number;
   topK: number;

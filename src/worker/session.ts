@@ -46,6 +46,7 @@ import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, typ
 import { displayGroups, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
 import {
   type AdapterState,
+  noAdapter,
   type BackboneRef,
   type BackboneSource,
   type DatasetInfo,
@@ -233,7 +234,7 @@ export class Session {
   private rawFiles = new Map<string, Uint8Array>();
   private maxPositions = 0;
   private weights: GpuWeights | null = null;
-  private adapter: AdapterState = { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+  private adapter: AdapterState = noAdapter();
   private readonly datasets = new Map<DatasetRole, LoadedDataset>();
   private run: Run | null = null;
   private generator: Generator | null = null;
@@ -297,7 +298,7 @@ export class Session {
       this.maxPositions = Math.min(backbone.config.maxPositionEmbeddings, ATTENTION_MAX_KEYS);
       // The frozen backbone on the GPU right away: chat and the "before" probe need nothing else.
       this.weights = new GpuWeights(this.ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, this.maxPositions);
-      this.adapter = { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+      this.adapter = noAdapter();
     });
     this.post({
       type: 'backboneLoaded',
@@ -381,6 +382,11 @@ export class Session {
     return { samples, seqLen: Math.max(2, ...samples.map((s) => s.ids.length)) };
   }
 
+  /** The one place a run's Trainer is made: samples' data types indexed by the run's type names. */
+  private makeTrainer(weights: GpuWeights, samples: readonly EncodedSample[], typeNames: readonly string[], train: TrainSettings): Trainer {
+    return new Trainer(this.ctx, weights, samples, (t) => typeNames.indexOf(t), typeNames, train, this.requireBackbone().tokenizer.padId);
+  }
+
   private rebuildWeights(cfg: AdapterConfig, set: AdapterSet | null): GpuWeights {
     const b = this.requireBackbone();
     this.generator?.destroy();
@@ -434,11 +440,11 @@ export class Session {
       let trainer: Trainer;
       try {
         const weights = this.rebuildWeights(cfg, set);
-        trainer = new Trainer(this.ctx, weights, samples, (t) => names.indexOf(t), names, train, b.tokenizer.padId);
+        trainer = this.makeTrainer(weights, samples, names, train);
       } catch (e) {
         // Leave a usable model behind: the frozen backbone.
         this.rebuildWeights(defaultAdapterConfig('none'), null);
-        this.adapter = { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+        this.adapter = noAdapter();
         this.postAdapter();
         throw e;
       }
@@ -787,7 +793,7 @@ export class Session {
       this.run = null;
       const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
       const weights = this.rebuildWeights(meta.adapter, set);
-      const trainer = new Trainer(this.ctx, weights, samples, (t) => meta.typeNames.indexOf(t), meta.typeNames, meta.train, b.tokenizer.padId);
+      const trainer = this.makeTrainer(weights, samples, meta.typeNames, meta.train);
       try {
         trainer.importCheckpoint(cp);
       } catch (e) {
@@ -1007,7 +1013,7 @@ export class Session {
           const good = old.lastGood;
           const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
           const weights = this.rebuildWeights(meta.adapter, set);
-          const trainer = new Trainer(ctx, weights, old.trainer.samples, old.trainer.typeIndex, meta.typeNames, meta.train, b.tokenizer.padId);
+          const trainer = this.makeTrainer(weights, old.trainer.samples, meta.typeNames, meta.train);
           trainer.importCheckpoint(good.cp);
           const status: RunStatus =
             old.status === 'running' || old.status === 'starting' ? 'running' : old.status === 'pausing' ? 'paused' : old.status === 'stopping' ? 'stopped' : old.status;
@@ -1028,7 +1034,7 @@ export class Session {
         } else {
           const imp = this.imported;
           this.rebuildWeights(imp ? imp.cfg : defaultAdapterConfig('none'), imp ? imp.set : null);
-          if (!imp) this.adapter = { origin: 'none', cfg: null, label: 'none', typeNames: [], groups: [] };
+          if (!imp) this.adapter = noAdapter();
         }
       });
     } finally {
