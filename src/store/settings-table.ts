@@ -13,6 +13,9 @@
  */
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { defaultTrainSettings } from '../train/trainer';
+import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
 
 export type TrainMode = 'loramoe' | 'lora' | 'full';
 export type Section = 'adapter' | 'training' | 'run' | 'chat' | 'model';
@@ -131,6 +134,14 @@ function text(o: Omit<TextDef, 'kind' | 'parse' | 'format'>): TextDef {
   };
 }
 
+/**
+ * The defaults of what trains and how come from where the engine keeps them (the official LoRAMoE
+ * script's values: src/loramoe/config.ts, src/train/trainer.ts), so the form, the runner and the
+ * trainer cannot disagree.
+ */
+const ADAPTER = defaultAdapterConfig('loramoe');
+const TRAIN = defaultTrainSettings();
+
 /** Every setting, in form order. */
 export const SETTINGS = {
   // ---- what trains ---------------------------------------------------------------------------------
@@ -139,24 +150,24 @@ export const SETTINGS = {
     help: 'LoRAMoE (mixture of LoRA experts), plain LoRA (one expert, no router), or full fine-tuning of every weight.',
   }),
   experts: int({
-    url: 'experts', label: 'Experts (N)', section: 'adapter', default: 8, min: 1, max: 64,
+    url: 'experts', label: 'Experts (N)', section: 'adapter', default: ADAPTER.numExperts, min: 1, max: 64,
     help: 'LoRA experts per adapted projection (official lora_nums 8); the official grouping needs an even number.',
   }),
-  rank: int({ url: 'rank', label: 'Rank (r)', section: 'adapter', default: 4, min: 1, max: 256, help: 'Rank of each expert: A is r x in, B is out x r (official 4).' }),
-  alpha: float({ url: 'alpha', label: 'Alpha', section: 'adapter', default: 32, min: 0, minExclusive: true, max: 1e6, help: 'Scale of the expert sum is alpha / r (official 32, so 8 at rank 4).' }),
-  dropout: float({ url: 'dropout', label: 'Dropout', section: 'adapter', default: 0.05, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Dropout on each expert's input; the router sees the undropped input (official 0.05)." }),
+  rank: int({ url: 'rank', label: 'Rank (r)', section: 'adapter', default: ADAPTER.rank, min: 1, max: 256, help: 'Rank of each expert: A is r x in, B is out x r (official 4).' }),
+  alpha: float({ url: 'alpha', label: 'Alpha', section: 'adapter', default: ADAPTER.alpha, min: 0, minExclusive: true, max: 1e6, help: 'Scale of the expert sum is alpha / r (official 32, so 8 at rank 4).' }),
+  dropout: float({ url: 'dropout', label: 'Dropout', section: 'adapter', default: ADAPTER.dropout, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Dropout on each expert's input; the router sees the undropped input (official 0.05)." }),
   targets: list<Projection>({
-    url: 'targets', label: 'Target projections', section: 'adapter', default: ['gate_proj', 'up_proj', 'down_proj'], options: PROJECTIONS,
+    url: 'targets', label: 'Target projections', section: 'adapter', default: [...ADAPTER.targets], options: PROJECTIONS,
     help: 'Projections that get experts; the official code adapts the feed-forward three, attention stays plain.',
   }),
-  lbcDelta: float({ url: 'delta', label: 'LBC delta', section: 'adapter', default: 0.1, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Importance boost: x(1+delta) inside a sample's expert group, x(1-delta) outside (blc_alpha)." }),
-  lbcBeta: float({ url: 'beta', label: 'LBC beta', section: 'adapter', default: 0.1, min: 0, max: 1e3, step: 0.01, help: 'Weight of the balancing constraint of each adapted layer in the loss (blc_weight).' }),
+  lbcDelta: float({ url: 'delta', label: 'LBC delta', section: 'adapter', default: ADAPTER.lbcDelta, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Importance boost: x(1+delta) inside a sample's expert group, x(1-delta) outside (blc_alpha)." }),
+  lbcBeta: float({ url: 'beta', label: 'LBC beta', section: 'adapter', default: ADAPTER.lbcBeta, min: 0, max: 1e3, step: 0.01, help: 'Weight of the balancing constraint of each adapted layer in the loss (blc_weight).' }),
   lbcDirection: choice<LbcDirection>({
-    url: 'lbcdir', label: 'LBC direction', section: 'adapter', default: 'official', options: LBC_DIRECTIONS,
+    url: 'lbcdir', label: 'LBC direction', section: 'adapter', default: ADAPTER.lbcDirection, options: LBC_DIRECTIONS,
     help: "official: as released, pushes each sample's weight away from its own group ((1-delta)/2 with two groups); own-group: sign flipped, toward it ((1+delta)/2).",
   }),
   lbcImportance: choice<LbcImportance>({
-    url: 'lbcimp', label: 'LBC importance', section: 'adapter', default: 'mean', options: LBC_IMPORTANCES,
+    url: 'lbcimp', label: 'LBC importance', section: 'adapter', default: ADAPTER.lbcImportance, options: LBC_IMPORTANCES,
     help: "mean: a sample's router weights averaged over its tokens, so every sample counts alike; sum: summed, so lengths shift where the constraint pushes.",
   }),
   groups: text({
@@ -164,20 +175,20 @@ export const SETTINGS = {
     help: 'Data type to experts, e.g. "world knowledge=0-3; *=4-7". Empty: the official binary grouping.',
   }),
   // ---- how it trains -------------------------------------------------------------------------------
-  lr: float({ url: 'lr', label: 'Learning rate', section: 'training', default: 2e-4, min: 0, minExclusive: true, max: 10, step: 1e-4, help: 'Peak learning rate of AdamW (official 2e-4).' }),
-  schedule: choice<'cosine' | 'constant'>({ url: 'schedule', label: 'Schedule', section: 'training', default: 'cosine', options: ['cosine', 'constant'], help: 'Cosine decay to 0 after linear warmup (official), or a constant rate.' }),
-  warmup: float({ url: 'warmup', label: 'Warmup ratio', section: 'training', default: 0.03, min: 0, max: 1, maxExclusive: true, step: 0.01, help: 'Fraction of the steps spent warming the rate up from 0 (official 0.03).' }),
-  weightDecay: float({ url: 'wd', label: 'Weight decay', section: 'training', default: 0, min: 0, max: 10, step: 0.01, help: 'Decoupled AdamW weight decay (official 0).' }),
-  batch: int({ url: 'batch', label: 'Batch size', section: 'training', default: 4, min: 1, max: 512, help: 'Samples per micro-batch; the logits tensor is batch x length x vocabulary.' }),
-  accum: int({ url: 'accum', label: 'Accumulation', section: 'training', default: 1, min: 1, max: 256, help: 'Micro-batches per optimizer step (gradient accumulation).' }),
-  maxLength: int({ url: 'maxlen', label: 'Maximum length', section: 'training', default: 256, min: 4, max: 2048, help: 'Tokens per sample; longer samples are cut, batches are padded to the longest sample.' }),
-  steps: int({ url: 'steps', label: 'Steps', section: 'training', default: 100, min: 1, max: 1_000_000, help: 'Optimizer steps of the run.' }),
-  clip: float({ url: 'clip', label: 'Gradient clip', section: 'training', default: 1, min: 0, max: 1e6, step: 0.1, help: 'Global gradient-norm clip (Hugging Face default 1; 0 turns it off).' }),
-  seed: int({ url: 'seed', label: 'Seed', section: 'training', default: 42, min: 0, max: 2 ** 32 - 1, help: 'Seeds the adapter init, shuffling and dropout: the same link reproduces the run.' }),
+  lr: float({ url: 'lr', label: 'Learning rate', section: 'training', default: TRAIN.lr, min: 0, minExclusive: true, max: 10, step: 1e-4, help: 'Peak learning rate of AdamW (official 2e-4).' }),
+  schedule: choice<'cosine' | 'constant'>({ url: 'schedule', label: 'Schedule', section: 'training', default: TRAIN.schedule, options: ['cosine', 'constant'], help: 'Cosine decay to 0 after linear warmup (official), or a constant rate.' }),
+  warmup: float({ url: 'warmup', label: 'Warmup ratio', section: 'training', default: TRAIN.warmupRatio, min: 0, max: 1, maxExclusive: true, step: 0.01, help: 'Fraction of the steps spent warming the rate up from 0 (official 0.03).' }),
+  weightDecay: float({ url: 'wd', label: 'Weight decay', section: 'training', default: TRAIN.weightDecay, min: 0, max: 10, step: 0.01, help: 'Decoupled AdamW weight decay (official 0).' }),
+  batch: int({ url: 'batch', label: 'Batch size', section: 'training', default: TRAIN.batchSize, min: 1, max: 512, help: 'Samples per micro-batch; the logits tensor is batch x length x vocabulary.' }),
+  accum: int({ url: 'accum', label: 'Accumulation', section: 'training', default: TRAIN.gradAccum, min: 1, max: 256, help: 'Micro-batches per optimizer step (gradient accumulation).' }),
+  maxLength: int({ url: 'maxlen', label: 'Maximum length', section: 'training', default: TRAIN.maxLength, min: 4, max: 2048, help: 'Tokens per sample; longer samples are cut, batches are padded to the longest sample.' }),
+  steps: int({ url: 'steps', label: 'Steps', section: 'training', default: TRAIN.steps, min: 1, max: 1_000_000, help: 'Optimizer steps of the run.' }),
+  clip: float({ url: 'clip', label: 'Gradient clip', section: 'training', default: TRAIN.maxGradNorm, min: 0, max: 1e6, step: 0.1, help: 'Global gradient-norm clip (Hugging Face default 1; 0 turns it off).' }),
+  seed: int({ url: 'seed', label: 'Seed', section: 'training', default: TRAIN.seed, min: 0, max: 2 ** 32 - 1, help: 'Seeds the adapter init, shuffling and dropout: the same link reproduces the run.' }),
   // ---- run bookkeeping -----------------------------------------------------------------------------
   checkpointEvery: int({ url: 'ckpt', label: 'Checkpoint every', section: 'run', default: 10, min: 0, max: 1_000_000, help: 'Save a checkpoint in the browser every K steps (0: never); a reload can resume from it.' }),
   faultLimit: int({
-    url: 'faults', label: 'Faults before rollback', section: 'run', default: 3, min: 1, max: 1000,
+    url: 'faults', label: 'Faults before rollback', section: 'run', default: DEFAULT_FAULT_LIMIT, min: 1, max: 1000,
     help: 'Steps in a row with a non-finite loss or gradient (each one skipped) before the run rolls back to its last good checkpoint.',
   }),
   routingEvery: int({ url: 'routing', label: 'Routing window', section: 'run', default: 5, min: 1, max: 10_000, help: 'Steps between routing measurements: on the routing set (held out, dropout off) and over the training window since the last one.' }),
