@@ -362,7 +362,7 @@ async function evalCommand(flags: Flags): Promise<void> {
   for (const r of records) {
     if (isRouted(cfg) && !names.includes(r.type)) throw new Error(`data type "${r.type}" is not one the adapter was trained with (${names.join(', ')})`);
   }
-  const maxLength = num(flags, 'max-length', 256);
+  const maxLength = num(flags, 'max-length', defaultTrainSettings().maxLength);
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
   const ctx = await runnerGpu();
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
