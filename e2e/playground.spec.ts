@@ -45,6 +45,9 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', 'loramoe-playground/demo');
   expect(await numberAttr(page, 'mem-measured')).toBeGreaterThan(0);
+  // The maximum length (256 by default) is held to the backbone's 64 positions, and the field says so.
+  await expect(page.getByTestId('setting-maxLength-limit')).toHaveAttribute('data-limit', '64');
+  await expect(page.getByTestId('setting-maxLength-limit')).toContainText('samples are cut to 64 tokens');
 
   // Data: counts per type, the bad record reported by its line, the binary grouping resolved.
   await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo, { badLine: true }));

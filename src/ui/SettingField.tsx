@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import { useModelStore } from '../store/model';
 import { setSetting, useSettingsStore } from '../store/settings';
 import { formatSetting, parseSetting, SETTINGS, type SettingKey, type Settings } from '../store/settings-table';
 
@@ -106,7 +107,23 @@ function TextSetting({ k, id, disabled, value, help }: { k: SettingKey; id: stri
       ) : (
         help
       )}
+      <BackboneLimit k={k} id={id} value={value} />
     </div>
+  );
+}
+
+/**
+ * Where the loaded backbone allows less than the field's own range, say so beside the value: the
+ * run uses the backbone's limit (the worker clamps the maximum length to the model's positions).
+ */
+function BackboneLimit({ k, id, value }: { k: SettingKey; id: string; value: Settings[SettingKey] }) {
+  const positions = useModelStore((s) => s.info?.maxPositions ?? null);
+  if (k !== 'maxLength' || positions === null) return null;
+  const over = typeof value === 'number' && value > positions;
+  return (
+    <small className={over ? 'help warn' : 'help'} data-testid={`${id}-limit`} data-limit={positions}>
+      {over ? `This backbone holds ${positions} positions: samples are cut to ${positions} tokens.` : `This backbone holds up to ${positions} positions.`}
+    </small>
   );
 }
 
