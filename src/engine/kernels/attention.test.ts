@@ -51,8 +51,15 @@ const SHAPES: Shape[] = [
   { B: 2, T: 9, H: 3, KVH: 3, D: 12 },
 ];
 
+/**
+ * Variants checked per shape. The blocked kernel's pipelines are by far the slowest to compile on a
+ * software adapter (tens of seconds each, growing with the head); D = 100 runs the rows and
+ * workgroup kernels only, the blocked kernel's two-chunk heads being checked at D = 36 and its
+ * largest real head at D = 64.
+ */
 function variantsFor(s: Shape): AttentionVariant[] {
-  return attentionRowsFit(s.D) ? ['workgroup', 'rows', 'blocked'] : ['workgroup'];
+  if (!attentionRowsFit(s.D)) return ['workgroup'];
+  return s.D > 64 ? ['workgroup', 'rows'] : ['workgroup', 'rows', 'blocked'];
 }
 
 const u = F32_EPS;
