@@ -88,6 +88,6 @@ describe('experiment command', () => {
     const table = out.join('\n').split('\n').filter((l) => l.startsWith('|'));
     expect(table).toHaveLength(3 + results.length);
     expect(table[2]).toContain(`| backbone alone | ${(results[0].probeBefore * 100).toFixed(1)}% |`);
-    results.forEach((r, i) => expect(table[3 + i]).toContain(`| ${r.method} (lr ${r.lr}) | ${(r.probeBefore * 100).toFixed(1)}% | ${(r.probeAfter * 100).toFixed(1)}% |`));
+    results.forEach((r, i) => expect(table[3 + i]).toContain(`| ${r.method} (lr ${r.lr.toExponential()}) | ${(r.probeBefore * 100).toFixed(1)}% | ${(r.probeAfter * 100).toFixed(1)}% |`));
   });
 });

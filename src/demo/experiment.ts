@@ -213,7 +213,7 @@ export function experimentTable(results: readonly MethodResult[]): string {
     const share = r.ownGroupShare
       ? `${(r.ownGroupShare[WORLD_KNOWLEDGE] ?? NaN).toFixed(3)} / ${mean(Object.entries(r.ownGroupShare).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v)).toFixed(3)}`
       : '—';
-    return [`${r.method} (lr ${r.lr})`, pct(r.probeBefore), pct(r.probeAfter), r.probeLogLikelihoodAfter.toFixed(2), ...taskNames.map((t) => pct(r.tasks[t])), pct(r.taskMean), share];
+    return [`${r.method} (lr ${r.lr.toExponential()})`, pct(r.probeBefore), pct(r.probeAfter), r.probeLogLikelihoodAfter.toFixed(2), ...taskNames.map((t) => pct(r.tasks[t])), pct(r.taskMean), share];
   });
   const base = results[0];
   const before = base ? [['backbone alone', pct(base.probeBefore), '', '', ...taskNames.map((t) => pct(base.tasksBefore[t] ?? NaN)), pct(mean(Object.values(base.tasksBefore))), '—']] : [];
