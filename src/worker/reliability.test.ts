@@ -34,6 +34,7 @@ import type { RunEvent, RunStatus, WorkerEvent } from './protocol';
 import { superviseDevice } from './recovery';
 import { Session } from './session';
 import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, Trainer, type TrainSettings } from '../train/trainer';
+import { tinyRunSettings } from '../test/run-settings';
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -91,36 +92,7 @@ const PROBE_JSONL = [
 
 const bytesOf = (text: string): ArrayBuffer => new TextEncoder().encode(text).buffer as ArrayBuffer;
 
-/** A small LoRAMoE run on the tiny backbone; every field written out (the page's defaults are the store's). */
-function runSettings(over: Partial<RunSettings>): RunSettings {
-  return {
-    mode: 'loramoe',
-    experts: 4,
-    rank: 2,
-    alpha: 4,
-    dropout: 0.05,
-    targets: ['gate_proj', 'up_proj', 'down_proj'],
-    lbcDelta: 0.1,
-    lbcBeta: 0.1,
-    lbcDirection: 'official',
-    lbcImportance: 'mean',
-    groups: '',
-    lr: 1e-2,
-    schedule: 'constant',
-    warmup: 0,
-    weightDecay: 0,
-    batch: 4,
-    accum: 1,
-    maxLength: 16,
-    steps: 100,
-    clip: 1,
-    seed: 1,
-    checkpointEvery: 10,
-    faultLimit: 3,
-    routingEvery: 1,
-    ...over,
-  };
-}
+const runSettings = tinyRunSettings;
 
 /**
  * An engine-worker Session in Node on the tiny Hugging Face model, with the page's side played

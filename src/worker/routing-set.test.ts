@@ -18,6 +18,7 @@ import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import type { RunStatus, WorkerEvent } from './protocol';
 import { Session } from './session';
+import { tinyRunSettings } from '../test/run-settings';
 
 const WORDS = ['cat', 'dog', 'mat', 'sky', 'red', 'blue', 'big', 'small'];
 
@@ -33,35 +34,7 @@ function records(): string {
   return out.join('\n');
 }
 
-function runSettings(over: Partial<RunSettings>): RunSettings {
-  return {
-    mode: 'loramoe',
-    experts: 4,
-    rank: 2,
-    alpha: 4,
-    dropout: 0.05,
-    targets: ['gate_proj', 'up_proj', 'down_proj'],
-    lbcDelta: 0.1,
-    lbcBeta: 0.1,
-    lbcDirection: 'official',
-    lbcImportance: 'mean',
-    groups: '',
-    lr: 1e-2,
-    schedule: 'constant',
-    warmup: 0,
-    weightDecay: 0,
-    batch: 4,
-    accum: 1,
-    maxLength: 16,
-    steps: 14,
-    clip: 1,
-    seed: 5,
-    checkpointEvery: 0,
-    faultLimit: 3,
-    routingEvery: 7,
-    ...over,
-  };
-}
+const runSettings = (over: Partial<RunSettings>): RunSettings => tinyRunSettings({ steps: 14, seed: 5, checkpointEvery: 0, routingEvery: 7, ...over });
 
 describe('routing set in the session', () => {
   it('posts a routing-set summary at every window whose tokens are the set\'s real tokens; the set is never trained on', async () => {
