@@ -9,19 +9,10 @@
  *
  * The run's summary (trainSummary) is what `train --json FILE` writes.
  */
+import type { StepMetrics } from '../train/trainer';
 
-/** The step metrics the progress reads (src/train/trainer.ts StepMetrics). */
-export interface ProgressStep {
-  step: number;
-  ce: number;
-  lbc: number;
-  loss: number;
-  gradNorm: number;
-  lr: number;
-  tokens: number;
-  tokensPerSecond: number;
-  skipped: boolean;
-}
+/** The step metrics the progress reads: a trainer step's, without its epoch. */
+export type ProgressStep = Omit<StepMetrics, 'epoch'>;
 
 export interface ProgressOptions {
   total: number;
