@@ -11,18 +11,27 @@
 export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type Projection = (typeof PROJECTIONS)[number];
 
-/** The model shape these helpers and the CPU reference need (a subset of src/model/config.ts ModelConfig). */
+/** The model shape these helpers and the CPU reference need (src/model/config.ts ModelConfig extends it). */
 export interface LlamaShape {
+  /** C */
   hiddenSize: number;
+  /** F */
   intermediateSize: number;
+  /** L */
   numLayers: number;
+  /** H */
   numHeads: number;
+  /** KVH (defaults to H) */
   numKvHeads: number;
+  /** D (`head_dim`, else C / H) */
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** V */
   vocabSize: number;
+  /** lm_head shares model.embed_tokens.weight. */
   tieWordEmbeddings: boolean;
+  /** q_proj, k_proj and v_proj have biases (qwen2; llama with attention_bias). */
   attentionBias: boolean;
   /** o_proj has a bias too (Llama with attention_bias). */
   attentionOutBias?: boolean;

@@ -17,6 +17,7 @@
  * MistralConfig, Qwen2Config), so a config.json that transformers accepts means the same here.
  * Every refusal names the field and what was expected.
  */
+import type { LlamaShape } from '../method/shapes';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
@@ -37,31 +38,12 @@ export interface SlidingWindow {
   layers: number[];
 }
 
-export interface ModelConfig {
+/** A backbone's configuration: the shape every floor uses (LlamaShape) and what loading needs besides. */
+export interface ModelConfig extends LlamaShape {
   modelType: ModelType;
-  /** C */
-  hiddenSize: number;
-  /** F */
-  intermediateSize: number;
-  /** L */
-  numLayers: number;
-  /** H */
-  numHeads: number;
-  /** KVH (defaults to H) */
-  numKvHeads: number;
-  /** D (`head_dim`, else C / H) */
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
   /** null: plain RoPE. */
   ropeScaling: Llama3RopeScaling | null;
-  /** V */
-  vocabSize: number;
-  /** lm_head shares model.embed_tokens.weight. */
-  tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
-  /** q_proj, k_proj and v_proj have biases (qwen2; llama with attention_bias). */
-  attentionBias: boolean;
   /** o_proj has a bias (llama with attention_bias only). */
   attentionOutBias: boolean;
   /** Always false: biased MLPs are refused. */
