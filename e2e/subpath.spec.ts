@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve } from 'node:path';
 import { expect, test } from '@playwright/test';
 
-const DIST = resolve('dist');
+const DIST = resolve(process.env.E2E_DIST ?? 'dist');
 const PREFIX = '/some/deep/sub-path/';
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
