@@ -13,13 +13,18 @@ if (!root) throw new Error('index.html has no #root element');
 // in a shipped build the condition is the constant false and the page and its data are not bundled.
 const viewsDemoBuilt = import.meta.env.DEV || import.meta.env.VITE_VIEWS_DEMO === 'true';
 if (viewsDemoBuilt && new URLSearchParams(window.location.search).has('views-demo')) {
-  void import('./ui/views/ViewsDemo').then(({ ViewsDemo }) => {
-    createRoot(root).render(
-      <StrictMode>
-        <ViewsDemo />
-      </StrictMode>,
-    );
-  });
+  import('./ui/views/ViewsDemo').then(
+    ({ ViewsDemo }) => {
+      createRoot(root).render(
+        <StrictMode>
+          <ViewsDemo />
+        </StrictMode>,
+      );
+    },
+    (e: unknown) => {
+      root.textContent = `The views demo could not be loaded: ${e instanceof Error ? e.message : String(e)}`;
+    },
+  );
 } else {
   startUrlSync();
   startEngineWorker();

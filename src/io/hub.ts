@@ -166,6 +166,7 @@ async function listRepoFiles(repo: string, opts: HubOptions): Promise<string[] |
   if (res.status === 404) throw new HubError(`${repo}: no such model repository on the Hugging Face Hub (HTTP 404)`, 404);
   if (res.status === 401 || res.status === 403) throw new HubError(explain(res.status, repo, 'the file list'), res.status);
   if (!res.ok) return null;
+  // A list that is not JSON is no list: the caller then asks for the files themselves (index first).
   const json = (await res.json().catch(() => null)) as { siblings?: { rfilename?: unknown }[] } | null;
   if (!json || !Array.isArray(json.siblings)) return null;
   return json.siblings.map((s) => s.rfilename).filter((n): n is string => typeof n === 'string');

@@ -310,21 +310,40 @@ export async function loadHubBackbone(repoIn: string): Promise<void> {
     return;
   }
   await refreshHubCache();
+  const ref: BackboneRef = { kind: 'hub', repo };
   const config = files.find((f) => f.path === 'config.json');
-  if (config) previewFrom({ kind: 'hub', repo }, JSON.parse(await config.file.text()));
-  await loadFrom({ kind: 'files', ref: { kind: 'hub', repo }, files }).catch(() => undefined);
+  if (config) {
+    let json: unknown;
+    try {
+      json = JSON.parse(await config.file.text());
+    } catch (e) {
+      const error = `${repo}: config.json is not valid JSON (${errorText(e)}); the backbone was not loaded`;
+      useModelStore.setState({ status: 'error', error, progress: null });
+      return;
+    }
+    previewFrom(ref, json);
+  }
+  // A failed load is in the model store (status 'error' and its message), which the panel shows.
+  await loadFrom({ kind: 'files', ref, files }).catch(() => undefined);
 }
 
+/** Lists the models cached in this browser; a failure is shown in the cache list (cacheError). */
 export async function refreshHubCache(): Promise<void> {
   try {
-    useModelStore.setState({ hubCache: await listHubCache() });
-  } catch {
-    useModelStore.setState({ hubCache: [] });
+    useModelStore.setState({ hubCache: await listHubCache(), cacheError: null });
+  } catch (e) {
+    useModelStore.setState({ hubCache: [], cacheError: `The models cached in this browser could not be listed: ${errorText(e)}` });
   }
 }
 
 export async function deleteCachedRepo(repo: string): Promise<void> {
-  await deleteHubCache(repo);
+  try {
+    await deleteHubCache(repo);
+  } catch (e) {
+    await refreshHubCache();
+    useModelStore.setState({ cacheError: `${repo} could not be deleted from the cache: ${errorText(e)}` });
+    return;
+  }
   await refreshHubCache();
 }
 
@@ -354,7 +373,11 @@ async function inspectLocal(nameIn?: string): Promise<void> {
 
 export async function loadLocalBackbone(): Promise<void> {
   const p = useModelStore.getState().preview;
-  if (localEntries.length === 0 || !p || p.ref.kind !== 'local') throw new Error('pick a model folder first');
+  if (localEntries.length === 0 || !p || p.ref.kind !== 'local') {
+    useModelStore.setState({ status: 'error', error: 'pick a model folder first' });
+    return;
+  }
+  // A failed load is in the model store (status 'error' and its message), which the panel shows.
   await loadFrom({ kind: 'files', ref: p.ref, files: localEntries }).catch(() => undefined);
 }
 
@@ -389,6 +412,19 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
     // The dataset stays loaded for this visit; the user is told it will not survive a reload.
     useRunStore.setState({ storageError: `${errorText(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });
   }
+}
+
+/** A dataset file the user picked or dropped: read, then as uploadDataset. A file that cannot be read is reported in its panel. */
+export async function uploadDatasetFile(role: DatasetRole, entry: FileEntry): Promise<void> {
+  const name = entry.path.split('/').pop() ?? entry.path;
+  let bytes: ArrayBuffer;
+  try {
+    bytes = await entry.file.arrayBuffer();
+  } catch (e) {
+    useDatasetStore.setState((s) => ({ errors: { ...s.errors, [role]: `${name} could not be read: ${errorText(e)}` } }));
+    return;
+  }
+  await uploadDataset(role, name, bytes);
 }
 
 async function fetchBytes(path: string): Promise<ArrayBuffer> {

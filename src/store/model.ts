@@ -39,6 +39,8 @@ export interface ModelState {
   memory: MeasuredMemory | null;
   error: string | null;
   hubCache: CachedRepo[];
+  /** Why the cache could not be listed or a cached model deleted (null when it could). */
+  cacheError: string | null;
   /** Cache problems worth telling (a file downloaded but not cached). */
   cacheNotes: string[];
 }
@@ -52,5 +54,6 @@ export const useModelStore = create<ModelState>(() => ({
   memory: null,
   error: null,
   hubCache: [],
+  cacheError: null,
   cacheNotes: [],
 }));

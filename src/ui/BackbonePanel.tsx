@@ -87,7 +87,7 @@ function DemoSource() {
   return (
     <div className="source">
       <p className="muted small">A small Llama pretrained on world facts, shipped with the playground (no download).</p>
-      <button type="button" className="primary" data-testid="load-demo" disabled={status === 'loading' || training} onClick={() => void loadDemoBackbone().catch(() => undefined)}>
+      <button type="button" className="primary" data-testid="load-demo" disabled={status === 'loading' || training} onClick={() => void loadDemoBackbone().catch(() => undefined /* shown: the model store holds the error */)}>
         {status === 'loading' ? 'Loading…' : 'Load demo backbone'}
       </button>
     </div>
@@ -97,6 +97,7 @@ function DemoSource() {
 function HubSource({ busy }: { busy: boolean }) {
   const repo = useSettingsStore((s) => s.values.hubRepo);
   const cache = useModelStore((s) => s.hubCache);
+  const cacheError = useModelStore((s) => s.cacheError);
   const notes = useModelStore((s) => s.cacheNotes);
   const training = useRunStore((s) => holdsModel(s.status));
   const problem = repoIdProblem(repo);
@@ -121,12 +122,19 @@ function HubSource({ busy }: { busy: boolean }) {
           {n}
         </p>
       ))}
-      <details className="cache" data-testid="hub-cache" open={cache.length > 0}>
+      <details className="cache" data-testid="hub-cache" open={cache.length > 0 || cacheError !== null}>
         <summary>
           Cached in this browser ({cache.length} {cache.length === 1 ? 'model' : 'models'}, {formatBytes(cache.reduce((n, c) => n + c.bytes, 0))})
         </summary>
+        {cacheError && (
+          <p className="field-error" data-testid="hub-cache-error" role="alert">
+            {cacheError}
+          </p>
+        )}
         {cache.length === 0 ? (
-          <p className="muted small">Nothing cached yet.</p>
+          cacheError ? null : (
+            <p className="muted small">Nothing cached yet.</p>
+          )
         ) : (
           <ul className="cache-list">
             {cache.map((c) => (

@@ -3,7 +3,7 @@ import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { binarySpec, rangeText, resolveGroups } from '../worker/groups';
-import { loadDemoData, uploadDataset } from '../store/engine-bridge';
+import { loadDemoData, uploadDatasetFile } from '../store/engine-bridge';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';
@@ -28,8 +28,7 @@ export function DataPanel() {
         accept={ACCEPT}
         disabled={running || loading !== undefined}
         onFiles={(entries) => {
-          const e = entries[0];
-          void e.file.arrayBuffer().then((bytes) => uploadDataset('train', e.path.split('/').pop() ?? e.path, bytes));
+          void uploadDatasetFile('train', entries[0]);
         }}
       >
         <strong>Drop a dataset</strong> or click to pick one

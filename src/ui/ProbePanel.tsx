@@ -2,7 +2,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
-import { loadDemoProbe, runProbe, uploadDataset } from '../store/engine-bridge';
+import { loadDemoProbe, runProbe, uploadDatasetFile } from '../store/engine-bridge';
 import { DropZone } from './DropZone';
 import { ProbeView } from './views/ProbeView';
 
@@ -31,8 +31,7 @@ export function ProbePanel() {
           accept=".json,.jsonl,.ndjson,.csv,.tsv,.parquet"
           disabled={loading !== undefined}
           onFiles={(entries) => {
-            const e = entries[0];
-            void e.file.arrayBuffer().then((b) => uploadDataset('probe', e.path.split('/').pop() ?? e.path, b));
+            void uploadDatasetFile('probe', entries[0]);
           }}
         >
           or drop / pick a question file

@@ -42,12 +42,13 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       try {
         ctx = await requestGpu(navigator.gpu);
         session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
-        void superviseDevice(ctx, session, {
+        // superviseDevice reports its own failures through the session; anything else is still told.
+        superviseDevice(ctx, session, {
           acquire: () => requestGpu(navigator.gpu),
           onContext: (next) => {
             ctx = next;
           },
-        });
+        }).catch((e: unknown) => post({ type: 'error', message: `Replacing the lost GPU device failed: ${errorText(e)}` }));
         post({ type: 'ready', adapter: ctx.adapter });
       } catch (e) {
         post({ type: 'unavailable', reason: e instanceof WebGpuUnavailableError ? e.message : String(e) });

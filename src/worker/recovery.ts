@@ -7,6 +7,9 @@
 import type { GpuContext } from '../engine/gpu';
 import type { Session } from './session';
 
+/** What supervising needs of the session (the engine worker's Session). */
+export type SupervisedSession = Pick<Session, 'gpu' | 'deviceLost' | 'deviceUnavailable' | 'replaceDevice' | 'deviceReplacementFailed'>;
+
 export interface SuperviseOptions {
   /** Requests a new device (requestGpu(navigator.gpu) in the worker). */
   acquire: () => Promise<GpuContext>;
@@ -19,12 +22,16 @@ export interface SuperviseOptions {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-/** Settles when `ctx`'s device is lost and the session has moved on (or given up). */
-export function superviseDevice(ctx: GpuContext, session: Session, opts: SuperviseOptions): Promise<void> {
+/**
+ * Settles when `ctx`'s device is lost and the session has moved on (or given up). Never rejects: a
+ * device that cannot be had, or a session that cannot be moved onto the new one, is reported to the
+ * user through the session (the run's status and a run event, with the reason).
+ */
+export function superviseDevice(ctx: GpuContext, session: SupervisedSession, opts: SuperviseOptions): Promise<void> {
   return ctx.device.lost.then(async (info) => {
     if (session.gpu !== ctx) return;
     const reason = info.message ? `${info.reason ?? 'unknown'}: ${info.message}` : String(info.reason ?? 'unknown reason');
-    session.deviceLost();
+    const lostAt = session.deviceLost();
     const tries = opts.tries ?? 3;
     let next: GpuContext | null = null;
     let error = 'no attempt';
@@ -40,8 +47,13 @@ export function superviseDevice(ctx: GpuContext, session: Session, opts: Supervi
       session.deviceUnavailable(reason, error);
       return;
     }
-    opts.onContext?.(next);
-    void superviseDevice(next, session, opts);
-    await session.replaceDevice(next, reason);
+    try {
+      opts.onContext?.(next);
+      // The new device is watched before the session moves onto it: losing it mid-move is recovered too.
+      void superviseDevice(next, session, opts);
+      await session.replaceDevice(next, reason);
+    } catch (e) {
+      session.deviceReplacementFailed(reason, text(e), lostAt);
+    }
   });
 }

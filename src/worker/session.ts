@@ -260,6 +260,7 @@ export class Session {
   /** Runs GPU work after every task queued before it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn);
+    // The caller gets p's rejection; the queue only needs to go on after it.
     this.chain = p.catch(() => undefined);
     return p;
   }
@@ -975,6 +976,20 @@ export class Session {
       r.status = 'error';
       this.postStatus(msg);
     }
+    this.runEvent({ kind: 'deviceFailed', severity: 'error', step, message: msg });
+  }
+
+  /**
+   * A new device was acquired but moving onto it failed (uploading the backbone again, rebuilding the
+   * run): the run, if any, ends in an error that names the reason; `step` is where the device was lost.
+   */
+  deviceReplacementFailed(reason: string, error: string, step: number): void {
+    this.recovering = false;
+    if (this.run) this.run.status = 'error';
+    const msg =
+      `The GPU device was lost${step > 0 ? ` at step ${step}` : ''} (${reason}); a new device was acquired, but the backbone and the run could not be moved onto it (${error}). ` +
+      'Datasets, settings and the last checkpoint are kept in this browser: reload the page to resume.';
+    this.post({ type: 'runStatus', status: 'error', step, message: msg });
     this.runEvent({ kind: 'deviceFailed', severity: 'error', step, message: msg });
   }
 
