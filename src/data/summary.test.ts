@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadTokenizer, type TextTokenizer } from './tokenizer';
-import { encodeOfficial, type InstructionRecord } from './template';
+import { encodeOfficial, hasAnswer, type InstructionRecord } from './template';
 import { makeBatch } from './batch';
 import { parseDataset, typeIndexMapping } from './import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
@@ -50,9 +50,9 @@ describe('summarizeDataset', () => {
     expect(s.records).toBe(3);
     expect(s.maxLength).toBe(7);
     expect(s.byType).toEqual([
-      { name: DOWNSTREAM_TASK, index: 0, count: 1, truncated: 1, meanLength: 10 },
-      { name: WORLD_KNOWLEDGE, index: 1, count: 1, truncated: 0, meanLength: 6 },
-      { name: 'math', index: 2, count: 1, truncated: 1, meanLength: 9 },
+      { name: DOWNSTREAM_TASK, index: 0, count: 1, truncated: 1, noTargetLeft: 0, meanLength: 10, tokens: 10, unknown: 0 },
+      { name: WORLD_KNOWLEDGE, index: 1, count: 1, truncated: 0, noTargetLeft: 0, meanLength: 6, tokens: 6, unknown: 0 },
+      { name: 'math', index: 2, count: 1, truncated: 1, noTargetLeft: 1, meanLength: 9, tokens: 9, unknown: 0 },
     ]);
     expect(s.defaultedType).toBe(1);
     expect(s.length).toEqual({ mean: 25 / 3, min: 6, max: 10, median: 9, p95: 10 });
@@ -60,7 +60,8 @@ describe('summarizeDataset', () => {
     expect(s.targetLength).toEqual({ mean: 3, min: 2, max: 5, median: 2, p95: 5 });
     expect(s.truncated).toBe(2);
     expect(s.noTargetLeft).toBe(1); // the math record's prompt alone is 7 tokens
-    expect(s.tokens).toBe(6 + 7 + 7);
+    expect(s.tokens).toBe(6 + 7); // the math record is left out of training
+    expect(s.unknown).toEqual({ possible: true, tokens: 25, unknown: 0, distinctWords: 0, topWords: [] });
     expect(s.targetTokens).toBe(2 + 2 + 0);
     // Width 1 for lengths up to 10: bins [0,1) .. [10,11).
     expect(s.histogram).toHaveLength(11);
@@ -71,12 +72,14 @@ describe('summarizeDataset', () => {
     ]);
   });
 
-  it('agrees with encodeOfficial and makeBatch on truncation and loss tokens', () => {
+  it('agrees with encodeOfficial and makeBatch on truncation, answerless samples and loss tokens', () => {
     for (const maxLength of [3, 4, 5, 6, 7, 9, 10, 64]) {
       const s = summarizeDataset(records, tok, maxLength);
-      const encoded = records.map((r) => encodeOfficial(tok, r, maxLength));
+      const all = records.map((r) => encodeOfficial(tok, r, maxLength));
+      const encoded = all.filter(hasAnswer);
       const batch = makeBatch(encoded, records.length, maxLength, tok.padId, typeIndexMapping(records).index);
-      expect(s.truncated).toBe(encoded.filter((e) => e.truncated).length);
+      expect(s.truncated).toBe(all.filter((e) => e.truncated).length);
+      expect(s.noTargetLeft).toBe(all.length - encoded.length);
       expect(s.tokens).toBe(batch.tokenCount);
       expect(s.targetTokens).toBe(batch.targetCount);
     }

@@ -1,11 +1,13 @@
 /**
  * Dataset summary for the import screen: records per data type and token lengths under the official
  * template (prompt + target, with the tokenizer's special tokens and the two end-of-sequence tokens,
- * exactly as encodeOfficial builds a sample), measured before truncation.
+ * exactly as encodeOfficial builds a sample), measured before truncation; the share of tokens the
+ * tokenizer does not know (./unknown.ts), and the samples the maximum length leaves without an answer.
  */
 import { encodeOfficial, type InstructionRecord } from './template';
 import type { TextTokenizer } from './tokenizer';
 import { typeIndexMapping } from './import';
+import { countWords, topWords, type UnknownTokens } from './unknown';
 
 export interface LengthStats {
   mean: number;
@@ -31,7 +33,12 @@ export interface TypeSummary {
   count: number;
   /** Records of this type whose full length exceeds maxLength. */
   truncated: number;
+  /** Records of this type with no answer token left after cutting (left out of training). */
+  noTargetLeft: number;
   meanLength: number;
+  /** Tokens of this type's samples before cutting, and how many are the unknown token. */
+  tokens: number;
+  unknown: number;
 }
 
 export interface DatasetSummary {
@@ -51,12 +58,14 @@ export interface DatasetSummary {
   histogram: LengthBin[];
   /** Records longer than maxLength: they would be cut at the end. */
   truncated: number;
-  /** Records whose prompt alone fills maxLength: after truncation no target token is left to learn from. */
+  /** Records whose prompt alone fills maxLength: after truncation no target token is left to learn from, and training leaves them out. */
   noTargetLeft: number;
-  /** Tokens in one epoch after truncation (prompt and target). */
+  /** Tokens in one epoch after truncation (prompt and target), of the samples training keeps. */
   tokens: number;
   /** Tokens counted in the loss in one epoch after truncation. */
   targetTokens: number;
+  /** Tokens (before cutting) that are the tokenizer's unknown token, and the words behind them. */
+  unknown: UnknownTokens;
 }
 
 /** Target number of histogram bins; the actual count is at most this (the width is rounded up). */
@@ -73,13 +82,16 @@ export function summarizeDataset(
   const full = new Array<number>(n);
   const prompt = new Array<number>(n);
   const target = new Array<number>(n);
-  const perType = mapping.names.map((name, index) => ({ name, index, count: 0, truncated: 0, sum: 0 }));
+  const perType = mapping.names.map((name, index) => ({ name, index, count: 0, truncated: 0, noTargetLeft: 0, sum: 0, tokens: 0, unknown: 0 }));
+  const unkId = tokenizer.unkId;
+  const unknownWords = new Map<string, number>();
   let truncated = 0;
   let noTargetLeft = 0;
   let tokens = 0;
   let targetTokens = 0;
   let defaultedType = 0;
   records.forEach((r, i) => {
+    if (r.typeDefaulted === true) defaultedType++;
     // Encoding without a limit gives the full length; the truncation rule is encodeOfficial's.
     const s = encodeOfficial(tokenizer, r, Number.POSITIVE_INFINITY);
     const len = s.ids.length;
@@ -93,13 +105,28 @@ export function summarizeDataset(
       truncated++;
       t.truncated++;
     }
+    t.tokens += len;
+    if (unkId !== null) {
+      let unknown = 0;
+      for (const id of s.ids) if (id === unkId) unknown++;
+      if (unknown > 0) {
+        t.unknown += unknown;
+        countWords(tokenizer.unknownWords(r.instruction), unknownWords);
+        countWords(tokenizer.unknownWords(r.input), unknownWords);
+        countWords(tokenizer.unknownWords(r.output), unknownWords);
+      }
+    }
     const kept = Math.min(len, maxLength);
     const keptPrompt = Math.min(s.promptLength, maxLength);
-    if (keptPrompt >= kept) noTargetLeft++;
+    if (keptPrompt >= kept) {
+      // No answer token is left: the sample is left out of training and out of the epoch's tokens.
+      noTargetLeft++;
+      t.noTargetLeft++;
+      return;
+    }
     tokens += kept;
     // Loss positions as makeBatch counts them: position p predicts p+1 for p+1 in [prompt, kept).
     targetTokens += Math.max(0, kept - Math.max(keptPrompt, 1));
-    if (r.typeDefaulted === true) defaultedType++;
   });
   return {
     records: n,
@@ -114,6 +141,13 @@ export function summarizeDataset(
     noTargetLeft,
     tokens,
     targetTokens,
+    unknown: {
+      possible: unkId !== null,
+      tokens: perType.reduce((a, t) => a + t.tokens, 0),
+      unknown: perType.reduce((a, t) => a + t.unknown, 0),
+      distinctWords: unknownWords.size,
+      topWords: topWords(unknownWords),
+    },
   };
 }
 

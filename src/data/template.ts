@@ -40,6 +40,14 @@ export function encodeOfficial(tok: TextTokenizer, r: InstructionRecord, maxLeng
   return { ids: truncated ? all.slice(0, maxLength) : all, promptLength: Math.min(prompt.length, maxLength), truncated, type: r.type };
 }
 
+/**
+ * A sample keeps at least one answer token after cutting: one position of it is in the loss. A
+ * sample whose prompt alone fills the maximum length has none and is left out of training.
+ */
+export function hasAnswer(s: Pick<EncodedSample, 'ids' | 'promptLength'>): boolean {
+  return s.ids.length > s.promptLength;
+}
+
 /** The text a user types in chat, encoded as a prompt the model was trained on. */
 export function encodePrompt(tok: TextTokenizer, instruction: string, input = ''): number[] {
   return [...tok.encode(officialPromptText({ instruction, input }), true), tok.eosId];

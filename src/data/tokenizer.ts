@@ -14,6 +14,17 @@ export interface TextTokenizer {
   padId: number;
   /** Number of ids the tokenizer can produce (vocabulary plus added tokens). */
   size: number;
+  /**
+   * The id text outside the vocabulary maps to; null when the tokenizer has none (a byte-level
+   * vocabulary covers every text) or when it is also the end- or start-of-sequence id.
+   */
+  unkId: number | null;
+  /**
+   * The words of `text` that map to the unknown token, one entry per unknown token, as the
+   * vocabulary was searched for them (after the tokenizer's normalizer: the demo's lowercases and
+   * strips accents). Empty when every token of `text` is known.
+   */
+  unknownWords(text: string): string[];
 }
 
 /** Token ids are below this (2^31 - 1): batches hold them, and targets, in 32-bit arrays. */
@@ -150,6 +161,23 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
   }
   if (size === 0) throw new Error(`${fileName}: the vocabulary is empty`);
   checkUnknownText(tok, config, tokenizerJson, fileName, size);
+  const modelUnk = model.unk_token_id;
+  const unkId = typeof modelUnk === 'number' && Number.isSafeInteger(modelUnk) && modelUnk >= 0 && modelUnk < size && modelUnk !== eosId && modelUnk !== bosId ? modelUnk : null;
+  const unknownWords = (text: string): string[] => {
+    if (unkId === null || text === '') return [];
+    if (!tok.encode(text, { add_special_tokens: false }).ids.includes(unkId)) return [];
+    // The encoder's own steps, piece by piece: normalize, split into words, look each word up. A
+    // word is unknown where the model hands back the unknown token or a token outside the vocabulary
+    // (a word-level model hands back the word itself).
+    const normalized = tok.normalizer ? tok.normalizer._call(text) : text;
+    const pieces = tok.pre_tokenizer ? tok.pre_tokenizer._call(normalized) : [normalized];
+    const words: string[] = [];
+    for (const piece of pieces) {
+      if (piece === '') continue;
+      for (const t of model._call([piece])) if ((model.tokens_to_ids.get(t) ?? unkId) === unkId) words.push(piece);
+    }
+    return words;
+  };
   return {
     encode: (text, addSpecialTokens = false) => {
       const ids = tok.encode(text, { add_special_tokens: addSpecialTokens }).ids;
@@ -163,5 +191,7 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
     bosId,
     padId,
     size,
+    unkId,
+    unknownWords,
   };
 }
