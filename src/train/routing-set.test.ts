@@ -65,6 +65,30 @@ describe('routing set', () => {
     expect(trainingIndices(t.length, sel).length).toBe(t.length);
   });
 
+  it('never draws a record training leaves out, nor counts it toward a share', () => {
+    // The first 100 "a", 8 "b" and 2 "c" records are left out.
+    const seen = new Map<string, number>();
+    const first: Record<string, number> = { a: 100, b: 8, c: 2 };
+    const t = types().map((x) => {
+      seen.set(x, (seen.get(x) ?? 0) + 1);
+      return seen.get(x)! <= first[x] ? null : x;
+    });
+    const kept = (type: string) => t.filter((x) => x === type).length;
+    expect([kept('a'), kept('b'), kept('c')]).toEqual([300, 32, 3]);
+    const sel = selectRoutingSet(t, NAMES, 7);
+    expect(routingSetIndices(sel).every((i) => t[i] !== null)).toBe(true);
+    expect(routingSetTypes(sel, t, NAMES)).toEqual([
+      { type: 'a', samples: 32, heldOut: true },
+      { type: 'b', samples: 4, heldOut: true }, // 32 / 8
+      { type: 'c', samples: 3, heldOut: false }, // 3 cannot spare one
+    ]);
+    const train = trainingIndices(t.length, sel, (i) => t[i] !== null);
+    expect(train.length).toBe(300 + 32 + 3 - 32 - 4);
+    expect(train.every((i) => t[i] !== null && !sel.heldOut.includes(i))).toBe(true);
+    // Without any record left out, the draw is the one over the plain types.
+    expect(selectRoutingSet(types().map((x) => x as string | null), NAMES, 7)).toEqual(selectRoutingSet(types(), NAMES, 7));
+  });
+
   it('evaluates in batches of at most 2048 token rows, at least one training batch', () => {
     expect(routingSetBatch(69, 30, 4)).toBe(68);
     expect(routingSetBatch(40, 30, 4)).toBe(40);

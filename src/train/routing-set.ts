@@ -8,6 +8,8 @@
  * ROUTING_SET_MAX_SHARE of the type's samples. A type too small to spare even one sample (fewer
  * than 1 / ROUTING_SET_MAX_SHARE) is measured on a seeded sample of its training samples instead,
  * and the set says so for that type. The same records, seed and type names always give the same set.
+ * Records that training leaves out (a sample whose answer the maximum length cuts away) are never
+ * drawn, and count toward no type's share.
  */
 import { Rng } from '../util/random';
 
@@ -33,11 +35,12 @@ export interface RoutingSetType {
 }
 
 /**
- * The routing set of a dataset whose record i has data type types[i]. `holdOut: false` draws every
- * type from the training data (nothing is excluded): the rule for runs from before routing sets.
+ * The routing set of a dataset whose record i has data type types[i] (null: a record training leaves
+ * out, never drawn). `holdOut: false` draws every type from the training data (nothing is
+ * excluded): the rule for runs from before routing sets.
  */
 export function selectRoutingSet(
-  types: readonly string[],
+  types: readonly (string | null)[],
   typeNames: readonly string[],
   seed: number,
   opts: { holdOut?: boolean; perType?: number; maxShare?: number } = {},
@@ -75,7 +78,7 @@ export function routingSetIndices(sel: RoutingSetSelection): number[] {
 }
 
 /** Per data type of `typeNames`: the set's samples and whether they are held out. */
-export function routingSetTypes(sel: RoutingSetSelection, types: readonly string[], typeNames: readonly string[]): RoutingSetType[] {
+export function routingSetTypes(sel: RoutingSetSelection, types: readonly (string | null)[], typeNames: readonly string[]): RoutingSetType[] {
   return typeNames.map((type) => {
     const held = sel.heldOut.filter((i) => types[i] === type).length;
     const samp = sel.sampled.filter((i) => types[i] === type).length;
@@ -83,11 +86,11 @@ export function routingSetTypes(sel: RoutingSetSelection, types: readonly string
   });
 }
 
-/** Every index of 0..n-1 not held out: the training samples. */
-export function trainingIndices(n: number, sel: RoutingSetSelection): number[] {
+/** Every index of 0..n-1 not held out and kept by `trains` (all by default): the training samples. */
+export function trainingIndices(n: number, sel: RoutingSetSelection, trains: (i: number) => boolean = () => true): number[] {
   const out = new Set(sel.heldOut);
   const keep: number[] = [];
-  for (let i = 0; i < n; i++) if (!out.has(i)) keep.push(i);
+  for (let i = 0; i < n; i++) if (!out.has(i) && trains(i)) keep.push(i);
   return keep;
 }
 
