@@ -1,19 +1,23 @@
 /**
  * What survives a reload, in IndexedDB (through `idb`): uploaded datasets (raw bytes and name),
- * settings, the run's metric series, and the latest training checkpoint. Used by the page (datasets,
- * settings, metrics) and by the engine worker (checkpoints): IndexedDB works in both.
+ * settings, the runs library (one record per run, and its files: the adapter it ended with) and each
+ * run's latest training checkpoint. Used by the page (datasets, settings, run records) and by the
+ * engine worker (checkpoints, adapter files): IndexedDB works in both.
  *
  * Checkpoints are written so a half-written one is never loaded: the bytes (with the run's metric
- * series up to that step, so a resumed run's series has no gap) go under a new key in one transaction; a second transaction switches the `checkpoint` pointer to it and deletes the
- * previous checkpoint. A crash between the two leaves the old pointer (and an orphan that the next
- * save or startup removes); a reader only ever follows the pointer.
+ * series up to that step, so a resumed run's series has no gap) go under a new key in one
+ * transaction; a second transaction switches the pointers to it (the run's own, `checkpoint:<run>`,
+ * and the library-wide `checkpoint`, which names the run trained last) and deletes the run's
+ * previous checkpoint. A crash between the two leaves the old pointers (and an orphan that the next
+ * save or startup removes); a reader only ever follows a pointer. Every run keeps one checkpoint
+ * until the run is deleted.
  *
  * A full storage quota is an error the caller must show (StorageFullError), never swallowed.
  */
 import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
 
 const DB_NAME = 'loramoe-playground';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 export interface StoredDataset {
   role: 'train' | 'probe';
@@ -22,9 +26,11 @@ export interface StoredDataset {
   savedAt: number;
 }
 
-/** The checkpoint pointer: which stored checkpoint is current, with what the page shows about it. */
+/** A checkpoint pointer: which stored checkpoint is a run's current one, with what the page shows about it. */
 export interface CheckpointPointer<Meta = unknown> {
   id: string;
+  /** The run the checkpoint belongs to. */
+  runId: string;
   step: number;
   totalSteps: number;
   bytes: number;
@@ -32,10 +38,28 @@ export interface CheckpointPointer<Meta = unknown> {
   meta: Meta;
 }
 
+/** A run in the library: its id, when it last changed, and whatever the page records about it. */
+export interface StoredRun {
+  id: string;
+  updatedAt: number;
+}
+
+/** A file a run keeps (the adapter it ended with, as the zip the page downloads). */
+export interface StoredRunFile {
+  runId: string;
+  name: string;
+  bytes: ArrayBuffer;
+  /** The training step the file holds (0 for an imported adapter). */
+  step: number;
+  savedAt: number;
+}
+
 interface Schema extends DBSchema {
   datasets: { key: string; value: StoredDataset };
   kv: { key: string; value: unknown };
-  checkpoints: { key: string; value: { id: string; bytes: ArrayBuffer; savedAt: number; extra?: unknown } };
+  checkpoints: { key: string; value: { id: string; runId?: string; bytes: ArrayBuffer; savedAt: number; extra?: unknown } };
+  runs: { key: string; value: StoredRun };
+  runFiles: { key: string; value: StoredRunFile };
 }
 
 /** The storage quota is full: the write did not happen. */
@@ -78,10 +102,17 @@ export function persistenceAvailable(): boolean {
 function db(): Promise<IDBPDatabase<Schema>> {
   if (!persistenceAvailable()) return Promise.reject(new Error('IndexedDB is not available in this browser'));
   dbPromise ??= openDB<Schema>(DB_NAME, DB_VERSION, {
-    upgrade(d) {
-      d.createObjectStore('datasets');
-      d.createObjectStore('kv');
-      d.createObjectStore('checkpoints');
+    upgrade(d, oldVersion) {
+      if (oldVersion < 1) {
+        d.createObjectStore('datasets');
+        d.createObjectStore('kv');
+        d.createObjectStore('checkpoints');
+      }
+      // Version 2: the runs library.
+      if (oldVersion < 2) {
+        d.createObjectStore('runs');
+        d.createObjectStore('runFiles');
+      }
     },
     blocking() {
       // Another tab wants a newer version: let it.
@@ -116,6 +147,64 @@ export async function loadValue<T>(key: string): Promise<T | null> {
   return ((await d.get('kv', key)) as T | undefined) ?? null;
 }
 
+// ---- the runs library -------------------------------------------------------------------------------
+
+export async function saveRunRecord<R extends StoredRun>(rec: R): Promise<void> {
+  const d = await db();
+  await guardWrite(`record of run ${rec.id}`, () => d.put('runs', rec, rec.id).then(() => undefined));
+}
+
+export async function loadRunRecord<R extends StoredRun>(id: string): Promise<R | null> {
+  const d = await db();
+  return ((await d.get('runs', id)) as R | undefined) ?? null;
+}
+
+/** Every run in the library, newest first. */
+export async function loadRunRecords<R extends StoredRun>(): Promise<R[]> {
+  const d = await db();
+  return ((await d.getAll('runs')) as R[]).sort((a, b) => b.updatedAt - a.updatedAt);
+}
+
+const fileKey = (runId: string, kind: 'adapter') => `${runId}:${kind}`;
+
+/** Keeps a run's adapter (the zip the page downloads), replacing the one it had. */
+export async function saveRunAdapter(runId: string, name: string, bytes: ArrayBuffer, step: number): Promise<StoredRunFile> {
+  const d = await db();
+  const file: StoredRunFile = { runId, name, bytes, step, savedAt: Date.now() };
+  await guardWrite(`adapter of run ${runId}`, () => d.put('runFiles', file, fileKey(runId, 'adapter')).then(() => undefined));
+  return file;
+}
+
+export async function loadRunAdapter(runId: string): Promise<StoredRunFile | null> {
+  const d = await db();
+  return (await d.get('runFiles', fileKey(runId, 'adapter'))) ?? null;
+}
+
+/** Deletes a run: its record, its files and its checkpoint (and the library-wide pointer when it names the run). */
+export async function deleteRun(runId: string): Promise<void> {
+  const d = await db();
+  const tx = d.transaction(['runs', 'runFiles', 'kv', 'checkpoints'], 'readwrite');
+  await tx.objectStore('runs').delete(runId);
+  await tx.objectStore('runFiles').delete(fileKey(runId, 'adapter'));
+  const kv = tx.objectStore('kv');
+  const own = (await kv.get(runPointerKey(runId))) as CheckpointPointer | undefined;
+  if (own) await tx.objectStore('checkpoints').delete(own.id);
+  await kv.delete(runPointerKey(runId));
+  const latest = (await kv.get(POINTER)) as CheckpointPointer | undefined;
+  if (latest && latest.runId === runId) await kv.delete(POINTER);
+  await tx.done;
+}
+
+/** Bytes the library holds: every record's JSON length plus every stored file and checkpoint. */
+export async function libraryBytes(): Promise<number> {
+  const d = await db();
+  let n = 0;
+  for (const r of await d.getAll('runs')) n += JSON.stringify(r).length;
+  for (const f of await d.getAll('runFiles')) n += f.bytes.byteLength;
+  for (const c of await d.getAll('checkpoints')) n += c.bytes.byteLength;
+  return n;
+}
+
 // ---- checkpoints ------------------------------------------------------------------------------------
 
 const POINTER = 'checkpoint';
@@ -143,10 +232,26 @@ export function setCheckpointWriteHook(hook: CheckpointWriteHook | null): void {
   writeHook = hook;
 }
 
+/** The key of a run's own checkpoint pointer. */
+function runPointerKey(runId: string): string {
+  return `${POINTER}:${runId}`;
+}
+
+/** Every checkpoint id some pointer names (the runs' own pointers and the library-wide one). */
+async function namedCheckpointIds(kv: { getAllKeys(): Promise<string[]>; get(key: string): Promise<unknown> }): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const key of await kv.getAllKeys()) {
+    if (key !== POINTER && !key.startsWith(`${POINTER}:`)) continue;
+    const p = (await kv.get(key)) as CheckpointPointer | undefined;
+    if (p) ids.add(p.id);
+  }
+  return ids;
+}
+
 /**
- * Stores a checkpoint and makes it the current one. The bytes are written first under a fresh key;
- * only when that transaction has committed does a second one switch the pointer (and drop the
- * previous checkpoint and any orphan).
+ * Stores a checkpoint of run `info.runId` and makes it that run's current one and the library's
+ * latest. The bytes are written first under a fresh key; only when that transaction has committed
+ * does a second one switch the pointers (and drop the run's previous checkpoint and any orphan).
  */
 export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<CheckpointPointer<Meta>, 'id' | 'bytes' | 'savedAt'>, extra?: unknown): Promise<CheckpointPointer<Meta>> {
   const d = await db();
@@ -155,7 +260,7 @@ export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<Checkp
   await guardWrite(`checkpoint of step ${info.step}`, async () => {
     await writeHook?.('data', info.step);
     const tx = d.transaction('checkpoints', 'readwrite');
-    await tx.store.put({ id, bytes, savedAt, extra }, id);
+    await tx.store.put({ id, runId: info.runId, bytes, savedAt, extra }, id);
     await tx.done;
   });
   const pointer: CheckpointPointer<Meta> = { ...info, id, bytes: bytes.byteLength, savedAt };
@@ -165,22 +270,25 @@ export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<Checkp
     const kv = tx.objectStore('kv');
     const cps = tx.objectStore('checkpoints');
     await kv.put(pointer, POINTER);
-    for (const key of await cps.getAllKeys()) if (key !== id) await cps.delete(key);
+    await kv.put(pointer, runPointerKey(info.runId));
+    const named = await namedCheckpointIds(kv);
+    for (const key of await cps.getAllKeys()) if (!named.has(key)) await cps.delete(key);
     await tx.done;
   });
   return pointer;
 }
 
-export async function loadCheckpointPointer<Meta>(): Promise<CheckpointPointer<Meta> | null> {
+/** The pointer of run `runId`'s checkpoint, or of the library's latest when no run is named. */
+export async function loadCheckpointPointer<Meta>(runId?: string): Promise<CheckpointPointer<Meta> | null> {
   const d = await db();
-  return ((await d.get('kv', POINTER)) as CheckpointPointer<Meta> | undefined) ?? null;
+  return ((await d.get('kv', runId === undefined ? POINTER : runPointerKey(runId))) as CheckpointPointer<Meta> | undefined) ?? null;
 }
 
-/** The current checkpoint's pointer, bytes and extra data, read in one transaction (never a half-switched pair). */
-export async function loadCheckpoint<Meta>(): Promise<{ pointer: CheckpointPointer<Meta>; bytes: ArrayBuffer; extra: unknown } | null> {
+/** A checkpoint's pointer, bytes and extra data (run `runId`'s, or the latest), read in one transaction (never a half-switched pair). */
+export async function loadCheckpoint<Meta>(runId?: string): Promise<{ pointer: CheckpointPointer<Meta>; bytes: ArrayBuffer; extra: unknown } | null> {
   const d = await db();
   const tx = d.transaction(['kv', 'checkpoints'], 'readonly');
-  const pointer = (await tx.objectStore('kv').get(POINTER)) as CheckpointPointer<Meta> | undefined;
+  const pointer = (await tx.objectStore('kv').get(runId === undefined ? POINTER : runPointerKey(runId))) as CheckpointPointer<Meta> | undefined;
   if (!pointer) return null;
   const rec = await tx.objectStore('checkpoints').get(pointer.id);
   await tx.done;
@@ -188,22 +296,20 @@ export async function loadCheckpoint<Meta>(): Promise<{ pointer: CheckpointPoint
   return { pointer, bytes: rec.bytes, extra: rec.extra };
 }
 
-export async function deleteCheckpoints(): Promise<void> {
+/** Forgets the library-wide latest pointer (the run's own checkpoint stays in the library). */
+export async function clearLatestCheckpoint(): Promise<void> {
   const d = await db();
-  const tx = d.transaction(['kv', 'checkpoints'], 'readwrite');
-  await tx.objectStore('kv').delete(POINTER);
-  await tx.objectStore('checkpoints').clear();
-  await tx.done;
+  await d.delete('kv', POINTER);
 }
 
-/** Removes checkpoints the pointer does not name (left by a save interrupted between its two steps). */
+/** Removes checkpoints no pointer names (left by a save interrupted between its two steps). */
 export async function removeOrphanCheckpoints(): Promise<number> {
   const d = await db();
   const tx = d.transaction(['kv', 'checkpoints'], 'readwrite');
-  const pointer = (await tx.objectStore('kv').get(POINTER)) as CheckpointPointer | undefined;
+  const named = await namedCheckpointIds(tx.objectStore('kv'));
   let removed = 0;
   for (const key of await tx.objectStore('checkpoints').getAllKeys()) {
-    if (key !== pointer?.id) {
+    if (!named.has(key)) {
       await tx.objectStore('checkpoints').delete(key);
       removed++;
     }

@@ -68,3 +68,17 @@ export function adaptedIndex(cfg: AdapterConfig, l: number, p: Projection): numb
   const targets = orderedTargets(cfg);
   return l * targets.length + targets.indexOf(p);
 }
+
+/** A method's name as the runs library and the comparison show it: "LoRAMoE 6×4 + LBC (official)". */
+export function methodLabel(cfg: AdapterConfig): string {
+  switch (cfg.mode) {
+    case 'none':
+      return 'frozen backbone';
+    case 'full':
+      return 'full fine-tuning';
+    case 'lora':
+      return `LoRA rank ${cfg.rank}`;
+    case 'loramoe':
+      return `LoRAMoE ${cfg.numExperts}×${cfg.rank}${cfg.lbcBeta > 0 ? ` + LBC (${cfg.lbcDirection})` : ', no LBC'}`;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The runs library in IndexedDB (an in-memory IndexedDB in Node): each run keeps one checkpoint
+ * under its own pointer beside the library-wide latest one, an interrupted save leaves an orphan
+ * that is never read and is removed, and deleting a run removes its record, adapter and checkpoint.
+ */
+import 'fake-indexeddb/auto';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  deleteRun,
+  libraryBytes,
+  loadCheckpoint,
+  loadCheckpointPointer,
+  loadRunAdapter,
+  loadRunRecords,
+  removeOrphanCheckpoints,
+  saveCheckpoint,
+  saveRunAdapter,
+  saveRunRecord,
+  setCheckpointWriteHook,
+} from './persist';
+
+const bytes = (...v: number[]) => new Uint8Array(v).buffer;
+const info = (runId: string, step: number) => ({ runId, step, totalSteps: 10, meta: { runId } });
+
+afterEach(() => setCheckpointWriteHook(null));
+
+describe('runs library storage', () => {
+  it('keeps one checkpoint per run; the latest pointer names the run saved last', async () => {
+    await saveCheckpoint(bytes(1), info('a', 2));
+    await saveCheckpoint(bytes(2, 2), info('a', 4));
+    await saveCheckpoint(bytes(3, 3, 3), info('b', 1));
+    const a = await loadCheckpoint<{ runId: string }>('a');
+    expect(a?.pointer.step).toBe(4);
+    expect(new Uint8Array(a!.bytes)).toEqual(new Uint8Array([2, 2]));
+    expect((await loadCheckpoint('b'))?.pointer.step).toBe(1);
+    expect((await loadCheckpointPointer())?.runId).toBe('b');
+    // a's first checkpoint went when its second was saved: nothing is left unnamed.
+    expect(await removeOrphanCheckpoints()).toBe(0);
+    expect(await libraryBytes()).toBe(2 + 3);
+  });
+
+  it('an interrupted save leaves the pointers as they were and an orphan that startup removes', async () => {
+    setCheckpointWriteHook((phase) => {
+      if (phase === 'pointer') throw new Error('tab closed');
+    });
+    await expect(saveCheckpoint(bytes(9, 9, 9, 9), info('a', 6))).rejects.toThrow('tab closed');
+    setCheckpointWriteHook(null);
+    expect((await loadCheckpoint('a'))?.pointer.step).toBe(4);
+    expect((await loadCheckpointPointer())?.runId).toBe('b');
+    expect(await removeOrphanCheckpoints()).toBe(1);
+    expect(await removeOrphanCheckpoints()).toBe(0);
+  });
+
+  it('keeps records and adapters, lists runs newest first, and deletes a run with everything it keeps', async () => {
+    await saveRunRecord({ id: 'a', updatedAt: 100, name: 'first' });
+    await saveRunRecord({ id: 'b', updatedAt: 200, name: 'second' });
+    await saveRunAdapter('a', 'loramoe-adapter-step4.zip', bytes(7, 7, 7), 4);
+    expect((await loadRunRecords<{ id: string; updatedAt: number; name: string }>()).map((r) => r.name)).toEqual(['second', 'first']);
+    const file = await loadRunAdapter('a');
+    expect(file?.name).toBe('loramoe-adapter-step4.zip');
+    expect(file?.step).toBe(4);
+    expect(new Uint8Array(file!.bytes)).toEqual(new Uint8Array([7, 7, 7]));
+
+    await deleteRun('b');
+    // b was the latest: the library-wide pointer goes with it; a keeps its own.
+    expect(await loadCheckpointPointer()).toBeNull();
+    expect(await loadCheckpoint('b')).toBeNull();
+    expect((await loadCheckpoint('a'))?.pointer.step).toBe(4);
+    expect((await loadRunRecords()).map((r) => r.id)).toEqual(['a']);
+
+    await deleteRun('a');
+    expect(await loadRunAdapter('a')).toBeNull();
+    expect(await loadCheckpoint('a')).toBeNull();
+    expect(await loadRunRecords()).toEqual([]);
+    expect(await libraryBytes()).toBe(0);
+  });
+});

@@ -1,0 +1,271 @@
+/**
+ * The runs library, the page's side: one record per run (its settings, the fingerprint of its data,
+ * metric series, routing summaries, probe results, chat, events, and what it keeps in storage: its
+ * checkpoint and the adapter it ended with), kept in IndexedDB (src/io/persist.ts) until the user
+ * deletes it. The engine bridge writes the record of the run on screen as its events arrive; the
+ * runs panel lists the records, opens one, downloads its adapter, overlays curves and deletes.
+ *
+ * A record is the page's copy of what it showed; the worker writes the heavy parts (checkpoints,
+ * adapter zips) straight into storage under the run's id.
+ */
+import { create } from 'zustand';
+import { downloadBlob } from '../io/download';
+import * as persist from '../io/persist';
+import type { AdapterConfig } from '../method/adapter';
+import type { ChatToken } from '../model/generate';
+import type { ProbeResult } from '../train/probe';
+import type { RoutingSummary } from '../train/routing';
+import type { RunSettings } from '../train/run-settings';
+import type { StepMetrics } from '../train/trainer';
+import type { DisplayGroup, RunEvent, RunStatus } from '../worker/protocol';
+import { useChatStore } from './chat';
+import { useProbeStore } from './probe';
+import { holdsModel, useRunStore } from './run';
+
+/** The chat exchange kept with a run (the last prompt and its answer). */
+export interface SavedChat {
+  prompt: string;
+  answeredBy: string;
+  tokens: ChatToken[];
+  groups: DisplayGroup[];
+  finishReason: string | null;
+}
+
+/** The data a run trained on: enough to tell whether the loaded dataset is the same one. */
+export interface DataFingerprint {
+  name: string;
+  bytes: number;
+  records: number;
+  /** SHA-256 of the file's bytes, hex (empty where the browser offers no crypto.subtle). */
+  sha256: string;
+}
+
+export interface RunRecord extends persist.StoredRun {
+  name: string;
+  /** trained: a run of this playground; imported: an adapter file the user loaded. */
+  origin: 'trained' | 'imported';
+  createdAt: number;
+  /** Where the run was when last recorded: 'running' at a reload means it resumes by itself. */
+  status: RunStatus;
+  method: string;
+  adapterCfg: AdapterConfig | null;
+  settings: RunSettings | null;
+  backbone: string;
+  dataset: DataFingerprint | null;
+  totalSteps: number;
+  step: number;
+  metrics: StepMetrics[];
+  routing: RoutingSummary | null;
+  routingStep: number;
+  routingSet: RoutingSummary | null;
+  routingSetStep: number;
+  groups: DisplayGroup[];
+  typeNames: string[];
+  seqLen: number;
+  events: RunEvent[];
+  probe: { before: ProbeResult | null; after: ProbeResult | null };
+  chat: SavedChat | null;
+  checkpoint: { step: number; savedAt: number; bytes: number } | null;
+  /** The adapter zip kept in storage (a stopped or finished run's, or an imported file). */
+  adapter: { name: string; step: number; bytes: number } | null;
+}
+
+export interface LibraryState {
+  runs: RunRecord[];
+  /** Runs whose loss curves the overlay chart draws. */
+  overlay: string[];
+  /** Bytes the library holds, and the browser's own figures for this site (null where it gives none). */
+  usage: { library: number; used: number | null; quota: number | null } | null;
+  /** The last storage problem of the library (a full quota, a failed delete), shown in the runs panel. */
+  error: string | null;
+  loaded: boolean;
+}
+
+export const useLibraryStore = create<LibraryState>(() => ({ runs: [], overlay: [], usage: null, error: null, loaded: false }));
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The loss a run ended on (its last step's), or null before any step. */
+export function finalLoss(r: Pick<RunRecord, 'metrics'>): number | null {
+  const last = r.metrics[r.metrics.length - 1];
+  return last ? last.loss : null;
+}
+
+/** Hex SHA-256 of a file's bytes (the data fingerprint); empty where crypto.subtle is missing (plain http). */
+export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
+  if (typeof crypto === 'undefined' || !crypto.subtle) return '';
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Replaces (or adds) a record in the list the panel shows, newest first. */
+function putInList(rec: RunRecord): void {
+  useLibraryStore.setState((s) => ({ runs: [rec, ...s.runs.filter((r) => r.id !== rec.id)].sort((a, b) => b.updatedAt - a.updatedAt) }));
+}
+
+export function findRun(id: string | null): RunRecord | null {
+  if (!id) return null;
+  return useLibraryStore.getState().runs.find((r) => r.id === id) ?? null;
+}
+
+/** Stores a record (and shows it in the list). A storage failure is reported in the panel and thrown. */
+export async function saveRecord(rec: RunRecord): Promise<void> {
+  putInList(rec);
+  if (!persist.persistenceAvailable()) return;
+  try {
+    await persist.saveRunRecord(rec);
+  } catch (e) {
+    useLibraryStore.setState({ error: errorText(e) });
+    throw e;
+  }
+}
+
+/**
+ * The record of the run on screen, from the run, probe and chat stores over `base` (the record as
+ * stored, which holds what the stores do not: name, settings, data fingerprint, kept adapter).
+ */
+export function recordFromStores(base: RunRecord): RunRecord {
+  const r = useRunStore.getState();
+  const p = useProbeStore.getState();
+  const c = useChatStore.getState();
+  return {
+    ...base,
+    updatedAt: Date.now(),
+    status: r.status === 'idle' ? base.status : r.status,
+    totalSteps: r.totalSteps || base.totalSteps,
+    step: r.step,
+    metrics: r.metrics,
+    routing: r.routing,
+    routingStep: r.routingStep,
+    routingSet: r.routingSet,
+    routingSetStep: r.routingSetStep,
+    groups: r.groups.length > 0 ? r.groups : base.groups,
+    typeNames: r.typeNames.length > 0 ? r.typeNames : base.typeNames,
+    seqLen: r.seqLen || base.seqLen,
+    events: r.events,
+    checkpoint: r.checkpoint ?? base.checkpoint,
+    // What the model answers belongs to the run whose weights it carries.
+    probe: { before: p.before ?? base.probe.before, after: r.modelRun === base.id ? p.after : base.probe.after },
+    chat: r.modelRun === base.id && c.tokens.length > 0 && !c.running ? { prompt: c.prompt, answeredBy: c.answeredBy, tokens: c.tokens, groups: c.groups, finishReason: c.finishReason } : base.chat,
+  };
+}
+
+/** Puts a record's probe results and chat on screen (a resumed run gets them back after its backbone loaded). */
+export function showProbeAndChat(rec: RunRecord): void {
+  useProbeStore.setState((p) => ({ before: p.before ?? rec.probe.before, after: rec.probe.after, error: null }));
+  const chat = rec.chat;
+  useChatStore.setState(
+    chat
+      ? { prompt: chat.prompt, answeredBy: chat.answeredBy, tokens: chat.tokens, groups: chat.groups, finishReason: chat.finishReason, running: false, error: null, promptTokens: 0, tokensPerSecond: 0 }
+      : { prompt: '', answeredBy: '', tokens: [], groups: [], finishReason: null, running: false, error: null, promptTokens: 0, tokensPerSecond: 0 },
+  );
+}
+
+/** Puts a record on screen: its curves, routing, events, probe results and chat. */
+export function showRecord(rec: RunRecord): void {
+  useRunStore.setState({
+    runId: rec.id,
+    status: holdsModel(rec.status) ? 'stopped' : rec.status,
+    step: rec.step,
+    totalSteps: rec.totalSteps,
+    startStep: 0,
+    metrics: rec.metrics,
+    routing: rec.routing,
+    routingStep: rec.routingStep,
+    routingSet: rec.routingSet,
+    routingSetStep: rec.routingSetStep,
+    groups: rec.groups,
+    typeNames: rec.typeNames,
+    seqLen: rec.seqLen,
+    events: rec.events,
+    checkpoint: rec.checkpoint,
+    message: null,
+    memory: null,
+  });
+  useProbeStore.setState({ before: rec.probe.before, after: rec.probe.after, error: null });
+  showProbeAndChat(rec);
+}
+
+/** Clears the run views (after the run on screen was deleted or discarded). */
+export function clearRunViews(): void {
+  useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
+  useProbeStore.setState({ after: null, error: null });
+}
+
+/** Reads the library from storage, and how much it and the site use. */
+export async function refreshLibrary(): Promise<void> {
+  if (!persist.persistenceAvailable()) {
+    useLibraryStore.setState({ loaded: true, error: 'This browser offers no storage (IndexedDB): runs are not kept after the tab is closed.' });
+    return;
+  }
+  try {
+    const runs = await persist.loadRunRecords<RunRecord>();
+    useLibraryStore.setState({ runs, loaded: true });
+    await refreshUsage();
+  } catch (e) {
+    useLibraryStore.setState({ loaded: true, error: `The runs library could not be read: ${errorText(e)}` });
+  }
+}
+
+export async function refreshUsage(): Promise<void> {
+  try {
+    const library = await persist.libraryBytes();
+    const est = typeof navigator !== 'undefined' && navigator.storage?.estimate ? await navigator.storage.estimate() : null;
+    useLibraryStore.setState({ usage: { library, used: est?.usage ?? null, quota: est?.quota ?? null } });
+  } catch (e) {
+    useLibraryStore.setState({ error: `Storage use could not be measured: ${errorText(e)}` });
+  }
+}
+
+/** Opens a run of the library: its curves, routing, probe and chat replace the views (not while a run holds the model). */
+export function openRun(id: string): void {
+  const rec = findRun(id);
+  if (!rec) return;
+  if (holdsModel(useRunStore.getState().status) && useRunStore.getState().runId !== id) {
+    useLibraryStore.setState({ error: 'Stop the current run before opening another one.' });
+    return;
+  }
+  useLibraryStore.setState({ error: null });
+  showRecord(rec);
+}
+
+/** Downloads the adapter a run keeps (the zip its Download gave when it stopped or finished). */
+export async function downloadRunAdapter(id: string): Promise<void> {
+  try {
+    const file = await persist.loadRunAdapter(id);
+    if (!file) throw new Error(`run ${id} keeps no adapter (it has not stopped or finished, or was trained before runs kept theirs)`);
+    downloadBlob(new Blob([file.bytes], { type: 'application/zip' }), file.name);
+  } catch (e) {
+    useLibraryStore.setState({ error: `The adapter could not be downloaded: ${errorText(e)}` });
+  }
+}
+
+/** Deletes a run with its checkpoint and adapter. The run on screen is cleared when it is the one deleted. */
+export async function deleteRun(id: string): Promise<boolean> {
+  if (holdsModel(useRunStore.getState().status) && useRunStore.getState().runId === id) {
+    useLibraryStore.setState({ error: 'Stop the run before deleting it.' });
+    return false;
+  }
+  try {
+    if (persist.persistenceAvailable()) await persist.deleteRun(id);
+  } catch (e) {
+    useLibraryStore.setState({ error: `Run ${id} could not be deleted: ${errorText(e)}` });
+    return false;
+  }
+  useLibraryStore.setState((s) => ({ runs: s.runs.filter((r) => r.id !== id), overlay: s.overlay.filter((o) => o !== id), error: null }));
+  if (useRunStore.getState().runId === id) clearRunViews();
+  if (useRunStore.getState().resumable?.runId === id) useRunStore.setState({ resumable: null });
+  await refreshUsage();
+  return true;
+}
+
+export function toggleOverlay(id: string): void {
+  useLibraryStore.setState((s) => ({ overlay: s.overlay.includes(id) ? s.overlay.filter((o) => o !== id) : [...s.overlay, id] }));
+}
+
+export function renameRun(id: string, name: string): void {
+  const rec = findRun(id);
+  const clean = name.trim();
+  if (!rec || clean === '' || clean === rec.name) return;
+  saveRecord({ ...rec, name: clean.slice(0, 120), updatedAt: rec.updatedAt }).catch(() => undefined /* reported in the panel by saveRecord */);
+}

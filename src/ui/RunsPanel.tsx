@@ -1,0 +1,119 @@
+import { continueRun } from '../store/engine-bridge';
+import { holdsModel, useRunStore } from '../store/run';
+import { deleteRun, downloadRunAdapter, finalLoss, openRun, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
+import { formatBytes } from './format';
+import { RunsOverlay } from './views/RunsOverlay';
+
+const pct = (v: number | undefined) => (v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
+
+function probeCell(r: RunRecord): string {
+  const before = r.probe.before?.accuracy;
+  const after = r.probe.after?.accuracy;
+  if (before === undefined && after === undefined) return '—';
+  return `${pct(before)} → ${pct(after)}`;
+}
+
+/**
+ * The runs library: every run and imported adapter kept in this browser until deleted. Open one to
+ * see its curves and routing, continue it from its checkpoint, download the adapter it ended with,
+ * overlay the loss curves of several, delete. Shows the storage the library and the site use.
+ */
+export function RunsPanel() {
+  const { runs, overlay, usage, error, loaded } = useLibraryStore();
+  const shown = useRunStore((s) => s.runId);
+  const status = useRunStore((s) => s.status);
+  const training = holdsModel(status);
+  const overlaid = runs.filter((r) => overlay.includes(r.id) && r.metrics.length > 0);
+  return (
+    <section className="panel runs-panel" data-testid="runs-panel" aria-labelledby="runs-title">
+      <h2 id="runs-title">Runs</h2>
+      {!loaded ? (
+        <p className="muted">Reading the runs library…</p>
+      ) : runs.length === 0 ? (
+        <p className="muted" data-testid="runs-empty">
+          No runs yet. Every run you train (and every adapter you import) is kept here, with its curves, routing, probe results, chat and adapter, until you delete it.
+        </p>
+      ) : (
+        <div className="table-scroll">
+          <table className="data-table runs-table" data-testid="runs-table">
+            <thead>
+              <tr>
+                <th scope="col">
+                  <span className="visually-hidden">Overlay</span>
+                </th>
+                <th scope="col">Run</th>
+                <th scope="col">Method</th>
+                <th scope="col">Date</th>
+                <th scope="col">Steps</th>
+                <th scope="col">Final loss</th>
+                <th scope="col">Probe before → after</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.map((r) => {
+                const loss = finalLoss(r);
+                const isShown = r.id === shown;
+                const canContinue = r.origin === 'trained' && r.checkpoint !== null && r.step < r.totalSteps && !training;
+                return (
+                  <tr key={r.id} data-testid="run-row" data-run={r.id} data-origin={r.origin} data-status={r.status} data-adapter={r.adapter ? 'kept' : 'none'} aria-current={isShown ? 'true' : undefined}>
+                    <td>
+                      <input type="checkbox" aria-label={`Overlay the loss of ${r.name}`} checked={overlay.includes(r.id)} disabled={r.metrics.length === 0} onChange={() => toggleOverlay(r.id)} />
+                    </td>
+                    <th scope="row" className="run-name">
+                      {r.name}
+                      {isShown && <span className="badge">on screen</span>}
+                    </th>
+                    <td>{r.method || '—'}</td>
+                    <td>{new Date(r.createdAt).toLocaleString()}</td>
+                    <td data-testid="run-row-steps">{r.origin === 'imported' ? '—' : `${r.step} / ${r.totalSteps}`}</td>
+                    <td>{loss === null ? '—' : loss.toFixed(4)}</td>
+                    <td>{probeCell(r)}</td>
+                    <td className="run-actions">
+                      <button type="button" className="small" data-testid="run-open" disabled={isShown || training} onClick={() => openRun(r.id)}>
+                        Open
+                      </button>
+                      {r.origin === 'trained' && (
+                        <button type="button" className="small" data-testid="run-continue" disabled={!canContinue} title={r.step >= r.totalSteps ? 'This run finished all its steps' : undefined} onClick={() => void continueRun(r.id)}>
+                          Continue
+                        </button>
+                      )}
+                      <button type="button" className="small" data-testid="run-download" disabled={!r.adapter} title={r.adapter ? `${r.adapter.name}, ${formatBytes(r.adapter.bytes)}` : 'A run keeps its adapter once it stops or finishes'} onClick={() => void downloadRunAdapter(r.id)}>
+                        Adapter
+                      </button>
+                      <button
+                        type="button"
+                        className="small"
+                        data-testid="run-delete"
+                        disabled={isShown && training}
+                        onClick={() => {
+                          if (window.confirm(`Delete ${r.name} with its checkpoint and adapter?`)) void deleteRun(r.id);
+                        }}
+                      >
+                        Delete
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {overlaid.length > 0 && <RunsOverlay series={overlaid.map((r) => ({ id: r.id, name: r.name, points: r.metrics.map((m) => ({ step: m.step, loss: m.loss })) }))} />}
+      {usage && (
+        <p className="small muted" data-testid="storage-used">
+          The library holds {formatBytes(usage.library)}
+          {usage.used !== null && usage.quota !== null ? `; this site uses ${formatBytes(usage.used)} of the ${formatBytes(usage.quota)} the browser allows it.` : '.'}
+        </p>
+      )}
+      {error && (
+        <p className="error-box" data-testid="runs-error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
