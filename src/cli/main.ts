@@ -13,8 +13,10 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
-import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
+import { summarizeDataset } from '../data/summary';
+import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
+import { answerlessMessage, unknownReport } from '../data/unknown';
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
 import { DirectorySource } from '../io/node-files';
@@ -263,7 +265,17 @@ async function train(flags: Flags): Promise<void> {
   if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
   const settings = run ? run.settings : trainSettingsFrom(flags);
   const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
-  const samples = encodeAll(backbone.tokenizer, records, settings.maxLength);
+  // How much of the data the tokenizer knows, before any time goes into training on it.
+  const summary = summarizeDataset(records, backbone.tokenizer, settings.maxLength);
+  for (const line of unknownReport(summary.unknown, summary.byType, backbone.name)) console.error(line);
+  const all = encodeAll(backbone.tokenizer, records, settings.maxLength);
+  const resumeCp = run ? decodeTrainerState(new Uint8Array(await readFile(join(out, CHECKPOINT_FILE))), join(out, CHECKPOINT_FILE)).trainer : null;
+  const answered = all.filter(hasAnswer);
+  // Samples whose answer --max-length cuts away are left out; a run from before they were trained on them, and keeps them.
+  const samples = resumeCp && answered.length !== all.length && resumeCp.sampler.n === all.length ? all : answered;
+  const leftOut = answerlessMessage(all.length - samples.length, all.length, settings.maxLength);
+  if (leftOut) console.error(`warning: ${leftOut}`);
+  if (samples.length === 0) throw new Error('no sample keeps an answer token: nothing to train on');
   const ctx = await runnerGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
@@ -272,8 +284,8 @@ async function train(flags: Flags): Promise<void> {
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
   const metrics: string[] = [];
-  if (run) {
-    const cp = decodeTrainerState(new Uint8Array(await readFile(join(out, CHECKPOINT_FILE))), join(out, CHECKPOINT_FILE)).trainer;
+  if (run && resumeCp) {
+    const cp = resumeCp;
     trainer.importCheckpoint(cp);
     const done = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
     if (done.length < cp.stepsDone) throw new Error(`--resume: ${join(out, 'metrics.jsonl')} has ${done.length} steps, the checkpoint ${cp.stepsDone}`);

@@ -21,11 +21,18 @@ export class PipelineCache {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Every pipeline created, in order, with its creation time: what a cold start pays. */
   readonly compiles: PipelineCompile[] = [];
+  /** Called on every get() while set, with the key and whether this call compiled it: a build's pipelines are counted with it. */
+  onGet: ((key: string, compiled: boolean) => void) | null = null;
 
   constructor(private readonly device: GPUDevice) {}
 
   get size(): number {
     return this.pipelines.size;
+  }
+
+  /** The pipeline of this key (as onGet reports it) is compiled. */
+  has(key: string): boolean {
+    return this.pipelines.has(key);
   }
 
   get(shader: ShaderSource, entryPoint: string, constants: OverrideConstants = {}): GPUComputePipeline {
@@ -35,7 +42,10 @@ export class PipelineCache {
       .join(',');
     const key = `${shader.name}:${entryPoint}:${constKey}`;
     const hit = this.pipelines.get(key);
-    if (hit) return hit;
+    if (hit) {
+      this.onGet?.(key, false);
+      return hit;
+    }
     const t0 = performance.now();
     let module = this.modules.get(shader.name);
     if (!module) {
@@ -51,6 +61,7 @@ export class PipelineCache {
     });
     this.pipelines.set(key, pipeline);
     this.compiles.push({ key, ms: performance.now() - t0 });
+    this.onGet?.(key, true);
     return pipeline;
   }
 }

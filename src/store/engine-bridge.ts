@@ -131,12 +131,21 @@ function onEvent(ev: WorkerEvent): void {
       saveRunSoon();
       return;
     }
+    case 'startup':
+      // The warm-up's compiles count only while a start waits for them; the first step's phase comes after runStarted.
+      useRunStore.setState((s) => (s.busy === 'starting' || s.busy === 'restoring' || ev.progress.phase === 'firstStep' ? { startup: ev.progress } : {}));
+      return;
     case 'runStatus':
-      useRunStore.setState((s) => ({ status: ev.status, step: Math.max(s.step, ev.step), message: ev.message ?? (ev.status === 'error' ? 'failed' : null) }));
+      useRunStore.setState((s) => ({
+        status: ev.status,
+        step: Math.max(s.step, ev.step),
+        message: ev.message ?? (ev.status === 'error' ? 'failed' : null),
+        startup: ev.status === 'running' || ev.status === 'starting' ? s.startup : null,
+      }));
       saveRunSoon();
       return;
     case 'metrics':
-      useRunStore.setState((s) => ({ metrics: [...s.metrics, ...ev.points], step: ev.points[ev.points.length - 1]?.step ?? s.step }));
+      useRunStore.setState((s) => ({ metrics: [...s.metrics, ...ev.points], step: ev.points[ev.points.length - 1]?.step ?? s.step, startup: null }));
       saveRunSoon();
       return;
     case 'routing':
@@ -474,11 +483,11 @@ function warmUp(): void {
 }
 
 export async function startRun(): Promise<void> {
-  useRunStore.setState({ busy: 'starting', message: null, storageError: null });
+  useRunStore.setState({ busy: 'starting', message: null, storageError: null, startup: null });
   try {
     await call({ type: 'startRun', settings: useSettingsStore.getState().values, continueAdapter: useViewStore.getState().continueAdapter });
   } catch (e) {
-    useRunStore.setState({ message: errorText(e) });
+    useRunStore.setState({ message: errorText(e), startup: null });
   } finally {
     useRunStore.setState({ busy: null });
   }

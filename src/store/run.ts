@@ -7,7 +7,7 @@ import type { CheckpointPointer } from '../io/persist';
 import type { RoutingSummary } from '../train/routing';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
-import { type AdapterState, type DisplayGroup, type MeasuredMemory, noAdapter, type RunEvent, type RunStatus } from '../worker/protocol';
+import { type AdapterState, type DisplayGroup, type MeasuredMemory, noAdapter, type RunEvent, type RunStatus, type StartupProgress } from '../worker/protocol';
 
 export interface RunState {
   runId: string | null;
@@ -36,6 +36,8 @@ export interface RunState {
   events: RunEvent[];
   adapter: AdapterState;
   busy: null | 'starting' | 'restoring' | 'exporting' | 'importing';
+  /** What the run's start is doing (tokenising, compiling, uploading, the first step); null once the first metrics arrive or the run ends. */
+  startup: StartupProgress | null;
   /** performance.now() when the run (or its resumption) started, for the ETA. */
   startedAt: number;
 }
@@ -62,6 +64,7 @@ export const useRunStore = create<RunState>(() => ({
   events: [],
   adapter: noAdapter(),
   busy: null,
+  startup: null,
   startedAt: 0,
 }));
 

@@ -1,5 +1,8 @@
 import { useMemo } from 'react';
+import { answerlessMessage, formatShare, unknownShare, unknownWarning } from '../data/unknown';
+import type { DatasetSummary } from '../data/summary';
 import { useDatasetStore } from '../store/dataset';
+import { useModelStore } from '../store/model';
 import { isTraining, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { binarySpec, rangeText, resolveGroups } from '../worker/groups';
@@ -84,6 +87,11 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
                 mean tokens
               </th>
             )}
+            {summary?.unknown.possible && (
+              <th scope="col" className="num">
+                unknown
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
@@ -94,6 +102,11 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
                 <th scope="row">{t}</th>
                 <td className="num">{(c.byType[t] ?? 0).toLocaleString()}</td>
                 {summary && <td className="num">{s ? s.meanLength.toFixed(1) : '—'}</td>}
+                {summary?.unknown.possible && (
+                  <td className="num" data-testid="type-unknown" data-share={s ? unknownShare(s) : 0}>
+                    {s ? formatShare(unknownShare(s)) : '—'}
+                  </td>
+                )}
               </tr>
             );
           })}
@@ -102,10 +115,15 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
       {summary && (
         <p className="small muted" data-testid="dataset-summary">
           Sample length: median {summary.length.median}, longest {summary.length.max} tokens; {summary.tokens.toLocaleString()} tokens per epoch
-          {summary.truncated > 0 ? `; ${summary.truncated} longer than the maximum length ${summary.maxLength} (cut)` : ''}
-          {summary.noTargetLeft > 0 ? `; ${summary.noTargetLeft} keep no answer token after cutting` : ''}.
+          {summary.truncated > 0 ? `; ${summary.truncated} longer than the maximum length ${summary.maxLength} (cut)` : ''}.
         </p>
       )}
+      {summary && summary.noTargetLeft > 0 && (
+        <p className="warn-box" data-testid="answerless" data-count={summary.noTargetLeft}>
+          {answerlessMessage(summary.noTargetLeft, summary.records, summary.maxLength)}
+        </p>
+      )}
+      {summary && <UnknownTokens summary={summary} />}
       {info.notes.map((n, i) => (
         <p key={i} className="small muted">
           {n}
@@ -152,6 +170,39 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
             {info.errorCount > info.errors.length && <li className="muted">… and {(info.errorCount - info.errors.length).toLocaleString()} more</li>}
           </ul>
         </details>
+      )}
+    </div>
+  );
+}
+
+/** The share of tokens the backbone's tokenizer does not know, the words behind them, and a warning above 1%. */
+function UnknownTokens({ summary }: { summary: DatasetSummary }) {
+  const backbone = useModelStore((s) => s.info?.name);
+  const u = summary.unknown;
+  const share = unknownShare(u);
+  const warning = unknownWarning(u, backbone);
+  return (
+    <div data-testid="unknown-tokens" data-share={share} data-possible={u.possible}>
+      <p className="small muted">
+        {u.possible
+          ? `Unknown tokens: ${formatShare(share)} (${u.unknown.toLocaleString()} of ${u.tokens.toLocaleString()}) map to the tokenizer's unknown token${u.unknown === 0 ? '; the vocabulary covers every word' : ''}.`
+          : 'Unknown tokens: none; this tokenizer covers any text.'}
+      </p>
+      {u.topWords.length > 0 && (
+        <p className="small" data-testid="unknown-words">
+          Most frequent unknown words{u.distinctWords > u.topWords.length ? ` (${u.topWords.length} of ${u.distinctWords.toLocaleString()})` : ''}:{' '}
+          {u.topWords.map((w, i) => (
+            <span key={w.word}>
+              {i > 0 ? ', ' : ''}
+              <code>{w.word}</code> ×{w.count.toLocaleString()}
+            </span>
+          ))}
+        </p>
+      )}
+      {warning && (
+        <p className="warn-box" role="status" data-testid="unknown-warning">
+          {warning}
+        </p>
       )}
     </div>
   );

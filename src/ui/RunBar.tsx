@@ -5,11 +5,11 @@ import { isTraining, secondsPerStep, useRunStore } from '../store/run';
 import { shareableUrl, useSettingsStore } from '../store/settings';
 import { pauseRun, resumeRun, startRun, stopRun } from '../store/engine-bridge';
 import { resolveGroups } from '../worker/groups';
-import { formatDuration } from './format';
+import { describeStartup, formatDuration } from './format';
 
 /** The run's controls and progress, always in view at the top (start, pause, resume, stop, ETA, tokens/s). */
 export function RunBar() {
-  const { status, step, totalSteps, metrics, busy } = useRunStore();
+  const { status, step, totalSteps, metrics, busy, startup } = useRunStore();
   const modelReady = useModelStore((s) => s.info !== null);
   const names = useDatasetStore((s) => s.train?.typeNames ?? null);
   const hasData = names !== null;
@@ -30,6 +30,9 @@ export function RunBar() {
   const eta = sps !== null && active ? (totalSteps - step) * sps : null;
   const last = metrics[metrics.length - 1];
   const tps = last && active ? last.tokensPerSecond : null;
+  // From Train to the first step: what the start is doing (a start that failed shows its message instead).
+  const starting = busy === 'starting' || busy === 'restoring';
+  const startupShown = starting || (startup !== null && startup.phase === 'firstStep' && status === 'running');
   return (
     <div className="runbar" data-testid="run-bar" data-status={status}>
       <div className="run-buttons">
@@ -52,7 +55,7 @@ export function RunBar() {
       <div className="run-progress">
         <div className="run-line">
           <span className="status-pill" data-testid="run-status">
-            {status}
+            {starting && !active ? 'starting' : status}
           </span>
           <span>
             step <strong data-testid="run-step" data-value={step}>{step}</strong> / <span data-testid="run-total">{totalSteps || '—'}</span>
@@ -72,6 +75,16 @@ export function RunBar() {
         <div className="progress" role="progressbar" aria-label="Training progress" aria-valuemin={0} aria-valuemax={totalSteps} aria-valuenow={step} data-testid="run-progress">
           <div style={{ width: `${(frac * 100).toFixed(2)}%` }} />
         </div>
+        {startupShown && (
+          <div className="startup" data-testid="run-startup" data-phase={startup?.phase ?? 'starting'} aria-live="polite">
+            <small>{startup ? describeStartup(startup) : busy === 'restoring' ? 'Restoring the run…' : 'Starting…'}</small>
+            {startup && startup.total > 0 ? (
+              <progress aria-label="Start-up progress" max={startup.total} value={startup.done} />
+            ) : (
+              <progress aria-label="Start-up progress" />
+            )}
+          </div>
+        )}
         {!active && status !== 'paused' && why && (
           <small className={groupError ? 'field-error' : 'muted'} data-testid="start-blocked">
             {why}.

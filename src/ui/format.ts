@@ -1,4 +1,6 @@
 /** Small text formatters for the panels. */
+import type { StartupProgress } from '../worker/protocol';
+
 export { formatBytes, formatCount } from '../store/memory';
 
 /** "1 h 02 min", "3 min 05 s", "12 s". */
@@ -13,4 +15,19 @@ export function formatDuration(seconds: number): string {
 
 export function formatTime(ms: number): string {
   return new Date(ms).toLocaleTimeString();
+}
+
+/** What a run's start is doing, as the run bar says it: "Compiling kernels: 12 of 31". */
+export function describeStartup(p: StartupProgress): string {
+  const of = (unit: string) => (p.total > 0 ? `: ${p.done.toLocaleString('en-US')} of ${p.total.toLocaleString('en-US')}${unit}` : p.done > 0 ? `: ${p.done.toLocaleString('en-US')} so far` : '');
+  switch (p.phase) {
+    case 'tokenising':
+      return `Tokenising the data${of(' records')}`;
+    case 'compiling':
+      return `Compiling kernels${of('')}`;
+    case 'uploading':
+      return 'Uploading the weights to the GPU';
+    case 'firstStep':
+      return 'Running the first step';
+  }
 }

@@ -136,9 +136,9 @@ export interface SamplingSettings {
 /**
  * Something that happened to a run that the user must be told about, with the step it happened at:
  * a step with a non-finite loss or gradient norm (skipped), a state with a non-finite value not kept
- * as a checkpoint, a rollback to the last good checkpoint, a lost GPU device and the recovery from it. Shown in the run panel and kept with the run's series.
+ * as a checkpoint, samples left out of training (their answer cut away by the maximum length), a rollback to the last good checkpoint, a lost GPU device and the recovery from it. Shown in the run panel and kept with the run's series.
  */
-export type RunEventKind = 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'testHook';
+export type RunEventKind = 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'samplesLeftOut' | 'testHook';
 
 export interface RunEvent {
   kind: RunEventKind;
@@ -152,6 +152,19 @@ export interface RunEvent {
   message: string;
   /** Date.now() when it happened. */
   at: number;
+}
+
+/**
+ * What a run's start is doing, from Train to its first step: tokenising the dataset (records),
+ * compiling the kernels (pipelines), uploading the weights, then the first step. `total` 0: not
+ * known (the kernels of a shape not built before in this session).
+ */
+export type StartupPhase = 'tokenising' | 'compiling' | 'uploading' | 'firstStep';
+
+export interface StartupProgress {
+  phase: StartupPhase;
+  done: number;
+  total: number;
 }
 
 /**
@@ -210,6 +223,8 @@ export type WorkerEvent =
   | { type: 'backboneLoaded'; info: BackboneInfo; memory: MeasuredMemory }
   | { type: 'dataset'; info: DatasetInfo }
   | { type: 'datasetSummary'; summary: DatasetSummary }
+  /** A run's start in progress (startRun, restoreRun): the phase and how far it is; the first metrics end it. */
+  | { type: 'startup'; progress: StartupProgress }
   | { type: 'runStarted'; run: RunStartedInfo }
   | { type: 'runStatus'; status: RunStatus; step: number; message?: string }
   | { type: 'metrics'; points: StepMetrics[] }

@@ -18,7 +18,8 @@ import { zipSync } from 'fflate';
 import { DatasetImportError, formatLocation, type ImportedRecord, parseDataset, typeIndexMapping } from '../data/import';
 import { summarizeDataset } from '../data/summary';
 import { adapterTypeNames } from '../method/data-types';
-import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
+import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
+import { answerlessMessage } from '../data/unknown';
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import { BlobSource, entriesFromZip, isZip, normalizeEntries } from '../io/browser-files';
@@ -44,6 +45,7 @@ import { type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings }
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
 import { DEFAULT_FAULT_LIMIT, describeFault, describeRollback, NumericGuard, type StepFault } from './faults';
 import { displayGroups, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
+import { StartupReporter } from './startup';
 import {
   type AdapterState,
   noAdapter,
@@ -169,14 +171,22 @@ interface RoutingSetRun {
 
 /**
  * Splits a run's encoded dataset (samples[i] is record i) into its training samples and its routing
- * set (src/train/routing-set.ts). Without a router there is no set and nothing is held out.
+ * set (src/train/routing-set.ts). Without a router there is no set and nothing is held out. Training
+ * keeps the records `trains` accepts: by default those with an answer token left after cutting.
  */
-function splitRoutingSet(samples: readonly EncodedSample[], sel: RoutingSetSelection | null, typeNames: readonly string[], seqLen: number, trainBatch: number): { train: EncodedSample[]; set: RoutingSetRun | null } {
-  if (!sel) return { train: [...samples], set: null };
+function splitRoutingSet(
+  samples: readonly EncodedSample[],
+  sel: RoutingSetSelection | null,
+  typeNames: readonly string[],
+  seqLen: number,
+  trainBatch: number,
+  trains: (i: number) => boolean = (i) => hasAnswer(samples[i]),
+): { train: EncodedSample[]; set: RoutingSetRun | null } {
+  if (!sel) return { train: samples.filter((_, i) => trains(i)), set: null };
   const types = samples.map((s) => s.type);
   const setSamples = routingSetIndices(sel).map((i) => samples[i]);
   return {
-    train: trainingIndices(samples.length, sel).map((i) => samples[i]),
+    train: trainingIndices(samples.length, sel, trains).map((i) => samples[i]),
     set: setSamples.length > 0 ? { samples: setSamples, types: routingSetTypes(sel, types, typeNames), batch: routingSetBatch(setSamples.length, seqLen, trainBatch) } : null,
   };
 }
@@ -221,6 +231,11 @@ function goodStateName(g: GoodState): string {
 }
 
 const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
+
+/** What decides the pipelines a trainer build asks for: the adapter, the batch and the padded length. */
+function buildShape(cfg: AdapterConfig, train: Pick<TrainSettings, 'batchSize' | 'maxLength'>): string {
+  return JSON.stringify([cfg, train.batchSize, train.maxLength]);
+}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface SessionOptions {
@@ -245,6 +260,8 @@ export class Session {
   private toldNoStorage = false;
   /** Set while a lost device is being replaced. */
   private recovering = false;
+  /** What a run's start is doing, for the run bar. */
+  private readonly startup = new StartupReporter((progress) => this.post({ type: 'startup', progress }));
 
   constructor(
     private ctx: GpuContext,
@@ -377,10 +394,26 @@ export class Session {
     return cfg;
   }
 
-  private encode(records: readonly ImportedRecord[], maxLength: number): { samples: EncodedSample[]; seqLen: number } {
+  /**
+   * Every record encoded (samples[i] is record i); the padded length is the longest sample training
+   * keeps, and `answerless` counts the samples whose answer the maximum length cuts away.
+   */
+  private encode(records: readonly ImportedRecord[], maxLength: number): { samples: EncodedSample[]; seqLen: number; answerless: number } {
     const tok = this.requireBackbone().tokenizer;
-    const samples = records.map((r) => encodeOfficial(tok, r, maxLength));
-    return { samples, seqLen: Math.max(2, ...samples.map((s) => s.ids.length)) };
+    const samples = this.startup.tokenise(records.length, (i) => encodeOfficial(tok, records[i], maxLength));
+    let seqLen = 2;
+    let answerless = 0;
+    for (const s of samples) {
+      if (hasAnswer(s)) seqLen = Math.max(seqLen, s.ids.length);
+      else answerless++;
+    }
+    return { samples, seqLen, answerless };
+  }
+
+  /** Tells the run's page how many samples training left out, and why. */
+  private reportAnswerless(answerless: number, records: number, maxLength: number): void {
+    const msg = answerlessMessage(answerless, records, maxLength);
+    if (msg) this.runEvent({ kind: 'samplesLeftOut', severity: 'warning', step: this.run?.trainer.stepsDone ?? 0, message: msg });
   }
 
   /** The one place a run's Trainer is made: samples' data types indexed by the run's type names. */
@@ -410,7 +443,10 @@ export class Session {
     const names = data.info.typeNames;
     const cfg = this.adapterConfigFrom(s, names);
     const { samples, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
-    return this.serial(async () => warmTrainingPipelines(this.ctx, b, cfg, { ...trainSettingsOf(s), maxLength: seqLen }, samples, names, this.maxPositions));
+    const settings = { ...trainSettingsOf(s), maxLength: seqLen };
+    const train = samples.filter(hasAnswer);
+    if (train.length === 0) return null;
+    return this.serial(async () => this.startup.build(this.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(this.ctx, b, cfg, settings, train, names, this.maxPositions)));
   }
 
   async startRun(s: RunSettings, continueAdapter: boolean): Promise<void> {
@@ -420,13 +456,26 @@ export class Session {
     if (!data) throw new Error('load a training dataset first');
     const names = data.info.typeNames;
     const cfg = this.adapterConfigFrom(s, names);
-    const { samples: encoded, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
+    this.startup.begin();
+    try {
+      await this.startRunOf(s, continueAdapter, b, data, names, cfg);
+    } finally {
+      this.startup.end();
+    }
+    void this.loop();
+  }
+
+  private async startRunOf(s: RunSettings, continueAdapter: boolean, b: Backbone, data: LoadedDataset, names: readonly string[], cfg: AdapterConfig): Promise<void> {
+    const maxLength = Math.min(s.maxLength, this.maxPositions);
+    const { samples: encoded, seqLen, answerless } = this.encode(data.records, maxLength);
     const train: TrainSettings = { ...trainSettingsOf(s), maxLength: seqLen };
     const runId = `run-${Date.now().toString(36)}`;
     // The routing set is held out of training (src/train/routing-set.ts); its indices go into the
-    // checkpoint, so a resumed run trains on the same samples.
-    const selection = isRouted(cfg) ? selectRoutingSet(encoded.map((x) => x.type), names, s.seed) : null;
+    // checkpoint, so a resumed run trains on the same samples. Samples without an answer token are
+    // left out of training and never drawn.
+    const selection = isRouted(cfg) ? selectRoutingSet(encoded.map((x) => (hasAnswer(x) ? x.type : null)), names, s.seed) : null;
     const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, names, seqLen, train.batchSize);
+    if (samples.length === 0 && answerless === encoded.length) throw new Error(`no sample keeps an answer token: ${answerlessMessage(answerless, encoded.length, maxLength)}`);
     if (samples.length === 0) throw new Error('no training samples are left once the routing set is held out');
     await this.serial(async () => {
       let set: AdapterSet | null = null;
@@ -440,8 +489,10 @@ export class Session {
       this.run = null;
       let trainer: Trainer;
       try {
+        this.startup.phase('uploading');
         const weights = this.rebuildWeights(cfg, set);
-        trainer = this.makeTrainer(weights, samples, names, train);
+        trainer = this.startup.build(this.ctx.pipelines, buildShape(cfg, train), () => this.makeTrainer(weights, samples, names, train));
+        this.startup.phase('uploading');
       } catch (e) {
         // Leave a usable model behind: the frozen backbone.
         this.rebuildWeights(defaultAdapterConfig('none'), null);
@@ -472,8 +523,9 @@ export class Session {
         throw e;
       }
       this.beginRun(trainer, meta, false, seqLen, routingSet, undefined, { cp: start, metrics: [], origin: 'start' });
+      this.reportAnswerless(answerless, encoded.length, maxLength);
+      this.startup.phase('firstStep');
     });
-    void this.loop();
   }
 
   private beginRun(trainer: Trainer, meta: RunMeta, resumed: boolean, seqLen: number, routingSet: RoutingSetRun | null, saved: CheckpointExtra | undefined, good: GoodState): void {
@@ -772,6 +824,16 @@ export class Session {
 
   /** Continues the run of the stored checkpoint on the loaded backbone and training dataset. */
   async restoreRun(): Promise<void> {
+    this.startup.begin();
+    try {
+      await this.restoreRunOf();
+    } finally {
+      this.startup.end();
+    }
+    void this.loop();
+  }
+
+  private async restoreRunOf(): Promise<void> {
     if (this.isTraining()) throw new Error('a run is already going');
     const b = this.requireBackbone();
     const stored = await loadCheckpoint<RunMeta>();
@@ -783,18 +845,26 @@ export class Session {
       throw new Error(`the checkpoint was trained on the dataset ${meta.dataset.name} (${meta.dataset.bytes} bytes); load it first`);
     }
     if (data.info.typeNames.join('\n') !== meta.typeNames.join('\n')) throw new Error('the dataset has other data types than the checkpoint was trained with');
-    const { samples: encoded } = this.encode(data.records, meta.train.maxLength);
+    const { samples: encoded, answerless } = this.encode(data.records, meta.train.maxLength);
     // The run's routing set: held out as recorded; a checkpoint from before routing sets held nothing
     // out, and its run is measured on a seeded sample of its training data.
     const selection = isRouted(meta.adapter) ? (meta.routingSet ?? selectRoutingSet(encoded.map((x) => x.type), meta.typeNames, meta.train.seed, { holdOut: false })) : null;
     if (selection && routingSetIndices(selection).some((i) => !(Number.isInteger(i) && i >= 0 && i < encoded.length))) throw new Error('the checkpoint\'s routing set does not fit the loaded dataset');
-    const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, meta.typeNames, meta.train.maxLength, meta.train.batchSize);
+    let split = splitRoutingSet(encoded, selection, meta.typeNames, meta.train.maxLength, meta.train.batchSize);
+    // A checkpoint from before samples without an answer token were left out trained on them: its run keeps them.
+    let leftOut = answerless;
+    if (answerless > 0 && split.train.length !== cp.sampler.n) {
+      const all = splitRoutingSet(encoded, selection, meta.typeNames, meta.train.maxLength, meta.train.batchSize, () => true);
+      if (all.train.length === cp.sampler.n) [split, leftOut] = [all, 0];
+    }
+    const { train: samples, set: routingSet } = split;
     await this.serial(async () => {
       this.run?.trainer.destroy();
       this.run = null;
       const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
+      this.startup.phase('uploading');
       const weights = this.rebuildWeights(meta.adapter, set);
-      const trainer = this.makeTrainer(weights, samples, meta.typeNames, meta.train);
+      const trainer = this.startup.build(this.ctx.pipelines, buildShape(meta.adapter, meta.train), () => this.makeTrainer(weights, samples, meta.typeNames, meta.train));
       try {
         trainer.importCheckpoint(cp);
       } catch (e) {
@@ -804,8 +874,9 @@ export class Session {
       const extra = (stored.extra ?? {}) as Partial<CheckpointExtra>;
       const metrics = Array.isArray(extra.metrics) ? extra.metrics : [];
       this.beginRun(trainer, meta, true, meta.train.maxLength, routingSet, { metrics, routing: extra.routing ?? null, routingSet: extra.routingSet ?? null }, { cp, metrics: metrics.filter((m) => m.step <= cp.stepsDone), origin: 'checkpoint' });
+      this.reportAnswerless(leftOut, encoded.length, meta.train.maxLength);
+      this.startup.phase('firstStep');
     });
-    void this.loop();
   }
 
   // ---- probe ---------------------------------------------------------------------------------------
