@@ -57,6 +57,10 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await expect(page.locator('[data-testid=type-count][data-type="world knowledge"]')).toHaveAttribute('data-count', '24');
   await expect(page.getByTestId('groups-resolved')).toContainText('experts 0-3');
   await expect(page.getByTestId('dataset-summary')).toBeVisible();
+  // The demo data is in the demo backbone's words: no token is unknown, and nothing warns.
+  await expect(page.getByTestId('unknown-tokens')).toHaveAttribute('data-share', '0');
+  await expect(page.getByTestId('unknown-tokens')).toContainText('Unknown tokens: 0%');
+  await expect(page.getByTestId('unknown-warning')).toHaveCount(0);
   await page.screenshot({ path: testInfo.outputPath('1-ready.png'), fullPage: true });
 
   // The hand-off to the official trainer: the data in its format, the settings on its script's flags.
