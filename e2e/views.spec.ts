@@ -98,6 +98,9 @@ test('the views render their sample data, export CSV and PNG, and show HTML in d
   const chat = page.getByTestId('demo-chat').getByTestId('chat-transcript');
   await expect(chat).toContainText('<b>not bold</b>');
   await expect(chat.locator('b')).toHaveCount(0);
+  // The end-of-sequence token ends the answer but is not shown as text.
+  await expect(chat.locator('.chat-text')).toHaveText(/stay text\.$/);
+  await expect(chat).not.toContainText('</s>');
 
   // Chat: tokens tinted by their dominant group, plain without routing, per-layer detail on hover and focus.
   await expect(chat.getByTestId('chat-token-0')).toHaveAttribute('data-group', 'none');

@@ -100,6 +100,8 @@ export interface GeneratedToken {
 export interface ChatToken {
   id: number;
   text: string;
+  /** A special token (the end of sequence): part of the answer's routing, not of its text. */
+  special?: boolean;
   /** Share of router weight per expert group (index = group), averaged over adapted projections. */
   groupShares?: number[];
   /** Router weights [N] per adapted projection, keyed `${layer}.${projection}`. */

@@ -31,6 +31,7 @@ export function ChatPanel() {
         }}
       >
         <textarea
+          aria-label="Prompt"
           data-testid="chat-prompt"
           rows={2}
           value={prompt}

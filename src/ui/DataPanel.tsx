@@ -11,6 +11,8 @@ import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';
 import { SettingField } from './SettingField';
+import { ClippedText } from './views/ClippedText';
+import { TableScroll } from './views/TableScroll';
 
 const ACCEPT = '.json,.jsonl,.ndjson,.csv,.tsv,.parquet';
 
@@ -131,7 +133,7 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
       ))}
       <details>
         <summary>Preview ({info.preview.length} records)</summary>
-        <div className="table-scroll">
+        <TableScroll label="Preview of the first records">
           <table className="data-table" data-testid="dataset-preview">
             <thead>
               <tr>
@@ -147,14 +149,20 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
                 <tr key={i} data-testid="preview-row">
                   <td className="nowrap muted">{r.location}</td>
                   <td className="nowrap">{r.type}</td>
-                  <td className="text">{r.instruction}</td>
-                  <td className="text">{r.input}</td>
-                  <td className="text">{r.output}</td>
+                  <td className="text">
+                    <ClippedText text={r.instruction} />
+                  </td>
+                  <td className="text">
+                    <ClippedText text={r.input} />
+                  </td>
+                  <td className="text">
+                    <ClippedText text={r.output} />
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       </details>
       {info.errorCount > 0 && (
         <details open data-testid="dataset-errors">

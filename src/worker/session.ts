@@ -938,7 +938,7 @@ export class Session {
         (t) => {
           let piece: string;
           if (t.id === tok.eosId) {
-            // The end of sequence is shown too (with its routing): it is the model's answer to stop.
+            // The end of sequence is sent too (marked special: the transcript leaves it out of the text).
             piece = tok.decode([t.id], false) || '</s>';
           } else {
             out.push(t.id);
@@ -947,7 +947,7 @@ export class Session {
             piece = text.startsWith(prevText) ? text.slice(prevText.length) : tok.decode([t.id]);
             prevText = text;
           }
-          const token: ChatToken = { id: t.id, text: piece };
+          const token: ChatToken = t.id === tok.eosId ? { id: t.id, text: piece, special: true } : { id: t.id, text: piece };
           if (t.routing) {
             token.groupShares = tokenGroupShares(t.routing, groups);
             token.perLayer = Object.fromEntries([...t.routing].map(([k, v]) => [k, Array.from(v)]));

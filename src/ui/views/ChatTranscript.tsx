@@ -1,5 +1,6 @@
 import { useState, type KeyboardEvent } from 'react';
 import { GroupLegend } from './GroupLegend';
+import { TableScroll } from './TableScroll';
 import type { ChatToken, ExpertGroup } from './types';
 import './views.css';
 
@@ -55,7 +56,9 @@ function tint(color: string, strength: number): string {
  * its router weight (stronger tint = clearer preference). Hover or focus a token for its routing
  * per layer and adapted projection.
  */
-export function ChatTranscript({ tokens, groups }: ChatTranscriptProps) {
+export function ChatTranscript({ tokens: all, groups }: ChatTranscriptProps) {
+  // Special tokens (the end of sequence) are not text: the transcript shows the words only.
+  const tokens = all.filter((t) => !t.special);
   const [hovered, setHovered] = useState<number | null>(null);
   const [focused, setFocused] = useState<number | null>(null);
   const current = hovered ?? focused;
@@ -148,7 +151,7 @@ function TokenDetail({ token, index, groups }: { token: ChatToken | undefined; i
         )}
       </div>
       {layers.length > 0 && (
-        <div className="table-scroll detail-scroll">
+        <TableScroll className="detail-scroll" label="Router weights of this token per layer and projection">
           <table className="data-table detail-table" data-testid="chat-token-layers">
             <thead>
               <tr>
@@ -172,7 +175,7 @@ function TokenDetail({ token, index, groups }: { token: ChatToken | undefined; i
               ))}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       )}
     </div>
   );

@@ -114,9 +114,24 @@ function SmallChart({ spec, rows, latest, off }: { spec: SeriesSpec; rows: Row[]
       ) : rows.length === 0 ? (
         <p className="chart-placeholder">waiting for the first step</p>
       ) : (
-        <LineChart responsive data={rows} style={{ width: '100%', height: 150 }} margin={{ top: 6, right: 12, bottom: 0, left: 0 }}>
+        <LineChart
+          responsive
+          data={rows}
+          style={{ width: '100%', height: 170 }}
+          margin={{ top: 6, right: 12, bottom: 4, left: 0 }}
+          aria-label={`${spec.title} per training step, ${rows.length} point${rows.length === 1 ? '' : 's'}${latest !== null ? `, latest ${spec.format(latest)}` : ''}; the left and right arrow keys step through the values`}
+        >
           <CartesianGrid stroke="#eceef2" vertical={false} />
-          <XAxis dataKey="step" type="number" domain={[0, 'dataMax']} tick={{ fontSize: 11 }} tickCount={5} allowDecimals={false} />
+          <XAxis
+            dataKey="step"
+            type="number"
+            domain={[0, 'dataMax']}
+            tick={{ fontSize: 11 }}
+            tickCount={5}
+            allowDecimals={false}
+            height={36}
+            label={{ value: 'step', position: 'insideBottom', offset: 0, fontSize: 11, fill: '#4a5366' }}
+          />
           <YAxis tick={{ fontSize: 11 }} width={46} tickFormatter={compact} domain={['auto', 'auto']} />
           <Tooltip
             isAnimationActive={false}

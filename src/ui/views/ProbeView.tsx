@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { TableScroll } from './TableScroll';
 import type { ProbeResult } from './types';
 import './views.css';
 
@@ -54,7 +55,7 @@ export function ProbeView({ before, after }: ProbeViewProps) {
           <input type="checkbox" data-testid="probe-changed-only" checked={changedOnly} disabled={!both} onChange={(e) => setChangedOnly(e.target.checked)} /> changed only
         </label>
       </div>
-      <div className="table-scroll">
+      <TableScroll label="Probe questions and answers">
         <table className="data-table probe-table" data-testid="probe-table">
           <thead>
             <tr>
@@ -81,7 +82,7 @@ export function ProbeView({ before, after }: ProbeViewProps) {
             )}
           </tbody>
         </table>
-      </div>
+      </TableScroll>
     </section>
   );
 }

@@ -104,35 +104,39 @@ function TypeHeatmap({ summary, groups, typeIndex: t, typeName, pi, scale, hover
         </span>
       </figcaption>
       {tokens > 0 ? (
-        <div className="heatmap-grid" style={{ gridTemplateColumns: `var(--label-w) repeat(${summary.experts}, var(--cell-w))` }} role="table" aria-label={`Mean router weight for ${typeName}, ${projection}`}>
-          <div className="heatmap-corner" role="columnheader">
-            layer
-          </div>
-          {Array.from({ length: summary.experts }, (_, e) => {
-            const g = groupOfExpert(groups, e);
-            return (
-              <div
-                key={e}
-                className="heatmap-expert"
-                role="columnheader"
-                data-testid={`expert-header-${t}-${e}`}
-                style={g ? { background: `color-mix(in srgb, ${g.group.color} 35%, transparent)`, borderBottomColor: g.group.color } : undefined}
-                title={g ? `expert ${e}: ${g.group.name}` : `expert ${e}`}
-              >
-                {e}
+        <div className="heatmap-body">
+          <div className="heatmap-grid" style={{ gridTemplateColumns: `var(--label-w) repeat(${summary.experts}, var(--cell-w))` }} role="table" aria-label={`Mean router weight for ${typeName}, ${projection}`}>
+            <div className="heatmap-row" role="row">
+              <div className="heatmap-corner" role="columnheader">
+                layer
               </div>
-            );
-          })}
-          {Array.from({ length: summary.layers }, (_, l) => (
-            <HeatRow key={l} summary={summary} groups={groups} t={t} layer={l} pi={pi} scale={scale} onHover={onHover} />
-          ))}
+              {Array.from({ length: summary.experts }, (_, e) => {
+                const g = groupOfExpert(groups, e);
+                return (
+                  <div
+                    key={e}
+                    className="heatmap-expert"
+                    role="columnheader"
+                    data-testid={`expert-header-${t}-${e}`}
+                    style={g ? { background: `color-mix(in srgb, ${g.group.color} 35%, transparent)`, borderBottomColor: g.group.color } : undefined}
+                    title={g ? `expert ${e}: ${g.group.name}` : `expert ${e}`}
+                  >
+                    {e}
+                  </div>
+                );
+              })}
+            </div>
+            {Array.from({ length: summary.layers }, (_, l) => (
+              <HeatRow key={l} summary={summary} groups={groups} t={t} layer={l} pi={pi} scale={scale} onHover={onHover} />
+            ))}
+          </div>
+          {here && <CellTooltip summary={summary} groups={groups} typeName={typeName} pi={pi} at={here} />}
         </div>
       ) : (
         <p className="view-empty heatmap-empty" data-testid={`heatmap-empty-${t}`}>
           no tokens yet
         </p>
       )}
-      {here && tokens > 0 && <CellTooltip summary={summary} groups={groups} typeName={typeName} pi={pi} at={here} />}
     </figure>
   );
 }
@@ -150,7 +154,7 @@ interface HeatRowProps {
 function HeatRow({ summary, groups, t, layer, pi, scale, onHover }: HeatRowProps) {
   const row = summary.mean[t]?.[layer]?.[pi] ?? [];
   return (
-    <>
+    <div className="heatmap-row" role="row">
       <div className="heatmap-layer" role="rowheader">
         {layer}
       </div>
@@ -170,7 +174,7 @@ function HeatRow({ summary, groups, t, layer, pi, scale, onHover }: HeatRowProps
           />
         );
       })}
-    </>
+    </div>
   );
 }
 
@@ -186,9 +190,12 @@ function CellTooltip({ summary, groups, typeName, pi, at }: { summary: RoutingSu
       style={{
         // Below the cell in the upper half of the grid, above it in the lower half.
         ...(at.layer < summary.layers / 2
-          ? { top: `calc(var(--caption-h) + ${at.layer + 3} * var(--cell-h) + 6px)` }
+          ? { top: `calc(${at.layer + 3} * var(--cell-h) + 6px)` }
           : { bottom: `calc(${summary.layers - at.layer} * var(--cell-h) + 4px)` }),
-        left: `calc(var(--label-w) + ${at.expert + 1} * var(--cell-w) + 6px)`,
+        // Right of the cell in the left half, left of it in the right half (the tooltip stays over the grid).
+        ...(at.expert < summary.experts / 2
+          ? { left: `calc(var(--label-w) + ${at.expert + 1} * var(--cell-w) + 6px)` }
+          : { right: `calc(${summary.experts - at.expert} * var(--cell-w) + 6px)` }),
       }}
     >
       <div>

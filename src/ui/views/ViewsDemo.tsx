@@ -144,7 +144,7 @@ function makeChat(): ChatToken[] {
     ['.', 0, 0.5], [' Tags', 0, 0.4], [' like', 1, 0.1], [' <b>', 0, 0.7], ['not bold', 0, 0.3], ['</b>', 0, 0.7],
     [' stay', 1, 0.2], [' text', 0, 0.2], ['.', 0, 0.1],
   ];
-  return words.map(([text, lean, strength], id) => {
+  const tokens: ChatToken[] = words.map(([text, lean, strength], id) => {
     if (lean === null) return { id: 1000 + id, text };
     const perLayer: Record<string, number[]> = {};
     for (let l = 0; l < LAYERS; l++) for (const p of PROJECTIONS) perLayer[`${l}.${p}`] = routerWeights(rand, l, lean, strength);
@@ -152,6 +152,8 @@ function makeChat(): ChatToken[] {
     const groupShares = GROUPS.map((g) => rows.reduce((s, w) => s + g.experts.reduce((a, e) => a + w[e], 0), 0) / rows.length);
     return { id: 1000 + id, text, groupShares, perLayer };
   });
+  // The answer ends with the end-of-sequence token, which is not text.
+  return [...tokens, { id: 2, text: '</s>', special: true }];
 }
 
 const SUMMARY = makeSummary();
