@@ -132,8 +132,8 @@ test('a full storage quota is reported, and a checkpoint interrupted before its 
   const next = await context.newPage();
   await openApp(next, '?batch=2&steps=40&ckpt=2&routing=2&lr=0.002');
   await expect(next.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
-  await expect(next.getByTestId('resume-box')).toBeVisible();
-  await expect(next.getByTestId('resumable-step')).toHaveText(`step ${previous}`);
+  // The run resumes by itself, from the previous, complete checkpoint.
+  await expect(next.getByTestId('resumed-banner')).toHaveAttribute('data-from-step', String(previous));
   // The half-written checkpoint was removed at startup: one checkpoint is stored, the pointer's.
   const stored = await next.evaluate(
     () =>
@@ -149,7 +149,6 @@ test('a full storage quota is reported, and a checkpoint interrupted before its 
       }),
   );
   expect(stored.keys).toEqual([stored.pointer]);
-  await next.getByTestId('resume-checkpoint').click();
   await expect(next.getByTestId('run-bar')).toHaveAttribute('data-status', /running|done/);
   await expect.poll(() => numberAttr(next, 'run-step'), { timeout: 120_000 }).toBeGreaterThanOrEqual(previous + 2);
   await next.getByTestId('stop-run').click();

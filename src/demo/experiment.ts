@@ -14,30 +14,18 @@ import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import { type Projection } from '../method/shapes';
 import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
-import type { LbcDirection } from '../method/adapter';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
+import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
 import { evaluate } from '../train/evaluate';
-import { exactMatchProbe } from '../train/probe';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
 
 export interface Method {
   /** Short key for --methods. */
-  key: string;
+  key: MethodKey;
   name: string;
   adapter: AdapterConfig;
   lr: number;
-}
-
-/** One point of the curves: accuracies after `samples` instruction samples (step x batch x accumulation). */
-export interface CurvePoint {
-  step: number;
-  samples: number;
-  /** Exact match on the held-out facts (the knowledge probe). */
-  probe: number;
-  /** Exact match per downstream task on its held-out examples. */
-  tasks: Record<string, number>;
-  taskMean: number;
 }
 
 export interface MethodResult {
@@ -78,23 +66,16 @@ export interface ExperimentOptions {
 }
 
 /** The experiment command's defaults: the README's table is this command at these settings. */
-export const EXPERIMENT_DEFAULTS = { steps: 300, batchSize: 16, maxLength: 14, seed: 42, lrAdapter: 5e-3, lrFull: 1e-3, evalEvery: 30 };
+export const EXPERIMENT_DEFAULTS = COMPARISON_DEFAULTS;
 
-export const METHOD_KEYS = ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'] as const;
+export { METHOD_KEYS };
 
 export function experimentMethods(o: ExperimentOptions, typeNames: readonly string[]): Method[] {
-  const moe = { ...defaultAdapterConfig('loramoe'), ...(o.targets ? { targets: o.targets } : {}) };
-  const groups = binaryGroups(typeNames, moe.numExperts);
-  const withLbc = (lbcDirection: LbcDirection): AdapterConfig => ({ ...moe, groups, lbcDirection });
-  const all: Method[] = [
-    { key: 'full', name: 'full fine-tuning', adapter: defaultAdapterConfig('full'), lr: o.lrFull },
-    { key: 'lora', name: 'LoRA', adapter: { ...defaultAdapterConfig('lora'), targets: moe.targets, rank: moe.rank * moe.numExperts, alpha: moe.alpha * moe.numExperts }, lr: o.lrAdapter },
-    { key: 'loramoe', name: 'LoRAMoE, no LBC', adapter: { ...moe, groups, lbcBeta: 0 }, lr: o.lrAdapter },
-    { key: 'lbc-official', name: 'LoRAMoE + LBC (official)', adapter: withLbc('official'), lr: o.lrAdapter },
-    { key: 'lbc-own', name: 'LoRAMoE + LBC (own-group)', adapter: withLbc('own-group'), lr: o.lrAdapter },
-  ];
+  const base = defaultAdapterConfig('loramoe');
+  const moe: AdapterConfig = { ...base, ...(o.targets ? { targets: o.targets } : {}), groups: binaryGroups(typeNames, base.numExperts) };
+  const all: Method[] = METHOD_KEYS.map((key) => ({ key, name: METHOD_NAMES[key], adapter: comparedAdapter(key, moe), lr: key === 'full' ? o.lrFull : o.lrAdapter }));
   if (!o.methods) return all;
-  for (const k of o.methods) if (!all.some((m) => m.key === k)) throw new Error(`unknown method "${k}"; known: ${all.map((m) => m.key).join(', ')}`);
+  for (const k of o.methods) if (!isMethodKey(k)) throw new Error(`unknown method "${k}"; known: ${METHOD_KEYS.join(', ')}`);
   return all.filter((m) => o.methods!.includes(m.key));
 }
 
@@ -123,18 +104,7 @@ export async function runExperiment(
   const typeIndex = (t: string) => names.indexOf(t);
   const results: MethodResult[] = [];
   /** Probe and task accuracy of `weights` (one teacher-forced pass over both sets). */
-  const score = async (weights: GpuWeights) => {
-    const r = await exactMatchProbe(ctx, weights, tok, [...probe, ...taskEval]);
-    const p = r.items.slice(0, probe.length);
-    const tasks: Record<string, number> = {};
-    for (const [t, v] of Object.entries(r.byType)) if (t !== WORLD_KNOWLEDGE) tasks[t] = v.accuracy;
-    return {
-      probe: p.filter((i) => i.correct).length / p.length,
-      probeLogLikelihood: p.reduce((a, i) => a + i.logLikelihood, 0) / p.length,
-      tasks,
-      taskMean: mean(Object.values(tasks)),
-    };
-  };
+  const score = (weights: GpuWeights) => heldOutScore(ctx, weights, tok, probe, taskEval);
   const baseline = new GpuWeights(ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, o.maxLength);
   const before = await score(baseline);
   baseline.destroy();
@@ -151,7 +121,7 @@ export async function runExperiment(
     const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
     const samplesPerStep = settings.batchSize * settings.gradAccum;
     const curve: CurvePoint[] = [];
-    if (evalEvery > 0) curve.push({ step: 0, samples: 0, probe: before.probe, tasks: before.tasks, taskMean: before.taskMean });
+    if (evalEvery > 0) curve.push({ step: 0, samples: 0, ...before });
     let finalCe = 0;
     let after: Awaited<ReturnType<typeof score>> | null = null;
     for (let i = 0; i < o.steps; i++) {
@@ -160,7 +130,7 @@ export async function runExperiment(
       if (s.step % 50 === 0 || s.step === o.steps) o.log(`${m.name}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
       if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
         const sc = await score(weights);
-        curve.push({ step: s.step, samples: s.step * samplesPerStep, probe: sc.probe, tasks: sc.tasks, taskMean: sc.taskMean });
+        curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
         o.log(`${m.name}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
         if (s.step === o.steps) after = sc;
       }

@@ -4,28 +4,33 @@
  * of the model and dataset stores). Components call the functions exported here; none of them
  * waits on the GPU: a command's promise settles when the worker answers.
  *
- * Also the page's persistence: uploaded datasets and the run's metric series go to IndexedDB
- * (src/io/persist.ts) and come back at startup with the latest checkpoint's pointer, so a reload
- * can resume the run.
+ * Also the page's persistence: uploaded datasets go to IndexedDB (src/io/persist.ts), and the run
+ * on screen is recorded in the runs library (./run-library.ts) as its events arrive. At startup the
+ * library and the datasets come back, and a run a reload interrupted resumes by itself from its
+ * last checkpoint.
  */
+import { zipSync } from 'fflate';
 import { type FileEntry, entriesFromZip, isZip } from '../io/browser-files';
 import { deleteHubCache, downloadHubModel, fetchHubConfig, listHubCache } from '../io/hub';
 import * as persist from '../io/persist';
+import { methodLabel } from '../method/adapter';
 import { parseModelConfig } from '../model/config';
 import { useChatStore } from './chat';
 import { useDatasetStore } from './dataset';
 import { useGpuStore } from './gpu';
 import { type SourceKind, useModelStore } from './model';
 import { useProbeStore } from './probe';
-import { MAX_RUN_EVENTS, useRunStore } from './run';
+import { isTraining, MAX_RUN_EVENTS, useRunStore } from './run';
+import { clearRunViews, type DataFingerprint, deleteRun, findRun, recordFromStores, refreshLibrary, refreshUsage, type RunRecord, saveRecord, sha256Hex, showProbeAndChat, showRecord, useLibraryStore } from './run-library';
 import { setSettings, useSettingsStore } from './settings';
 import { sanitizeSettings } from './settings-table';
 import { useViewStore } from './view';
 import type { StepMetrics } from '../train/trainer';
-import type { RoutingSummary } from '../train/routing';
 import { downloadBlob } from '../io/download';
+import type { CheckpointPointer } from '../io/persist';
 import type { RunMeta } from '../worker/checkpoint';
-import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, DisplayGroup, RunEvent, WorkerCommand, WorkerEvent } from '../worker/protocol';
+import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, RunOptions, WorkerCommand, WorkerEvent } from '../worker/protocol';
+import type { RunSettings } from '../train/run-settings';
 
 let worker: Worker | null = null;
 let nextReq = 1;
@@ -80,6 +85,7 @@ function onEvent(ev: WorkerEvent): void {
       return;
     case 'backboneLoaded':
       useModelStore.setState({ status: 'ready', info: ev.info, memory: ev.memory, progress: null, error: null });
+      useRunStore.setState({ modelRun: null });
       useProbeStore.setState({ before: null, after: null, error: null });
       useChatStore.setState({ tokens: [], finishReason: null });
       requestSummary();
@@ -113,6 +119,7 @@ function onEvent(ev: WorkerEvent): void {
         routing: r.resumed ? (r.routing ?? prev.routing) : null,
         routingStep: r.resumed ? prev.routingStep : 0,
         routingSet: r.resumed ? (r.routingSet ?? prev.routingSet) : null,
+        evalCurve: r.resumed && prev.runId === r.runId ? prev.evalCurve.filter((p) => p.step <= r.startStep) : [],
         routingSetStep: r.resumed ? (r.routingSet?.source?.kind === 'routingSet' ? r.routingSet.source.step : prev.routingSetStep) : 0,
         groups: r.groups,
         typeNames: r.typeNames,
@@ -126,8 +133,17 @@ function onEvent(ev: WorkerEvent): void {
         busy: null,
         startedAt: performance.now(),
         checkpoint: r.resumed ? prev.checkpoint : null,
+        modelRun: r.runId,
       });
       useModelStore.setState({ memory: r.memory });
+      if (!r.resumed) useRunStore.setState({ autoResumed: null });
+      const rec = findRun(r.runId);
+      if (r.resumed && rec) showProbeAndChat(rec);
+      if (!r.resumed || !rec) {
+        // A new run starts with no probe result of its own (the frozen backbone's stays) and its own record.
+        useProbeStore.setState({ after: null });
+        void saveRecord(newRunRecord(r.runId, r.totalSteps, r.adapter)).catch(() => undefined /* shown in the runs panel */);
+      }
       saveRunSoon();
       return;
     }
@@ -142,7 +158,8 @@ function onEvent(ev: WorkerEvent): void {
         message: ev.message ?? (ev.status === 'error' ? 'failed' : null),
         startup: ev.status === 'running' || ev.status === 'starting' ? s.startup : null,
       }));
-      saveRunSoon();
+      // Where a run rests is recorded at once: whether a reload resumes it depends on it.
+      saveRunSoon(ev.status === 'running' ? 1000 : 0);
       return;
     case 'metrics':
       useRunStore.setState((s) => ({ metrics: [...s.metrics, ...ev.points], step: ev.points[ev.points.length - 1]?.step ?? s.step, startup: null }));
@@ -154,11 +171,20 @@ function onEvent(ev: WorkerEvent): void {
       saveRunSoon();
       return;
     case 'checkpoint':
-      useRunStore.setState({ checkpoint: { step: ev.step, savedAt: ev.savedAt, bytes: ev.bytes } });
+      if (ev.runId === useRunStore.getState().runId) useRunStore.setState({ checkpoint: { step: ev.step, savedAt: ev.savedAt, bytes: ev.bytes } });
       saveRunSoon(0);
       return;
+    case 'adapterKept': {
+      const rec = findRun(ev.runId);
+      if (rec) void saveRecord({ ...rec, adapter: { name: ev.name, step: ev.step, bytes: ev.bytes } }).then(refreshUsage, () => undefined /* shown in the runs panel */);
+      return;
+    }
     case 'storageError':
       useRunStore.setState({ storageError: ev.message });
+      return;
+    case 'evalPoint':
+      if (ev.runId === useRunStore.getState().runId) useRunStore.setState((s) => ({ evalCurve: [...s.evalCurve.filter((p) => p.step < ev.point.step), ev.point] }));
+      saveRunSoon(0);
       return;
     case 'runEvent':
       useRunStore.setState((s) => ({ events: [...s.events, ev.event].slice(-MAX_RUN_EVENTS) }));
@@ -171,6 +197,7 @@ function onEvent(ev: WorkerEvent): void {
       return;
     case 'probe':
       useProbeStore.setState({ [ev.which]: ev.result, error: null });
+      saveRunSoon(0);
       return;
     case 'chatStart':
       useChatStore.setState({ tokens: [], groups: ev.groups, promptTokens: ev.promptTokens, running: true, finishReason: null, error: null });
@@ -180,6 +207,7 @@ function onEvent(ev: WorkerEvent): void {
       return;
     case 'chatDone':
       useChatStore.setState({ running: false, finishReason: ev.finishReason, tokensPerSecond: ev.tokensPerSecond });
+      saveRunSoon(0);
       return;
     case 'adapterZip':
       downloadBlob(new Blob([ev.bytes], { type: 'application/zip' }), ev.name);
@@ -221,7 +249,9 @@ export function startEngineWorker(): void {
   const testHooks = new URLSearchParams(location.search).has('test-hooks');
   if (testHooks) exposeTestHooks();
   send({ type: 'init', testHooks });
-  restored = restoreFromStorage();
+  const interrupted = restoreFromStorage();
+  restored = interrupted.then(() => undefined);
+  void interrupted.then((p) => (p ? resumeInterrupted(p) : undefined));
 }
 
 /** What `?test-hooks` exposes to the reliability e2e tests (fault injection; nothing runs unless called). */
@@ -414,6 +444,7 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
     return;
   }
   useDatasetStore.setState((s) => ({ restored: s.restored.filter((r) => r !== role) }));
+  if (role === 'train') trainFingerprint = await fingerprintOf(name, bytes);
   if (!persist.persistenceAvailable()) return;
   try {
     await persist.saveDataset(role, name, bytes);
@@ -482,13 +513,31 @@ function warmUp(): void {
   );
 }
 
-export async function startRun(): Promise<void> {
+/** A run to start other than the form's: settings that differ, run options, and how the library names it. */
+export interface RunRequest {
+  settings?: Partial<RunSettings>;
+  options?: RunOptions;
+  /** The library's name for the run, and the comparison it belongs to. */
+  name?: string;
+  comparison?: RunRecord['comparison'];
+}
+
+/** What the run being started was asked with (its record is made when the worker says it started). */
+let starting: (RunRequest & { settings: RunSettings }) | null = null;
+
+/** Starts a run with the form's settings (or `req`'s). Resolves true once the run has started; a failure is the run's message. */
+export async function startRun(req: RunRequest = {}): Promise<boolean> {
   useRunStore.setState({ busy: 'starting', message: null, storageError: null, startup: null });
+  const settings: RunSettings = { ...useSettingsStore.getState().values, ...req.settings };
+  starting = { ...req, settings };
   try {
-    await call({ type: 'startRun', settings: useSettingsStore.getState().values, continueAdapter: useViewStore.getState().continueAdapter });
+    await call({ type: 'startRun', settings, continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
+    return true;
   } catch (e) {
     useRunStore.setState({ message: errorText(e), startup: null });
+    return false;
   } finally {
+    starting = null;
     useRunStore.setState({ busy: null });
   }
 }
@@ -497,10 +546,33 @@ export const pauseRun = () => send({ type: 'pauseRun' });
 export const resumeRun = () => send({ type: 'resumeRun' });
 export const stopRun = () => send({ type: 'stopRun' });
 
-/** Continues the run saved by an earlier visit: loads its backbone when needed, then its checkpoint. */
+/** Continues the run saved by an earlier visit (the resumable one): loads its backbone when needed, then its checkpoint. */
 export async function resumeFromCheckpoint(): Promise<void> {
   const cp = useRunStore.getState().resumable;
   if (!cp) return;
+  await continueFrom(cp);
+}
+
+/** Continues a run of the library from its checkpoint (the run panel's Continue). */
+export async function continueRun(runId: string): Promise<void> {
+  if (isTraining(useRunStore.getState().status)) {
+    useLibraryStore.setState({ error: 'Stop the current run before continuing another one.' });
+    return;
+  }
+  try {
+    const cp = await persist.loadCheckpointPointer<RunMeta>(runId);
+    if (!cp) throw new Error(`run ${runId} has no checkpoint in this browser`);
+    if (cp.step >= cp.totalSteps) throw new Error(`run ${runId} has finished all its ${cp.totalSteps} steps: load its adapter and train on from it instead`);
+    const rec = findRun(runId);
+    if (rec) showRecord(rec);
+    useLibraryStore.setState({ error: null });
+    await continueFrom(cp);
+  } catch (e) {
+    useLibraryStore.setState({ error: errorText(e) });
+  }
+}
+
+async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
   useRunStore.setState({ busy: 'restoring', message: null });
   try {
     await restored;
@@ -519,7 +591,7 @@ export async function resumeFromCheckpoint(): Promise<void> {
     }
     const ds = useDatasetStore.getState().train;
     if (!ds || ds.name !== cp.meta.dataset.name) throw new Error(`the run was trained on ${cp.meta.dataset.name}: load that dataset again, then resume`);
-    await call({ type: 'restoreRun' });
+    await call({ type: 'restoreRun', runId: pointerRun(cp) });
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
@@ -527,9 +599,20 @@ export async function resumeFromCheckpoint(): Promise<void> {
   }
 }
 
+/**
+ * Discards the resumable run: its record, checkpoint and adapter leave the library, and its curves,
+ * routing and step leave the screen. A failed delete keeps the box and says why.
+ */
 export async function discardCheckpoint(): Promise<void> {
-  await persist.deleteCheckpoints().catch(() => undefined);
-  useRunStore.setState({ resumable: null });
+  const cp = useRunStore.getState().resumable;
+  if (!cp) return;
+  const ok = await deleteRun(pointerRun(cp));
+  if (!ok) {
+    useRunStore.setState({ message: `The saved run could not be discarded: ${useLibraryStore.getState().error ?? 'unknown error'}` });
+    return;
+  }
+  useRunStore.setState({ resumable: null, autoResumed: null });
+  clearRunViews();
 }
 
 // ---- probe, chat, adapter files -------------------------------------------------------------------
@@ -602,12 +685,46 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
       });
       useViewStore.setState({ continueAdapter: true });
     }
-    useRunStore.setState({ status: 'idle', metrics: [], routing: null, routingSet: null, step: 0, totalSteps: 0, runId: null });
+    await recordImport(entries, name);
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
     useRunStore.setState({ busy: null });
   }
+}
+
+/**
+ * An imported adapter gets its own entry in the runs library (its file kept, so it downloads again
+ * after the browser is reopened) and the views switch to it; every other run stays as it was.
+ */
+async function recordImport(entries: FileEntry[], name: string): Promise<void> {
+  const a = useRunStore.getState().adapter;
+  const bytes = isZip(entries)
+    ? await entries[0].file.arrayBuffer()
+    : (zipSync(Object.fromEntries(await Promise.all(entries.map(async (e) => [e.path, new Uint8Array(await e.file.arrayBuffer())] as const))), { level: 6 }).buffer as ArrayBuffer);
+  const id = `import-${Date.now().toString(36)}`;
+  const rec: RunRecord = {
+    ...newRunRecord(id, 0, a.cfg),
+    name: `Imported: ${name}`,
+    origin: 'imported',
+    status: 'idle',
+    groups: a.groups,
+    typeNames: a.typeNames,
+    probe: { before: useProbeStore.getState().before, after: null },
+  };
+  clearRunViews();
+  useRunStore.setState({ runId: id, modelRun: id, groups: a.groups, typeNames: a.typeNames });
+  useChatStore.setState({ tokens: [], finishReason: null, prompt: '' });
+  if (persist.persistenceAvailable()) {
+    try {
+      const file = await persist.saveRunAdapter(id, isZip(entries) ? name : `${name}.zip`, bytes, 0);
+      rec.adapter = { name: file.name, step: 0, bytes: file.bytes.byteLength };
+    } catch (e) {
+      useRunStore.setState({ storageError: `The imported adapter is loaded but could not be kept in the runs library: ${errorText(e)}` });
+    }
+  }
+  await saveRecord(rec).catch(() => undefined /* shown in the runs panel */);
+  await refreshUsage();
 }
 
 // ---- metrics export -----------------------------------------------------------------------------
@@ -629,40 +746,82 @@ export function exportMetrics(format: 'csv' | 'json'): void {
   }
 }
 
-// ---- persistence ----------------------------------------------------------------------------------
+// ---- persistence: the runs library ------------------------------------------------------------
 
-interface SavedRun {
-  runId: string | null;
-  totalSteps: number;
-  metrics: StepMetrics[];
-  routing: RoutingSummary | null;
-  routingStep: number;
-  /** Absent in records of older versions. */
-  routingSet?: RoutingSummary | null;
-  routingSetStep?: number;
-  groups: DisplayGroup[];
-  typeNames: string[];
-  events?: RunEvent[];
+/** The fingerprint of the training data loaded now (set when it is loaded or restored). */
+let trainFingerprint: DataFingerprint | null = null;
+
+function backboneLabel(): string {
+  const info = useModelStore.getState().info;
+  return info ? info.name : '';
+}
+
+/** A new run's record, from the settings it started with and the data and backbone loaded now. */
+function newRunRecord(runId: string, totalSteps: number, adapter: RunRecord['adapterCfg']): RunRecord {
+  const now = Date.now();
+  const method = adapter ? methodLabel(adapter) : '';
+  const n = useLibraryStore.getState().runs.filter((r) => r.origin === 'trained').length + 1;
+  return {
+    id: runId,
+    name: starting?.name ?? `Run ${n}: ${method}`,
+    ...(starting?.comparison ? { comparison: starting.comparison } : {}),
+    origin: 'trained',
+    createdAt: now,
+    updatedAt: now,
+    status: 'running',
+    method,
+    adapterCfg: adapter,
+    settings: { ...(starting?.settings ?? useSettingsStore.getState().values) },
+    backbone: backboneLabel(),
+    dataset: trainFingerprint,
+    totalSteps,
+    step: 0,
+    metrics: [],
+    routing: null,
+    routingStep: 0,
+    routingSet: null,
+    routingSetStep: 0,
+    groups: [],
+    typeNames: [],
+    seqLen: 0,
+    events: [],
+    probe: { before: useProbeStore.getState().before, after: null },
+    chat: null,
+    checkpoint: null,
+    adapter: null,
+  };
 }
 
 let saveTimer: ReturnType<typeof setTimeout> | null = null;
 
+/** Records the run on screen in the library, after `delay` ms (events come in bursts). */
 function saveRunSoon(delay = 1000): void {
-  if (!persist.persistenceAvailable()) return;
   if (saveTimer) clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
     saveTimer = null;
-    const r = useRunStore.getState();
-    const rec: SavedRun = { runId: r.runId, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingStep: r.routingStep, routingSet: r.routingSet, routingSetStep: r.routingSetStep, groups: r.groups, typeNames: r.typeNames, events: r.events };
-    persist.saveValue('run', rec, 'metric series').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) }));
+    const base = findRun(useRunStore.getState().runId);
+    if (!base) return;
+    saveRecord(recordFromStores(base)).catch((e: unknown) => useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` }));
   }, delay);
 }
 
 let settingsTimer: ReturnType<typeof setTimeout> | null = null;
 
-/** Restores what an earlier visit stored: datasets, settings (when the URL has none), metrics, the checkpoint pointer. */
-async function restoreFromStorage(): Promise<void> {
-  if (!persist.persistenceAvailable()) return;
+/** The checkpoint pointer's run (pointers of older versions carry it only in their metadata). */
+const pointerRun = (p: CheckpointPointer<RunMeta>): string => p.runId ?? p.meta.runId;
+
+/**
+ * Restores what an earlier visit stored: settings (when the URL has none), the runs library (the
+ * run trained last comes back on screen), the latest checkpoint's pointer and the datasets. Returns
+ * the pointer of a run the reload interrupted (its record says it was training), which then resumes
+ * by itself.
+ */
+async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> | null> {
+  if (!persist.persistenceAvailable()) {
+    await refreshLibrary();
+    return null;
+  }
+  let interrupted: CheckpointPointer<RunMeta> | null = null;
   try {
     const fromUrl = useSettingsStore.getState().fromUrl;
     const saved = await persist.loadValue<unknown>('settings');
@@ -673,33 +832,50 @@ async function restoreFromStorage(): Promise<void> {
       settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) })), 500);
       if (s.values.maxLength !== prev.values.maxLength) requestSummary();
     });
-    const run = await persist.loadValue<SavedRun>('run');
-    if (run && Array.isArray(run.metrics)) {
-      useRunStore.setState({
-        runId: run.runId,
-        totalSteps: run.totalSteps,
-        metrics: run.metrics,
-        step: run.metrics[run.metrics.length - 1]?.step ?? 0,
-        routing: run.routing,
-        routingStep: run.routingStep,
-        routingSet: run.routingSet ?? null,
-        routingSetStep: run.routingSetStep ?? 0,
-        groups: run.groups ?? [],
-        typeNames: run.typeNames ?? [],
-        events: Array.isArray(run.events) ? run.events : [],
-      });
-    }
-    await persist.removeOrphanCheckpoints().catch(() => 0);
+    await refreshLibrary();
+    const removed = await persist.removeOrphanCheckpoints();
+    if (removed > 0) console.info(`[storage] removed ${removed} checkpoint(s) that an interrupted save left behind`);
     const pointer = await persist.loadCheckpointPointer<RunMeta>();
-    if (pointer && pointer.step < pointer.totalSteps) useRunStore.setState({ resumable: pointer, checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
+    const last = pointer ? findRun(pointerRun(pointer)) : null;
+    const shown = last ?? useLibraryStore.getState().runs.find((r) => r.origin === 'trained') ?? null;
+    if (shown) showRecord(shown);
+    if (pointer && pointer.step < pointer.totalSteps) {
+      useRunStore.setState({ resumable: pointer, checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
+      if (last && isTraining(last.status)) interrupted = pointer;
+    }
     await ready;
     for (const role of ['train', 'probe'] as const) {
       const d = await persist.loadDataset(role);
       if (!d) continue;
-      await sendDataset(role, d.name, d.bytes).catch(() => undefined);
+      try {
+        await sendDataset(role, d.name, d.bytes);
+      } catch (e) {
+        // Shown in the data panel (sendDataset set the error); the dataset is not marked restored.
+        console.warn(`[storage] the stored ${role} dataset ${d.name} could not be loaded: ${errorText(e)}`);
+        continue;
+      }
+      if (role === 'train') trainFingerprint = await fingerprintOf(d.name, d.bytes);
       useDatasetStore.setState((s) => ({ restored: [...s.restored, role] }));
     }
   } catch (e) {
     useRunStore.setState({ storageError: `Stored data could not be read: ${errorText(e)}` });
   }
+  return interrupted;
+}
+
+async function fingerprintOf(name: string, bytes: ArrayBuffer): Promise<DataFingerprint> {
+  return { name, bytes: bytes.byteLength, records: useDatasetStore.getState().train?.counts.good ?? 0, sha256: await sha256Hex(bytes) };
+}
+
+/**
+ * A run the reload interrupted continues by itself from its last checkpoint; the banner names the
+ * step and how many steps are trained again (those the page had seen after the checkpoint).
+ */
+async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Promise<void> {
+  const rec = findRun(pointerRun(pointer));
+  const seen = rec ? rec.step : pointer.step;
+  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' } });
+  await resumeFromCheckpoint();
+  const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
+  useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));
 }

@@ -14,6 +14,7 @@ import * as persist from '../io/persist';
 import type { AdapterConfig } from '../method/adapter';
 import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';
+import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { RoutingSummary } from '../train/routing';
 import type { RunSettings } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
@@ -59,6 +60,10 @@ export interface RunRecord extends persist.StoredRun {
   routingStep: number;
   routingSet: RoutingSummary | null;
   routingSetStep: number;
+  /** Held-out probe and task scores by samples seen (runs of the method comparison; absent in older records). */
+  evalCurve?: CurvePoint[];
+  /** The comparison the run belongs to, and the method it is there. */
+  comparison?: { id: string; method: MethodKey };
   groups: DisplayGroup[];
   typeNames: string[];
   seqLen: number;
@@ -139,6 +144,7 @@ export function recordFromStores(base: RunRecord): RunRecord {
     routingStep: r.routingStep,
     routingSet: r.routingSet,
     routingSetStep: r.routingSetStep,
+    evalCurve: r.evalCurve,
     groups: r.groups.length > 0 ? r.groups : base.groups,
     typeNames: r.typeNames.length > 0 ? r.typeNames : base.typeNames,
     seqLen: r.seqLen || base.seqLen,
@@ -174,6 +180,7 @@ export function showRecord(rec: RunRecord): void {
     routingStep: rec.routingStep,
     routingSet: rec.routingSet,
     routingSetStep: rec.routingSetStep,
+    evalCurve: rec.evalCurve ?? [],
     groups: rec.groups,
     typeNames: rec.typeNames,
     seqLen: rec.seqLen,
@@ -188,7 +195,7 @@ export function showRecord(rec: RunRecord): void {
 
 /** Clears the run views (after the run on screen was deleted or discarded). */
 export function clearRunViews(): void {
-  useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
+  useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], evalCurve: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
   useProbeStore.setState({ after: null, error: null });
 }
 

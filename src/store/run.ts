@@ -4,6 +4,7 @@
  */
 import { create } from 'zustand';
 import type { CheckpointPointer } from '../io/persist';
+import type { CurvePoint } from '../train/comparison';
 import type { RoutingSummary } from '../train/routing';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
@@ -20,6 +21,8 @@ export interface RunState {
   /** Routing over the last training window (dropout on): the secondary view. */
   routing: RoutingSummary | null;
   routingStep: number;
+  /** The held-out scores of a run that takes them (the comparison's runs): probe and task accuracy by samples seen. */
+  evalCurve: CurvePoint[];
   /** Routing measured on the run's fixed routing set (dropout off): the primary view. */
   routingSet: RoutingSummary | null;
   routingSetStep: number;
@@ -30,11 +33,15 @@ export interface RunState {
   checkpoint: { step: number; savedAt: number; bytes: number } | null;
   /** A checkpoint stored by an earlier visit that this session can continue. */
   resumable: CheckpointPointer<RunMeta> | null;
+  /** A run the reload interrupted, resumed without a click: from which step, and how many steps are trained again. */
+  autoResumed: { runId: string; fromStep: number; redone: number; state: 'resuming' | 'resumed' | 'failed' } | null;
   message: string | null;
   storageError: string | null;
   /** What happened to the run that the user must know (faults, rollbacks, a lost device), oldest first. */
   events: RunEvent[];
   adapter: AdapterState;
+  /** The run whose weights the model carries (probe results and chat are recorded with it); null: the frozen backbone. */
+  modelRun: string | null;
   busy: null | 'starting' | 'restoring' | 'exporting' | 'importing';
   /** What the run's start is doing (tokenising, compiling, uploading, the first step); null once the first metrics arrive or the run ends. */
   startup: StartupProgress | null;
@@ -53,16 +60,19 @@ export const useRunStore = create<RunState>(() => ({
   routingStep: 0,
   routingSet: null,
   routingSetStep: 0,
+  evalCurve: [],
   groups: [],
   typeNames: [],
   seqLen: 0,
   memory: null,
   checkpoint: null,
   resumable: null,
+  autoResumed: null,
   message: null,
   storageError: null,
   events: [],
   adapter: noAdapter(),
+  modelRun: null,
   busy: null,
   startup: null,
   startedAt: 0,

@@ -9,6 +9,7 @@ import { ProbePanel } from './ProbePanel';
 import { RoutingPanel } from './RoutingPanel';
 import { RunBar } from './RunBar';
 import { RunPanel } from './RunPanel';
+import { RunsPanel } from './RunsPanel';
 import { SettingsPanel } from './SettingsPanel';
 import { WebGpuUnavailable } from './WebGpuUnavailable';
 
@@ -45,6 +46,7 @@ export function App() {
           <ProbePanel />
           <ChatPanel />
           <AdapterPanel />
+          <RunsPanel />
         </main>
       </div>
     </div>

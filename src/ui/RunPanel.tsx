@@ -4,7 +4,8 @@ import { useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { dismissUrlErrors } from '../store/settings';
 import { SETTINGS } from '../store/settings-table';
-import { discardCheckpoint, resumeFromCheckpoint } from '../store/engine-bridge';
+import { discardCheckpoint, resumeFromCheckpoint, stopRun } from '../store/engine-bridge';
+import { isTraining } from '../store/run';
 import { formatBytes, formatTime } from './format';
 
 /** Events shown at once (the rest behind "show all"). */
@@ -16,11 +17,11 @@ const EVENTS_SHOWN = 6;
  * really uses.
  */
 export function RunPanel() {
-  const { status, message, storageError, resumable, checkpoint, memory, seqLen, busy, runId, events } = useRunStore();
+  const { status, message, storageError, resumable, autoResumed, checkpoint, memory, seqLen, busy, runId, events } = useRunStore();
   const urlErrors = useSettingsStore((s) => s.urlErrors);
   const backbone = useModelStore((s) => s.info);
   const [allEvents, setAllEvents] = useState(false);
-  const nothing = !resumable && !message && !storageError && urlErrors.length === 0 && !memory && !checkpoint && events.length === 0;
+  const nothing = !autoResumed && !resumable && !message && !storageError && urlErrors.length === 0 && !memory && !checkpoint && events.length === 0;
   if (nothing) return null;
   return (
     <section className="panel run-panel" data-testid="run-panel">
@@ -42,7 +43,20 @@ export function RunPanel() {
           </button>
         </div>
       )}
-      {resumable && (
+      {autoResumed && autoResumed.state !== 'failed' && (
+        <div className="info-box resumed-banner" data-testid="resumed-banner" data-from-step={autoResumed.fromStep} data-redone={autoResumed.redone} role="status">
+          <span>
+            {autoResumed.state === 'resuming' ? 'Resuming' : 'Resumed'} the run the reload interrupted from its checkpoint at <strong>step {autoResumed.fromStep}</strong>
+            {autoResumed.redone > 0 ? `: ${autoResumed.redone} step${autoResumed.redone === 1 ? '' : 's'} after it ${autoResumed.redone === 1 ? 'is' : 'are'} trained again.` : '; no step is trained again.'}
+          </span>
+          {isTraining(status) && (
+            <button type="button" className="small" data-testid="resumed-stop" onClick={stopRun}>
+              Stop
+            </button>
+          )}
+        </div>
+      )}
+      {resumable && !(autoResumed && autoResumed.state !== 'failed') && (
         <div className="resume-box" data-testid="resume-box">
           <p>
             A run saved in this browser can continue from <strong data-testid="resumable-step">step {resumable.step}</strong> of {resumable.totalSteps} (

@@ -3,6 +3,9 @@ import { holdsModel, useRunStore } from '../store/run';
 import { deleteRun, downloadRunAdapter, finalLoss, openRun, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
 import { formatBytes } from './format';
 import { RunsOverlay } from './views/RunsOverlay';
+import { TableScroll } from './views/TableScroll';
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 
 const pct = (v: number | undefined) => (v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
@@ -34,7 +37,7 @@ export function RunsPanel() {
           No runs yet. Every run you train (and every adapter you import) is kept here, with its curves, routing, probe results, chat and adapter, until you delete it.
         </p>
       ) : (
-        <div className="table-scroll">
+        <TableScroll label="Runs in this browser">
           <table className="data-table runs-table" data-testid="runs-table">
             <thead>
               <tr>
@@ -42,8 +45,6 @@ export function RunsPanel() {
                   <span className="visually-hidden">Overlay</span>
                 </th>
                 <th scope="col">Run</th>
-                <th scope="col">Method</th>
-                <th scope="col">Date</th>
                 <th scope="col">Steps</th>
                 <th scope="col">Final loss</th>
                 <th scope="col">Probe before → after</th>
@@ -65,9 +66,10 @@ export function RunsPanel() {
                     <th scope="row" className="run-name">
                       {r.name}
                       {isShown && <span className="badge">on screen</span>}
+                      <span className="run-sub small muted">
+                        {r.origin === 'imported' ? `${r.method || 'adapter'} · imported` : r.method} · {dateFormat.format(r.createdAt)}
+                      </span>
                     </th>
-                    <td>{r.method || '—'}</td>
-                    <td>{new Date(r.createdAt).toLocaleString()}</td>
                     <td data-testid="run-row-steps">{r.origin === 'imported' ? '—' : `${r.step} / ${r.totalSteps}`}</td>
                     <td>{loss === null ? '—' : loss.toFixed(4)}</td>
                     <td>{probeCell(r)}</td>
@@ -100,7 +102,7 @@ export function RunsPanel() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableScroll>
       )}
       {overlaid.length > 0 && <RunsOverlay series={overlaid.map((r) => ({ id: r.id, name: r.name, points: r.metrics.map((m) => ({ step: m.step, loss: m.loss })) }))} />}
       {usage && (

@@ -4,6 +4,7 @@
  */
 import type { AdapterConfig } from '../method/adapter';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
+import type { MethodKey } from '../train/comparison';
 import type { RoutingSetSelection } from '../train/routing-set';
 import type { TrainerCheckpoint, TrainSettings } from '../train/trainer';
 import type { BackboneRef } from './protocol';
@@ -25,8 +26,12 @@ export interface RunMeta {
   routingEvery: number;
   /** Faulty steps in a row before a rollback (absent in checkpoints of older versions: 3). */
   faultLimit?: number;
-  /** The routing set's record indices (src/train/routing-set.ts); absent without a router and in checkpoints of older versions. */
+  /** The routing set's record indices (src/train/routing-set.ts); absent without a router (unless the run scores held-out examples) and in checkpoints of older versions. */
   routingSet?: RoutingSetSelection;
+  /** The compared method the run is (src/train/comparison.ts), for a run of the method comparison. */
+  method?: MethodKey;
+  /** Steps between held-out scores (the probe and the routing set's task examples); absent: none. */
+  evalEvery?: number;
   savedAt: number;
 }
 

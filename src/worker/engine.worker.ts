@@ -71,7 +71,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       need().summarize(cmd.maxLength);
       return;
     case 'startRun':
-      return answer(cmd.reqId, () => need().startRun(cmd.settings, cmd.continueAdapter));
+      return answer(cmd.reqId, () => need().startRun(cmd.settings, cmd.continueAdapter, cmd.options));
     case 'pauseRun':
       need().pause();
       return;
@@ -82,7 +82,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       need().stop();
       return;
     case 'restoreRun':
-      return answer(cmd.reqId, () => need().restoreRun());
+      return answer(cmd.reqId, () => need().restoreRun(cmd.runId));
     case 'runProbe':
       return answer(cmd.reqId, () => need().probe(cmd.which));
     case 'generate':

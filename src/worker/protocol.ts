@@ -10,6 +10,7 @@
  *   as Blob/File objects (structured clone shares them; the worker reads them lazily).
  * - Training metrics are batched: one `metrics` event carries every step finished since the last.
  */
+import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { AdapterSummary } from '../engine/gpu';
@@ -186,12 +187,12 @@ export type WorkerCommand =
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
   | { type: 'summarizeDataset'; maxLength: number }
-  | { type: 'startRun'; reqId: number; settings: RunSettings; continueAdapter: boolean }
+  | { type: 'startRun'; reqId: number; settings: RunSettings; continueAdapter: boolean; options?: RunOptions }
   | { type: 'pauseRun' }
   | { type: 'resumeRun' }
   | { type: 'stopRun' }
-  /** Continue the run saved in the browser's latest checkpoint (the backbone and dataset must be loaded). */
-  | { type: 'restoreRun'; reqId: number }
+  /** Continue a run from its checkpoint in the library (`runId`; without it, the latest checkpoint). The backbone and dataset must be loaded. */
+  | { type: 'restoreRun'; reqId: number; runId?: string }
   | { type: 'runProbe'; reqId: number; which: 'before' | 'after' }
   | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
   | { type: 'stopGenerate' }
@@ -201,6 +202,14 @@ export type WorkerCommand =
   /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
   | { type: 'exportOfficial'; reqId: number; settings: RunSettings }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
+
+/** How a run differs from an ordinary one of its settings (the Compare methods panel's runs). */
+export interface RunOptions {
+  /** The compared method the run is: its adapter is built from the settings' LoRAMoE configuration (src/train/comparison.ts). */
+  method?: MethodKey;
+  /** Score the knowledge probe and the held-out task examples every this many steps, and before the first (0: never). */
+  evalEvery?: number;
+}
 
 export interface KernelCheckResult {
   kernel: string;
@@ -230,8 +239,12 @@ export type WorkerEvent =
   | { type: 'metrics'; points: StepMetrics[] }
   /** A routing summary: on the run's routing set or over the last training window (summary.source says which). */
   | { type: 'routing'; step: number; summary: RoutingSummary }
-  | { type: 'checkpoint'; step: number; savedAt: number; bytes: number }
+  | { type: 'checkpoint'; runId: string; step: number; savedAt: number; bytes: number }
+  /** A run that stopped or finished kept its adapter in the library (the zip Download gives, byte for byte). */
+  | { type: 'adapterKept'; runId: string; name: string; step: number; bytes: number }
   | { type: 'storageError'; message: string }
+  /** A run with `evalEvery` scored the knowledge probe and the held-out task examples (at step 0 and every evalEvery steps). */
+  | { type: 'evalPoint'; runId: string; point: CurvePoint }
   | { type: 'runEvent'; event: RunEvent }
   | { type: 'adapter'; state: AdapterState; memory: MeasuredMemory }
   | { type: 'probe'; which: 'before' | 'after'; result: ProbeResult }

@@ -17,14 +17,15 @@
 import { zipSync } from 'fflate';
 import { DatasetImportError, formatLocation, type ImportedRecord, parseDataset, typeIndexMapping } from '../data/import';
 import { summarizeDataset } from '../data/summary';
-import { adapterTypeNames } from '../method/data-types';
-import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
+import { adapterTypeNames, WORLD_KNOWLEDGE } from '../method/data-types';
+import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer, type InstructionRecord } from '../data/template';
+import { comparedAdapter, heldOutScore } from '../train/comparison';
 import { answerlessMessage } from '../data/unknown';
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import { BlobSource, entriesFromZip, isZip, normalizeEntries } from '../io/browser-files';
 import { type FileSource } from '../io/files';
-import { loadCheckpoint, persistenceAvailable, saveCheckpoint, setCheckpointWriteHook, StorageFullError } from '../io/persist';
+import { loadCheckpoint, persistenceAvailable, saveCheckpoint, saveRunAdapter, setCheckpointWriteHook, StorageFullError } from '../io/persist';
 import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, hasAdapter, isRouted } from '../method/adapter';
@@ -60,6 +61,7 @@ import {
   type MeasuredMemory,
   PREVIEW_RECORDS,
   type RunEvent,
+  type RunOptions,
   type RunStatus,
   type SamplingSettings,
   type WorkerEvent,
@@ -142,6 +144,15 @@ interface Run {
   rolledBackTo: number | null;
   /** A checkpoint fell on a faulty step: it is written at the next good step instead. */
   checkpointDue: boolean;
+  /** performance.now() of the last checkpoint written (or of the run's start), and how long writing it took. */
+  lastCheckpointAt: number;
+  checkpointMs: number;
+  /** The step of the checkpoint last stored in the library (-1: none this session). */
+  savedStep: number;
+  /** Steps between held-out scores (0: none), the held-out task examples scored, and the last step scored (-1: none). */
+  evalEvery: number;
+  evalTasks: InstructionRecord[];
+  lastScored: number;
 }
 
 /** A run's state known to be good (no fault streak when it was taken), kept in memory. */
@@ -236,6 +247,16 @@ const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
 function buildShape(cfg: AdapterConfig, train: Pick<TrainSettings, 'batchSize' | 'maxLength'>): string {
   return JSON.stringify([cfg, train.batchSize, train.maxLength]);
 }
+
+/**
+ * Seconds of training a reload may cost at most: besides every `checkpointEvery` steps, a checkpoint
+ * is written once this much time has passed since the last one (or ten times as long as writing the
+ * last one took, so checkpoints never take more than a tenth of the run's time).
+ */
+export const CHECKPOINT_SECONDS = 5;
+
+/** Adapter zips carry this date on every entry, so the same weights always give the same bytes. */
+const ZIP_DATE = new Date(2000, 0, 1);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface SessionOptions {
@@ -449,23 +470,25 @@ export class Session {
     return this.serial(async () => this.startup.build(this.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(this.ctx, b, cfg, settings, train, names, this.maxPositions)));
   }
 
-  async startRun(s: RunSettings, continueAdapter: boolean): Promise<void> {
+  async startRun(s: RunSettings, continueAdapter: boolean, opts: RunOptions = {}): Promise<void> {
     if (this.isTraining()) throw new Error('a run is already going: pause or stop it first');
     const b = this.requireBackbone();
     const data = this.datasets.get('train');
     if (!data) throw new Error('load a training dataset first');
+    if ((opts.evalEvery ?? 0) > 0 && !this.datasets.get('probe')) throw new Error('load probe questions first (the demo probe, or a file): the comparison scores the knowledge probe as it trains');
     const names = data.info.typeNames;
-    const cfg = this.adapterConfigFrom(s, names);
+    // A compared method's adapter comes from the settings' LoRAMoE configuration (src/train/comparison.ts).
+    const cfg = opts.method ? comparedAdapter(opts.method, this.adapterConfigFrom({ ...s, mode: 'loramoe' }, names)) : this.adapterConfigFrom(s, names);
     this.startup.begin();
     try {
-      await this.startRunOf(s, continueAdapter, b, data, names, cfg);
+      await this.startRunOf(s, continueAdapter, b, data, names, cfg, opts);
     } finally {
       this.startup.end();
     }
     void this.loop();
   }
 
-  private async startRunOf(s: RunSettings, continueAdapter: boolean, b: Backbone, data: LoadedDataset, names: readonly string[], cfg: AdapterConfig): Promise<void> {
+  private async startRunOf(s: RunSettings, continueAdapter: boolean, b: Backbone, data: LoadedDataset, names: readonly string[], cfg: AdapterConfig, opts: RunOptions): Promise<void> {
     const maxLength = Math.min(s.maxLength, this.maxPositions);
     const { samples: encoded, seqLen, answerless } = this.encode(data.records, maxLength);
     const train: TrainSettings = { ...trainSettingsOf(s), maxLength: seqLen };
@@ -473,7 +496,9 @@ export class Session {
     // The routing set is held out of training (src/train/routing-set.ts); its indices go into the
     // checkpoint, so a resumed run trains on the same samples. Samples without an answer token are
     // left out of training and never drawn.
-    const selection = isRouted(cfg) ? selectRoutingSet(encoded.map((x) => (hasAnswer(x) ? x.type : null)), names, s.seed) : null;
+    // A run that scores held-out examples holds the set out whatever its method, so every compared
+    // method trains on the same samples in the same order.
+    const selection = isRouted(cfg) || (opts.evalEvery ?? 0) > 0 ? selectRoutingSet(encoded.map((x) => (hasAnswer(x) ? x.type : null)), names, s.seed) : null;
     const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, names, seqLen, train.batchSize);
     if (samples.length === 0 && answerless === encoded.length) throw new Error(`no sample keeps an answer token: ${answerlessMessage(answerless, encoded.length, maxLength)}`);
     if (samples.length === 0) throw new Error('no training samples are left once the routing set is held out');
@@ -512,6 +537,8 @@ export class Session {
         routingEvery: s.routingEvery,
         faultLimit: s.faultLimit,
         ...(selection ? { routingSet: selection } : {}),
+        ...(opts.method ? { method: opts.method } : {}),
+        ...((opts.evalEvery ?? 0) > 0 ? { evalEvery: opts.evalEvery } : {}),
         savedAt: 0,
       };
       // The state at step 0 is the first good state a rollback or a lost device can go back to.
@@ -552,6 +579,12 @@ export class Session {
       lastGood: good,
       rolledBackTo: null,
       checkpointDue: false,
+      lastCheckpointAt: performance.now(),
+      checkpointMs: 0,
+      savedStep: resumed ? trainer.stepsDone : -1,
+      evalEvery: meta.evalEvery ?? 0,
+      evalTasks: meta.evalEvery ? this.heldOutTasks(meta) : [],
+      lastScored: resumed ? trainer.stepsDone : -1,
     };
     this.imported = null;
     this.adapter = { origin: 'trained', cfg: meta.adapter, label: `run ${meta.runId}`, typeNames: [...meta.typeNames], groups };
@@ -626,12 +659,37 @@ export class Session {
   }
 
   /**
+   * The routing set's held-out task examples of a run that scores them (world knowledge is the
+   * probe's part), as records; examples longer than the backbone holds are left out.
+   */
+  private heldOutTasks(meta: RunMeta): InstructionRecord[] {
+    const records = this.datasets.get('train')?.records ?? [];
+    const tok = this.requireBackbone().tokenizer;
+    return (meta.routingSet?.heldOut ?? [])
+      .map((i) => records[i])
+      .filter((r): r is ImportedRecord => r !== undefined && r.type !== WORLD_KNOWLEDGE && !encodeOfficial(tok, r, this.maxPositions).truncated);
+  }
+
+  /** Scores the knowledge probe and the held-out task examples with the current weights (a run with evalEvery). */
+  private async scoreHeldOut(r: Run): Promise<void> {
+    const probe = this.datasets.get('probe');
+    if (!probe || this.run !== r) return;
+    const step = r.trainer.stepsDone;
+    const tok = this.requireBackbone().tokenizer;
+    const score = await this.serial(() => heldOutScore(this.ctx, r.trainer.weights, tok, probe.records, r.evalTasks, { maxLength: this.maxPositions }));
+    if (this.run !== r) return;
+    r.lastScored = step;
+    const t = r.meta.train;
+    this.post({ type: 'evalPoint', runId: r.id, point: { step, samples: step * t.batchSize * t.gradAccum, ...score } });
+  }
+
+  /**
    * Measures routing on the run's routing set with the current weights, dropout off (evaluate(),
    * in batches of at most ROUTING_SET_BATCH_ROWS token rows), and posts it as the primary summary.
    */
   private async measureRoutingSet(r: Run): Promise<void> {
     const set = r.routingSet;
-    if (!set || this.run !== r) return;
+    if (!set || this.run !== r || !isRouted(r.meta.adapter)) return;
     const step = r.trainer.stepsDone;
     const padId = this.requireBackbone().tokenizer.padId;
     const res = await this.serial(() => evaluate(this.ctx, r.trainer.weights, set.samples, r.trainer.typeIndex, r.meta.typeNames, { batchSize: set.batch, padId }));
@@ -652,6 +710,8 @@ export class Session {
     r.looping = true;
     const ctx = this.ctx;
     try {
+      // A run that scores held-out examples scores the model before its first step (the curves' origin).
+      if (r.evalEvery > 0 && r.trainer.stepsDone === 0 && r.lastScored !== 0) await this.scoreHeldOut(r);
       while (r.status === 'running' && r.trainer.stepsDone < r.totalSteps && this.run === r) {
         const m = await this.serial(() => r.trainer.step());
         if (this.run !== r) return;
@@ -675,7 +735,13 @@ export class Session {
           await this.measureRoutingSet(r);
           if (this.run !== r) return;
         } else this.flushMetrics(false);
-        const due = r.checkpointEvery > 0 && (step % r.checkpointEvery === 0 || step === r.totalSteps || r.checkpointDue);
+        if (r.evalEvery > 0 && verdict.kind === 'ok' && (step % r.evalEvery === 0 || step === r.totalSteps)) {
+          this.flushMetrics(true);
+          await this.scoreHeldOut(r);
+          if (this.run !== r) return;
+        }
+        const late = performance.now() - r.lastCheckpointAt >= Math.max(CHECKPOINT_SECONDS * 1000, 10 * r.checkpointMs);
+        const due = r.checkpointEvery > 0 && (step % r.checkpointEvery === 0 || step === r.totalSteps || r.checkpointDue || late);
         if (due && verdict.kind === 'fault') {
           // A state inside a fault streak is never stored: the checkpoint waits for the next good step.
           r.checkpointDue = true;
@@ -695,8 +761,14 @@ export class Session {
       const measured = r.lastRoutingSet?.source?.kind === 'routingSet' ? r.lastRoutingSet.source.step : -1;
       if (r.guard.streakLength === 0 && r.trainer.stepsDone > 0 && measured !== r.trainer.stepsDone) await this.measureRoutingSet(r);
       if (this.run !== r) return;
-      // Where the run rests is its good state in memory: a lost device then costs no step.
+      // Where the run rests is its checkpoint in the library (a paused or stopped run continues from
+      // there after the browser is closed) and its good state in memory (a lost device costs no step).
+      const resting = r.guard.streakLength === 0 && r.trainer.stepsDone > 0;
+      if (resting && r.checkpointEvery > 0 && r.savedStep !== r.trainer.stepsDone && persistenceAvailable()) await this.saveCheckpoint(r);
+      if (this.run !== r) return;
       if (r.guard.streakLength === 0 && r.lastGood?.cp.stepsDone !== r.trainer.stepsDone) await this.remember(r, 'rest');
+      if (this.run !== r) return;
+      if (resting && (r.status === 'stopped' || r.status === 'done')) await this.keepAdapter(r);
       if (this.run !== r) return;
       this.postStatus();
     } catch (e) {
@@ -744,6 +816,8 @@ export class Session {
 
   /** A checkpoint: the good state in memory, and in IndexedDB when the browser has it. */
   private async saveCheckpoint(r: Run): Promise<void> {
+    const began = performance.now();
+    r.lastCheckpointAt = began;
     const cp = await this.remember(r, 'checkpoint');
     if (!cp) return;
     if (!persistenceAvailable()) {
@@ -757,8 +831,11 @@ export class Session {
       const meta: RunMeta = { ...r.meta, savedAt: Date.now() };
       const bytes = encodeCheckpoint(meta, cp);
       const extra: CheckpointExtra = { metrics: r.lastGood!.metrics, routing: r.lastRouting, routingSet: r.lastRoutingSet };
-      const pointer = await saveCheckpoint(bytes.buffer, { step: cp.stepsDone, totalSteps: r.totalSteps, meta }, extra);
-      this.post({ type: 'checkpoint', step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes });
+      const pointer = await saveCheckpoint(bytes.buffer, { runId: r.id, step: cp.stepsDone, totalSteps: r.totalSteps, meta }, extra);
+      r.savedStep = cp.stepsDone;
+      r.lastCheckpointAt = performance.now();
+      r.checkpointMs = r.lastCheckpointAt - began;
+      this.post({ type: 'checkpoint', runId: r.id, step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes });
     } catch (e) {
       // Training goes on; the user is told the checkpoint is missing and why.
       if (e instanceof StorageFullError) this.post({ type: 'storageError', message: e.message });
@@ -822,22 +899,37 @@ export class Session {
     this.postStatus();
   }
 
-  /** Continues the run of the stored checkpoint on the loaded backbone and training dataset. */
-  async restoreRun(): Promise<void> {
+  /**
+   * A run that stopped or finished keeps its adapter in the library: the zip Download gives, stored
+   * with the run, so it can be downloaded after the browser is closed and opened again.
+   */
+  private async keepAdapter(r: Run): Promise<void> {
+    if (!persistenceAvailable() || this.run !== r) return;
+    try {
+      const zip = await this.adapterZip();
+      const file = await saveRunAdapter(r.id, zip.name, zip.bytes.buffer, r.trainer.stepsDone);
+      this.post({ type: 'adapterKept', runId: r.id, name: file.name, step: file.step, bytes: file.bytes.byteLength });
+    } catch (e) {
+      this.post({ type: 'storageError', message: e instanceof StorageFullError ? e.message : `The adapter of run ${r.id} could not be kept in the library: ${message(e)}` });
+    }
+  }
+
+  /** Continues a run from its checkpoint in the library (the latest checkpoint without `runId`) on the loaded backbone and training dataset. */
+  async restoreRun(runId?: string): Promise<void> {
     this.startup.begin();
     try {
-      await this.restoreRunOf();
+      await this.restoreRunOf(runId);
     } finally {
       this.startup.end();
     }
     void this.loop();
   }
 
-  private async restoreRunOf(): Promise<void> {
+  private async restoreRunOf(runId?: string): Promise<void> {
     if (this.isTraining()) throw new Error('a run is already going');
     const b = this.requireBackbone();
-    const stored = await loadCheckpoint<RunMeta>();
-    if (!stored) throw new Error('there is no saved checkpoint in this browser');
+    const stored = await loadCheckpoint<RunMeta>(runId);
+    if (!stored) throw new Error(runId ? `run ${runId} has no checkpoint in this browser` : 'there is no saved checkpoint in this browser');
     const { meta, trainer: cp } = decodeCheckpoint(new Uint8Array(stored.bytes));
     if (!this.ref || !sameRef(meta.backbone, this.ref)) throw new Error(`the checkpoint was trained on ${backboneName(meta.backbone)}; load that backbone first`);
     const data = this.datasets.get('train');
@@ -968,6 +1060,13 @@ export class Session {
   // ---- adapter files -------------------------------------------------------------------------------
 
   async exportAdapter(): Promise<void> {
+    const { name, bytes } = await this.adapterZip();
+    const buf = bytes.buffer;
+    this.post({ type: 'adapterZip', name, bytes: buf }, [buf]);
+  }
+
+  /** The model's adapter (or, after full fine-tuning, the whole model) as the zip Download gives. */
+  private async adapterZip(): Promise<{ name: string; bytes: Uint8Array<ArrayBuffer> }> {
     const b = this.requireBackbone();
     const cfg = this.adapter.cfg;
     if (!cfg || this.adapter.origin === 'none' || !this.weights) throw new Error('there is no adapter yet: train or import one');
@@ -986,12 +1085,11 @@ export class Session {
           if (raw) files[f] = raw;
         }
       }
-      return zipSync(files, { level: 6 });
+      return zipSync(files, { level: 6, mtime: ZIP_DATE });
     });
     const step = this.run?.trainer.stepsDone;
     const name = `${cfg.mode === 'full' ? 'full-finetune' : cfg.mode === 'lora' ? 'lora-adapter' : 'loramoe-adapter'}${step ? `-step${step}` : ''}.zip`;
-    const buf = zipped.buffer as ArrayBuffer;
-    this.post({ type: 'adapterZip', name, bytes: buf }, [buf]);
+    return { name, bytes: zipped as Uint8Array<ArrayBuffer> };
   }
 
   /** The training data and these settings as a zip for the official LoRAMoE trainer (src/train/official-export.ts). */

@@ -1,0 +1,166 @@
+/**
+ * The method comparison in the playground: the five methods of src/train/comparison.ts trained one
+ * after another in the worker on the loaded backbone and data, with the same seed, data order and
+ * steps. Each is an ordinary run (in the runs library: open it, continue it, download its adapter)
+ * that also scores the knowledge probe and the held-out task examples every `evalEvery` steps; this
+ * store mirrors those scores into one set of curves and, at the end, one table.
+ */
+import { create } from 'zustand';
+import { type CurvePoint, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
+import type { OwnGroupShare } from '../train/routing';
+import { startRun, stopRun } from './engine-bridge';
+import { useRunStore } from './run';
+import { useLibraryStore } from './run-library';
+
+export type MethodState = 'waiting' | 'running' | 'done' | 'stopped' | 'failed';
+
+export interface ComparedMethod {
+  key: MethodKey;
+  name: string;
+  runId: string | null;
+  state: MethodState;
+  /** Held-out scores from step 0 on (probe and task accuracy by samples seen). */
+  curve: CurvePoint[];
+  /** Steps done, for the progress bar. */
+  step: number;
+  finalLoss: number | null;
+  /** Each data type's share of router weight on its own group, measured on the routing set at the end (LoRAMoE only). */
+  ownGroup: OwnGroupShare[] | null;
+}
+
+export interface ComparisonForm {
+  steps: number;
+  /** Learning rate of LoRA and the LoRAMoE methods, and of full fine-tuning. */
+  lrAdapter: number;
+  lrFull: number;
+}
+
+export interface ComparisonState {
+  id: string | null;
+  status: 'idle' | 'running' | 'cancelling' | 'done' | 'cancelled' | 'failed';
+  form: ComparisonForm;
+  steps: number;
+  evalEvery: number;
+  methods: ComparedMethod[];
+  /** performance.now() when the comparison started (for the ETA). */
+  startedAt: number;
+  error: string | null;
+}
+
+/**
+ * The panel's starting values: a short comparison the demo finishes in a few minutes on a laptop
+ * GPU. The README's table is the runner's longer `experiment` (src/train/comparison.ts's defaults).
+ */
+export const COMPARISON_FORM: ComparisonForm = { steps: 100, lrAdapter: 5e-3, lrFull: 1e-3 };
+
+export const useComparisonStore = create<ComparisonState>(() => ({
+  id: null,
+  status: 'idle',
+  form: COMPARISON_FORM,
+  steps: 0,
+  evalEvery: 0,
+  methods: [],
+  startedAt: 0,
+  error: null,
+}));
+
+/** Held-out scores at least every tenth of the run: at least 10 points per curve after step 0. */
+export function evalEveryFor(steps: number): number {
+  return Math.max(1, Math.floor(steps / 10));
+}
+
+/** The share of the whole comparison done, 0..1 (steps done over five runs' steps). */
+export function comparisonProgress(s: Pick<ComparisonState, 'methods' | 'steps'>): number {
+  if (s.methods.length === 0 || s.steps === 0) return 0;
+  return s.methods.reduce((a, m) => a + Math.min(m.step, s.steps), 0) / (s.methods.length * s.steps);
+}
+
+const MODE: Record<MethodKey, 'full' | 'lora' | 'loramoe'> = { full: 'full', lora: 'lora', loramoe: 'loramoe', 'lbc-official': 'loramoe', 'lbc-own': 'loramoe' };
+
+function setMethod(i: number, patch: Partial<ComparedMethod>): void {
+  useComparisonStore.setState((s) => ({ methods: s.methods.map((m, j) => (j === i ? { ...m, ...patch } : m)) }));
+}
+
+export function setComparisonForm(patch: Partial<ComparisonForm>): void {
+  useComparisonStore.setState((s) => ({ form: { ...s.form, ...patch } }));
+}
+
+/** Waits for run `runId` to end (done, stopped or failed), mirroring its steps and scores into method i meanwhile. */
+function followRun(i: number, runId: string): Promise<MethodState> {
+  return new Promise((resolve) => {
+    const check = (): boolean => {
+      const r = useRunStore.getState();
+      if (r.runId !== runId) {
+        resolve('failed');
+        return true;
+      }
+      setMethod(i, { step: r.step, curve: r.evalCurve });
+      const end: MethodState | null = r.status === 'done' ? 'done' : r.status === 'stopped' ? 'stopped' : r.status === 'error' ? 'failed' : null;
+      if (end) resolve(end);
+      return end !== null;
+    };
+    if (check()) return;
+    const unsubscribe = useRunStore.subscribe(() => {
+      if (check()) unsubscribe();
+    });
+  });
+}
+
+/**
+ * Runs the comparison: the five methods one after another, each a run with the form's settings
+ * (seed, batch, maximum length, experts, rank, targets, constraint settings) but its own method,
+ * learning rate and the comparison's steps. Stops at the first run that does not finish.
+ */
+export async function startComparison(): Promise<void> {
+  const s = useComparisonStore.getState();
+  if (s.status === 'running' || s.status === 'cancelling') return;
+  const steps = Math.max(1, Math.floor(s.form.steps));
+  const evalEvery = evalEveryFor(steps);
+  const id = `cmp-${Date.now().toString(36)}`;
+  const n = new Set(useLibraryStore.getState().runs.flatMap((r) => (r.comparison ? [r.comparison.id] : []))).size + 1;
+  useComparisonStore.setState({
+    id,
+    status: 'running',
+    steps,
+    evalEvery,
+    startedAt: performance.now(),
+    error: null,
+    methods: METHOD_KEYS.map((key) => ({ key, name: METHOD_NAMES[key], runId: null, state: 'waiting', curve: [], step: 0, finalLoss: null, ownGroup: null })),
+  });
+  for (let i = 0; i < METHOD_KEYS.length; i++) {
+    if (useComparisonStore.getState().status !== 'running') break;
+    const key = METHOD_KEYS[i];
+    setMethod(i, { state: 'running' });
+    const started = await startRun({
+      settings: { steps, mode: MODE[key], lr: key === 'full' ? s.form.lrFull : s.form.lrAdapter },
+      options: { method: key, evalEvery },
+      name: `Comparison ${n}: ${METHOD_NAMES[key]}`,
+      comparison: { id, method: key },
+    });
+    const runId = useRunStore.getState().runId;
+    if (!started || !runId) {
+      setMethod(i, { state: 'failed' });
+      useComparisonStore.setState({ status: 'failed', error: `${METHOD_NAMES[key]} did not start: ${useRunStore.getState().message ?? 'unknown error'}` });
+      return;
+    }
+    setMethod(i, { runId });
+    const end = await followRun(i, runId);
+    const r = useRunStore.getState();
+    const last = r.metrics[r.metrics.length - 1];
+    setMethod(i, { state: end, curve: r.evalCurve, step: r.step, finalLoss: last ? last.loss : null, ownGroup: r.routingSet && MODE[key] === 'loramoe' ? r.routingSet.ownGroup : null });
+    if (end !== 'done') {
+      const cancelled = useComparisonStore.getState().status === 'cancelling';
+      useComparisonStore.setState({ status: cancelled ? 'cancelled' : 'failed', error: cancelled ? null : `${METHOD_NAMES[key]} ${end === 'stopped' ? 'was stopped' : `failed: ${r.message ?? 'unknown error'}`}` });
+      return;
+    }
+  }
+  useComparisonStore.setState((c) => ({ status: c.status === 'cancelling' ? 'cancelled' : 'done' }));
+}
+
+/** Cancels the comparison: the method training now stops (its run stays in the library), and no other starts. */
+export function cancelComparison(): void {
+  if (useComparisonStore.getState().status !== 'running') return;
+  useComparisonStore.setState({ status: 'cancelling' });
+  if (useComparisonStore.getState().methods.some((m) => m.state === 'running')) stopRun();
+}
+
