@@ -3,6 +3,7 @@ import { AdapterPanel } from './AdapterPanel';
 import { BackbonePanel } from './BackbonePanel';
 import { ChartsPanel } from './ChartsPanel';
 import { ChatPanel } from './ChatPanel';
+import { ComparePanel } from './ComparePanel';
 import { DataPanel } from './DataPanel';
 import { GpuPanel } from './GpuPanel';
 import { ProbePanel } from './ProbePanel';
@@ -46,6 +47,7 @@ export function App() {
           <ProbePanel />
           <ChatPanel />
           <AdapterPanel />
+          <ComparePanel />
           <RunsPanel />
         </main>
       </div>

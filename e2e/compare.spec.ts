@@ -1,0 +1,104 @@
+/**
+ * The method comparison in the browser: a short comparison of the five methods on the demo
+ * backbone, with a small probe, gets points on every method's curves, ends with the table, keeps
+ * each method's run in the library, and exports the table as CSV and the charts as PNG. A second
+ * comparison is cancelled while its first method trains.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { expect, test } from '@playwright/test';
+import { LOCAL, openApp, recordRequests, writeTrainingFile } from './app';
+
+const METHODS = ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'];
+
+/** The fields of one CSV line (quoted fields may hold commas and doubled quotes). */
+function csvCells(line: string): string[] {
+  const cells: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      cells.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  cells.push(cur);
+  return cells;
+}
+
+test('a short comparison of the five methods plots every curve, ends with the table, and exports CSV and PNG', async ({ page, context }, testInfo) => {
+  const requests = recordRequests(context);
+  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
+  await page.getByTestId('load-demo').click();
+  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
+  // A small probe: the first 24 held-out facts of the demo probe.
+  const probePath = testInfo.outputPath('tiny-probe.jsonl');
+  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, 24).join('\n') + '\n');
+  await page.getByTestId('probe-drop-input').setInputFiles(probePath);
+  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '24');
+
+  await page.getByTestId('compare-steps').fill('4');
+  await page.getByTestId('compare-start').click();
+  await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'running');
+  await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'done', { timeout: 170_000 });
+
+  // Every method has its curve: step 0 and each of the 4 steps (scored every step at 4 steps).
+  for (const m of METHODS) {
+    const row = page.locator(`[data-testid="compare-method"][data-method="${m}"]`);
+    await expect(row).toHaveAttribute('data-state', 'done');
+    await expect(row).toHaveAttribute('data-points', '5');
+  }
+  await expect(page.getByTestId('comparison-probe-chart')).toHaveAttribute('data-points', '25');
+  await expect(page.getByTestId('comparison-task-chart')).toHaveAttribute('data-points', '25');
+  await expect(page.getByTestId('comparison-row')).toHaveCount(5);
+  await expect(page.getByTestId('compare-progress')).toHaveAttribute('data-value', '1.000');
+  await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('comparison.png') });
+
+  // Each method's run is an ordinary run of the library.
+  await expect(page.locator('[data-testid="run-row"]', { hasText: 'Comparison 1:' })).toHaveCount(5);
+
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-csv').click()]);
+  const lines = (await readFile((await csv.path())!, 'utf8')).trim().split('\n');
+  expect(lines[0]).toMatch(/^method,run,steps,probe before,probe after,probe log-likelihood after,/);
+  expect(lines).toHaveLength(6);
+  const header = csvCells(lines[0]);
+  expect(lines.slice(1).map((l) => csvCells(l)[0])).toEqual(['full fine-tuning', 'LoRA', 'LoRAMoE, no LBC', 'LoRAMoE + LBC (official)', 'LoRAMoE + LBC (own-group)']);
+  for (const [i, line] of lines.slice(1).entries()) {
+    const cells = csvCells(line);
+    expect(cells).toHaveLength(header.length);
+    expect(cells[2]).toBe('4');
+    const before = Number(cells[header.indexOf('probe before')]);
+    const after = Number(cells[header.indexOf('probe after')]);
+    expect(before, `method ${i}: probe before`).toBeGreaterThanOrEqual(0);
+    expect(before).toBeLessThanOrEqual(1);
+    expect(after).toBeGreaterThanOrEqual(0);
+    expect(after).toBeLessThanOrEqual(1);
+    expect(Number.isFinite(Number(cells[header.indexOf('probe log-likelihood after')]))).toBe(true);
+  }
+  // The same backbone before training: every method starts from the same probe score.
+  expect(new Set(lines.slice(1).map((l) => csvCells(l)[header.indexOf('probe before')])).size).toBe(1);
+
+  const [png] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-png').click()]);
+  const bytes = await readFile((await png.path())!);
+  expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+  // A second comparison, cancelled while its first method trains: that run stops and no other starts.
+  await page.getByTestId('compare-steps').fill('400');
+  await page.getByTestId('compare-start').click();
+  await expect(page.locator('[data-testid="compare-method"][data-method="full"]')).toHaveAttribute('data-state', 'running');
+  await expect.poll(() => page.getByTestId('run-step').getAttribute('data-value').then(Number), { timeout: 60_000 }).toBeGreaterThanOrEqual(1);
+  await page.getByTestId('compare-cancel').click();
+  await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'cancelled', { timeout: 60_000 });
+  await expect(page.locator('[data-testid="compare-method"][data-method="full"]')).toHaveAttribute('data-state', 'stopped');
+  await expect(page.locator('[data-testid="compare-method"][data-method="lora"]')).toHaveAttribute('data-state', 'waiting');
+  expect(requests.filter((u) => !LOCAL.test(u))).toEqual([]);
+});
