@@ -127,6 +127,8 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
   }
   const rows = [...bySamples.entries()].sort((a, b) => a[0] - b[0]).map(([samples, r]) => ({ samples, ...r }));
   const points = methods.reduce((n, m) => n + m.curve.length, 0);
+  // Legend and tooltip list the methods in the comparison's order (recharts sorts by name otherwise).
+  const order = (key: unknown) => methods.findIndex((m) => m.key === key);
   return (
     <figure className="small-chart comparison-chart" data-testid={testid} data-points={points}>
       <figcaption>
@@ -136,8 +138,8 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
         <CartesianGrid stroke="#eceef2" vertical={false} />
         <XAxis dataKey="samples" type="number" domain={[0, 'dataMax']} tick={{ fontSize: 11 }} allowDecimals={false} label={{ value: 'instruction samples seen', position: 'insideBottom', offset: -10, fontSize: 11 }} />
         <YAxis tick={{ fontSize: 11 }} width={46} domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} />
-        <Tooltip isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
-        <Legend verticalAlign="top" height={36} wrapperStyle={{ fontSize: 12 }} />
+        <Tooltip isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+        <Legend verticalAlign="top" height={36} wrapperStyle={{ fontSize: 12 }} itemSorter={(item) => order(item.dataKey)} />
         {methods.map((m, i) => (
           <Line key={m.key} type="linear" dataKey={m.key} name={m.name} stroke={color(m.key, i)} strokeWidth={1.5} dot={{ r: 2 }} isAnimationActive={false} connectNulls />
         ))}
