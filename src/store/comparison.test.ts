@@ -1,0 +1,30 @@
+/** The comparison's schedule and progress. */
+import { describe, expect, it } from 'vitest';
+import { type ComparedMethod, comparisonProgress, evalEveryFor } from './comparison';
+
+const method = (key: ComparedMethod['key'], name: string, step: number, patch: Partial<ComparedMethod> = {}): ComparedMethod => ({
+  key,
+  name,
+  runId: `run-${key}`,
+  state: 'done',
+  curve: [],
+  step,
+  finalLoss: null,
+  ownGroup: null,
+  ...patch,
+});
+
+describe('the comparison', () => {
+  it('scores at least ten times per run after step 0', () => {
+    expect(evalEveryFor(4)).toBe(1);
+    expect(evalEveryFor(100)).toBe(10);
+    expect(evalEveryFor(109)).toBe(10);
+    for (const steps of [1, 9, 10, 37, 300, 1001]) expect(Math.floor(steps / evalEveryFor(steps))).toBeGreaterThanOrEqual(Math.min(10, steps));
+  });
+
+  it('counts progress over all five runs', () => {
+    const methods = [method('full', 'a', 100), method('lora', 'b', 50), method('loramoe', 'c', 0), method('lbc-official', 'd', 0), method('lbc-own', 'e', 0)];
+    expect(comparisonProgress({ methods, steps: 100 })).toBeCloseTo(150 / 500, 12);
+    expect(comparisonProgress({ methods: [], steps: 100 })).toBe(0);
+  });
+});

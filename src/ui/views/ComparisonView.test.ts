@@ -1,0 +1,32 @@
+/** The comparison's table as CSV. */
+import { describe, expect, it } from 'vitest';
+import { type ComparisonMethodView, comparisonCsv } from './ComparisonView';
+
+const method = (key: string, name: string, step: number, patch: Partial<ComparisonMethodView> = {}): ComparisonMethodView => ({
+  key,
+  name,
+  runId: `run-${key}`,
+  state: 'done',
+  curve: [],
+  step,
+  finalLoss: null,
+  ownGroup: null,
+  ...patch,
+});
+
+describe('comparisonCsv', () => {
+  it('writes the table as CSV, quoting names with commas, leaving what a method lacks empty', () => {
+    const p0 = { step: 0, samples: 0, probe: 0.9, probeLogLikelihood: -1.5, tasks: { opposites: 0.1, sentiment: 0.5 }, taskMean: 0.3 };
+    const p1 = { step: 10, samples: 160, probe: 0.85, probeLogLikelihood: -1.25, tasks: { opposites: 0.8, sentiment: 1 }, taskMean: 0.9 };
+    const csv = comparisonCsv([
+      method('full', 'full fine-tuning', 10, { curve: [p0, p1], finalLoss: 0.5 }),
+      method('loramoe', 'LoRAMoE, no LBC', 10, { curve: [p0, p1], finalLoss: 0.25, ownGroup: [{ type: 'world knowledge', samples: 3, share: 0.5123, target: null }] }),
+    ]);
+    expect(csv.split('\n')).toEqual([
+      'method,run,steps,probe before,probe after,probe log-likelihood after,task: opposites,task: sentiment,task mean,final loss,own-group share: world knowledge',
+      'full fine-tuning,run-full,10,0.9000,0.8500,-1.2500,0.8000,1.0000,0.9000,0.5000,',
+      '"LoRAMoE, no LBC",run-loramoe,10,0.9000,0.8500,-1.2500,0.8000,1.0000,0.9000,0.2500,0.5123',
+      '',
+    ]);
+  });
+});
