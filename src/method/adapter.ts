@@ -51,15 +51,15 @@ export interface AdapterConfig {
   groups: number[][];
 }
 
-export function hasAdapter(cfg: AdapterConfig): boolean {
+export function hasAdapter(cfg: Pick<AdapterConfig, 'mode'>): boolean {
   return cfg.mode === 'loramoe' || cfg.mode === 'lora';
 }
 
-export function isRouted(cfg: AdapterConfig): boolean {
+export function isRouted(cfg: Pick<AdapterConfig, 'mode'>): boolean {
   return cfg.mode === 'loramoe';
 }
 
-export function orderedTargets(cfg: AdapterConfig): Projection[] {
+export function orderedTargets(cfg: Pick<AdapterConfig, 'targets'>): Projection[] {
   return PROJECTIONS.filter((p) => cfg.targets.includes(p));
 }
 
