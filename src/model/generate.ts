@@ -6,7 +6,8 @@
  * decode step), C hidden, H heads, KVH key/value heads, D head dim, F FFN width, V vocabulary,
  * N experts, R rank, cap the KV capacity.
  *
- * Schedule of one pass (prefill: positions 0..S-1; decode: one row at position pos):
+ * Schedule of one pass (prefill: positions 0..S-1; decode: one row at position pos). The block is
+ * block.ts's blockForward, the one the training graph runs, with B = 1, T = S and a KV cache:
  *
  *   x = E[ids]                                                   [S, C]
  *   per layer l:
@@ -19,6 +20,8 @@
  *     h = x + o_proj(att); x' = h + down(silu(gate(rmsnorm(h))) * up(rmsnorm(h)))
  *   copy row S-1 of the last residual to xLast [1, C]
  *   logits = rmsnorm(xLast) · headᵀ                               [1, V]: only the last row
+ *
+ * Tensors: tensor-plan.ts generatorPlan (the KV cache and the head's row) and passPlan (one pass).
  *
  * The decode plan (S = 1) is built once per Generator; a prefill plan is built per prompt length
  * and destroyed after its pass (pipelines are cached, so this costs buffers and bind groups only).
@@ -34,22 +37,20 @@
  * Llama 3 RoPE scaling.
  */
 import type { GpuContext } from '../engine/gpu';
-import { ATTENTION_MAX_KEYS, ATTENTION_ROWS_MAX_KEYS, attentionForwardOp, type AttentionForwardOp, attentionRowsFit, type AttentionVariant } from '../engine/kernels/attention';
-import { biasForwardOp } from '../engine/kernels/bias';
-import { accumulateOp } from '../engine/kernels/elementwise';
+import { ATTENTION_MAX_KEYS, ATTENTION_ROWS_MAX_KEYS, type AttentionForwardOp, attentionRowsFit, type AttentionVariant } from '../engine/kernels/attention';
 import { embeddingForwardOp } from '../engine/kernels/embedding';
-import { expertDownForwardOp, routerForwardOp } from '../engine/kernels/loramoe';
 import { matmulOp } from '../engine/kernels/matmul';
 import { rmsnormForwardOp } from '../engine/kernels/rmsnorm';
-import { ropeForwardOp, type RopeOp } from '../engine/kernels/rope';
-import { swigluForwardOp } from '../engine/kernels/swiglu';
+import type { RopeOp } from '../engine/kernels/rope';
 import { destroyOps, recordOps, runOps, type Op } from '../engine/op';
-import { createTensor, type DType, readTensor, type Tensor, writeTensor } from '../engine/tensor';
-import { hasAdapter, isRouted, orderedTargets, adaptedIndex } from '../method/adapter';
-import { type Projection, hasBias, projectionShape, projectionWeightName } from '../method/shapes';
+import { createTensor, readTensor, type Tensor, writeTensor } from '../engine/tensor';
+import { adaptedIndex, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
+import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { Rng } from '../util/random';
+import { type AdapterActs, type BlockActs, type BlockGraph, type BlockHandles, blockForward } from './block';
 import { LlamaGraph } from './llama';
+import { asDType, generatorPlan, passPlan } from './tensor-plan';
 import type { GpuWeights } from './weights';
 
 // ---- public types --------------------------------------------------------------------------------
@@ -284,17 +285,23 @@ export class Generator {
     if (cap > weights.maxPositions) throw new Error(`Generator: maxLength ${cap} exceeds the ${weights.maxPositions} positions of the RoPE tables`);
     if (cap > ATTENTION_MAX_KEYS) throw new Error(`Generator: maxLength ${cap} exceeds the attention kernel's ${ATTENTION_MAX_KEYS} keys`);
     this.capacity = cap;
-    const kvd = s.numKvHeads * s.headDim;
+    const own = new Map<string, Tensor>();
+    for (const t of generatorPlan(s, cap)) own.set(t.name, createTensor(ctx, t.name, t.shape, t.dtype));
+    const take = (name: string): Tensor => {
+      const t = own.get(name);
+      if (!t) throw new Error(`Generator: tensor ${name} is not in the size table`);
+      return t;
+    };
     for (let l = 0; l < s.numLayers; l++) {
-      this.kCache.push(createTensor(ctx, `generate L${l} K cache`, [1, cap, kvd]));
-      this.vCache.push(createTensor(ctx, `generate L${l} V cache`, [1, cap, kvd]));
+      this.kCache.push(take(`generate L${l} K cache`));
+      this.vCache.push(take(`generate L${l} V cache`));
     }
     const C = s.hiddenSize;
     const V = s.vocabSize;
-    this.xLast = createTensor(ctx, 'generate x last', [1, C]);
-    this.xf = createTensor(ctx, 'generate x final normed', [1, C]);
-    this.rstdf = createTensor(ctx, 'generate rstd final', [1]);
-    this.logits = createTensor(ctx, 'generate logits', [1, V]);
+    this.xLast = take('generate x last');
+    this.xf = take('generate x final normed');
+    this.rstdf = take('generate rstd final');
+    this.logits = take('generate logits');
     this.headOps = [
       rmsnormForwardOp(ctx, { x: this.xLast, w: weights.get('model.norm.weight'), y: this.xf, rstd: this.rstdf, M: 1, C, eps: s.rmsNormEps, label: 'generate final norm' }),
       matmulOp(ctx, { a: this.xf, b: weights.lmHead(), c: this.logits, M: 1, N: V, K: C, transB: true, label: 'generate lm head' }),
@@ -315,54 +322,44 @@ export class Generator {
 
   // ---- plans ----------------------------------------------------------------------------------
 
+  /**
+   * The commands of one pass of S rows: the embedding, every layer's blockForward (B = 1, T = S,
+   * keys and values through the cache) and the copy of the last row into xLast. Tensors are
+   * passPlan's, shared by the layers (nothing is kept for a backward).
+   */
   private buildPlan(S: number, label: string): Plan {
     const ctx = this.ctx;
     const w = this.weights;
     const s = w.shape;
     const cfg = w.adapterCfg;
     const C = s.hiddenSize;
-    const F = s.intermediateSize;
-    const H = s.numHeads;
-    const KVH = s.numKvHeads;
     const D = s.headDim;
-    const qd = H * D;
-    const kvd = KVH * D;
-    const cap = this.capacity;
+    const kvd = s.numKvHeads * D;
     const tensors: Tensor[] = [];
-    const t = <Dt extends DType = 'f32'>(name: string, shape: number[], dtype: Dt = 'f32' as Dt): Tensor<Dt> => {
-      const x = createTensor(ctx, `${label} ${name}`, shape, dtype);
-      tensors.push(x);
+    const byName = new Map<string, Tensor>();
+    for (const p of passPlan(s, cfg, S, label)) {
+      const t = createTensor(ctx, p.name, p.shape, p.dtype);
+      tensors.push(t);
+      byName.set(p.name, t);
+    }
+    const t = (name: string): Tensor => {
+      const x = byName.get(`${label} ${name}`);
+      if (!x) throw new Error(`Generator: tensor ${label} ${name} is not in the size table`);
       return x;
     };
-    // Activations are shared by the layers (a pass runs its dispatches in order; nothing is kept
-    // for a backward). The residual stream ping-pongs between xs[0] and xs[1].
-    const ids = t('ids', [S], 'u32');
-    const xs = [t('x0', [S, C]), t('x1', [S, C])];
-    const xn = t('xn', [S, C]); // [S, C] input of the current norm's projections
-    const rstd = t('rstd', [S]);
-    const qPre = t('q pre-rope', [S, qd]);
-    const kPre = t('k pre-rope', [S, kvd]);
-    const q = t('q', [S, qd]);
-    const k = t('k', [S, kvd]); // rows copied into the K cache
-    const v = t('v', [S, kvd]); // rows copied into the V cache
-    const att = t('att', [S, qd]);
-    const lse = t('att lse', [1, H, S]);
-    const h = t('h', [S, C]);
-    const gate = t('gate', [S, F]);
-    const up = t('up', [S, F]);
-    const act = t('act', [S, F]);
-    const adapted = hasAdapter(cfg) ? new Set(orderedTargets(cfg)) : new Set<Projection>();
-    const NR = cfg.numExperts * cfg.rank;
-    const loraH = adapted.size > 0 ? t('lora h', [S, NR]) : null;
-    const loraG = adapted.size > 0 ? t('lora g', [S, NR]) : null;
+    const ids = asDType(t('ids'), 'u32');
+    // The residual stream ping-pongs between x0 and x1; both norms write xn and rstd.
+    const xs = [t('x0'), t('x1')];
+    const xn = t('xn');
+    const rstd = t('rstd');
+    const targets = hasAdapter(cfg) ? orderedTargets(cfg) : [];
     const routing = new Map<string, Tensor>();
 
     const commands: Command[] = [];
-    const ropeOps: RopeOp[] = [];
-    const attentionOps: AttentionForwardOp[] = [];
+    const handles: BlockHandles = { dropout: [], lbcLoss: [], rope: [], attention: [] };
     const allOps: Op[] = [];
     let cur: { all: Op[]; base: Op[] } | null = null;
-    const push = (op: Op, adapter = false) => {
+    const push = (op: Op, adapter: boolean) => {
       if (!cur) {
         cur = { all: [], base: [] };
         commands.push({ kind: 'ops', ...cur });
@@ -376,73 +373,31 @@ export class Generator {
       commands.push(c);
     };
 
-    /** y = x·Wᵀ (+ bias) (+ (alpha/r) Σ_i w_i B_i A_i x): llama.ts projForward with dropout p = 0. */
-    const proj = (l: number, p: Projection, x: Tensor, y: Tensor) => {
-      const [K, Nout] = projectionShape(s, p);
-      const wName = projectionWeightName(l, p);
-      push(matmulOp(ctx, { a: x, b: w.get(wName), c: y, M: S, N: Nout, K, transB: true, label: `${label} L${l} ${p}` }));
-      if (hasBias(s, p)) push(biasForwardOp(ctx, { y, b: w.get(wName.replace(/weight$/, 'bias')), M: S, O: Nout }));
-      if (!adapted.has(p) || !loraH || !loraG) return;
-      const key = adapterKey(l, p);
-      const ad = w.adapter.get(key);
-      if (!ad) throw new Error(`Generator: adapter tensors for ${key} are missing`);
-      const N = cfg.numExperts;
-      const R = cfg.rank;
-      const routed = isRouted(cfg);
-      let rw: Tensor | undefined;
-      if (routed) {
-        if (!ad.wr) throw new Error(`Generator: adapter ${key} has no router`);
-        rw = t(`L${l} ${p} router weights`, [S, N]);
-        routing.set(key, rw);
-        push(routerForwardOp(ctx, { x, wr: ad.wr, w: rw, M: S, K, N, label: `${label} L${l} ${p} router` }), true);
-      }
-      push(
-        expertDownForwardOp(ctx, {
-          x, a: ad.a, w: rw, h: loraH, g: loraG, M: S, K, N, R, scale: cfg.alpha / R, routed,
-          p: 0, seed: 0, stream: adaptedIndex(cfg, l, p), label: `${label} L${l} ${p} experts`,
-        }),
-        true,
-      );
-      push(matmulOp(ctx, { a: loraG, b: ad.b, c: y, M: S, N: Nout, K: NR, transB: true, beta: 1, label: `${label} L${l} ${p} experts combine` }), true);
-    };
-
-    push(embeddingForwardOp(ctx, { ids, E: w.get('model.embed_tokens.weight'), out: xs[0], M: S, C, V: s.vocabSize, label: `${label} embedding` }));
-    const rope = { cos: w.cos, sin: w.sin, M: S, D, T: S, pos0: 0, maxPos: w.maxPositions };
+    const g: BlockGraph = { ctx, weights: w, B: 1, T: S, label: `${label} `, loraG: targets.length > 0 ? t('lora g') : null, lbc: null, handles };
+    const variant = generationAttentionVariant(this.capacity, D);
+    push(embeddingForwardOp(ctx, { ids, E: w.get('model.embed_tokens.weight'), out: xs[0], M: S, C, V: s.vocabSize, label: `${label} embedding` }), false);
     for (let l = 0; l < s.numLayers; l++) {
-      const x = xs[l % 2];
-      const out = xs[(l + 1) % 2];
-      const lw = (name: string) => w.get(`model.layers.${l}.${name}`);
-      push(rmsnormForwardOp(ctx, { x, w: lw('input_layernorm.weight'), y: xn, rstd, M: S, C, eps: s.rmsNormEps, label: `${label} L${l} input norm` }));
-      proj(l, 'q_proj', xn, qPre);
-      proj(l, 'k_proj', xn, kPre);
-      proj(l, 'v_proj', xn, v);
-      const rq = ropeForwardOp(ctx, { ...rope, x: qPre, out: q, nHeads: H, label: `${label} L${l} rope q` });
-      const rk = ropeForwardOp(ctx, { ...rope, x: kPre, out: k, nHeads: KVH, label: `${label} L${l} rope k` });
-      ropeOps.push(rq, rk);
-      push(rq);
-      push(rk);
-      // The new keys and values join the cache at rows pos0 .. pos0+S-1.
-      copy({ kind: 'kv', src: k, cache: this.kCache[l], rowBytes: kvd * 4 });
-      copy({ kind: 'kv', src: v, cache: this.vCache[l], rowBytes: kvd * 4 });
-      const a = attentionForwardOp(ctx, {
-        q, k: this.kCache[l], v: this.vCache[l], o: att, l: lse,
-        dims: { B: 1, Tq: S, Tk: cap, pos0: 0, H, KVH, D }, label: `${label} L${l} attention`,
-        variant: generationAttentionVariant(cap, D),
-      });
-      attentionOps.push(a);
-      push(a);
-      proj(l, 'o_proj', att, h);
-      push(accumulateOp(ctx, { x, y: h, label: `${label} L${l} attention residual` }));
-      push(rmsnormForwardOp(ctx, { x: h, w: lw('post_attention_layernorm.weight'), y: xn, rstd, M: S, C, eps: s.rmsNormEps, label: `${label} L${l} post-attention norm` }));
-      proj(l, 'gate_proj', xn, gate);
-      proj(l, 'up_proj', xn, up);
-      push(swigluForwardOp(ctx, { g: gate, u: up, h: act, M: S, F, label: `${label} L${l} swiglu` }));
-      proj(l, 'down_proj', act, out);
-      push(accumulateOp(ctx, { x: h, y: out, label: `${label} L${l} mlp residual` }));
+      const adapters = new Map<Projection, AdapterActs>();
+      for (const p of targets) {
+        const key = adapterKey(l, p);
+        const rw = isRouted(cfg) ? t(`L${l} ${p} router weights`) : null;
+        if (rw) routing.set(key, rw);
+        adapters.set(p, { key, stream: adaptedIndex(cfg, l, p), w: rw, h: t('lora h'), lbc: null });
+      }
+      const acts: BlockActs = {
+        x: xs[l % 2], xn1: xn, rstd1: rstd, q: t('q'), k: t('k'), v: t('v'), att: t('att'), lse: t('att lse'),
+        h: t('h'), xn2: xn, rstd2: rstd, gate: t('gate'), up: t('up'), act: t('act'), adapters,
+      };
+      const cache = { k: this.kCache[l], v: this.vCache[l], capacity: this.capacity, variant };
+      for (const step of blockForward(g, l, acts, xs[(l + 1) % 2], cache)) {
+        // The new keys and values join the cache at rows pos0 .. pos0+S-1, between compute passes.
+        if (step.kind === 'cache') copy({ kind: 'kv', src: step.src, cache: step.cache, rowBytes: kvd * 4 });
+        else push(step.op, step.adapter);
+      }
     }
     // Only the last row goes through the head.
     copy({ kind: 'copy', src: xs[s.numLayers % 2], srcOffset: (S - 1) * C * 4, dst: this.xLast, dstOffset: 0, bytes: C * 4 });
-    return { S, ids, commands, ropeOps, attentionOps, routing, tensors, ops: allOps };
+    return { S, ids, commands, ropeOps: handles.rope, attentionOps: handles.attention, routing, tensors, ops: allOps };
   }
 
   private destroyPlan(plan: Plan): void {

@@ -34,7 +34,7 @@ import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { gpuBoostFor } from '../reference/llama';
 import { type AdapterActs, type BlockActs, blockBackward, type BlockBackwardGraph, blockForward, type BlockGraph, type BlockHandles, type BlockScratch, opsOf } from './block';
-import { graphPlan } from './tensor-plan';
+import { asDType, graphPlan } from './tensor-plan';
 import type { GpuWeights } from './weights';
 
 export interface GraphOptions {
@@ -49,10 +49,6 @@ export interface Param {
   name: string;
   param: Tensor;
   grad: Tensor;
-}
-
-function hasDType<D extends DType>(t: Tensor, dtype: D): t is Tensor<D> {
-  return t.dtype === dtype;
 }
 
 export class LlamaGraph {
@@ -128,9 +124,7 @@ export class LlamaGraph {
   }
 
   private typed<D extends DType>(name: string, dtype: D): Tensor<D> {
-    const t = this.t(name);
-    if (!hasDType(t, dtype)) throw new Error(`LlamaGraph: tensor ${name} is ${t.dtype}, expected ${dtype}`);
-    return t;
+    return asDType(this.t(name), dtype);
   }
 
   /** Trainable tensors and their gradient buffers: adapter tensors, or every backbone weight in full mode. */

@@ -18,7 +18,7 @@
  */
 import { CE_STATS } from '../engine/kernels/crossentropy';
 import { CLIP_STATS, gradSumsqGroups } from '../engine/kernels/optimizer';
-import type { DType } from '../engine/tensor';
+import type { DType, Tensor } from '../engine/tensor';
 import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
 import { type Projection, projectionShape } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
@@ -294,4 +294,14 @@ export function planBytes(tensors: readonly PlannedTensor[]): number {
   let n = 0;
   for (const t of tensors) n += t.bytes;
   return n;
+}
+
+/** A tensor made from the plan, as the dtype its user reads and writes (checked). */
+export function asDType<D extends DType>(t: Tensor, dtype: D): Tensor<D> {
+  if (!isDType(t, dtype)) throw new Error(`tensor ${t.name} is ${t.dtype}, expected ${dtype}`);
+  return t;
+}
+
+function isDType<D extends DType>(t: Tensor, dtype: D): t is Tensor<D> {
+  return t.dtype === dtype;
 }
