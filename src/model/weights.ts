@@ -1,6 +1,7 @@
 /**
  * The model's parameters on the GPU: backbone tensors under their Hugging Face names, adapter
- * tensors per adapted projection, and the RoPE tables. Training graphs and the generator share one
+ * tensors per adapted projection, and the RoPE tables (the size table's weights and adapter
+ * entries, tensor-plan.ts weightsPlan; tensor-plan.test.ts checks the two agree). Training graphs and the generator share one
  * GpuWeights, so what a run trains is what chat uses.
  */
 import type { GpuContext } from '../engine/gpu';
@@ -10,6 +11,7 @@ import { adapterKey, type AdapterArrays, type AdapterSet } from '../loramoe/init
 import { projectionShape } from '../method/shapes';
 import { ropeTables } from '../reference/rope';
 import { expectedTensorNames, type ModelConfig } from './config';
+import { adapterTensorName } from './tensor-plan';
 
 export interface AdapterTensors {
   /** Router [N, K]; null in plain LoRA. */
@@ -52,10 +54,10 @@ export class GpuWeights {
           const host = adapter.get(key);
           if (!host) throw new Error(`weights: adapter tensors for layer ${l} ${p} are missing`);
           const [K, Nout] = projectionShape(shape, p);
-          const make = (part: string, dims: number[], data: Float32Array) => {
+          const make = (part: 'router' | 'A' | 'B', dims: number[], data: Float32Array) => {
             const n = dims[0] * dims[1];
             if (data.length !== n) throw new Error(`weights: adapter ${key}.${part} has ${data.length} values, expected [${dims.join(', ')}] = ${n}`);
-            return createTensor(ctx, `adapter ${key}.${part}`, dims, 'f32', data);
+            return createTensor(ctx, adapterTensorName(l, p, part), dims, 'f32', data);
           };
           if (isRouted(adapterCfg) && !host.wr) throw new Error(`weights: adapter ${key} has no router`);
           this.adapter.set(key, {
