@@ -18,6 +18,7 @@ import vm from 'node:vm';
 import { describeAdapter } from '../src/engine/gpu';
 import { nodeGpu } from '../src/engine/node-gpu';
 import { defaultSettings } from '../src/store/settings-table';
+import { runSpecOf } from '../src/train/run-settings';
 import { countBuffers } from '../src/engine/buffer-count';
 import type { RunStatus, WorkerEvent } from '../src/worker/protocol';
 import { DEMO_FILES, Session } from '../src/worker/session';
@@ -119,7 +120,7 @@ async function measure(): Promise<void> {
 
 const settings = { ...defaultSettings(), steps: STEPS, batch: BATCH, maxLength: 64, checkpointEvery: 50, routingEvery: 10, lr: 1e-3 };
 console.log(`[soak] ${STEPS} steps on the demo backbone, batch ${BATCH}, a probe and a chat every ${EVERY} steps`);
-await session.startRun(settings, false);
+await session.startRun(runSpecOf(settings), false);
 for (let at = EVERY; ; at += EVERY) {
   const target = Math.min(at, STEPS);
   await wait(`step ${target}`, () => step >= target - 1 || status === 'done');

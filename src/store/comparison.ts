@@ -132,7 +132,8 @@ export async function startComparison(): Promise<void> {
     const key = METHOD_KEYS[i];
     setMethod(i, { state: 'running' });
     const started = await startRun({
-      settings: { steps, mode: MODE[key], lr: key === 'full' ? s.form.lrFull : s.form.lrAdapter },
+      // The methods are built from the form's LoRAMoE configuration (experts, rank, targets, constraint).
+      settings: { steps, mode: 'loramoe', lr: key === 'full' ? s.form.lrFull : s.form.lrAdapter },
       options: { method: key, evalEvery },
       name: `Comparison ${n}: ${METHOD_NAMES[key]}`,
       comparison: { id, method: key },

@@ -30,7 +30,7 @@ import { downloadBlob } from '../io/download';
 import type { CheckpointPointer } from '../io/persist';
 import type { RunMeta } from '../worker/checkpoint';
 import type { BackboneRef, BackboneSource, DatasetRole, DebugAction, RunOptions, WorkerCommand, WorkerEvent } from '../worker/protocol';
-import type { RunSettings } from '../train/run-settings';
+import { type RunSettings, runSpecOf } from '../train/run-settings';
 
 let worker: Worker | null = null;
 let nextReq = 1;
@@ -508,7 +508,7 @@ export function requestSummary(): void {
  * as the run's message: Train would meet the same problem.
  */
 function warmUp(): void {
-  call({ type: 'warmUp', settings: useSettingsStore.getState().values }).catch((e: unknown) =>
+  call({ type: 'warmUp', spec: runSpecOf(useSettingsStore.getState().values) }).catch((e: unknown) =>
     useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorText(e)}` }),
   );
 }
@@ -531,7 +531,7 @@ export async function startRun(req: RunRequest = {}): Promise<boolean> {
   const settings: RunSettings = { ...useSettingsStore.getState().values, ...req.settings };
   starting = { ...req, settings };
   try {
-    await call({ type: 'startRun', settings, continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
+    await call({ type: 'startRun', spec: runSpecOf(settings), continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
     return true;
   } catch (e) {
     useRunStore.setState({ message: errorText(e), startup: null });
@@ -659,7 +659,7 @@ async function exportZip(cmd: DistributiveOmit<Requested, 'reqId'>): Promise<voi
 export const exportAdapter = () => exportZip({ type: 'exportAdapter' });
 
 /** The training data and the form's settings as a zip for the official LoRAMoE trainer. */
-export const exportOfficialRun = () => exportZip({ type: 'exportOfficial', settings: useSettingsStore.getState().values });
+export const exportOfficialRun = () => exportZip({ type: 'exportOfficial', spec: runSpecOf(useSettingsStore.getState().values) });
 
 /** An adapter zip or folder: loaded onto the backbone for inspection, chat or further training. */
 export async function importAdapter(entries: FileEntry[], name: string): Promise<void> {

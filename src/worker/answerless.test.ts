@@ -10,6 +10,7 @@ import type { FileEntry } from '../io/browser-files';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
+import { runSpecOf } from '../train/run-settings';
 import type { RunEvent, RunStatus, StartupPhase, WorkerEvent } from './protocol';
 import { Session } from './session';
 
@@ -43,7 +44,7 @@ describe('samples without an answer', () => {
     const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'long.jsonl', bytes(records(3)));
-    await session.startRun(tinyRunSettings({ steps: 2, seed: 5, checkpointEvery: 0, routingEvery: 2, maxLength: 16 }), false);
+    await session.startRun(runSpecOf(tinyRunSettings({ steps: 2, seed: 5, checkpointEvery: 0, routingEvery: 2, maxLength: 16 })), false);
     const t0 = Date.now();
     while (status !== 'done' && status !== 'error') {
       if (Date.now() - t0 > 200_000) throw new Error(`timed out (status ${status})`);
@@ -79,6 +80,6 @@ describe('samples without an answer', () => {
 
     // A dataset in which every prompt fills the maximum length has nothing to train on.
     await session.loadDataset('train', 'all-long.jsonl', bytes(Array.from({ length: 4 }, () => JSON.stringify({ instruction: LONG, output: 'no' })).join('\n')));
-    await expect(session.startRun(tinyRunSettings({ steps: 2, maxLength: 16 }), false)).rejects.toThrow(/^no sample keeps an answer token: 4 of 4 samples are left out of training/);
+    await expect(session.startRun(runSpecOf(tinyRunSettings({ steps: 2, maxLength: 16 })), false)).rejects.toThrow(/^no sample keeps an answer token: 4 of 4 samples are left out of training/);
   });
 });

@@ -11,6 +11,7 @@ import type { AdapterConfig } from '../method/adapter';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
+import { runSpecOf } from '../train/run-settings';
 import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { RunStatus, WorkerEvent } from './protocol';
 import { Session } from './session';
@@ -48,7 +49,7 @@ describe('the comparison runs', () => {
     const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'train.jsonl', bytes(train()));
-    const settings = tinyRunSettings({ steps: 4, seed: 7, checkpointEvery: 0, routingEvery: 4 });
+    const settings = runSpecOf(tinyRunSettings({ steps: 4, seed: 7, checkpointEvery: 0, routingEvery: 4 }));
     await expect(session.startRun(settings, false, { method: 'lora', evalEvery: 2 })).rejects.toThrow(/load probe questions first/);
     await session.loadDataset('probe', 'probe.jsonl', bytes(probe()));
 

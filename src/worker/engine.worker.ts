@@ -71,7 +71,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       need().summarize(cmd.maxLength);
       return;
     case 'startRun':
-      return answer(cmd.reqId, () => need().startRun(cmd.settings, cmd.continueAdapter, cmd.options));
+      return answer(cmd.reqId, () => need().startRun(cmd.spec, cmd.continueAdapter, cmd.options));
     case 'pauseRun':
       need().pause();
       return;
@@ -92,13 +92,13 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     case 'warmUp':
       return answer(cmd.reqId, async () => {
-        const r = await need().warmUp(cmd.settings);
+        const r = await need().warmUp(cmd.spec);
         if (r) post({ type: 'pipelinesReady', pipelines: r.pipelines, ms: r.ms });
       });
     case 'exportAdapter':
       return answer(cmd.reqId, () => need().exportAdapter());
     case 'exportOfficial':
-      return answer(cmd.reqId, () => need().exportOfficial(cmd.settings));
+      return answer(cmd.reqId, () => need().exportOfficial(cmd.spec));
     case 'importAdapter':
       return answer(cmd.reqId, () => need().importAdapter(cmd.name, cmd.files));
     case 'debug':

@@ -20,7 +20,7 @@ import type { ModelConfig } from '../model/config';
 import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
-import type { RunSettings } from '../train/run-settings';
+import type { RunSpec } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 
 /** Where a backbone came from, as remembered by checkpoints and shown to the user. */
@@ -187,7 +187,7 @@ export type WorkerCommand =
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
   | { type: 'summarizeDataset'; maxLength: number }
-  | { type: 'startRun'; reqId: number; settings: RunSettings; continueAdapter: boolean; options?: RunOptions }
+  | { type: 'startRun'; reqId: number; spec: RunSpec; continueAdapter: boolean; options?: RunOptions }
   | { type: 'pauseRun' }
   | { type: 'resumeRun' }
   | { type: 'stopRun' }
@@ -197,10 +197,10 @@ export type WorkerCommand =
   | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
   | { type: 'stopGenerate' }
   /** Compile the pipelines of a run with these settings ahead of Train (answered when done). */
-  | { type: 'warmUp'; reqId: number; settings: RunSettings }
+  | { type: 'warmUp'; reqId: number; spec: RunSpec }
   | { type: 'exportAdapter'; reqId: number }
   /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
-  | { type: 'exportOfficial'; reqId: number; settings: RunSettings }
+  | { type: 'exportOfficial'; reqId: number; spec: RunSpec }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
 
 /** How a run differs from an ordinary one of its settings (the Compare methods panel's runs). */

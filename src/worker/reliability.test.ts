@@ -24,7 +24,7 @@ import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { initAdapter } from '../loramoe/init';
 import { GpuWeights } from '../model/weights';
-import type { RunSettings } from '../train/run-settings';
+import { type RunSettings, runSpecOf } from '../train/run-settings';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
@@ -136,7 +136,7 @@ class Harness {
   }
 
   async train(s: RunSettings): Promise<void> {
-    await this.session.startRun(s, false);
+    await this.session.startRun(runSpecOf(s), false);
     await this.until('the end of the run', () => this.status === 'done' || this.status === 'error' || this.status === 'paused');
   }
 }
@@ -314,7 +314,7 @@ describe('a lost GPU device', () => {
         void h.session.debug({ kind: 'loseDevice' });
       }
     };
-    await h.session.startRun(runSettings({ steps: 9, checkpointEvery: 3 }), false);
+    await h.session.startRun(runSpecOf(runSettings({ steps: 9, checkpointEvery: 3 })), false);
     await h.until('the recovered run to finish', () => h.status === 'done' && h.runEvents.some((e) => e.kind === 'deviceLost'));
     h.onEvent = null;
     const ev = h.runEvents.find((e) => e.kind === 'deviceLost')!;
@@ -371,7 +371,7 @@ describe('soak', () => {
         }
       }
     };
-    await h.session.startRun(runSettings({ steps: 24, checkpointEvery: 4, routingEvery: 3 }), false);
+    await h.session.startRun(runSpecOf(runSettings({ steps: 24, checkpointEvery: 4, routingEvery: 3 })), false);
     // Warm-up: the first half, up to the pause, with every kind of work done at least once.
     await h.until('the pause', () => h.status === 'paused', 200_000);
     await h.session.probe('after');

@@ -13,7 +13,7 @@ import { MemorySource } from '../io/files';
 import { loadBackbone } from '../model/load';
 import type { RoutingSummary } from '../train/routing';
 import { selectRoutingSet } from '../train/routing-set';
-import type { RunSettings } from '../train/run-settings';
+import { type RunSettings, runSpecOf } from '../train/run-settings';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import type { RunStatus, WorkerEvent } from './protocol';
@@ -64,7 +64,7 @@ describe('routing set in the session', () => {
     const setTokens = names.map((t) => sel.heldOut.filter((i) => encoded[i].type === t).reduce((a, i) => a + encoded[i].ids.length, 0));
     const trainTokens = names.map((t) => encoded.reduce((a, s, i) => a + (s.type === t && !held.has(i) ? s.ids.length : 0), 0));
 
-    await session.startRun(settings, false);
+    await session.startRun(runSpecOf(settings), false);
     const t0 = Date.now();
     while (status !== 'done' && status !== 'error') {
       if (Date.now() - t0 > 200_000) throw new Error(`timed out (status ${status})`);

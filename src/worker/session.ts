@@ -40,7 +40,7 @@ import { evaluate } from '../train/evaluate';
 import type { RoutingSummary } from '../train/routing';
 import { routingSetBatch, routingSetIndices, type RoutingSetSelection, type RoutingSetType, routingSetTypes, selectRoutingSet, trainingIndices } from '../train/routing-set';
 import { officialRunZip } from '../train/official-export';
-import { type RunSettings, trainSettingsOf } from '../train/run-settings';
+import type { RunSpec } from '../train/run-settings';
 import { type WarmupResult, warmTrainingPipelines } from '../train/warmup';
 import { type StepMetrics, Trainer, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
@@ -400,17 +400,17 @@ export class Session {
 
   // ---- training ------------------------------------------------------------------------------------
 
-  private adapterConfigFrom(s: RunSettings, names: readonly string[]): AdapterConfig {
-    const mode = s.mode;
-    if (mode === 'full') return defaultAdapterConfig('full');
-    const N = mode === 'loramoe' ? s.experts : 1;
+  /** The run's adapter: the specification's, with the expert groups resolved against the data's types. */
+  private adapterConfigFrom(a: RunSpec['adapter'], groupsText: string, names: readonly string[]): AdapterConfig {
+    if (a.mode === 'full') return defaultAdapterConfig('full');
+    const N = a.mode === 'loramoe' ? a.numExperts : 1;
     let groups: number[][] = [[0]];
-    if (mode === 'loramoe') {
-      const r = resolveGroups(names, N, s.groups);
+    if (a.mode === 'loramoe') {
+      const r = resolveGroups(names, N, groupsText);
       if (r.error !== null) throw new Error(r.error);
       groups = r.groups;
     }
-    const cfg: AdapterConfig = { mode, numExperts: N, rank: s.rank, alpha: s.alpha, dropout: s.dropout, targets: [...s.targets], lbcDelta: s.lbcDelta, lbcBeta: s.lbcBeta, lbcDirection: s.lbcDirection, lbcImportance: s.lbcImportance, groups };
+    const cfg: AdapterConfig = { ...a, numExperts: N, targets: [...a.targets], groups };
     checkAdapterConfig(cfg);
     return cfg;
   }
@@ -457,20 +457,20 @@ export class Session {
    * and training data are loaded and nothing is training; the page asks after each of those loads.
    * Null when there is nothing to warm yet, or the backbone is too large to warm.
    */
-  async warmUp(s: RunSettings): Promise<WarmupResult | null> {
+  async warmUp(spec: RunSpec): Promise<WarmupResult | null> {
     const data = this.datasets.get('train');
     if (!this.backbone || !data || this.isTraining() || this.run?.status === 'paused') return null;
     const b = this.backbone;
     const names = data.info.typeNames;
-    const cfg = this.adapterConfigFrom(s, names);
-    const { samples, seqLen } = this.encode(data.records, Math.min(s.maxLength, this.maxPositions));
-    const settings = { ...trainSettingsOf(s), maxLength: seqLen };
+    const cfg = this.adapterConfigFrom(spec.adapter, spec.groups, names);
+    const { samples, seqLen } = this.encode(data.records, Math.min(spec.train.maxLength, this.maxPositions));
+    const settings = { ...spec.train, maxLength: seqLen };
     const train = samples.filter(hasAnswer);
     if (train.length === 0) return null;
     return this.serial(async () => this.startup.build(this.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(this.ctx, b, cfg, settings, train, names, this.maxPositions)));
   }
 
-  async startRun(s: RunSettings, continueAdapter: boolean, opts: RunOptions = {}): Promise<void> {
+  async startRun(spec: RunSpec, continueAdapter: boolean, opts: RunOptions = {}): Promise<void> {
     if (this.isTraining()) throw new Error('a run is already going: pause or stop it first');
     const b = this.requireBackbone();
     const data = this.datasets.get('train');
@@ -478,27 +478,27 @@ export class Session {
     if ((opts.evalEvery ?? 0) > 0 && !this.datasets.get('probe')) throw new Error('load probe questions first (the demo probe, or a file): the comparison scores the knowledge probe as it trains');
     const names = data.info.typeNames;
     // A compared method's adapter comes from the settings' LoRAMoE configuration (src/train/comparison.ts).
-    const cfg = opts.method ? comparedAdapter(opts.method, this.adapterConfigFrom({ ...s, mode: 'loramoe' }, names)) : this.adapterConfigFrom(s, names);
+    const cfg = opts.method ? comparedAdapter(opts.method, this.adapterConfigFrom({ ...spec.adapter, mode: 'loramoe' }, spec.groups, names)) : this.adapterConfigFrom(spec.adapter, spec.groups, names);
     this.startup.begin();
     try {
-      await this.startRunOf(s, continueAdapter, b, data, names, cfg, opts);
+      await this.startRunOf(spec, continueAdapter, b, data, names, cfg, opts);
     } finally {
       this.startup.end();
     }
     void this.loop();
   }
 
-  private async startRunOf(s: RunSettings, continueAdapter: boolean, b: Backbone, data: LoadedDataset, names: readonly string[], cfg: AdapterConfig, opts: RunOptions): Promise<void> {
-    const maxLength = Math.min(s.maxLength, this.maxPositions);
+  private async startRunOf(spec: RunSpec, continueAdapter: boolean, b: Backbone, data: LoadedDataset, names: readonly string[], cfg: AdapterConfig, opts: RunOptions): Promise<void> {
+    const maxLength = Math.min(spec.train.maxLength, this.maxPositions);
     const { samples: encoded, seqLen, answerless } = this.encode(data.records, maxLength);
-    const train: TrainSettings = { ...trainSettingsOf(s), maxLength: seqLen };
+    const train: TrainSettings = { ...spec.train, maxLength: seqLen };
     const runId = `run-${Date.now().toString(36)}`;
     // The routing set is held out of training (src/train/routing-set.ts); its indices go into the
     // checkpoint, so a resumed run trains on the same samples. Samples without an answer token are
     // left out of training and never drawn.
     // A run that scores held-out examples holds the set out whatever its method, so every compared
     // method trains on the same samples in the same order.
-    const selection = isRouted(cfg) || (opts.evalEvery ?? 0) > 0 ? selectRoutingSet(encoded.map((x) => (hasAnswer(x) ? x.type : null)), names, s.seed) : null;
+    const selection = isRouted(cfg) || (opts.evalEvery ?? 0) > 0 ? selectRoutingSet(encoded.map((x) => (hasAnswer(x) ? x.type : null)), names, train.seed) : null;
     const { train: samples, set: routingSet } = splitRoutingSet(encoded, selection, names, seqLen, train.batchSize);
     if (samples.length === 0 && answerless === encoded.length) throw new Error(`no sample keeps an answer token: ${answerlessMessage(answerless, encoded.length, maxLength)}`);
     if (samples.length === 0) throw new Error('no training samples are left once the routing set is held out');
@@ -508,7 +508,7 @@ export class Session {
         const cur = this.adapter.cfg;
         const compatible = continueAdapter && this.weights && cur && cur.mode === cfg.mode && cur.numExperts === cfg.numExperts && cur.rank === cfg.rank && cur.targets.join() === cfg.targets.join();
         if (continueAdapter && !compatible) throw new Error('the current adapter does not match these settings (mode, experts, rank and targets must be equal) to continue from it');
-        set = compatible ? await this.weights!.readAdapter() : initAdapter(b.config, cfg, s.seed);
+        set = compatible ? await this.weights!.readAdapter() : initAdapter(b.config, cfg, train.seed);
       }
       this.run?.trainer.destroy();
       this.run = null;
@@ -532,10 +532,10 @@ export class Session {
         adapter: cfg,
         train,
         typeNames: [...names],
-        totalSteps: s.steps,
-        checkpointEvery: s.checkpointEvery,
-        routingEvery: s.routingEvery,
-        faultLimit: s.faultLimit,
+        totalSteps: train.steps,
+        checkpointEvery: spec.run.checkpointEvery,
+        routingEvery: spec.run.routingEvery,
+        faultLimit: spec.run.faultLimit,
         ...(selection ? { routingSet: selection } : {}),
         ...(opts.method ? { method: opts.method } : {}),
         ...((opts.evalEvery ?? 0) > 0 ? { evalEvery: opts.evalEvery } : {}),
@@ -1093,13 +1093,13 @@ export class Session {
   }
 
   /** The training data and these settings as a zip for the official LoRAMoE trainer (src/train/official-export.ts). */
-  async exportOfficial(s: RunSettings): Promise<void> {
+  async exportOfficial(spec: RunSpec): Promise<void> {
     const data = this.datasets.get('train');
     if (!data) throw new Error('load a training dataset first: the hand-off carries the data');
     const names = data.info.typeNames;
-    const cfg = this.adapterConfigFrom(s, names);
+    const cfg = this.adapterConfigFrom(spec.adapter, spec.groups, names);
     const base = this.ref ? backboneName(this.ref) : '';
-    const zipped = officialRunZip(data.records, names, cfg, trainSettingsOf(s), base);
+    const zipped = officialRunZip(data.records, names, cfg, spec.train, base);
     const buf = zipped.buffer as ArrayBuffer;
     this.post({ type: 'adapterZip', name: 'loramoe-official-run.zip', bytes: buf }, [buf]);
   }

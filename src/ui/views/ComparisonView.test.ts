@@ -20,7 +20,7 @@ describe('comparisonCsv', () => {
     const p1 = { step: 10, samples: 160, probe: 0.85, probeLogLikelihood: -1.25, tasks: { opposites: 0.8, sentiment: 1 }, taskMean: 0.9 };
     const csv = comparisonCsv([
       method('full', 'full fine-tuning', 10, { curve: [p0, p1], finalLoss: 0.5 }),
-      method('loramoe', 'LoRAMoE, no LBC', 10, { curve: [p0, p1], finalLoss: 0.25, ownGroup: [{ type: 'world knowledge', samples: 3, share: 0.5123, target: null }] }),
+      method('loramoe', 'LoRAMoE, no LBC', 10, { curve: [p0, p1], finalLoss: 0.25, ownGroup: [{ type: 'world knowledge', share: 0.5123, target: null }] }),
     ]);
     expect(csv.split('\n')).toEqual([
       'method,run,steps,probe before,probe after,probe log-likelihood after,task: opposites,task: sentiment,task mean,final loss,own-group share: world knowledge',
