@@ -111,7 +111,10 @@ export class LlamaGraph {
     this.buildForward();
     if (opts.training) this.buildBackward();
     const untaken = [...this.tensors.keys()].filter((n) => !this.taken.has(n));
-    if (untaken.length > 0) throw new Error(`LlamaGraph: planned tensors never used: ${untaken.join(', ')}`);
+    if (untaken.length > 0) {
+      this.destroy();
+      throw new Error(`LlamaGraph: planned tensors never used: ${untaken.join(', ')}`);
+    }
   }
 
   // ---- tensors, from the size table -------------------------------------------------------------
