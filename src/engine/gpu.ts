@@ -3,6 +3,7 @@
  * weights and activations routinely exceed WebGPU's 128 MiB default binding limit) and records what
  * it got, so the UI and the tests can say which adapter ran the work.
  */
+import type { KernelChoices } from './kernel-choices';
 import { PipelineCache } from './pipelines';
 
 export interface AdapterSummary {
@@ -25,6 +26,11 @@ export interface GpuContext {
   device: GPUDevice;
   adapter: AdapterSummary;
   pipelines: PipelineCache;
+  /**
+   * The kernel variants `auto` ops take on this device (./kernel-choices.ts): set by the autotuner
+   * or a setting; absent, every op takes the fixed choice.
+   */
+  kernels?: KernelChoices;
 }
 
 export class WebGpuUnavailableError extends Error {

@@ -1,9 +1,11 @@
 /** Dispatcher for shaders/matmul.wgsl: C = alpha * op(A) · op(B) + beta * C, batched. */
 import type { GpuContext } from '../gpu';
+import { matmulShapeClass, TILED_MATMULS, type MatmulForce, type TiledMatmul } from '../kernel-choices';
 import { ceilDiv, createOp, type Op } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
 import type { Tensor } from '../tensor';
+import { tiledMatmulOp } from './matmul-tiled';
 
 /**
  * Kernel variants (entry points of shaders/matmul.wgsl):
@@ -13,9 +15,12 @@ import type { Tensor } from '../tensor';
  *   k loop's steps of 4, a scalar tail for K % 4; any shape and alignment.
  * - `scalar`: 4x4 outputs per thread, every load bounds checked; any shape and alignment (the
  *   plain reference kernel: tests and benchmarks force it, `auto` never picks it).
- * - `auto` (default): chooseMatmulVariant.
+ * - the workgroup-memory tiled kernels of shaders/matmul_tiled.wgsl (`tiled-64x64`, ...; see
+ *   ./matmul-tiled.ts): any shape, vec4 loads where matmulVec4Fits holds.
+ * - `auto` (default): the device's choice for the product's shape class (`ctx.kernels`, set by the
+ *   autotuner or a setting; ../kernel-choices.ts), else chooseMatmulVariant (the fixed choice).
  */
-export type MatmulVariant = 'auto' | 'vec4' | 'ragged' | 'scalar';
+export type MatmulVariant = 'auto' | 'vec4' | 'ragged' | 'scalar' | TiledMatmul;
 
 export interface MatmulArgs {
   a: Tensor;
@@ -85,8 +90,24 @@ export function matmulVec4Fits(s: Shape): boolean {
  * vec4 on the same shapes padded to multiples of 4, 8-10x faster than scalar): the vocabulary is
  * arbitrary (841 in the demo, 151936 in Qwen2), and so is experts·rank (3 experts of rank 5).
  */
-export function chooseMatmulVariant(s: Shape): Exclude<MatmulVariant, 'auto' | 'scalar'> {
+export function chooseMatmulVariant(s: Shape): 'vec4' | 'ragged' {
   return matmulVec4Fits(s) ? 'vec4' : 'ragged';
+}
+
+function isTiled(v: MatmulVariant): v is TiledMatmul {
+  return (TILED_MATMULS as readonly string[]).includes(v);
+}
+
+/**
+ * The kernel an `auto` matmul takes on this device: a forced kernel (vec4 only where it fits, the
+ * ragged kernel elsewhere, so a forced choice runs every shape), else the tuned choice of the
+ * shape's class, else the fixed choice.
+ */
+function deviceChoice(ctx: GpuContext, shape: Shape, fixed: 'vec4' | 'ragged'): Exclude<MatmulVariant, 'auto'> {
+  const k = ctx.kernels;
+  const choice: MatmulForce = k?.force ?? k?.matmul[matmulShapeClass(shape)] ?? 'fixed';
+  if (choice === 'fixed' || choice === 'vec4') return fixed;
+  return choice;
 }
 
 export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
@@ -106,7 +127,18 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
   // A vec4 binding needs at least one vec4 in the buffer (only a tiny operand lacks one).
   const bindable = args.a.size >= 4 && args.b.size >= 4;
   const requested = args.variant ?? matmulDefaults.variant;
-  const variant = requested === 'auto' ? (bindable ? chooseMatmulVariant(shape) : 'ragged') : requested;
+  const fixed = bindable ? chooseMatmulVariant(shape) : 'ragged';
+  const variant = requested === 'auto' ? deviceChoice(ctx, shape, fixed) : requested;
+  if (isTiled(variant)) {
+    return tiledMatmulOp(ctx, {
+      label: args.label ?? `matmul ${args.c.name}`,
+      variant,
+      vec4: fixed === 'vec4',
+      a: args.a, b: args.b, c: args.c, M, N, K,
+      transA: args.transA ?? false, transB: args.transB ?? false,
+      batch, strideA, strideB, strideC, alpha: args.alpha ?? 1, beta: args.beta ?? 0,
+    });
+  }
   if (variant === 'vec4' && !(bindable && matmulVec4Fits(shape))) {
     throw new Error(
       `matmul ${args.label ?? ''}: the vec4 variant needs the contiguous dimensions and batch strides of A and B to be multiples of 4 ` +
