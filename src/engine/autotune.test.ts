@@ -99,6 +99,16 @@ describe('matmul autotuner', () => {
     const first = await tuneMatmuls(ctx, SHAPES, null, { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 70 });
     expect(Object.keys(first.classes)).toEqual(['nt-wide']);
     expect(first.pending).toEqual(['nt-thin', 'nt-row']);
+    // A class cut short keeps what it timed, and the next tuning goes on from there.
+    f.clock.t = 0;
+    const cut = await tuneMatmuls(ctx, SHAPES.slice(1), null, { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 0.5 });
+    expect(cut.pending).toEqual(['nt-thin', 'nt-row']);
+    expect(cut.partial['nt-thin']?.ms).toEqual({ fixed: 1 });
+    f.calls.length = 0;
+    const resumed = await tuneMatmuls(ctx, SHAPES.slice(1, 2), cut, { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 1e6 });
+    expect(f.calls.every((c) => c === 'nt-thin tiled-32x32')).toBe(true);
+    expect(resumed.classes['nt-thin']?.ms).toEqual({ fixed: 1, 'tiled-32x32': 1 });
+    expect(resumed.partial['nt-thin']).toBeUndefined();
     f.calls.length = 0;
     const second = await tuneMatmuls(ctx, SHAPES, first, { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 1e6 });
     expect(new Set(f.calls.map((c) => c.split(' ')[0]))).toEqual(new Set(['nt-thin', 'nt-row']));

@@ -57,6 +57,8 @@ export interface MatmulTuning {
   dropped: MatmulChoice[];
   /** Classes of the last tuned model still unmeasured when the budget ran out. */
   pending: MatmulShapeClass[];
+  /** The candidates those classes had timed so far (the next tuning goes on from there). */
+  partial: Partial<Record<MatmulShapeClass, Omit<ClassTiming, 'choice'>>>;
   /** Wall time of the tuning sessions, summed (compiling the candidates included). */
   ms: number;
   /** How the dispatches were timed: GPU timestamps, or wall time to onSubmittedWorkDone. */
@@ -236,6 +238,7 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
     classes: { ...(previous?.classes ?? {}) },
     dropped: [...(previous?.dropped ?? [])],
     pending: [],
+    partial: { ...(previous?.partial ?? {}) },
     ms: previous?.ms ?? 0,
     timer: timing.kind,
   };
@@ -252,10 +255,15 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
   try {
     for (const cl of timed) {
       const s = cl.shape;
-      const ms: Partial<Record<MatmulChoice, number>> = {};
+      const shapeText = `${s.M}x${s.N}x${s.K}`;
+      // Go on from an earlier tuning's timings of the same shape (a budget of about 2 s may cover
+      // only a candidate or two where compiling is slow).
+      const before = result.partial[cl.cls];
+      const ms: Partial<Record<MatmulChoice, number>> = before?.shape === shapeText ? { ...before.ms } : {};
+      delete result.partial[cl.cls];
       let finished = true;
       for (const cand of candidates) {
-        if (cand !== 'fixed' && result.dropped.includes(cand)) continue;
+        if ((cand !== 'fixed' && result.dropped.includes(cand)) || ms[cand] !== undefined) continue;
         if (now() - t0 > budget) {
           finished = false;
           break;
@@ -278,6 +286,7 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
       }
       if (!finished || ms.fixed === undefined) {
         result.pending.push(cl.cls);
+        if (Object.keys(ms).length > 0) result.partial[cl.cls] = { shape: shapeText, ms };
         continue;
       }
       const fixedMs = ms.fixed;
@@ -292,7 +301,7 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
         const t = ms[cand];
         if (cand !== 'fixed' && t !== undefined && t > 2 * bestMs && !result.dropped.includes(cand)) result.dropped.push(cand);
       }
-      result.classes[cl.cls] = { choice, shape: `${s.M}x${s.N}x${s.K}`, ms };
+      result.classes[cl.cls] = { choice, shape: shapeText, ms };
     }
   } finally {
     ctx.kernels = saved;
