@@ -43,3 +43,23 @@ export class MemorySource implements FileSource {
     return f;
   }
 }
+
+/** The largest JSON file a RecordingSource keeps (a tokenizer.json is a few megabytes). */
+const MAX_RECORDED_BYTES = 64 * 1024 * 1024;
+
+/** Keeps the bytes of the JSON files read through another source (exporting a full fine-tune ships them again). */
+export class RecordingSource implements FileSource {
+  readonly kept = new Map<string, Uint8Array>();
+  constructor(private readonly inner: FileSource) {}
+  get label(): string {
+    return this.inner.label;
+  }
+  has(path: string): Promise<boolean> {
+    return this.inner.has(path);
+  }
+  async readBytes(path: string): Promise<Uint8Array> {
+    const b = await this.inner.readBytes(path);
+    if (path.endsWith('.json') && b.byteLength < MAX_RECORDED_BYTES) this.kept.set(path, b);
+    return b;
+  }
+}

@@ -24,7 +24,8 @@ import { answerlessMessage } from '../data/unknown';
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import { BlobSource, entriesFromZip, isZip, normalizeEntries } from '../io/browser-files';
-import { type FileSource } from '../io/files';
+import { type FileSource, RecordingSource } from '../io/files';
+import { StaticUrlSource } from '../io/url-files';
 import { loadCheckpoint, persistenceAvailable, saveCheckpoint, saveRunAdapter, setCheckpointWriteHook, StorageFullError } from '../io/persist';
 import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
@@ -68,41 +69,6 @@ import {
 } from './protocol';
 
 export type Post = (ev: WorkerEvent, transfer?: Transferable[]) => void;
-
-/** Files of a backbone under a same-origin URL, known by name (a static server answers unknown paths with its index page). */
-export class StaticUrlSource implements FileSource {
-  constructor(
-    readonly label: string,
-    private readonly baseUrl: string,
-    private readonly files: readonly string[],
-  ) {}
-  async has(path: string): Promise<boolean> {
-    return this.files.includes(path);
-  }
-  async readBytes(path: string): Promise<Uint8Array> {
-    const res = await fetch(`${this.baseUrl.replace(/\/$/, '')}/${path}`);
-    if (!res.ok) throw new Error(`${this.label}/${path}: HTTP ${res.status} ${res.statusText}`);
-    if ((res.headers.get('content-type') ?? '').includes('text/html')) throw new Error(`${this.label}/${path}: not found (the server answered with a web page)`);
-    return new Uint8Array(await res.arrayBuffer());
-  }
-}
-
-/** Keeps the bytes of the small JSON files read through a source (for exporting a full fine-tune). */
-class RecordingSource implements FileSource {
-  readonly kept = new Map<string, Uint8Array>();
-  constructor(private readonly inner: FileSource) {}
-  get label(): string {
-    return this.inner.label;
-  }
-  has(path: string): Promise<boolean> {
-    return this.inner.has(path);
-  }
-  async readBytes(path: string): Promise<Uint8Array> {
-    const b = await this.inner.readBytes(path);
-    if (path.endsWith('.json') && b.byteLength < 64 * 1024 * 1024) this.kept.set(path, b);
-    return b;
-  }
-}
 
 export const DEMO_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
