@@ -8,7 +8,7 @@
 import { create } from 'zustand';
 import { type CurvePoint, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
 import type { OwnGroupShare } from '../train/routing';
-import { startRun, stopRun } from './engine-bridge';
+import { startRun, stopRun } from './run-actions';
 import { useRunStore } from './run';
 import { useLibraryStore } from './run-library';
 

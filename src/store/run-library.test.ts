@@ -19,7 +19,7 @@ vi.mock('../io/persist', async (importOriginal) => {
 });
 
 const persist = await import('../io/persist');
-const { discardCheckpoint } = await import('./engine-bridge');
+const { discardCheckpoint } = await import('./run-actions');
 const { useRunStore } = await import('./run');
 const { useProbeStore } = await import('./probe');
 const { useChatStore } = await import('./chat');

@@ -1,7 +1,8 @@
 import { useModelStore } from '../store/model';
 import { holdsModel, useRunStore } from '../store/run';
 import { useDatasetStore } from '../store/dataset';
-import { exportAdapter, exportMetrics, exportOfficialRun, importAdapter } from '../store/engine-bridge';
+import { exportAdapter, exportOfficialRun, importAdapter } from '../store/model-actions';
+import { exportMetrics } from '../store/run-actions';
 import { useSettingsStore } from '../store/settings';
 import { DropZone } from './DropZone';
 

@@ -4,16 +4,7 @@ import { repoIdProblem } from '../io/hub';
 import { type SourceKind, useModelStore } from '../store/model';
 import { setSetting, useSettingsStore } from '../store/settings';
 import { holdsModel, useRunStore } from '../store/run';
-import {
-  chooseSource,
-  deleteCachedRepo,
-  inspectHub,
-  loadDemoBackbone,
-  loadHubBackbone,
-  loadLocalBackbone,
-  refreshHubCache,
-  setLocalFiles,
-} from '../store/engine-bridge';
+import { chooseSource, deleteCachedRepo, inspectHub, loadDemoBackbone, loadHubBackbone, loadLocalBackbone, refreshHubCache, setLocalFiles } from '../store/backbone-actions';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';
 import { MemoryEstimate } from './MemoryEstimate';

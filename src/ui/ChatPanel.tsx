@@ -3,7 +3,7 @@ import { useChatStore } from '../store/chat';
 import { useModelStore } from '../store/model';
 import { useRunStore } from '../store/run';
 import { setView, useViewStore } from '../store/view';
-import { generate, stopGenerate } from '../store/engine-bridge';
+import { generate, stopGenerate } from '../store/model-actions';
 import { withColors } from './colors';
 import { SettingField } from './SettingField';
 import { ChatTranscript } from './views/ChatTranscript';

@@ -6,7 +6,7 @@ import { useModelStore } from '../store/model';
 import { isTraining, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { binarySpec, rangeText, resolveGroups } from '../worker/groups';
-import { loadDemoData, uploadDatasetFile } from '../store/engine-bridge';
+import { loadDemoData, uploadDatasetFile } from '../store/data-actions';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';

@@ -2,7 +2,8 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
-import { loadDemoProbe, runProbe, uploadDatasetFile } from '../store/engine-bridge';
+import { loadDemoProbe, uploadDatasetFile } from '../store/data-actions';
+import { runProbe } from '../store/model-actions';
 import { DropZone } from './DropZone';
 import { ProbeView } from './views/ProbeView';
 

@@ -3,7 +3,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { isTraining, secondsPerStep, useRunStore } from '../store/run';
 import { shareableUrl, useSettingsStore } from '../store/settings';
-import { pauseRun, resumeRun, startRun, stopRun } from '../store/engine-bridge';
+import { pauseRun, resumeRun, startRun, stopRun } from '../store/run-actions';
 import { resolveGroups } from '../worker/groups';
 import { describeStartup, formatDuration } from './format';
 

@@ -4,7 +4,7 @@ import { useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
 import { dismissUrlErrors } from '../store/settings';
 import { SETTINGS } from '../store/settings-table';
-import { discardCheckpoint, resumeFromCheckpoint, stopRun } from '../store/engine-bridge';
+import { discardCheckpoint, resumeFromCheckpoint, stopRun } from '../store/run-actions';
 import { isTraining } from '../store/run';
 import { formatBytes, formatTime } from './format';
 

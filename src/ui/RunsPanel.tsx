@@ -1,4 +1,4 @@
-import { continueRun } from '../store/engine-bridge';
+import { continueRun } from '../store/run-actions';
 import { holdsModel, useRunStore } from '../store/run';
 import { deleteRun, downloadRunAdapter, finalLoss, openRun, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
 import { formatBytes } from './format';

@@ -1,5 +1,5 @@
 /**
- * The engine bridge's Hub paths against a stubbed Hub client: a downloaded config.json that is not
+ * The backbone and data actions' Hub paths against a stubbed Hub client: a downloaded config.json that is not
  * JSON ends the load with an error naming the repository and the file (not a page stuck on
  * "downloading"), a cache that cannot be listed or emptied says so instead of looking empty, and a
  * picked dataset file that cannot be read is reported in its panel.
@@ -21,7 +21,8 @@ vi.mock('../io/hub', () => ({
   deleteHubCache: () => hub.remove(),
 }));
 
-const { deleteCachedRepo, loadHubBackbone, refreshHubCache, uploadDatasetFile } = await import('./engine-bridge');
+const { deleteCachedRepo, loadHubBackbone, refreshHubCache } = await import('./backbone-actions');
+const { uploadDatasetFile } = await import('./data-actions');
 const { useModelStore } = await import('./model');
 const { useDatasetStore } = await import('./dataset');
 

@@ -1,0 +1,214 @@
+/**
+ * Run actions: warm the kernels, start (the form's run or another, such as the comparison's),
+ * pause, resume, stop; continue a run from its checkpoint (the resumable one, one of the library,
+ * or one a reload interrupted, by itself); discard it; the run's metrics as CSV or JSON.
+ */
+import type { CheckpointPointer } from '../io/persist';
+import { downloadBlob } from '../io/download';
+import * as persist from '../io/persist';
+import { methodLabel } from '../method/adapter';
+import { type RunSettings, runSpecOf } from '../train/run-settings';
+import type { StepMetrics } from '../train/trainer';
+import type { RunMeta } from '../worker/checkpoint';
+import type { RunOptions } from '../worker/protocol';
+import { loadDemoBackbone, loadHubBackbone } from './backbone-actions';
+import { trainFingerprint } from './data-actions';
+import { useDatasetStore } from './dataset';
+import { useModelStore } from './model';
+import { useProbeStore } from './probe';
+import { isTraining, useRunStore } from './run';
+import { pointerRun, whenRestored } from './run-persistence';
+import { clearRunViews, deleteRun, findRun, type RunRecord, showRecord, useLibraryStore } from './run-library';
+import { setSettings, useSettingsStore } from './settings';
+import { useViewStore } from './view';
+import { call, errorText, send } from './worker-link';
+
+/**
+ * Compiles the kernels of a run with the form's settings ahead of Train, once a backbone and
+ * training data are loaded (the worker does nothing until both are). A failure here is reported
+ * as the run's message: Train would meet the same problem.
+ */
+export function warmUp(): void {
+  call({ type: 'warmUp', spec: runSpecOf(useSettingsStore.getState().values) }).catch((e: unknown) =>
+    useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorText(e)}` }),
+  );
+}
+
+/** A run to start other than the form's: settings that differ, run options, and how the library names it. */
+export interface RunRequest {
+  settings?: Partial<RunSettings>;
+  options?: RunOptions;
+  /** The library's name for the run, and the comparison it belongs to. */
+  name?: string;
+  comparison?: RunRecord['comparison'];
+}
+
+/** What the run being started was asked with (its record is made when the worker says it started). */
+let starting: (RunRequest & { settings: RunSettings }) | null = null;
+
+/** Starts a run with the form's settings (or `req`'s). Resolves true once the run has started; a failure is the run's message. */
+export async function startRun(req: RunRequest = {}): Promise<boolean> {
+  useRunStore.setState({ busy: 'starting', message: null, storageError: null, startup: null });
+  const settings: RunSettings = { ...useSettingsStore.getState().values, ...req.settings };
+  starting = { ...req, settings };
+  try {
+    await call({ type: 'startRun', spec: runSpecOf(settings), continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
+    return true;
+  } catch (e) {
+    useRunStore.setState({ message: errorText(e), startup: null });
+    return false;
+  } finally {
+    starting = null;
+    useRunStore.setState({ busy: null });
+  }
+}
+
+export const pauseRun = () => send({ type: 'pauseRun' });
+export const resumeRun = () => send({ type: 'resumeRun' });
+export const stopRun = () => send({ type: 'stopRun' });
+
+/** Continues the run saved by an earlier visit (the resumable one): loads its backbone when needed, then its checkpoint. */
+export async function resumeFromCheckpoint(): Promise<void> {
+  const cp = useRunStore.getState().resumable;
+  if (!cp) return;
+  await continueFrom(cp);
+}
+
+/** Continues a run of the library from its checkpoint (the run panel's Continue). */
+export async function continueRun(runId: string): Promise<void> {
+  if (isTraining(useRunStore.getState().status)) {
+    useLibraryStore.setState({ error: 'Stop the current run before continuing another one.' });
+    return;
+  }
+  try {
+    const cp = await persist.loadCheckpointPointer<RunMeta>(runId);
+    if (!cp) throw new Error(`run ${runId} has no checkpoint in this browser`);
+    if (cp.step >= cp.totalSteps) throw new Error(`run ${runId} has finished all its ${cp.totalSteps} steps: load its adapter and train on from it instead`);
+    const rec = findRun(runId);
+    if (rec) showRecord(rec);
+    useLibraryStore.setState({ error: null });
+    await continueFrom(cp);
+  } catch (e) {
+    useLibraryStore.setState({ error: errorText(e) });
+  }
+}
+
+async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
+  useRunStore.setState({ busy: 'restoring', message: null });
+  try {
+    await whenRestored();
+    const ref = cp.meta.backbone;
+    const info = useModelStore.getState().info;
+    const loaded = info && info.ref.kind === ref.kind && info.name === (ref.kind === 'hub' ? ref.repo : ref.kind === 'local' ? ref.name : info.name);
+    if (!loaded) {
+      if (ref.kind === 'demo') {
+        useModelStore.setState({ source: 'demo' });
+        await loadDemoBackbone();
+      } else if (ref.kind === 'hub') {
+        useModelStore.setState({ source: 'hub' });
+        setSettings({ hubRepo: ref.repo });
+        await loadHubBackbone(ref.repo);
+      } else throw new Error(`the run was trained on the local folder ${ref.name}: pick it again in the backbone panel, then resume`);
+    }
+    const ds = useDatasetStore.getState().train;
+    if (!ds || ds.name !== cp.meta.dataset.name) throw new Error(`the run was trained on ${cp.meta.dataset.name}: load that dataset again, then resume`);
+    await call({ type: 'restoreRun', runId: pointerRun(cp) });
+  } catch (e) {
+    useRunStore.setState({ message: errorText(e) });
+  } finally {
+    useRunStore.setState({ busy: null });
+  }
+}
+
+/**
+ * Discards the resumable run: its record, checkpoint and adapter leave the library, and its curves,
+ * routing and step leave the screen. A failed delete keeps the box and says why.
+ */
+export async function discardCheckpoint(): Promise<void> {
+  const cp = useRunStore.getState().resumable;
+  if (!cp) return;
+  const ok = await deleteRun(pointerRun(cp));
+  if (!ok) {
+    useRunStore.setState({ message: `The saved run could not be discarded: ${useLibraryStore.getState().error ?? 'unknown error'}` });
+    return;
+  }
+  useRunStore.setState({ resumable: null, autoResumed: null });
+  clearRunViews();
+}
+
+
+// ---- the run's record --------------------------------------------------------------------------
+
+function backboneLabel(): string {
+  const info = useModelStore.getState().info;
+  return info ? info.name : '';
+}
+
+/** A new run's record, from the settings it started with and the data and backbone loaded now. */
+export function newRunRecord(runId: string, totalSteps: number, adapter: RunRecord['adapterCfg']): RunRecord {
+  const now = Date.now();
+  const method = adapter ? methodLabel(adapter) : '';
+  const n = useLibraryStore.getState().runs.filter((r) => r.origin === 'trained').length + 1;
+  return {
+    id: runId,
+    name: starting?.name ?? `Run ${n}: ${method}`,
+    ...(starting?.comparison ? { comparison: starting.comparison } : {}),
+    origin: 'trained',
+    createdAt: now,
+    updatedAt: now,
+    status: 'running',
+    method,
+    adapterCfg: adapter,
+    settings: { ...(starting?.settings ?? useSettingsStore.getState().values) },
+    backbone: backboneLabel(),
+    dataset: trainFingerprint(),
+    totalSteps,
+    step: 0,
+    metrics: [],
+    routing: null,
+    routingStep: 0,
+    routingSet: null,
+    routingSetStep: 0,
+    groups: [],
+    typeNames: [],
+    seqLen: 0,
+    events: [],
+    probe: { before: useProbeStore.getState().before, after: null },
+    chat: null,
+    checkpoint: null,
+    adapter: null,
+  };
+}
+
+/**
+ * A run the reload interrupted continues by itself from its last checkpoint; the banner names the
+ * step and how many steps are trained again (those the page had seen after the checkpoint).
+ */
+export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Promise<void> {
+  const rec = findRun(pointerRun(pointer));
+  const seen = rec ? rec.step : pointer.step;
+  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' } });
+  await resumeFromCheckpoint();
+  const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
+  useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));
+}
+
+// ---- metrics export -----------------------------------------------------------------------------
+
+const METRIC_COLUMNS: (keyof StepMetrics)[] = ['step', 'ce', 'lbc', 'loss', 'gradNorm', 'lr', 'tokens', 'tokensPerSecond', 'skipped', 'epoch'];
+
+export function metricsCsv(metrics: readonly StepMetrics[]): string {
+  const rows = metrics.map((m) => METRIC_COLUMNS.map((c) => String(m[c])).join(','));
+  return `${METRIC_COLUMNS.join(',')}\n${rows.join('\n')}\n`;
+}
+
+export function exportMetrics(format: 'csv' | 'json'): void {
+  const r = useRunStore.getState();
+  const base = `metrics-${r.runId ?? 'run'}`;
+  if (format === 'csv') downloadBlob(new Blob([metricsCsv(r.metrics)], { type: 'text/csv' }), `${base}.csv`);
+  else {
+    const body = { runId: r.runId, settings: useSettingsStore.getState().values, totalSteps: r.totalSteps, metrics: r.metrics, routing: r.routing, routingSet: r.routingSet, groups: r.groups };
+    downloadBlob(new Blob([JSON.stringify(body, null, 1)], { type: 'application/json' }), `${base}.json`);
+  }
+}
+

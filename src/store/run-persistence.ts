@@ -1,0 +1,101 @@
+/**
+ * What the page keeps between visits: the settings (when the link carries none), the record of the
+ * run on screen in the runs library (./run-library.ts), written as its events arrive, and at startup
+ * the library, the latest checkpoint's pointer and the datasets brought back.
+ */
+import * as persist from '../io/persist';
+import type { CheckpointPointer } from '../io/persist';
+import type { RunMeta } from '../worker/checkpoint';
+import { requestSummary, sendDataset, setRestoredTrainData } from './data-actions';
+import { useDatasetStore } from './dataset';
+import { isTraining, useRunStore } from './run';
+import { findRun, recordFromStores, refreshLibrary, saveRecord, showRecord, useLibraryStore } from './run-library';
+import { setSettings, useSettingsStore } from './settings';
+import { sanitizeSettings } from './settings-table';
+import { errorText, whenReady } from './worker-link';
+
+/** Settles when what an earlier visit stored is back (datasets sent to the worker). */
+let restored: Promise<void> = Promise.resolve();
+
+export function whenRestored(): Promise<void> {
+  return restored;
+}
+
+/** Restores what an earlier visit stored (once, at startup); see restoreFromStorage. */
+export function restoreOnce(): Promise<CheckpointPointer<RunMeta> | null> {
+  const interrupted = restoreFromStorage();
+  restored = interrupted.then(() => undefined);
+  return interrupted;
+}
+
+let saveTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** Records the run on screen in the library, after `delay` ms (events come in bursts). */
+export function saveRunSoon(delay = 1000): void {
+  if (saveTimer) clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    saveTimer = null;
+    const base = findRun(useRunStore.getState().runId);
+    if (!base) return;
+    saveRecord(recordFromStores(base)).catch((e: unknown) => useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` }));
+  }, delay);
+}
+
+let settingsTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** The checkpoint pointer's run (pointers of older versions carry it only in their metadata). */
+export const pointerRun = (p: CheckpointPointer<RunMeta>): string => p.runId ?? p.meta.runId;
+
+/**
+ * Restores what an earlier visit stored: settings (when the URL has none), the runs library (the
+ * run trained last comes back on screen), the latest checkpoint's pointer and the datasets. Returns
+ * the pointer of a run the reload interrupted (its record says it was training), which then resumes
+ * by itself.
+ */
+export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> | null> {
+  if (!persist.persistenceAvailable()) {
+    await refreshLibrary();
+    return null;
+  }
+  let interrupted: CheckpointPointer<RunMeta> | null = null;
+  try {
+    const fromUrl = useSettingsStore.getState().fromUrl;
+    const saved = await persist.loadValue<unknown>('settings');
+    if (saved && !fromUrl) setSettings(sanitizeSettings(saved));
+    useSettingsStore.subscribe((s, prev) => {
+      if (s.values === prev.values) return;
+      if (settingsTimer) clearTimeout(settingsTimer);
+      settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) })), 500);
+      if (s.values.maxLength !== prev.values.maxLength) requestSummary();
+    });
+    await refreshLibrary();
+    const removed = await persist.removeOrphanCheckpoints();
+    if (removed > 0) console.info(`[storage] removed ${removed} checkpoint(s) that an interrupted save left behind`);
+    const pointer = await persist.loadCheckpointPointer<RunMeta>();
+    const last = pointer ? findRun(pointerRun(pointer)) : null;
+    const shown = last ?? useLibraryStore.getState().runs.find((r) => r.origin === 'trained') ?? null;
+    if (shown) showRecord(shown);
+    if (pointer && pointer.step < pointer.totalSteps) {
+      useRunStore.setState({ resumable: pointer, checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
+      if (last && isTraining(last.status)) interrupted = pointer;
+    }
+    await whenReady();
+    for (const role of ['train', 'probe'] as const) {
+      const d = await persist.loadDataset(role);
+      if (!d) continue;
+      try {
+        await sendDataset(role, d.name, d.bytes);
+      } catch (e) {
+        // Shown in the data panel (sendDataset set the error); the dataset is not marked restored.
+        console.warn(`[storage] the stored ${role} dataset ${d.name} could not be loaded: ${errorText(e)}`);
+        continue;
+      }
+      if (role === 'train') await setRestoredTrainData(d.name, d.bytes);
+      useDatasetStore.setState((s) => ({ restored: [...s.restored, role] }));
+    }
+  } catch (e) {
+    useRunStore.setState({ storageError: `Stored data could not be read: ${errorText(e)}` });
+  }
+  return interrupted;
+}
+
