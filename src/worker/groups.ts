@@ -2,12 +2,15 @@
  * Expert groups as the page shows them. An AdapterConfig has one expert set per data type
  * (groups[t]); several types often share one set (the official binary grouping sends every
  * downstream task to the same half). The views want each distinct set once, named by the types
- * steered to it, and routing summaries and chat tokens measured against those sets.
+ * steered to it, and routing summaries and chat tokens measured against those sets. A run's adapter
+ * configuration gets its groups here too (runAdapterConfig: the form's group text against the data's types).
  */
 import { WORLD_KNOWLEDGE } from '../method/data-types';
+import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig } from '../method/adapter';
 import type { RoutingSummary } from '../train/routing';
+import type { RunSpec } from '../train/run-settings';
 import type { DisplayGroup } from './protocol';
 
 export function displayGroups(cfg: Pick<AdapterConfig, 'mode' | 'groups' | 'numExperts'>, typeNames: readonly string[]): DisplayGroup[] {
@@ -93,4 +96,19 @@ export function resolveGroups(names: readonly string[], experts: number, spec: s
   } catch (e) {
     return { groups: null, error: e instanceof Error ? e.message : String(e) };
   }
+}
+
+/** A run's adapter: the specification's, with the expert groups resolved against the data's types. */
+export function runAdapterConfig(a: RunSpec['adapter'], groupsText: string, names: readonly string[]): AdapterConfig {
+  if (a.mode === 'full') return defaultAdapterConfig('full');
+  const N = a.mode === 'loramoe' ? a.numExperts : 1;
+  let groups: number[][] = [[0]];
+  if (a.mode === 'loramoe') {
+    const r = resolveGroups(names, N, groupsText);
+    if (r.error !== null) throw new Error(r.error);
+    groups = r.groups;
+  }
+  const cfg: AdapterConfig = { ...a, numExperts: N, targets: [...a.targets], groups };
+  checkAdapterConfig(cfg);
+  return cfg;
 }

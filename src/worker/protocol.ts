@@ -26,6 +26,18 @@ import type { StepMetrics } from '../train/trainer';
 /** Where a backbone came from, as remembered by checkpoints and shown to the user. */
 export type BackboneRef = { kind: 'demo' } | { kind: 'hub'; repo: string } | { kind: 'local'; name: string };
 
+/** The name a backbone goes by in messages, adapter files and the official hand-off. */
+export function backboneName(ref: BackboneRef): string {
+  switch (ref.kind) {
+    case 'demo':
+      return 'loramoe-playground/demo';
+    case 'hub':
+      return ref.repo;
+    case 'local':
+      return ref.name;
+  }
+}
+
 /** One file of a picked folder, a zip or the Hub cache, under its path relative to the model folder. */
 export type { FileEntry };
 
