@@ -34,10 +34,6 @@ interface Shape {
 // that span two and all four of the rows kernels' register chunks of 32 values (36, 100; D = 128
 // is left out: it only compiles longer). Shapes with D % 4 == 0 run all three variants; the others
 // (D = 5, odd) only the workgroup one, which the chooser falls back to.
-// The blocked kernels hold 8 query rows (or key rows) per invocation; these shapes give them
-// T not a multiple of 8 (5, 13, 20, 21, 9: a last block with clamped, unstored rows), GQA groups
-// G = 1, 2, 3 (G = 1: blocks of one head), D = 24 (the demo) and 64 (SmolLM2-135M, G = 3 as there),
-// D = 12 (a head of 3 vec4s) and the two-chunk heads 36 and 100.
 const SHAPES: Shape[] = [
   { B: 2, T: 5, H: 4, KVH: 2, D: 8 },
   { B: 1, T: 13, H: 3, KVH: 1, D: 16 },
@@ -52,15 +48,30 @@ const SHAPES: Shape[] = [
 ];
 
 /**
- * Variants checked per shape. The blocked kernel's pipelines are by far the slowest to compile on a
- * software adapter (tens of seconds each, growing with the head); D = 100 runs the rows and
- * workgroup kernels only, the blocked kernel's two-chunk heads being checked at D = 36 and its
- * largest real head at D = 64.
+ * The blocked kernels hold 8 query rows (or key rows) per invocation. Their pipelines are by far the
+ * slowest to compile on a software adapter (tens of seconds each), and a pipeline is one per head
+ * size (HEAD_D4) and block shape (ROWS_H x ROWS_T), not per T, B or group: so they are checked on
+ * shapes that share two head sizes, D = 8 (two vec4s) and D = 36 (the second register chunk of 32
+ * values), and every training shape has blocks of 8 tokens of one head. These shapes give them T
+ * not a multiple of 8 (5, 13, 70, 9, 6: a last block with clamped, unstored rows), T past the
+ * workgroup size (70, where the chooser picks blocked) and GQA groups G = 1, 2, 3 (G = 1: blocks of
+ * one head). Block shapes of several heads are the decode steps' (below).
  */
+const BLOCKED_SHAPES: Shape[] = [
+  { B: 2, T: 5, H: 4, KVH: 2, D: 8 },
+  { B: 1, T: 13, H: 3, KVH: 1, D: 8 },
+  { B: 1, T: 70, H: 2, KVH: 1, D: 8 },
+  { B: 2, T: 9, H: 3, KVH: 3, D: 8 },
+  { B: 1, T: 6, H: 2, KVH: 1, D: 36 },
+];
+
+/** Variants checked per shape: the workgroup kernel on every shape, rows where the head fits, blocked on BLOCKED_SHAPES. */
 function variantsFor(s: Shape): AttentionVariant[] {
   if (!attentionRowsFit(s.D)) return ['workgroup'];
-  return s.D > 64 ? ['workgroup', 'rows'] : ['workgroup', 'rows', 'blocked'];
+  return BLOCKED_SHAPES.includes(s) ? ['blocked'] : ['workgroup', 'rows'];
 }
+
+const CHECKED: Shape[] = [...SHAPES, ...BLOCKED_SHAPES];
 
 const u = F32_EPS;
 
@@ -155,7 +166,7 @@ async function gpuForward(ctx: GpuContext, q: Float32Array, k: Float32Array, v: 
 describe('attention forward kernel vs reference', () => {
   // One test per shape and variant: each variant is its own pipelines to compile, so a test stays
   // small on a software adapter.
-  for (const s of SHAPES) {
+  for (const s of CHECKED) {
     for (const variant of variantsFor(s)) {
       it(`${label(s)}, ${variant}${variant === chooseAttentionVariant(dimsOf(s)) ? ' (auto picks it)' : ''}`, async () => {
         expect(chooseAttentionVariant(dimsOf(s))).toBe(attentionRowsFit(s.D) ? (s.T >= 64 ? 'blocked' : 'rows') : 'workgroup');
@@ -177,12 +188,11 @@ describe('attention forward kernel vs reference', () => {
   // workgroup row).
   // Blocked decode steps have Tq < 8 rows per sequence and head, so their blocks take several heads
   // of a group (Tq = 1: G heads; Tq = 3, G = 2: 3 tokens x 2 heads), unlike the full forward's 8
-  // tokens of one head; G = 3 at D = 64 is SmolLM2-135M's grouping.
+  // tokens of one head.
   const decodeCases: [number, AttentionVariant, Shape][] = [
     [12, 'rows', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
     [12, 'workgroup', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
     [12, 'blocked', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
-    [16, 'blocked', { B: 1, T: 11, H: 6, KVH: 2, D: 64 }],
     [300, 'auto', { B: 2, T: 9, H: 4, KVH: 2, D: 8 }],
   ];
   for (const [Tk, variant, s] of decodeCases) {
@@ -236,7 +246,7 @@ describe('attention forward kernel vs reference', () => {
 });
 
 describe('attention backward kernels vs reference', () => {
-  for (const s of SHAPES) {
+  for (const s of CHECKED) {
     for (const variant of variantsFor(s)) {
       it(`${label(s)}, ${variant}`, async () => {
         const ctx = await testGpu();
