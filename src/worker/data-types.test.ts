@@ -3,7 +3,7 @@
  * trained on one path and loaded on the other steers every data type to the same experts. Each
  * path is taken through the functions it calls: the page orders a dataset with typeIndexMapping,
  * resolves the group form with resolveGroups and names an imported adapter's groups with
- * adapterTypeNames (worker/session.ts); the runner orders with typeNamesFor, resolves --groups with
+ * adapterTypeNames (worker/adapter-files.ts); the runner orders with typeNamesFor, resolves --groups with
  * binaryGroups / parseTypeGroups and names a loaded adapter's groups with adapterTypeNames, falling
  * back to the data's order (src/cli/main.ts). Both write and read adapter_config.json with
  * adapterConfigJson / parseAdapterConfig.

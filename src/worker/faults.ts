@@ -1,7 +1,8 @@
 /**
  * Numerical faults of a training run: what counts as one, how many in a row are tolerated, and the
- * words the user is told. No GPU here: the session (./session.ts) feeds every step's metrics to a
- * NumericGuard and acts on its verdict; src/worker/reliability.test.ts drives it with a real Trainer.
+ * words the user is told. No GPU here: the training loop (./run-loop.ts) feeds every step's metrics
+ * to a NumericGuard and acts on its verdict (./run-checkpoints.ts rolls back);
+ * src/worker/reliability.test.ts drives it with a real Trainer.
  *
  * - A step is faulty when its loss or its gradient norm is not finite (NaN or +-Inf). The gradient
  *   check runs on the GPU inside the step (shaders/optimizer.wgsl): AdamW leaves parameters and
