@@ -145,6 +145,8 @@ export async function startComparison(): Promise<void> {
       return;
     }
     setMethod(i, { runId });
+    // Cancel pressed while the run was starting: stop it now that it exists.
+    if (useComparisonStore.getState().status === 'cancelling') stopRun();
     const end = await followRun(i, runId);
     const r = useRunStore.getState();
     const last = r.metrics[r.metrics.length - 1];
@@ -162,6 +164,7 @@ export async function startComparison(): Promise<void> {
 export function cancelComparison(): void {
   if (useComparisonStore.getState().status !== 'running') return;
   useComparisonStore.setState({ status: 'cancelling' });
-  if (useComparisonStore.getState().methods.some((m) => m.state === 'running')) stopRun();
+  // A run that is still starting is stopped by startComparison once it exists.
+  if (useComparisonStore.getState().methods.some((m) => m.state === 'running' && m.runId !== null)) stopRun();
 }
 
