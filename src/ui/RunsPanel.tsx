@@ -9,9 +9,11 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'nu
 
 const pct = (v: number | undefined) => (v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
+/** Probe accuracy before and after: the probe panel's results, or a comparison run's held-out scores at its first and last point. */
 function probeCell(r: RunRecord): string {
-  const before = r.probe.before?.accuracy;
-  const after = r.probe.after?.accuracy;
+  const curve = r.evalCurve ?? [];
+  const before = r.probe.before?.accuracy ?? curve[0]?.probe;
+  const after = r.probe.after?.accuracy ?? (curve.length > 1 ? curve[curve.length - 1].probe : undefined);
   if (before === undefined && after === undefined) return '—';
   return `${pct(before)} → ${pct(after)}`;
 }
