@@ -24,10 +24,10 @@ const CANDIDATES: MatmulChoice[] = ['fixed', 'tiled-32x32'];
 function fakeTiming(table: Partial<Record<MatmulShapeClass, Partial<Record<MatmulChoice, number>>>>) {
   const clock = { t: 0 };
   const calls: string[] = [];
-  const timer: OpTimer = (_ctx, op) => {
+  const timer: OpTimer = (_ctx, op, repeat) => {
     const [, cls, cand] = op.label.split(' ') as [string, MatmulShapeClass, MatmulChoice];
     calls.push(`${cls} ${cand}`);
-    const ms = table[cls]?.[cand] ?? 1;
+    const ms = (table[cls]?.[cand] ?? 1) * repeat;
     clock.t += ms;
     return Promise.resolve(ms);
   };
@@ -89,6 +89,19 @@ describe('matmul autotuner', () => {
     expect(t.pending).toEqual([]);
     expect(t.classes['nt-wide']?.shape).toBe('64x64x64');
     expect(ctx.kernels).toBeUndefined(); // timing leaves the device's choices alone
+  });
+
+  it('times a fast dispatch as many back-to-back runs and records the time of one', async () => {
+    const ctx = await freshCtx();
+    const repeats: number[] = [];
+    const timer: OpTimer = (_ctx, _op, repeat) => {
+      repeats.push(repeat);
+      return Promise.resolve(0.01 * repeat);
+    };
+    const t = await tuneMatmuls(ctx, SHAPES.slice(2), null, { timer, candidates: ['fixed'], budgetMs: 1e6 });
+    expect(repeats[0]).toBe(1);
+    expect(repeats.slice(1).every((r) => r === 128)).toBe(true); // 0.01 ms: 128 runs make at least 1 ms
+    expect(t.classes['nt-row']?.ms.fixed).toBeCloseTo(0.01, 6);
   });
 
   it('stops at the budget, leaves the rest pending, and a later tuning measures only those', async () => {

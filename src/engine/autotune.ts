@@ -24,7 +24,7 @@ import {
   type MatmulShapeClass,
   type MatmulShapeLike,
 } from './kernel-choices';
-import { destroyOps, type Op, runOps } from './op';
+import { destroyOps, type Op, recordOps, runOps } from './op';
 import { createTensor } from './tensor';
 import { type LlamaShape, type Projection, PROJECTIONS, projectionShape } from '../method/shapes';
 
@@ -70,8 +70,8 @@ export interface TuningStore {
   save(key: string, tuning: MatmulTuning): Promise<void>;
 }
 
-/** Times one recorded op: milliseconds of one run. */
-export type OpTimer = (ctx: GpuContext, op: Op) => Promise<number>;
+/** Times `repeat` back-to-back runs of a recorded op in one submission: milliseconds for all of them. */
+export type OpTimer = (ctx: GpuContext, op: Op, repeat: number) => Promise<number>;
 
 export interface TuneOptions {
   /** Wall time allowed, compiling included (default 2000 ms). */
@@ -84,7 +84,7 @@ export interface TuneOptions {
   now?: () => number;
   /** A variant must take at most this fraction of the fixed kernel's time to replace it (0.9). */
   margin?: number;
-  /** Largest product timed, in multiply-adds (default 2^25): bigger shapes are scaled down. */
+  /** Largest product timed, in multiply-adds (default 2^23): bigger shapes are scaled down. */
   maxMacs?: number;
 }
 
@@ -161,7 +161,7 @@ export function scaledShape<S extends MatmulShapeLike>(s: S, max: number): S {
 
 /** One dispatch timed with GPU timestamps (the compute pass's start and end), in milliseconds. */
 function timestampTimer(): OpTimer {
-  return async (ctx, op) => {
+  return async (ctx, op, repeat) => {
     const d = ctx.device;
     const querySet = d.createQuerySet({ type: 'timestamp', count: 2 });
     const resolve = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
@@ -169,10 +169,7 @@ function timestampTimer(): OpTimer {
     try {
       const enc = d.createCommandEncoder();
       const pass = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-      const [x, y, z] = op.workgroups;
-      pass.setPipeline(op.pipeline);
-      pass.setBindGroup(0, op.bindGroup);
-      pass.dispatchWorkgroups(x, y, z);
+      recordOps(pass, Array<Op>(repeat).fill(op));
       pass.end();
       enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
       enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
@@ -191,10 +188,10 @@ function timestampTimer(): OpTimer {
 
 /** One dispatch timed on the CPU: from its submission to onSubmittedWorkDone, the queue drained first. */
 function wallTimer(): OpTimer {
-  return async (ctx, op) => {
+  return async (ctx, op, repeat) => {
     await ctx.device.queue.onSubmittedWorkDone();
     const t0 = performance.now();
-    runOps(ctx, [op]);
+    runOps(ctx, Array<Op>(repeat).fill(op));
     await ctx.device.queue.onSubmittedWorkDone();
     return performance.now() - t0;
   };
@@ -229,7 +226,7 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
   const t0 = now();
   const budget = opts.budgetMs ?? 2000;
   const margin = opts.margin ?? 0.9;
-  const maxMacs = opts.maxMacs ?? 2 ** 25;
+  const maxMacs = opts.maxMacs ?? 2 ** 23;
   const timing = opts.timer ? { timer: opts.timer, kind: 'wall' as const } : defaultTimer(ctx);
   const candidates = (opts.candidates ?? MATMUL_CHOICES).filter((c) => c === 'fixed' || tiledMatmulFits(ctx.adapter, c));
   const result: MatmulTuning = {
@@ -271,13 +268,16 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
         const op = matmulOp(ctx, { a, b, c, M: s.M, N: s.N, K: s.K, transA: s.transA, transB: s.transB, label: `autotune ${cl.cls} ${cand}`, variant: cand === 'fixed' ? 'auto' : cand });
         try {
           ctx.kernels = defaultKernelChoices();
-          // The first run warms caches and any lazy driver work; then the best of up to three runs,
-          // fewer when one run is a large part of what the budget has left.
-          await timing.timer(ctx, op);
+          // The first run warms caches and any lazy driver work and says how many runs one
+          // measurement needs: at least 1 ms of work (a fast GPU's dispatch is microseconds, below
+          // what its timestamps or the wall clock resolve), at most 256 runs. Then the best of up to
+          // three measurements, fewer when one is a large part of what the budget has left.
+          const first = await timing.timer(ctx, op, 1);
+          const repeat = first >= 1 ? 1 : Math.min(256, 2 ** Math.ceil(Math.log2(1 / Math.max(first, 1 / 256))));
           let best = Infinity;
           for (let rep = 0; rep < 3; rep++) {
-            best = Math.min(best, await timing.timer(ctx, op));
-            if (best * 4 > budget - (now() - t0)) break;
+            best = Math.min(best, (await timing.timer(ctx, op, repeat)) / repeat);
+            if (best * repeat * 4 > budget - (now() - t0)) break;
           }
           ms[cand] = best;
         } finally {
@@ -358,3 +358,26 @@ export async function autotuneMatmuls(ctx: GpuContext, shapes: readonly TuneShap
   return { source: needed ? 'tuned' : 'cached', tuning };
 }
 
+
+/** What the GPU panel and the runner show: where the device's matmul choices came from, and what they are. */
+export interface KernelReport {
+  source: AutotuneOutcome['source'] | 'failed';
+  force: KernelChoices['force'];
+  /** The chosen kernel per measured class (a class not listed takes the fixed kernel). */
+  matmul: KernelChoices['matmul'];
+  tuning: MatmulTuning | null;
+  /** Why tuning failed (source 'failed': every matmul keeps the fixed kernel). */
+  error?: string;
+}
+
+/** Runs autotuneMatmuls and describes the outcome; a failure leaves the fixed choices and says why. */
+export async function autotuneReport(ctx: GpuContext, shapes: readonly TuneShape[], store: TuningStore | null, opts: TuneOptions = {}): Promise<KernelReport> {
+  const force = ctx.kernels?.force ?? null;
+  try {
+    const out = await autotuneMatmuls(ctx, shapes, store, opts);
+    return { source: out.source, force, matmul: ctx.kernels?.matmul ?? {}, tuning: out.tuning };
+  } catch (e) {
+    ctx.kernels = { matmul: {}, force };
+    return { source: 'failed', force, matmul: {}, tuning: null, error: e instanceof Error ? e.message : String(e) };
+  }
+}
