@@ -71,6 +71,9 @@ function onEvent(ev: WorkerEvent): void {
         warmUp();
       }
       return;
+    case 'kernelChoices':
+      useGpuStore.setState({ kernels: ev.report });
+      return;
     case 'pipelinesReady':
       useGpuStore.setState({ warmup: { pipelines: ev.pipelines, ms: ev.ms } });
       return;
@@ -204,7 +207,8 @@ export function startEngineWorker(): void {
   worker.onerror = (e) => useGpuStore.setState((s) => ({ errors: [...s.errors, `engine worker failed: ${e.message}`] }));
   const testHooks = new URLSearchParams(location.search).has('test-hooks');
   if (testHooks) exposeTestHooks();
-  send({ type: 'init', testHooks });
+  // ?matmul=NAME forces one matmul kernel everywhere (tests, comparisons); the worker checks the name.
+  send({ type: 'init', testHooks, matmul: new URLSearchParams(location.search).get('matmul') ?? undefined });
   void restoreOnce().then((p) => (p ? resumeInterrupted(p) : undefined));
 }
 

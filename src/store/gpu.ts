@@ -1,5 +1,6 @@
 /** GPU status as the worker reports it. Written only by the worker client (src/store/engine-bridge.ts). */
 import { create } from 'zustand';
+import type { KernelReport } from '../engine/autotune';
 import type { AdapterSummary } from '../engine/gpu';
 import type { KernelCheckResult } from '../worker/protocol';
 
@@ -12,6 +13,8 @@ export interface GpuState {
   kernelCheck: KernelCheckResult | null;
   /** The last warm-up: pipelines compiled ahead of Train and how long that took. */
   warmup: { pipelines: number; ms: number } | null;
+  /** The matmul kernels chosen for the loaded backbone (tuned, cached or forced). */
+  kernels: KernelReport | null;
   errors: string[];
 }
 
@@ -21,5 +24,6 @@ export const useGpuStore = create<GpuState>(() => ({
   unavailableReason: null,
   kernelCheck: null,
   warmup: null,
+  kernels: null,
   errors: [],
 }));

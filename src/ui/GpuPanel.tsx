@@ -1,10 +1,12 @@
+import type { KernelReport } from '../engine/autotune';
+import { MATMUL_SHAPE_CLASSES } from '../engine/kernel-choices';
 import { useGpuStore } from '../store/gpu';
 
 const MiB = 2 ** 20;
 
 /** The adapter the engine got, its key limits, and the result of the kernel check run on it. */
 export function GpuPanel() {
-  const { status, adapter, kernelCheck, warmup, errors } = useGpuStore();
+  const { status, adapter, kernelCheck, warmup, kernels, errors } = useGpuStore();
   if (status === 'pending' || !adapter) {
     return (
       <section className="panel" data-testid="gpu-pending">
@@ -53,6 +55,7 @@ export function GpuPanel() {
             : 'Kernels for these settings are compiled.'}
         </p>
       )}
+      {kernels && <MatmulKernels report={kernels} />}
       {errors.length > 0 && (
         <ul className="errors" data-testid="errors">
           {errors.map((e, i) => (
@@ -61,5 +64,66 @@ export function GpuPanel() {
         </ul>
       )}
     </section>
+  );
+}
+
+/** Where the matmul kernels came from, in words. */
+function kernelSource(r: KernelReport): string {
+  const t = r.tuning;
+  const pending = t && t.pending.length > 0 ? ` ${t.pending.length} shape classes are still to be timed on the next loads (they use the fixed kernel until then).` : '';
+  switch (r.source) {
+    case 'forced':
+      return `Forced by the page address (?matmul=${r.force}): every matmul uses ${r.force}.`;
+    case 'failed':
+      return `Timing the kernels failed (${r.error ?? 'unknown error'}): every matmul uses the fixed kernel.`;
+    case 'cached':
+      return `Chosen by timing on this adapter earlier (kept in the browser).${pending}`;
+    case 'tuned':
+      return `Timed on this adapter for this backbone (${((t?.ms ?? 0) / 1000).toFixed(1)} s so far, ${t?.timer === 'timestamp' ? 'GPU timestamps' : 'wall time'}).${pending}`;
+  }
+}
+
+/**
+ * The matmul kernel per shape class (layout: nt forward, nn input gradient, tn weight gradient;
+ * size: wide, thin, row) with the times the autotuner measured. "fixed" is the register-tiled kernel.
+ */
+function MatmulKernels({ report }: { report: KernelReport }) {
+  const classes = report.tuning ? MATMUL_SHAPE_CLASSES.filter((c) => report.tuning?.classes[c]) : [];
+  return (
+    <div data-testid="kernel-choices" data-source={report.source}>
+      <h3>Matmul kernels</h3>
+      <p className="small muted">{kernelSource(report)}</p>
+      {classes.length > 0 && (
+        <table className="data-table compact-table" data-testid="kernel-choices-table">
+          <caption className="small muted">Kernel per shape class, and the time of one product per candidate tried</caption>
+          <thead>
+            <tr>
+              <th scope="col">class</th>
+              <th scope="col">kernel</th>
+              <th scope="col">timed (ms)</th>
+            </tr>
+          </thead>
+          <tbody>
+            {classes.map((c) => {
+              const t = report.tuning?.classes[c];
+              if (!t) return null;
+              return (
+                <tr key={c}>
+                  <td>
+                    {c} <span className="muted">({t.shape})</span>
+                  </td>
+                  <td data-testid={`kernel-${c}`}>{t.choice}</td>
+                  <td className="small">
+                    {Object.entries(t.ms)
+                      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+                      .join(', ')}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </div>
   );
 }

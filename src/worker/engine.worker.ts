@@ -6,6 +6,8 @@
  */
 import { requestGpu, WebGpuUnavailableError, type GpuContext } from '../engine/gpu';
 import { matmulSelfCheck } from '../engine/selfcheck';
+import type { ModelConfig } from '../model/config';
+import { forceMatmul, tuneForBackbone } from './kernel-tuning';
 import type { WorkerCommand, WorkerEvent } from './protocol';
 import { superviseDevice } from './recovery';
 import { Session } from './session';
@@ -14,9 +16,24 @@ declare const self: DedicatedWorkerGlobalScope;
 
 let ctx: GpuContext | null = null;
 let session: Session | null = null;
+/** The configuration of the backbone the session loaded last (from its backboneLoaded event). */
+let loadedConfig: ModelConfig | null = null;
+/** Settles when the kernel choices for the loaded backbone are made: warm-ups and runs wait for it. */
+let kernelsChosen: Promise<void> = Promise.resolve();
 
 function post(ev: WorkerEvent, transfer: Transferable[] = []): void {
+  if (ev.type === 'backboneLoaded') loadedConfig = ev.info.config;
   self.postMessage(ev, transfer);
+}
+
+/**
+ * The matmul kernels for the backbone just loaded (./kernel-tuning.ts): the stored tuning of this
+ * adapter, or a tuning of about 2 s on its first use, before the load is answered, so the kernels
+ * compiled ahead of Train are the ones the run will use.
+ */
+async function chooseKernels(): Promise<void> {
+  if (!ctx || !loadedConfig) return;
+  post({ type: 'kernelChoices', report: await tuneForBackbone(ctx, loadedConfig) });
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -41,11 +58,18 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'init': {
       try {
         ctx = await requestGpu(navigator.gpu);
+        try {
+          forceMatmul(ctx, cmd.matmul);
+        } catch (e) {
+          post({ type: 'error', message: `?matmul: ${errorText(e)}` });
+        }
         session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
         // superviseDevice reports its own failures through the session; anything else is still told.
         superviseDevice(ctx, session, {
           acquire: () => requestGpu(navigator.gpu),
           onContext: (next) => {
+            // The replacement is the same adapter: its kernel choices carry over.
+            next.kernels ??= ctx?.kernels;
             ctx = next;
           },
         }).catch((e: unknown) => post({ type: 'error', message: `Replacing the lost GPU device failed: ${errorText(e)}` }));
@@ -64,14 +88,22 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case 'loadBackbone':
-      return answer(cmd.reqId, () => need().loadBackbone(cmd.source));
+      return answer(cmd.reqId, async () => {
+        await need().loadBackbone(cmd.source);
+        // The page asks for a warm-up as soon as it hears backboneLoaded: that waits for this.
+        kernelsChosen = chooseKernels();
+        await kernelsChosen;
+      });
     case 'loadDataset':
       return answer(cmd.reqId, () => need().loadDataset(cmd.role, cmd.name, cmd.bytes));
     case 'summarizeDataset':
       need().summarize(cmd.maxLength);
       return;
     case 'startRun':
-      return answer(cmd.reqId, () => need().startRun(cmd.spec, cmd.continueAdapter, cmd.options));
+      return answer(cmd.reqId, async () => {
+        await kernelsChosen;
+        await need().startRun(cmd.spec, cmd.continueAdapter, cmd.options);
+      });
     case 'pauseRun':
       need().pause();
       return;
@@ -92,6 +124,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     case 'warmUp':
       return answer(cmd.reqId, async () => {
+        await kernelsChosen;
         const r = await need().warmUp(cmd.spec);
         if (r) post({ type: 'pipelinesReady', pipelines: r.pipelines, ms: r.ms });
       });

@@ -13,6 +13,7 @@
 import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
+import type { KernelReport } from '../engine/autotune';
 import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
 import type { AdapterConfig } from '../method/adapter';
@@ -193,7 +194,8 @@ export type DebugAction =
   | { kind: 'checkpointWrite'; fail: 'stall' | 'quota' };
 
 export type WorkerCommand =
-  | { type: 'init'; testHooks?: boolean }
+  /** matmul: a kernel the page forces on every matmul (`?matmul=NAME`, engine/kernel-choices.ts MATMUL_FORCES); none: the autotuner's. */
+  | { type: 'init'; testHooks?: boolean; matmul?: string }
   | { type: 'debug'; action: DebugAction }
   | { type: 'kernelCheck' }
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
@@ -234,6 +236,8 @@ export interface KernelCheckResult {
 
 export type WorkerEvent =
   | { type: 'ready'; adapter: AdapterSummary }
+  /** The matmul kernels the device uses after a backbone load: tuned, read from the cache, or forced (the GPU panel shows them). */
+  | { type: 'kernelChoices'; report: KernelReport }
   | { type: 'unavailable'; reason: string }
   | { type: 'kernelCheck'; result: KernelCheckResult }
   /** The warm-up compiled a run's pipelines ahead of Train (0 pipelines: all were there). */
