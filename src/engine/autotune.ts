@@ -249,6 +249,7 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
   const c = createTensor(ctx, 'autotune C', [size(2)]);
   // Leave the device's choices alone while timing: every op below names its kernel.
   const saved = ctx.kernels;
+  let timedNow = 0;
   try {
     for (const cl of timed) {
       const s = cl.shape;
@@ -261,11 +262,20 @@ export async function tuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[],
       let finished = true;
       for (const cand of candidates) {
         if ((cand !== 'fixed' && result.dropped.includes(cand)) || ms[cand] !== undefined) continue;
-        if (now() - t0 > budget) {
+        // Every tuning times at least one candidate, so tunings cut short still make progress
+        // where compiling one pipeline alone takes longer than the budget (SwiftShader: 1.5-3 s).
+        if (timedNow > 0 && now() - t0 > budget) {
           finished = false;
           break;
         }
         const op = matmulOp(ctx, { a, b, c, M: s.M, N: s.N, K: s.K, transA: s.transA, transB: s.transB, label: `autotune ${cl.cls} ${cand}`, variant: cand === 'fixed' ? 'auto' : cand });
+        // Compiling may have spent the budget: the pipeline stays in the cache for the next tuning.
+        if (timedNow > 0 && now() - t0 > budget) {
+          destroyOps([op]);
+          finished = false;
+          break;
+        }
+        timedNow++;
         try {
           ctx.kernels = defaultKernelChoices();
           // The first run warms caches and any lazy driver work and says how many runs one
