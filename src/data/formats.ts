@@ -5,7 +5,8 @@
  */
 import Papa from 'papaparse';
 import { parquetMetadata, parquetReadObjects, parquetSchema, type FileMetaData } from 'hyparquet';
-import { checkParquetPages, ParquetPageError, snappyDecompress } from './parquet-guard';
+import { checkParquetPages, ParquetPageError } from './parquet-guard';
+import { snappyDecompress } from './snappy';
 import { type Collector, describeValue, type DatasetFormat, isPlainObject, type RecordLocation, type Refuse, TYPE_FIELDS } from './records';
 import { jsonErrorText, lineColumn, lineStarts, locateJsonError } from './text-errors';
 

@@ -12,7 +12,7 @@
  *
  * So the chunks are read here first, with strict bounds: each page header is parsed from its Thrift
  * compact encoding (every required field present with its type, sizes within the chunk), each
- * page is decompressed (by snappyDecompress below, which hyparquet then uses too), and the streams
+ * page is decompressed (by snappyDecompress, ./snappy.ts, which hyparquet then uses too), and the streams
  * whose lengths and counts hyparquet follows blindly are walked: repetition and definition levels,
  * dictionary indices, boolean RLE values, PLAIN byte arrays, delta-encoded integers and lengths.
  * Anything that is not well formed is refused with a ParquetPageError that names the row group,
@@ -25,6 +25,7 @@
  * indices past the dictionary, levels above the schema's maximum, a column with more or fewer
  * rows than its row group, a byte array running into the next page.
  */
+import { snappyDecompress } from './snappy';
 import { type FileMetaData, parquetSchema, type SchemaTree } from 'hyparquet';
 
 /** Most values (page num_values summed over the columns read) a file may hold; bounds time and memory. */
@@ -589,76 +590,6 @@ function checkPlain(page: Uint8Array, pos: number, col: ColumnInfo, n: number, w
     if (len > page.length - pos) problem(`${what}: value ${i + 1} of ${n} is ${len} bytes long, but ${page.length - pos} remain in the page`);
     pos += len;
   }
-}
-
-/**
- * Snappy decompression with every length and offset checked (hyparquet's decoder takes a 4-byte
- * literal length of 2^31 or more as negative and steps back, re-reading the stream for seconds or
- * forever). `size` is the page header's uncompressed size; the stream must produce exactly that.
- * Used by the checks here and, as a custom decompressor, by hyparquet itself.
- */
-export function snappyDecompress(input: Uint8Array, size: number): Uint8Array {
-  const n = input.length;
-  let pos = 0;
-  const need = (k: number, what: string): void => {
-    if (n - pos < k) throw new Error(`the Snappy data ends inside ${what} (at its byte ${pos})`);
-  };
-  // Preamble: the uncompressed length as a varint (at most 5 bytes, below 2^32).
-  let declared = 0;
-  for (let i = 0; ; i++) {
-    if (i === 5) throw new Error('the Snappy length varint is longer than 5 bytes');
-    need(1, 'its length');
-    const b = input[pos++];
-    declared += (b & 0x7f) * 2 ** (7 * i);
-    if ((b & 0x80) === 0) break;
-  }
-  if (declared !== size) throw new Error(`the Snappy data says it holds ${declared} bytes, but the page header says ${size}`);
-  const out = new Uint8Array(size);
-  let outPos = 0;
-  while (pos < n) {
-    const tag = input[pos++];
-    const kind = tag & 3;
-    if (kind === 0) {
-      let len = (tag >> 2) + 1;
-      if (len > 60) {
-        const k = len - 60;
-        need(k, 'a literal length');
-        len = 1;
-        for (let i = 0; i < k; i++) len += input[pos + i] * 2 ** (8 * i);
-        pos += k;
-      }
-      need(len, `a literal of ${len} bytes`);
-      if (len > size - outPos) throw new Error(`a Snappy literal of ${len} bytes runs past the ${size} bytes of the page`);
-      out.set(input.subarray(pos, pos + len), outPos);
-      pos += len;
-      outPos += len;
-      continue;
-    }
-    let len: number;
-    let offset: number;
-    if (kind === 1) {
-      need(1, 'a copy');
-      len = ((tag >> 2) & 7) + 4;
-      offset = (tag >> 5) * 256 + input[pos];
-      pos += 1;
-    } else if (kind === 2) {
-      need(2, 'a copy');
-      len = (tag >> 2) + 1;
-      offset = input[pos] + input[pos + 1] * 256;
-      pos += 2;
-    } else {
-      need(4, 'a copy');
-      len = (tag >> 2) + 1;
-      offset = input[pos] + input[pos + 1] * 256 + input[pos + 2] * 65536 + input[pos + 3] * 16777216;
-      pos += 4;
-    }
-    if (offset === 0 || offset > outPos) throw new Error(`a Snappy copy from ${offset} bytes back, at output byte ${outPos}`);
-    if (len > size - outPos) throw new Error(`a Snappy copy of ${len} bytes runs past the ${size} bytes of the page`);
-    // Byte by byte: a copy may overlap the bytes it writes (a run).
-    for (let i = 0; i < len; i++, outPos++) out[outPos] = out[outPos - offset];
-  }
-  if (outPos !== size) throw new Error(`the Snappy data gives ${outPos} bytes, but the page header says ${size}`);
-  return out;
 }
 
 /** The uncompressed bytes of a page (or of a V2 page's values). */
