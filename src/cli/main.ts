@@ -19,6 +19,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import { answerlessMessage, unknownReport } from '../data/unknown';
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
+import { runnerKernels } from './kernel-cache';
 import { DirectorySource } from '../io/node-files';
 import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
@@ -69,6 +70,11 @@ const HELP = `LoRAMoE Playground runner
             the router weight on its own expert group beside the constraint's optimum
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
+  train, eval, generate also take [--matmul cached|tune|KERNEL]: the matmul kernels (cached: the
+            choice --matmul tune measured earlier on this GPU, kept in ~/.cache/loramoe-playground/
+            kernel-tuning.json or $LORAMOE_KERNEL_CACHE; tune: time the candidates now, about 2 s;
+            KERNEL forces one: fixed, tiled-64x64, tiled-128x64, tiled-64x64-8x8, tiled-32x32, vec4,
+            ragged, scalar)
   export-official --data FILE --out FILE.zip [--model NAME] [train's adapter and optimizer options]
             the run for the official LoRAMoE trainer: data/train.json (official format),
             run_loramoe.sh (these settings on its flags), README.md (mapping, what does not map)
@@ -278,6 +284,7 @@ async function train(flags: Flags): Promise<void> {
   if (samples.length === 0) throw new Error('no sample keeps an answer token: nothing to train on');
   const ctx = await runnerGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
+  console.error(await runnerKernels(ctx, backbone.config, str(flags, 'matmul')));
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength);
   const typeIndex = (t: string) => names.indexOf(t);
@@ -377,6 +384,7 @@ async function evalCommand(flags: Flags): Promise<void> {
   const maxLength = num(flags, 'max-length', defaultTrainSettings().maxLength);
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
   const ctx = await runnerGpu();
+  await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
   const batch = str(flags, 'batch');
   const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
@@ -403,6 +411,7 @@ async function generateCommand(flags: Flags): Promise<void> {
   const prompt = encodePrompt(tok, need(flags, 'prompt'), str(flags, 'input') ?? '');
   const maxNew = num(flags, 'max-new-tokens', 64);
   const ctx = await runnerGpu();
+  await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
   const capacity = Math.min(prompt.length + maxNew, 2048);
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, capacity);
   const gen = new Generator(ctx, weights, { maxLength: capacity });
@@ -436,7 +445,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
