@@ -56,7 +56,8 @@ export async function runnerKernels(ctx: GpuContext, config: LlamaShape, flag: s
   }
   if (mode === 'tune') {
     const shapes = modelMatmulShapes(config, 256, { experts: 8, rank: 4, targets: ['gate_proj', 'up_proj', 'down_proj'] });
-    const r: KernelReport = await autotuneReport(ctx, shapes, store);
+    // Asked for: timed on a software adapter too.
+    const r: KernelReport = await autotuneReport(ctx, shapes, store, { tuneSoftware: true });
     const pending = r.tuning?.pending.length ? `; ${r.tuning.pending.length} classes still to time (run --matmul tune again)` : '';
     return `matmul kernels: ${describeKernelChoices(ctx.kernels)} (${r.source}${r.error ? `: ${r.error}` : ''}${pending})`;
   }

@@ -3,7 +3,7 @@ import { matmul } from '../reference/matmul';
 import { expectClose, sumTolerance } from '../test/compare';
 import { testGpu, withValidation } from '../test/gpu';
 import { Rng } from '../util/random';
-import { adapterKey, autotuneMatmuls, modelMatmulShapes, scaledShape, shapeClasses, tuneMatmuls, type MatmulTuning, type OpTimer, type TuneShape, type TuningStore } from './autotune';
+import { adapterKey, autotuneMatmuls, isSoftwareAdapter, modelMatmulShapes, scaledShape, shapeClasses, tuneMatmuls, type MatmulTuning, type OpTimer, type TuneShape, type TuningStore } from './autotune';
 import type { GpuContext } from './gpu';
 import { matmulShapeClass, type MatmulChoice, type MatmulShapeClass } from './kernel-choices';
 import { matmulOp } from './kernels/matmul';
@@ -134,7 +134,7 @@ describe('matmul autotuner', () => {
     const ctx = await freshCtx();
     const store = memoryStore();
     const f = fakeTiming({ 'nt-wide': { fixed: 10, 'tiled-32x32': 5 } });
-    const opts = { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 1e6 };
+    const opts = { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 1e6, tuneSoftware: true };
     const first = await autotuneMatmuls(ctx, SHAPES, store, opts);
     expect(first.source).toBe('tuned');
     expect([...store.data.keys()]).toEqual([adapterKey(ctx.adapter)]);
@@ -160,6 +160,22 @@ describe('matmul autotuner', () => {
     expect((await autotuneMatmuls(forced, SHAPES, store, opts)).source).toBe('forced');
     expect(store.saves).toBe(saves);
     expect(forced.kernels.force).toBe('ragged');
+  });
+
+  it('keeps the fixed kernels untimed on a software adapter unless asked to tune there', async () => {
+    expect(isSoftwareAdapter({ vendor: 'google', architecture: 'swiftshader', device: '', description: '' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: '' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H200', description: '' })).toBe(false);
+    expect(isSoftwareAdapter({ vendor: 'apple', architecture: 'metal-3', device: '', description: 'Apple M2' })).toBe(false);
+    const ctx = await freshCtx();
+    const soft = { ...ctx, kernels: undefined, adapter: { ...ctx.adapter, architecture: 'swiftshader' } };
+    const store = memoryStore();
+    const f = fakeTiming({ 'nt-wide': { fixed: 10, 'tiled-32x32': 5 } });
+    const out = await autotuneMatmuls(soft, SHAPES, store, { timer: f.timer, now: f.now, candidates: CANDIDATES, budgetMs: 1e6 });
+    expect(out).toEqual({ source: 'software', tuning: null });
+    expect(f.calls).toEqual([]);
+    expect(store.saves).toBe(0);
+    expect(soft.kernels).toEqual({ matmul: {}, force: null });
   });
 
   it('auto matmuls take the device choice of their class, a forced kernel everywhere, and still match the reference', async () => {

@@ -86,6 +86,21 @@ export interface TuneOptions {
   margin?: number;
   /** Largest product timed, in multiply-adds (default 2^23): bigger shapes are scaled down. */
   maxMacs?: number;
+  /**
+   * Tune on a software adapter too (default false: a CPU-emulated GPU keeps the fixed kernels
+   * untimed; see isSoftwareAdapter). Tests and the bench set it to measure there anyway.
+   */
+  tuneSoftware?: boolean;
+}
+
+/**
+ * A GPU emulated on the CPU (SwiftShader, llvmpipe/lavapipe, WARP). There the workgroup-memory
+ * kernels lose to the fixed register-tiled ones on every shape class measured (2 to 27 times
+ * slower on SwiftShader, tools/bench/autotune.ts), and each tiled pipeline takes 1.5 to 3 s to
+ * compile, so timing them would only delay the first backbone load by 6 to 10 s.
+ */
+export function isSoftwareAdapter(a: Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>): boolean {
+  return /swiftshader|llvmpipe|lavapipe|software|microsoft basic render|\bwarp\b/i.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`);
 }
 
 /** The store's key for an adapter: everything that identifies it and bounds what kernels it can run. */
@@ -332,8 +347,11 @@ export function choicesOf(t: MatmulTuning | null, force: KernelChoices['force'] 
 }
 
 export interface AutotuneOutcome {
-  /** 'cached': every class was in the store; 'tuned': this call measured some; 'forced': a kernel is forced, nothing was timed. */
-  source: 'cached' | 'tuned' | 'forced';
+  /**
+   * 'cached': every class was in the store; 'tuned': this call measured some; 'forced': a kernel is
+   * forced, nothing was timed; 'software': a CPU-emulated adapter keeps the fixed kernels, untimed.
+   */
+  source: 'cached' | 'tuned' | 'forced' | 'software';
   tuning: MatmulTuning | null;
 }
 
@@ -346,6 +364,10 @@ export interface AutotuneOutcome {
 export async function autotuneMatmuls(ctx: GpuContext, shapes: readonly TuneShape[], store: TuningStore | null, opts: TuneOptions = {}): Promise<AutotuneOutcome> {
   const force = ctx.kernels?.force ?? null;
   if (force) return { source: 'forced', tuning: null };
+  if (!opts.tuneSoftware && isSoftwareAdapter(ctx.adapter)) {
+    ctx.kernels = choicesOf(null, null);
+    return { source: 'software', tuning: null };
+  }
   const key = adapterKey(ctx.adapter);
   let previous: MatmulTuning | null = null;
   try {

@@ -78,6 +78,8 @@ function kernelSource(r: KernelReport): string {
       return `Timing the kernels failed (${r.error ?? 'unknown error'}): every matmul uses the fixed kernel.`;
     case 'cached':
       return `Chosen by timing on this adapter earlier (kept in the browser).${pending}`;
+    case 'software':
+      return 'A software adapter (the GPU emulated on the CPU): every matmul uses the fixed register-tiled kernel, untimed; the workgroup-memory kernels were measured 2 to 27 times slower there.';
     case 'tuned':
       return `Timed on this adapter for this backbone (${((t?.ms ?? 0) / 1000).toFixed(1)} s so far, ${t?.timer === 'timestamp' ? 'GPU timestamps' : 'wall time'}).${pending}`;
   }

@@ -74,7 +74,7 @@ async function benchModel(ctx: GpuContext, model: string, shapes: TuneShape[]): 
   let tuning: MatmulTuning | null;
   for (;;) {
     ctx.kernels = undefined;
-    const out = await autotuneMatmuls(ctx, shapes, store, { budgetMs });
+    const out = await autotuneMatmuls(ctx, shapes, store, { budgetMs, tuneSoftware: true });
     loads++;
     tuning = out.tuning;
     console.error(`${model}: load ${loads}: ${out.source}, ${Object.keys(tuning?.classes ?? {}).length} classes measured, ${tuning?.pending.length ?? 0} pending, ${((tuning?.ms ?? 0) / 1000).toFixed(1)} s tuning so far`);
