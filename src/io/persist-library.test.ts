@@ -7,6 +7,7 @@ import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   deleteRun,
+  deleteValue,
   libraryBytes,
   loadCheckpoint,
   loadCheckpointPointer,
@@ -16,6 +17,7 @@ import {
   saveCheckpoint,
   saveRunAdapter,
   saveRunRecord,
+  saveValue,
   setCheckpointWriteHook,
 } from './persist';
 
@@ -72,6 +74,20 @@ describe('runs library storage', () => {
     expect(await loadRunAdapter('a')).toBeNull();
     expect(await loadCheckpoint('a')).toBeNull();
     expect(await loadRunRecords()).toEqual([]);
+    expect(await libraryBytes()).toBe(0);
+  });
+
+  it('reads a database of version 1, whose one pointer names its run only in its metadata', async () => {
+    const p = await saveCheckpoint(bytes(5, 5), info('old', 3));
+    // As version 1 wrote it: the latest pointer alone, without runId.
+    await deleteValue('checkpoint:old');
+    await saveValue('checkpoint', { ...p, runId: undefined });
+    expect((await loadCheckpointPointer('old'))?.step).toBe(3);
+    expect(new Uint8Array((await loadCheckpoint('old'))!.bytes)).toEqual(new Uint8Array([5, 5]));
+    expect(await loadCheckpoint('another')).toBeNull();
+    expect(await removeOrphanCheckpoints()).toBe(0);
+    await deleteRun('old');
+    expect(await loadCheckpointPointer()).toBeNull();
     expect(await libraryBytes()).toBe(0);
   });
 });

@@ -142,6 +142,11 @@ export async function saveValue(key: string, value: unknown, what = key): Promis
   await guardWrite(what, () => d.put('kv', value, key).then(() => undefined));
 }
 
+export async function deleteValue(key: string): Promise<void> {
+  const d = await db();
+  await d.delete('kv', key);
+}
+
 export async function loadValue<T>(key: string): Promise<T | null> {
   const d = await db();
   return ((await d.get('kv', key)) as T | undefined) ?? null;
@@ -191,7 +196,10 @@ export async function deleteRun(runId: string): Promise<void> {
   if (own) await tx.objectStore('checkpoints').delete(own.id);
   await kv.delete(runPointerKey(runId));
   const latest = (await kv.get(POINTER)) as CheckpointPointer | undefined;
-  if (latest && latest.runId === runId) await kv.delete(POINTER);
+  if (latest && runOfPointer(latest) === runId) {
+    await tx.objectStore('checkpoints').delete(latest.id);
+    await kv.delete(POINTER);
+  }
   await tx.done;
 }
 
@@ -278,17 +286,37 @@ export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<Checkp
   return pointer;
 }
 
+/** The run a pointer belongs to (a pointer of version 1 names it only in its metadata). */
+function runOfPointer(p: CheckpointPointer): string | undefined {
+  return p.runId ?? (p.meta as { runId?: string } | undefined)?.runId;
+}
+
+/**
+ * The key of run `runId`'s pointer, or of the library's latest when no run is named. A database of
+ * version 1 has only the latest pointer: it stands for its run.
+ */
+async function pointerKeyOf(kv: { get(key: string): Promise<unknown> }, runId: string | undefined): Promise<string> {
+  if (runId === undefined) return POINTER;
+  if ((await kv.get(runPointerKey(runId))) !== undefined) return runPointerKey(runId);
+  const latest = (await kv.get(POINTER)) as CheckpointPointer | undefined;
+  return latest && runOfPointer(latest) === runId ? POINTER : runPointerKey(runId);
+}
+
 /** The pointer of run `runId`'s checkpoint, or of the library's latest when no run is named. */
 export async function loadCheckpointPointer<Meta>(runId?: string): Promise<CheckpointPointer<Meta> | null> {
   const d = await db();
-  return ((await d.get('kv', runId === undefined ? POINTER : runPointerKey(runId))) as CheckpointPointer<Meta> | undefined) ?? null;
+  const tx = d.transaction('kv', 'readonly');
+  const p = (await tx.store.get(await pointerKeyOf(tx.store, runId))) as CheckpointPointer<Meta> | undefined;
+  await tx.done;
+  return p ?? null;
 }
 
 /** A checkpoint's pointer, bytes and extra data (run `runId`'s, or the latest), read in one transaction (never a half-switched pair). */
 export async function loadCheckpoint<Meta>(runId?: string): Promise<{ pointer: CheckpointPointer<Meta>; bytes: ArrayBuffer; extra: unknown } | null> {
   const d = await db();
   const tx = d.transaction(['kv', 'checkpoints'], 'readonly');
-  const pointer = (await tx.objectStore('kv').get(runId === undefined ? POINTER : runPointerKey(runId))) as CheckpointPointer<Meta> | undefined;
+  const kv = tx.objectStore('kv');
+  const pointer = (await kv.get(await pointerKeyOf(kv, runId))) as CheckpointPointer<Meta> | undefined;
   if (!pointer) return null;
   const rec = await tx.objectStore('checkpoints').get(pointer.id);
   await tx.done;

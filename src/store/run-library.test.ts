@@ -23,7 +23,7 @@ const { discardCheckpoint } = await import('./run-actions');
 const { useRunStore } = await import('./run');
 const { useProbeStore } = await import('./probe');
 const { useChatStore } = await import('./chat');
-const { openRun, recordFromStores, saveRecord, useLibraryStore } = await import('./run-library');
+const { openRun, recordFromEarlierVersion, recordFromStores, saveRecord, useLibraryStore } = await import('./run-library');
 type RunRecord = import('./run-library').RunRecord;
 
 const probe = (accuracy: number): ProbeResult => ({ accuracy, meanLogLikelihood: -1, items: [], byType: {} });
@@ -127,5 +127,16 @@ describe('what a run records', () => {
     openRun('run-e');
     expect(useRunStore.getState().runId).toBe('run-live');
     expect(useLibraryStore.getState().error).toBe('Stop the current run before opening another one.');
+  });
+});
+
+describe('a run kept by a version before the library', () => {
+  it('becomes a stopped record with its series, and anything else is refused', () => {
+    const metrics = [metric(1, 2), metric(2, 1.5)];
+    const rec = recordFromEarlierVersion({ runId: 'run-old', totalSteps: 40, metrics, routing: null, routingStep: 0, groups: [], typeNames: ['world knowledge'] }, 7);
+    expect(rec).toMatchObject({ id: 'run-old', status: 'stopped', origin: 'trained', step: 2, totalSteps: 40, metrics, typeNames: ['world knowledge'], routingSet: null, events: [], createdAt: 7 });
+    expect(recordFromEarlierVersion(null, 7)).toBeNull();
+    expect(recordFromEarlierVersion({ runId: null, metrics }, 7)).toBeNull();
+    expect(recordFromEarlierVersion({ runId: 'x', metrics: 'none' }, 7)).toBeNull();
   });
 });

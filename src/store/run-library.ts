@@ -199,6 +199,47 @@ export function clearRunViews(): void {
   useProbeStore.setState({ after: null, error: null });
 }
 
+/**
+ * The run an earlier version of the playground kept (one record under the key "run", before the
+ * library existed) as a library record, so its curves stay listed; null when there is none or it is
+ * not such a record. It is marked stopped: whether it was training is not known, and its
+ * checkpoint, if any, is offered for Resume.
+ */
+export function recordFromEarlierVersion(saved: unknown, now: number): RunRecord | null {
+  if (typeof saved !== 'object' || saved === null) return null;
+  const r = saved as Partial<{ runId: string | null; totalSteps: number; metrics: StepMetrics[]; routing: RoutingSummary | null; routingStep: number; routingSet: RoutingSummary | null; routingSetStep: number; groups: DisplayGroup[]; typeNames: string[]; events: RunEvent[] }>;
+  if (typeof r.runId !== 'string' || !Array.isArray(r.metrics)) return null;
+  const last = r.metrics[r.metrics.length - 1];
+  return {
+    id: r.runId,
+    updatedAt: now,
+    name: `Run from before the library (${r.runId})`,
+    origin: 'trained',
+    createdAt: now,
+    status: 'stopped',
+    method: '',
+    adapterCfg: null,
+    settings: null,
+    backbone: '',
+    dataset: null,
+    totalSteps: typeof r.totalSteps === 'number' ? r.totalSteps : (last?.step ?? 0),
+    step: last?.step ?? 0,
+    metrics: r.metrics,
+    routing: r.routing ?? null,
+    routingStep: r.routingStep ?? 0,
+    routingSet: r.routingSet ?? null,
+    routingSetStep: r.routingSetStep ?? 0,
+    groups: Array.isArray(r.groups) ? r.groups : [],
+    typeNames: Array.isArray(r.typeNames) ? r.typeNames : [],
+    seqLen: 0,
+    events: Array.isArray(r.events) ? r.events : [],
+    probe: { before: null, after: null },
+    chat: null,
+    checkpoint: null,
+    adapter: null,
+  };
+}
+
 /** Reads the library from storage, and how much it and the site use. */
 export async function refreshLibrary(): Promise<void> {
   if (!persist.persistenceAvailable()) {

@@ -9,10 +9,13 @@ import type { RunMeta } from '../worker/checkpoint';
 import { requestSummary, sendDataset, setRestoredTrainData } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { isTraining, useRunStore } from './run';
-import { findRun, recordFromStores, refreshLibrary, saveRecord, showRecord, useLibraryStore } from './run-library';
+import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, saveRecord, showRecord, useLibraryStore } from './run-library';
 import { setSettings, useSettingsStore } from './settings';
 import { sanitizeSettings } from './settings-table';
 import { errorText, whenReady } from './worker-link';
+
+/** Where versions before the runs library kept the one run they knew. */
+const EARLIER_RUN_KEY = 'run';
 
 /** Settles when what an earlier visit stored is back (datasets sent to the worker). */
 let restored: Promise<void> = Promise.resolve();
@@ -69,6 +72,10 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
       if (s.values.maxLength !== prev.values.maxLength) requestSummary();
     });
     await refreshLibrary();
+    // A run kept by a version before the library joins it (once).
+    const earlier = recordFromEarlierVersion(await persist.loadValue<unknown>(EARLIER_RUN_KEY), Date.now());
+    if (earlier && !findRun(earlier.id)) await saveRecord(earlier);
+    if (earlier) await persist.deleteValue(EARLIER_RUN_KEY);
     const removed = await persist.removeOrphanCheckpoints();
     if (removed > 0) console.info(`[storage] removed ${removed} checkpoint(s) that an interrupted save left behind`);
     const pointer = await persist.loadCheckpointPointer<RunMeta>();
