@@ -1,35 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadTokenizer, type TextTokenizer } from './tokenizer';
+import { wordTokenizer } from '../test/word-tokenizer';
 import { encodeOfficial, hasAnswer, type InstructionRecord } from './template';
 import { makeBatch } from './batch';
 import { parseDataset, typeIndexMapping } from './import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import { niceWidth, summarizeDataset } from './summary';
-
-/** A word-level tokenizer: one id per whitespace-separated word, BOS added as Llama's tokenizer does. */
-function wordTokenizer(): TextTokenizer {
-  const words = ['<unk>', '<s>', '</s>', 'a', 'b', 'c', 'd', 'e'];
-  const vocab = Object.fromEntries(words.map((w, i) => [w, i]));
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const tokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: null,
-    pre_tokenizer: { type: 'Whitespace' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: null,
-    model: { type: 'WordLevel', vocab, unk_token: '<unk>' },
-  };
-  return loadTokenizer(tokenizerJson, { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' });
-}
 
 describe('summarizeDataset', () => {
   const tok = wordTokenizer();

@@ -2,34 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import { summarizeDataset } from './summary';
 import { encodeOfficial, hasAnswer, type InstructionRecord } from './template';
+import { wordTokenizer, special } from '../test/word-tokenizer';
 import { loadTokenizer, type TextTokenizer } from './tokenizer';
 import { answerlessMessage, countWords, formatShare, topWords, unknownReport, unknownShare, unknownWarning, type UnknownTokens } from './unknown';
-
-const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-
-/** Word-level: ids <unk> 0, <s> 1, </s> 2, a 3, b 4, c 5, d 6, e 7; BOS added; optional lowercasing. */
-function wordTokenizer(lowercase = false): TextTokenizer {
-  const words = ['<unk>', '<s>', '</s>', 'a', 'b', 'c', 'd', 'e'];
-  return loadTokenizer(
-    {
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-      normalizer: lowercase ? { type: 'Lowercase' } : null,
-      pre_tokenizer: { type: 'Whitespace' },
-      post_processor: {
-        type: 'TemplateProcessing',
-        single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-        pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-        special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-      },
-      decoder: null,
-      model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<unk>' },
-    },
-    { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' },
-  );
-}
 
 /** BPE over the letters a, b, c (merge "a b"), with an unknown token for any other character. */
 function bpeTokenizer(): TextTokenizer {

@@ -70,7 +70,7 @@ export function evalEveryFor(steps: number): number {
 }
 
 /** The share of the whole comparison done, 0..1 (steps done over five runs' steps). */
-export function comparisonProgress(s: Pick<ComparisonState, 'methods' | 'steps'>): number {
+export function comparisonProgress(s: { methods: readonly Pick<ComparedMethod, 'step'>[]; steps: number }): number {
   if (s.methods.length === 0 || s.steps === 0) return 0;
   return s.methods.reduce((a, m) => a + Math.min(m.step, s.steps), 0) / (s.methods.length * s.steps);
 }
