@@ -1,7 +1,8 @@
 // Token embedding lookup and its gradient.
 //
 //   ids:       [M]          u32 token ids (M = B*T rows)
-//   E:         [V, C]       embedding table (frozen in LoRAMoE, but its gradient is provided)
+//   E:         [V, C]       embedding table (frozen in LoRAMoE, but its gradient is provided);
+//                           f32, or f16 packed two per word (forward_f16, see matmul_f16w.wgsl)
 //   out:       [M, C]       out[m, c] = E[ids[m], c]; an id >= V gives a zero row (overwritten)
 //   dout:      [M, C]       gradient of out
 //   tokens:    [maxU]       the batch's U distinct ids (first U entries valid)
@@ -37,6 +38,8 @@ override WG: u32 = 256;
 @group(0) @binding(6) var<storage, read> offsets: array<u32>;
 @group(0) @binding(7) var<storage, read> positions: array<u32>;
 @group(0) @binding(8) var<storage, read_write> dE: array<f32>;
+// The same table stored in f16, two halves per word (forward_f16 only; frozen, so no backward).
+@group(0) @binding(2) var<storage, read> EH: array<u32>;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -48,6 +51,23 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let id = ids[m];
   var v = 0.0;
   if (id < dims.V) { v = E[id * dims.C + c]; }
+  out[idx] = v;
+}
+
+@compute @workgroup_size(WG)
+fn forward_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+  let idx = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  if (idx >= dims.M * dims.C) { return; }
+  let m = idx / dims.C;
+  let c = idx % dims.C;
+  let id = ids[m];
+  var v = 0.0;
+  if (id < dims.V) {
+    let e = id * dims.C + c;
+    let pair = unpack2x16float(EH[e >> 1u]);
+    v = select(pair.x, pair.y, (e & 1u) == 1u);
+  }
   out[idx] = v;
 }
 

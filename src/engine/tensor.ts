@@ -3,10 +3,23 @@
  * turn "read x, write y" into a read-write hazard on one buffer; separate buffers keep every
  * dispatch valid. Tensors are made once (from a model's size table) and reused every step.
  */
+import { decodeF16, encodeFromF32 } from '../io/dtypes';
 import type { GpuContext } from './gpu';
 
-export type DType = 'f32' | 'u32' | 'i32';
-export type TypedArrayOf<D extends DType> = D extends 'f32' ? Float32Array : D extends 'u32' ? Uint32Array : Int32Array;
+/**
+ * Element types. `f16` holds IEEE binary16 values packed two per 32-bit word (element 2i in the low
+ * half), which WGSL reads as `array<u32>` and unpacks with the core builtin `unpack2x16float`: no
+ * `shader-f16` feature needed, so it runs on every adapter (docs/ARCHITECTURE.md, "Half-precision
+ * weights"). Only frozen backbone matrices use it; the host side reads and writes f16 tensors as
+ * float32 values (rounded to nearest even on the way in, exact on the way out).
+ */
+export type DType = 'f32' | 'f16' | 'u32' | 'i32';
+export type TypedArrayOf<D extends DType> = D extends 'f32' | 'f16' ? Float32Array : D extends 'u32' ? Uint32Array : Int32Array;
+
+/** Bytes a tensor of `size` elements occupies: 4 per element, or 2 for f16 rounded up to whole words. */
+export function storedBytes(dtype: DType, size: number): number {
+  return dtype === 'f16' ? 4 * Math.ceil(size / 2) : 4 * size;
+}
 
 export class Tensor<D extends DType = DType> {
   readonly size: number;
@@ -19,7 +32,7 @@ export class Tensor<D extends DType = DType> {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
   get bytes(): number {
-    return this.size * 4;
+    return storedBytes(this.dtype, this.size);
   }
   destroy(): void {
     this.buffer.destroy();
@@ -43,14 +56,15 @@ export function createTensor<D extends DType = 'f32'>(
   data?: ArrayLike<number>,
 ): Tensor<D> {
   const size = shapeSize(shape);
+  const bytes = storedBytes(dtype, size);
   const limit = ctx.adapter.limits.maxStorageBufferBindingSize;
-  if (size * 4 > limit) {
-    throw new Error(`tensor ${name} [${shape.join(', ')}] needs ${size * 4} bytes; the adapter binds at most ${limit}`);
+  if (bytes > limit) {
+    throw new Error(`tensor ${name} [${shape.join(', ')}] needs ${bytes} bytes; the adapter binds at most ${limit}`);
   }
   const buffer = ctx.device.createBuffer({
     label: name,
     // Zero-sized bindings are invalid; a 4-byte floor keeps empty tensors bindable.
-    size: Math.max(4, size * 4),
+    size: Math.max(4, bytes),
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
   });
   const t = new Tensor(name, [...shape], dtype, buffer);
@@ -59,7 +73,7 @@ export function createTensor<D extends DType = 'f32'>(
 }
 
 export function toTyped<D extends DType>(dtype: D, data: ArrayLike<number>): TypedArrayOf<D> {
-  if (dtype === 'f32') return (data instanceof Float32Array ? data : Float32Array.from(data)) as TypedArrayOf<D>;
+  if (dtype === 'f32' || dtype === 'f16') return (data instanceof Float32Array ? data : Float32Array.from(data)) as TypedArrayOf<D>;
   if (dtype === 'u32') return (data instanceof Uint32Array ? data : Uint32Array.from(data)) as TypedArrayOf<D>;
   return (data instanceof Int32Array ? data : Int32Array.from(data)) as TypedArrayOf<D>;
 }
@@ -70,12 +84,27 @@ export function writeTensor<D extends DType>(ctx: GpuContext, t: Tensor<D>, data
   }
   if (t.size === 0) return;
   const typed = toTyped(t.dtype, data);
+  if (t.dtype === 'f16') {
+    // writeBuffer moves whole words: an odd count gets a zero half at the end.
+    const packed = new Uint8Array(t.bytes);
+    packed.set(encodeFromF32('F16', typed as Float32Array));
+    ctx.device.queue.writeBuffer(t.buffer, 0, packed);
+    return;
+  }
   ctx.device.queue.writeBuffer(t.buffer, 0, typed.buffer, typed.byteOffset, typed.byteLength);
+}
+
+/** A read-back word range as the tensor's values (f16 decoded to float32). */
+function fromBytes<D extends DType>(t: Tensor<D>, raw: ArrayBuffer): TypedArrayOf<D> {
+  if (t.dtype === 'f16') return decodeF16(new Uint8Array(raw, 0, t.size * 2)) as TypedArrayOf<D>;
+  if (t.dtype === 'f32') return new Float32Array(raw, 0, t.size) as TypedArrayOf<D>;
+  if (t.dtype === 'u32') return new Uint32Array(raw, 0, t.size) as TypedArrayOf<D>;
+  return new Int32Array(raw, 0, t.size) as TypedArrayOf<D>;
 }
 
 /** Copies a tensor back to the CPU. Used for metrics and tests, never inside a training step. */
 export async function readTensor<D extends DType>(ctx: GpuContext, t: Tensor<D>): Promise<TypedArrayOf<D>> {
-  const bytes = Math.max(4, t.size * 4);
+  const bytes = Math.max(4, t.bytes);
   const staging = ctx.device.createBuffer({
     label: `${t.name}:readback`,
     size: bytes,
@@ -85,12 +114,10 @@ export async function readTensor<D extends DType>(ctx: GpuContext, t: Tensor<D>)
   enc.copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
   ctx.device.queue.submit([enc.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
-  const raw = staging.getMappedRange().slice(0, t.size * 4);
+  const raw = staging.getMappedRange().slice(0, t.bytes);
   staging.unmap();
   staging.destroy();
-  if (t.dtype === 'f32') return new Float32Array(raw) as TypedArrayOf<D>;
-  if (t.dtype === 'u32') return new Uint32Array(raw) as TypedArrayOf<D>;
-  return new Int32Array(raw) as TypedArrayOf<D>;
+  return fromBytes(t, raw);
 }
 
 /** Copies several tensors back with one submission and one mapping (metrics of a step). */
@@ -99,16 +126,20 @@ export async function readTensors(ctx: GpuContext, tensors: readonly Tensor[]): 
   let total = 0;
   for (const t of tensors) {
     offsets.push(total);
-    total += Math.max(4, t.size * 4);
+    total += Math.max(4, t.bytes);
   }
   if (tensors.length === 0) return [];
   const staging = ctx.device.createBuffer({ label: 'readback', size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const enc = ctx.device.createCommandEncoder();
-  tensors.forEach((t, i) => enc.copyBufferToBuffer(t.buffer, 0, staging, offsets[i], Math.max(4, t.size * 4)));
+  tensors.forEach((t, i) => enc.copyBufferToBuffer(t.buffer, 0, staging, offsets[i], Math.max(4, t.bytes)));
   ctx.device.queue.submit([enc.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
   const mapped = staging.getMappedRange();
-  const out = tensors.map((t, i) => new Float32Array(mapped.slice(offsets[i], offsets[i] + t.size * 4)));
+  // Read-backs are metrics and losses: float tensors (an f16 one comes back decoded).
+  const out = tensors.map((t, i) => {
+    const raw = mapped.slice(offsets[i], offsets[i] + t.bytes);
+    return t.dtype === 'f16' ? decodeF16(new Uint8Array(raw, 0, t.size * 2)) : new Float32Array(raw);
+  });
   staging.unmap();
   staging.destroy();
   return out;

@@ -106,7 +106,7 @@ function checkDims(op: string, d: Dims): void {
   }
 }
 
-function need(op: string, role: string, t: Tensor, dtype: 'f32' | 'u32', n: number, shape: string): void {
+function need(op: string, role: string, t: Tensor, dtype: 'f32' | 'f16' | 'u32', n: number, shape: string): void {
   if (t.dtype !== dtype) throw new Error(`${op}: ${role} ${t.name} must be ${dtype}, got ${t.dtype}`);
   if (t.size < n) throw new Error(`${op}: ${role} ${t.name} has ${t.size} values, needs ${shape} = ${n}`);
 }
@@ -121,13 +121,15 @@ export function embeddingForwardOp(ctx: GpuContext, args: EmbeddingForwardArgs):
   checkDims(op, args);
   const { M, C, V } = args;
   need(op, 'ids', args.ids, 'u32', M, `[M=${M}]`);
-  need(op, 'E', args.E, 'f32', V * C, `[V=${V}, C=${C}]`);
+  // A frozen table may be stored in f16 (src/model/weights.ts); forward_f16 widens it to f32.
+  const half = args.E.dtype === 'f16';
+  need(op, 'E', args.E, half ? 'f16' : 'f32', V * C, `[V=${V}, C=${C}]`);
   need(op, 'out', args.out, 'f32', M * C, `[M=${M}, C=${C}]`);
   if (args.out.buffer === args.E.buffer) throw new Error(`${op}: out ${args.out.name} shares its buffer with E ${args.E.name}`);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.out.name}`,
     shader: SHADER,
-    entryPoint: 'forward',
+    entryPoint: half ? 'forward_f16' : 'forward',
     constants: { WG },
     uniforms: [['M', 'u32', M], ['C', 'u32', C], ['V', 'u32', V], ['U', 'u32', 0]],
     bindings: { 1: args.ids, 2: args.E, 3: args.out },

@@ -1,9 +1,10 @@
 /** Dispatcher for shaders/matmul.wgsl: C = alpha * op(A) · op(B) + beta * C, batched. */
 import type { GpuContext } from '../gpu';
 import { matmulShapeClass, TILED_MATMULS, type MatmulForce, type TiledMatmul } from '../kernel-choices';
-import { ceilDiv, createOp, type Op } from '../op';
+import { ceilDiv, createOp, type Op, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
+import f16wCode from '../../../shaders/matmul_f16w.wgsl?raw';
 import type { Tensor } from '../tensor';
 import { tiledMatmulOp } from './matmul-tiled';
 
@@ -19,6 +20,9 @@ import { tiledMatmulOp } from './matmul-tiled';
  *   ./matmul-tiled.ts): any shape, vec4 loads where matmulVec4Fits holds.
  * - `auto` (default): the device's choice for the product's shape class (`ctx.kernels`, set by the
  *   autotuner or a setting; ../kernel-choices.ts), else chooseMatmulVariant (the fixed choice).
+ *
+ * A B operand of dtype f16 (a frozen weight stored in half precision) always takes
+ * shaders/matmul_f16w.wgsl, whatever the variant: it is the one kernel that reads packed halves.
  */
 export type MatmulVariant = 'auto' | 'vec4' | 'ragged' | 'scalar' | TiledMatmul;
 
@@ -45,6 +49,7 @@ export interface MatmulArgs {
 }
 
 const SHADER: ShaderSource = { name: 'matmul', code };
+const SHADER_F16W: ShaderSource = { name: 'matmul_f16w', code: f16wCode };
 
 /**
  * Process-wide default for MatmulArgs.variant, 'auto' normally. Benchmarks set it to force one
@@ -124,6 +129,26 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
   need(args.b, strideB, K * N, 'B');
   need(args.c, strideC, M * N, 'C');
   const shape: Shape = { M, N, K, transA: args.transA, transB: args.transB, batch, strideA, strideB, strideC };
+  if (args.a.dtype !== 'f32' || args.c.dtype !== 'f32') {
+    throw new Error(`matmul ${args.label ?? ''}: A (${args.a.name}) and C (${args.c.name}) must be f32, got ${args.a.dtype} and ${args.c.dtype}`);
+  }
+  const uniforms: UniformField[] = [
+    ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K], ['batch', 'u32', batch],
+    ['strideA', 'u32', strideA], ['strideB', 'u32', strideB], ['strideC', 'u32', strideC],
+    ['alpha', 'f32', args.alpha ?? 1], ['beta', 'f32', args.beta ?? 0],
+  ];
+  if (args.b.dtype === 'f16') {
+    return createOp(ctx, {
+      label: args.label ?? `matmul ${args.c.name}`,
+      shader: SHADER_F16W,
+      entryPoint: 'main',
+      constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
+      uniforms,
+      bindings: { 1: args.a, 2: args.b, 3: args.c },
+      workgroups: [ceilDiv(N, WG * 8), ceilDiv(M, WG * 8), batch],
+    });
+  }
+  if (args.b.dtype !== 'f32') throw new Error(`matmul ${args.label ?? ''}: B (${args.b.name}) must be f32 or f16, got ${args.b.dtype}`);
   // A vec4 binding needs at least one vec4 in the buffer (only a tiny operand lacks one).
   const bindable = args.a.size >= 4 && args.b.size >= 4;
   const requested = args.variant ?? matmulDefaults.variant;
@@ -151,11 +176,7 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
     shader: SHADER,
     entryPoint: ENTRY_POINT[variant],
     constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
-    uniforms: [
-      ['M', 'u32', M], ['N', 'u32', N], ['K', 'u32', K], ['batch', 'u32', batch],
-      ['strideA', 'u32', strideA], ['strideB', 'u32', strideB], ['strideC', 'u32', strideC],
-      ['alpha', 'f32', args.alpha ?? 1], ['beta', 'f32', args.beta ?? 0],
-    ],
+    uniforms,
     bindings: { 1: args.a, 2: args.b, 3: args.c },
     workgroups: [ceilDiv(N, WG * block), ceilDiv(M, WG * block), batch],
   });
