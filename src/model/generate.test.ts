@@ -17,6 +17,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../engine/gpu';
+import { roundToDtype } from '../io/dtypes';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
@@ -191,6 +192,31 @@ describe('Generator: every step against the float64 reference', () => {
       expect(onOffDiff).toBeGreaterThan(1e-2);
     });
   }
+});
+
+describe('Generator with f16 backbone matrices', () => {
+  it('every step matches the reference run on the same rounded weights', async () => {
+    const ctx = await testGpu();
+    const host = randomWeights(TINY_SHAPE, 31);
+    const adapter = randomAdapter(TINY_SHAPE, MOE, 32);
+    const weights = new GpuWeights(ctx, TINY_SHAPE, host, MOE, adapter, CAP, 'f16');
+    const gen = new Generator(ctx, weights, { maxLength: CAP });
+    const rounded = new Map([...host].map(([name, v]) => [name, weights.get(name).dtype === 'f16' ? roundToDtype('F16', v) : v]));
+    const ref = new ReferenceLlama(TINY_SHAPE, toRefWeights(rounded), MOE, toRefAdapter(adapter), CAP);
+    try {
+      const res = await withValidation(ctx, () => gen.generate(PROMPT, params({ maxNewTokens: 4, returnLogits: true })));
+      const seq = [...PROMPT];
+      for (const tok of res.tokens) {
+        const want = refLast(ref, seq).logits;
+        expectClose(`f16 weights, step ${tok.step} logits vs reference`, tok.logits!, want, logitTol(want));
+        seq.push(tok.id);
+      }
+      expect(res.tokens).toHaveLength(4);
+    } finally {
+      gen.destroy();
+      weights.destroy();
+    }
+  });
 });
 
 describe('Generator: stopping', () => {

@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { makeBatch } from '../data/batch';
+import { roundToDtype } from '../io/dtypes';
 import { runOps } from '../engine/op';
 import { readTensor } from '../engine/tensor';
 import { defaultAdapterConfig } from '../loramoe/config';
@@ -20,6 +21,7 @@ import { testGpu, withValidation } from '../test/gpu';
 import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import type { ModelConfig } from './config';
 import { LlamaGraph } from './llama';
+import { backboneDtype, type WeightPrecision } from './tensor-plan';
 import { GpuWeights } from './weights';
 
 const B = 2;
@@ -44,11 +46,14 @@ function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return err / Math.max(scale, 1e-12);
 }
 
-async function compareWithReference(label: string, shape: ModelConfig, cfg: AdapterConfig, dropout: number) {
+async function compareWithReference(label: string, shape: ModelConfig, cfg: AdapterConfig, dropout: number, precision: WeightPrecision = 'f32') {
   const ctx = await testGpu();
   const host = randomWeights(shape, 11);
   const adapter = cfg.mode === 'loramoe' || cfg.mode === 'lora' ? randomAdapter(shape, cfg, 12) : null;
-  const weights = new GpuWeights(ctx, shape, host, cfg, adapter, T);
+  const weights = new GpuWeights(ctx, shape, host, cfg, adapter, T, precision);
+  // With f16 matrices the reference runs on the values the GPU holds (the same rounding), so the
+  // comparison keeps the f32 tolerance; what f16 itself costs is measured by tools/bench/half-weights.ts.
+  const refHost = new Map([...host].map(([name, v]) => [name, backboneDtype(weights.get(name).shape, precision) === 'f16' ? roundToDtype('F16', v) : v]));
   const graph = new LlamaGraph(ctx, weights, { B, T, training: true });
   const batch = batchFor();
   const seed = 4242;
@@ -57,7 +62,7 @@ async function compareWithReference(label: string, shape: ModelConfig, cfg: Adap
   await withValidation(ctx, () => runOps(ctx, [...graph.forwardOps, ...graph.backwardOps]));
   const losses = await graph.readLosses();
 
-  const ref = new ReferenceLlama(shape, toRefWeights(host), cfg, adapter ? toRefAdapter(adapter) : new Map(), T);
+  const ref = new ReferenceLlama(shape, toRefWeights(refHost), cfg, adapter ? toRefAdapter(adapter) : new Map(), T);
   const refBatch = { B, T, ids: batch.ids, targets: batch.targets, valid: batch.valid, types: batch.types };
   const f = ref.forward(refBatch, { dropout, seed });
   const g = ref.backward(refBatch, f);
@@ -112,4 +117,22 @@ describe('GPU model vs reference: loss and every gradient', () => {
   it('full fine-tuning, untied head, attention biases', () =>
     compareWithReference('full', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, defaultAdapterConfig('full'), 0));
   it('full fine-tuning, tied embeddings', () => compareWithReference('full tied', TINY_SHAPE, defaultAdapterConfig('full'), 0));
+});
+
+describe('GPU model with f16 backbone matrices vs reference on the same rounded weights', () => {
+  it('LoRAMoE on the FFN projections', () => compareWithReference('loramoe ffn, f16 weights', TINY_SHAPE, moe(), 0, 'f16'));
+  it('plain LoRA on every projection, untied head, attention biases', () =>
+    compareWithReference('lora all, f16 weights', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0, 'f16'));
+  it('full fine-tuning refuses f16 weights', async () => {
+    const ctx = await testGpu();
+    expect(() => new GpuWeights(ctx, TINY_SHAPE, randomWeights(TINY_SHAPE, 1), defaultAdapterConfig('full'), null, T, 'f16')).toThrow(/full fine-tuning updates the backbone/);
+  });
+  it('refuses a weight past the f16 range, naming the tensor', async () => {
+    const ctx = await testGpu();
+    const host = randomWeights(TINY_SHAPE, 1);
+    host.get('model.layers.1.mlp.up_proj.weight')![5] = -7e4;
+    expect(() => new GpuWeights(ctx, TINY_SHAPE, host, defaultAdapterConfig('none'), null, T, 'f16')).toThrow(
+      /tensor model\.layers\.1\.mlp\.up_proj\.weight holds -70000 at index 5, past the f16 range/,
+    );
+  });
 });

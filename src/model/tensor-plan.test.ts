@@ -13,7 +13,7 @@ import { randomAdapter, randomWeights, TINY_SHAPE } from '../test/tiny-llama';
 import type { ModelConfig } from './config';
 import { Generator } from './generate';
 import { LlamaGraph } from './llama';
-import { generatorPlan, graphPlan, type PlannedTensor, planBytes, runPlan, trainableTensors, weightsPlan } from './tensor-plan';
+import { generatorPlan, graphPlan, type PlannedTensor, planBytes, runPlan, trainableTensors, type WeightPrecision, weightsPlan } from './tensor-plan';
 import { GpuWeights } from './weights';
 
 const MAX_POSITIONS = 12;
@@ -21,13 +21,15 @@ const MAX_POSITIONS = 12;
 /** An untied head and biased attention projections: lm_head and the biases join the table. */
 const BIASED: ModelConfig = { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true };
 
-const configs: [string, AdapterConfig, ModelConfig][] = [
+const configs: [string, AdapterConfig, ModelConfig, WeightPrecision?][] = [
   ['loramoe, FFN, LBC on', { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, groups: [[2, 3], [0, 1]] }, TINY_SHAPE],
   ['loramoe, all projections, LBC off, biases', { ...defaultAdapterConfig('loramoe'), numExperts: 2, rank: 3, lbcBeta: 0, targets: [...PROJECTIONS], groups: [[1], [0]] }, BIASED],
   ['lora', { ...defaultAdapterConfig('lora'), rank: 2, targets: ['q_proj', 'v_proj', 'down_proj'] }, TINY_SHAPE],
   ['full, untied head, biases', defaultAdapterConfig('full'), BIASED],
   ['full, tied', defaultAdapterConfig('full'), TINY_SHAPE],
   ['none', defaultAdapterConfig('none'), TINY_SHAPE],
+  ['loramoe, f16 backbone matrices, untied head, biases', { ...defaultAdapterConfig('loramoe'), numExperts: 2, rank: 3, targets: [...PROJECTIONS], groups: [[1], [0]] }, BIASED, 'f16'],
+  ['none, f16 backbone matrices', defaultAdapterConfig('none'), TINY_SHAPE, 'f16'],
 ];
 
 const shapes = [
@@ -52,12 +54,19 @@ function planned(plan: readonly PlannedTensor[]): Map<string, { shape: number[];
 }
 
 describe('size table', () => {
-  for (const [name, cfg, shape] of configs) {
+  for (const [name, cfg, shape, precision] of configs) {
     it(`is what the model allocates: ${name}`, async () => {
       const ctx = await testGpu();
       const adapter = cfg.mode === 'loramoe' || cfg.mode === 'lora' ? randomAdapter(shape, cfg, 3) : null;
-      const weights = new GpuWeights(ctx, shape, randomWeights(shape, 4), cfg, adapter, MAX_POSITIONS);
-      const inp = { shape: shape, adapter: cfg, maxPositions: MAX_POSITIONS };
+      const weights = new GpuWeights(ctx, shape, randomWeights(shape, 4), cfg, adapter, MAX_POSITIONS, precision);
+      const inp = { shape: shape, adapter: cfg, maxPositions: MAX_POSITIONS, precision };
+      if (precision === 'f16') {
+        // Matrices halve; vectors (norms, biases) and the RoPE tables stay f32.
+        const w = weightsPlan(inp);
+        const dtypes = new Set(w.filter((t) => t.role === 'weights').map((t) => `${t.shape.length}:${t.dtype}`));
+        expect(dtypes).toEqual(new Set(['2:f16', '1:f32', '2:f32']));
+        expect(w.filter((t) => t.dtype === 'f16').every((t) => /^model\.|^lm_head/.test(t.name))).toBe(true);
+      }
       try {
         // GpuWeights: the backbone, the RoPE tables and the adapter, under the plan's names.
         const made = table([...weights.backbone.values(), weights.cos, weights.sin, ...[...weights.adapter.values()].flatMap((t) => (t.wr ? [t.wr, t.a, t.b] : [t.a, t.b]))]);

@@ -5,7 +5,8 @@
  * estimate and the allocation cannot drift apart.
  *
  *   weights      backbone tensors under their Hugging Face names (float32 on the GPU whatever the
- *                file's dtype) and the RoPE tables                                    (GpuWeights)
+ *                file's dtype, or the matrices in f16: WeightPrecision) and the RoPE tables
+ *                                                                                    (GpuWeights)
  *   adapter      router, stacked A and concatenated B per adapted projection          (GpuWeights)
  *   activations  the graph's forward tensors and backward scratch; the Generator's
  *                KV cache and pass tensors                                (LlamaGraph, Generator)
@@ -18,7 +19,7 @@
  */
 import { CE_STATS } from '../engine/kernels/crossentropy';
 import { CLIP_STATS, gradSumsqGroups } from '../engine/kernels/optimizer';
-import type { DType, Tensor } from '../engine/tensor';
+import { storedBytes, type DType, type Tensor } from '../engine/tensor';
 import { type AdapterConfig, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
 import { type Projection, projectionShape } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
@@ -43,6 +44,27 @@ export interface ModelPlanInput {
   adapter: PlanAdapter;
   /** RoPE table rows (GpuWeights' maxPositions). */
   maxPositions: number;
+  /** How the backbone's matrices are stored; f32 when absent. */
+  precision?: WeightPrecision;
+}
+
+/**
+ * How the frozen backbone's matrices are stored on the GPU (docs/ARCHITECTURE.md, "Half-precision
+ * weights"): `f32`, or `f16` (half the memory and the bytes each product reads; the kernels widen
+ * to f32 and accumulate in f32). Only matrices (embedding, projections, LM head) change: norms,
+ * biases and RoPE tables stay f32. Full fine-tuning trains the backbone, so it needs f32.
+ */
+export type WeightPrecision = 'f32' | 'f16';
+export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['f32', 'f16'];
+
+/** The dtype a backbone tensor of this shape is stored in. */
+export function backboneDtype(shape: readonly number[], precision: WeightPrecision): 'f32' | 'f16' {
+  return precision === 'f16' && shape.length === 2 ? 'f16' : 'f32';
+}
+
+/** The precision a model with this adapter can use: full fine-tuning keeps f32 (it updates the backbone). */
+export function usablePrecision(adapter: Pick<AdapterConfig, 'mode'>, wanted: WeightPrecision): WeightPrecision {
+  return adapter.mode === 'full' ? 'f32' : wanted;
 }
 
 /** The batch a LlamaGraph is built for. */
@@ -53,14 +75,11 @@ export interface GraphShape {
   training: boolean;
 }
 
-/** Every dtype is 4 bytes wide (f32, u32, i32). */
-const BYTES_PER_VALUE = 4;
-
 class Table {
   readonly tensors: PlannedTensor[] = [];
   add(role: TensorRole, name: string, shape: readonly number[], dtype: DType = 'f32'): void {
     const n = shape.reduce((x, y) => x * y, 1);
-    this.tensors.push({ name, shape: [...shape], dtype, bytes: Math.max(n, 0) * BYTES_PER_VALUE, role });
+    this.tensors.push({ name, shape: [...shape], dtype, bytes: storedBytes(dtype, Math.max(n, 0)), role });
   }
 }
 
@@ -104,7 +123,9 @@ export function trainableTensors(shape: ModelConfig, a: PlanAdapter): { name: st
 export function weightsPlan(inp: ModelPlanInput): PlannedTensor[] {
   const s = inp.shape;
   const t = new Table();
-  for (const w of expectedTensorNames(s)) t.add('weights', w.name, w.shape);
+  const precision = inp.precision ?? 'f32';
+  if (usablePrecision(inp.adapter, precision) !== precision) throw new Error('full fine-tuning updates the backbone: its weights must be f32');
+  for (const w of expectedTensorNames(s)) t.add('weights', w.name, w.shape, backboneDtype(w.shape, precision));
   for (const w of adapterTensors(s, inp.adapter)) t.add('adapter', w.name, w.shape);
   t.add('weights', 'rope cos', [inp.maxPositions, s.headDim / 2]);
   t.add('weights', 'rope sin', [inp.maxPositions, s.headDim / 2]);

@@ -11,7 +11,7 @@ import { adapterKey, type AdapterArrays, type AdapterSet } from '../loramoe/init
 import { projectionShape } from '../method/shapes';
 import { ropeTables } from '../reference/rope';
 import { expectedTensorNames, type ModelConfig } from './config';
-import { adapterTensorName } from './tensor-plan';
+import { adapterTensorName, backboneDtype, usablePrecision, type WeightPrecision } from './tensor-plan';
 
 export interface AdapterTensors {
   /** Router [N, K]; null in plain LoRA. */
@@ -22,8 +22,11 @@ export interface AdapterTensors {
   b: Tensor<'f32'>;
 }
 
+/** A backbone tensor: f32, or an f16 matrix (WeightPrecision). */
+export type BackboneTensor = Tensor<'f32' | 'f16'>;
+
 export class GpuWeights {
-  readonly backbone = new Map<string, Tensor<'f32'>>();
+  readonly backbone = new Map<string, BackboneTensor>();
   readonly adapter = new Map<string, AdapterTensors>();
   /** RoPE tables [maxPositions, D/2]. */
   readonly cos: Tensor<'f32'>;
@@ -36,13 +39,20 @@ export class GpuWeights {
     readonly adapterCfg: AdapterConfig,
     adapter: AdapterSet | null,
     readonly maxPositions: number,
+    /** How the backbone's matrices are stored (tensor-plan.ts WeightPrecision). */
+    readonly precision: WeightPrecision = 'f32',
   ) {
+    if (usablePrecision(adapterCfg, precision) !== precision) {
+      throw new Error('weights: full fine-tuning updates the backbone, so its weights must be f32, not f16');
+    }
     for (const { name, shape: dims } of expectedTensorNames(shape)) {
       const data = host.get(name);
       if (!data) throw new Error(`weights: tensor ${name} [${dims.join(', ')}] is missing`);
       const n = dims.reduce((a, b) => a * b, 1);
       if (data.length !== n) throw new Error(`weights: tensor ${name} has ${data.length} values, expected [${dims.join(', ')}] = ${n}`);
-      this.backbone.set(name, createTensor(ctx, name, dims, 'f32', data));
+      const dtype = backboneDtype(dims, precision);
+      if (dtype === 'f16') checkHalfRange(name, data);
+      this.backbone.set(name, createTensor(ctx, name, dims, dtype, data));
     }
     if (hasAdapter(adapterCfg)) {
       if (!adapter) throw new Error('weights: the adapter configuration needs adapter tensors');
@@ -73,14 +83,14 @@ export class GpuWeights {
     this.sin = createTensor(ctx, 'rope sin', [maxPositions, shape.headDim / 2], 'f32', t.sin);
   }
 
-  get(name: string): Tensor<'f32'> {
+  get(name: string): BackboneTensor {
     const t = this.backbone.get(name);
     if (!t) throw new Error(`weights: no backbone tensor ${name}`);
     return t;
   }
 
   /** The output head: the embedding matrix when tied. [V, C] */
-  lmHead(): Tensor<'f32'> {
+  lmHead(): BackboneTensor {
     return this.get(this.shape.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   }
 
@@ -97,6 +107,7 @@ export class GpuWeights {
     return out;
   }
 
+  /** The backbone as float32 (an f16 matrix comes back as its rounded values). */
   async readBackbone(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const [name, t] of this.backbone) out.set(name, await readTensor(this.ctx, t));
@@ -120,5 +131,21 @@ export class GpuWeights {
     }
     this.cos.destroy();
     this.sin.destroy();
+  }
+}
+
+/** Largest finite binary16 value. */
+const HALF_MAX = 65504;
+
+/**
+ * A value past the f16 range would become infinity: refuse with the tensor and the value rather
+ * than train on it (no Llama-family checkpoint comes near; a damaged one might).
+ */
+function checkHalfRange(name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (Math.abs(v) > HALF_MAX) {
+      throw new Error(`weights: tensor ${name} holds ${v} at index ${i}, past the f16 range (±${HALF_MAX}); use f32 weights for this backbone`);
+    }
   }
 }
