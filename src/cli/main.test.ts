@@ -17,6 +17,9 @@ import { DirectorySource } from '../io/node-files';
 import { parseSafetensors } from '../io/safetensors';
 import { loadAdapter } from '../loramoe/files';
 import { lbcOptimum } from '../reference/lbc';
+import { roundToDtype } from '../io/dtypes';
+import { expectedTensorNames } from '../model/config';
+import { backboneDtype } from '../model/tensor-plan';
 import { ReferenceLlama } from '../reference/llama';
 import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
@@ -90,6 +93,19 @@ describe('runner', () => {
     expect(evalOut.tokens).toBe(ref.count);
     expect(Math.abs(evalOut.ce - ref.ce)).toBeLessThan(1e-5 * ref.ce);
     expect(Math.abs(evalOut.lbc - ref.lbc)).toBeLessThan(1e-4 * Math.max(ref.lbc, 1e-3));
+
+    // --weights f16: the reference on the same weights rounded to f16 (the values the GPU then holds).
+    const matrices = new Set(expectedTensorNames(hf.config).flatMap((t) => (backboneDtype(t.shape, 'f16') === 'f16' ? [t.name] : [])));
+    const rounded = new Map([...hf.weights].map(([n, v]) => [n, matrices.has(n) ? roundToDtype('F16', v) : v]));
+    const refHalf = new ReferenceLlama(hf.config, toRefWeights(rounded), adapter.cfg, toRefAdapter(adapter.set), T).forward(
+      { B: b.B, T: b.T, ids: b.ids, targets: b.targets, valid: b.valid, types: b.types },
+      { dropout: 0, seed: 0 },
+    );
+    const evalHalf = JSON.parse(await captureLog(() => main(['eval', '--model', model, '--adapter', out, '--data', data, '--weights', 'f16']))) as EvalOut;
+    console.log(`[check] runner eval --weights f16: ce ${evalHalf.ce} (reference on rounded weights ${refHalf.ce}, f32 ${ref.ce})`);
+    expect(Math.abs(evalHalf.ce - refHalf.ce)).toBeLessThan(1e-5 * refHalf.ce);
+    expect(evalHalf.ce).not.toBe(evalOut.ce);
+    await expect(main(['eval', '--model', model, '--adapter', out, '--data', data, '--weights', 'half'])).rejects.toThrow(/--weights must be one of auto, f32, f16; got "half"/);
     expect(ref.lbc).toBeGreaterThan(0);
 
     // Per data type: the measured own-group share (the routing's own group) beside the analytic

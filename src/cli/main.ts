@@ -17,6 +17,7 @@ import { summarizeDataset } from '../data/summary';
 import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
 import { answerlessMessage, unknownReport } from '../data/unknown';
+import { isSoftwareAdapter } from '../engine/autotune';
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
 import { runnerKernels } from './kernel-cache';
@@ -39,6 +40,7 @@ import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
+import { resolvePrecision, usablePrecision, WEIGHT_SETTINGS, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
@@ -74,7 +76,8 @@ const HELP = `LoRAMoE Playground runner
             choice --matmul tune measured earlier on this GPU, kept in ~/.cache/loramoe-playground/
             kernel-tuning.json or $LORAMOE_KERNEL_CACHE; tune: time the candidates now, about 2 s;
             KERNEL forces one: fixed, tiled-64x64, tiled-128x64, tiled-64x64-8x8, tiled-32x32, vec4,
-            ragged, scalar)
+            ragged, scalar) and [--weights auto|f32|f16]: how the backbone's matrices are stored
+            (auto: f16 on a hardware GPU, f32 on a software one; full fine-tuning always f32)
   export-official --data FILE --out FILE.zip [--model NAME] [train's adapter and optimizer options]
             the run for the official LoRAMoE trainer: data/train.json (official format),
             run_loramoe.sh (these settings on its flags), README.md (mapping, what does not map)
@@ -119,6 +122,15 @@ function num(flags: Flags, name: string, fallback: number): number {
   const n = Number(v);
   if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${String(v)}"`);
   return n;
+}
+
+/** --weights (WeightSetting) resolved on this adapter for this adapter configuration; logged. */
+function runnerPrecision(flags: Flags, ctx: GpuContext, cfg: Pick<AdapterConfig, 'mode'>): WeightPrecision {
+  const raw = str(flags, 'weights') ?? 'auto';
+  if (!(WEIGHT_SETTINGS as readonly string[]).includes(raw)) throw new Error(`--weights must be one of ${WEIGHT_SETTINGS.join(', ')}; got "${raw}"`);
+  const precision = usablePrecision(cfg, resolvePrecision(raw as WeightSetting, isSoftwareAdapter(ctx.adapter)));
+  console.error(`backbone matrices: ${precision}${raw === 'auto' ? ' (auto)' : ''}${precision !== raw && raw !== 'auto' ? ' (full fine-tuning trains them in f32)' : ''}`);
+  return precision;
 }
 
 function str(flags: Flags, name: string): string | undefined {
@@ -286,7 +298,7 @@ async function train(flags: Flags): Promise<void> {
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
   console.error(await runnerKernels(ctx, backbone.config, str(flags, 'matmul')));
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength);
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength, runnerPrecision(flags, ctx, cfg));
   const typeIndex = (t: string) => names.indexOf(t);
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
@@ -385,7 +397,7 @@ async function evalCommand(flags: Flags): Promise<void> {
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
   const ctx = await runnerGpu();
   await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)));
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)), runnerPrecision(flags, ctx, cfg));
   const batch = str(flags, 'batch');
   const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
   if (res.routing) {
@@ -413,7 +425,7 @@ async function generateCommand(flags: Flags): Promise<void> {
   const ctx = await runnerGpu();
   await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
   const capacity = Math.min(prompt.length + maxNew, 2048);
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, capacity);
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, capacity, runnerPrecision(flags, ctx, cfg));
   const gen = new Generator(ctx, weights, { maxLength: capacity });
   const routing = flags.routing === true && isRouted(cfg);
   const res = await gen.generate(prompt, {
@@ -445,7 +457,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */

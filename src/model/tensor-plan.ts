@@ -55,7 +55,20 @@ export interface ModelPlanInput {
  * biases and RoPE tables stay f32. Full fine-tuning trains the backbone, so it needs f32.
  */
 export type WeightPrecision = 'f32' | 'f16';
-export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['f32', 'f16'];
+
+/**
+ * The user's choice: a precision, or `auto`: f16 on hardware GPUs (memory and bandwidth are what
+ * limit a backbone there), f32 on software adapters, where unpacking halves costs CPU time
+ * (measured: a demo training step 1.5x slower; tools/bench/half-weights.ts). The accuracy cost is
+ * the same everywhere and small (README, "Half-precision weights").
+ */
+export type WeightSetting = 'auto' | WeightPrecision;
+export const WEIGHT_SETTINGS: readonly WeightSetting[] = ['auto', 'f32', 'f16'];
+
+export function resolvePrecision(setting: WeightSetting, softwareAdapter: boolean): WeightPrecision {
+  if (setting !== 'auto') return setting;
+  return softwareAdapter ? 'f32' : 'f16';
+}
 
 /** The dtype a backbone tensor of this shape is stored in. */
 export function backboneDtype(shape: readonly number[], precision: WeightPrecision): 'f32' | 'f16' {

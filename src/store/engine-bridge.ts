@@ -18,6 +18,7 @@ import { MAX_RUN_EVENTS, useRunStore } from './run';
 import { newRunRecord, resumeInterrupted, warmUp } from './run-actions';
 import { findRun, refreshUsage, saveRecord, showProbeAndChat } from './run-library';
 import { restoreOnce, saveRunSoon } from './run-persistence';
+import { useSettingsStore } from './settings';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
 
 // ---- events -------------------------------------------------------------------------------------
@@ -208,7 +209,11 @@ export function startEngineWorker(): void {
   const testHooks = new URLSearchParams(location.search).has('test-hooks');
   if (testHooks) exposeTestHooks();
   // ?matmul=NAME forces one matmul kernel everywhere (tests, comparisons); the worker checks the name.
-  send({ type: 'init', testHooks, matmul: new URLSearchParams(location.search).get('matmul') ?? undefined });
+  send({ type: 'init', testHooks, matmul: new URLSearchParams(location.search).get('matmul') ?? undefined, weights: useSettingsStore.getState().values.weights });
+  // The weight setting applies in the worker as soon as it changes (the worker stores the weights again when no run holds them).
+  useSettingsStore.subscribe((s, prev) => {
+    if (s.values.weights !== prev.values.weights) send({ type: 'setWeights', setting: s.values.weights });
+  });
   void restoreOnce().then((p) => (p ? resumeInterrupted(p) : undefined));
 }
 

@@ -16,7 +16,7 @@
  * logits [B*T, V] (their gradient overwrites them) are the usual offender.
  */
 import type { ModelConfig } from '../model/config';
-import { type PlanAdapter, runPlan, type TensorRole, trainableTensors } from '../model/tensor-plan';
+import { type PlanAdapter, runPlan, type TensorRole, trainableTensors, type WeightPrecision } from '../model/tensor-plan';
 
 export interface MemoryInput {
   config: ModelConfig;
@@ -29,6 +29,8 @@ export interface MemoryInput {
   maxPositions: number;
   /** False: inference only (no graph, gradients or optimizer). */
   training: boolean;
+  /** How the backbone's matrices are stored; f32 when absent. */
+  precision?: WeightPrecision;
 }
 
 export interface TensorSize {
@@ -71,7 +73,7 @@ export interface MemoryEstimate {
 /** Every tensor a run allocates, with its category: the size table for the weights, and when training the graph and the optimizer. */
 export function runTensors(inp: MemoryInput): TensorSize[] {
   const plan = runPlan(
-    { shape: inp.config, adapter: inp.adapter, maxPositions: inp.maxPositions },
+    { shape: inp.config, adapter: inp.adapter, maxPositions: inp.maxPositions, precision: inp.precision },
     inp.training ? { B: inp.batchSize, T: inp.seqLen, training: true } : null,
   );
   return plan.map((t) => ({ name: t.name, shape: [...t.shape], bytes: t.bytes, category: t.role }));

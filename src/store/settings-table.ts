@@ -16,6 +16,7 @@ import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance 
 import { defaultAdapterConfig } from '../loramoe/config';
 import { defaultTrainSettings } from '../train/trainer';
 import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
+import { WEIGHT_SETTINGS, type WeightSetting } from '../model/tensor-plan';
 
 export type TrainMode = 'loramoe' | 'lora' | 'full';
 export type Section = 'adapter' | 'training' | 'run' | 'chat' | 'model';
@@ -190,6 +191,10 @@ export const SETTINGS = {
   faultLimit: int({
     url: 'faults', label: 'Faults before rollback', section: 'run', default: DEFAULT_FAULT_LIMIT, min: 1, max: 1000,
     help: 'Steps in a row with a non-finite loss or gradient (each one skipped) before the run rolls back to its last good checkpoint.',
+  }),
+  weights: choice<WeightSetting>({
+    url: 'weights', label: 'Backbone weights', section: 'run', default: 'auto', options: WEIGHT_SETTINGS,
+    help: "How the frozen backbone's matrices sit on the GPU: f16 halves their memory (arithmetic stays f32); auto: f16 on a hardware GPU, f32 on a software one, where f16 is slower. Full fine-tuning always uses f32.",
   }),
   routingEvery: int({ url: 'routing', label: 'Routing window', section: 'run', default: 5, min: 1, max: 10_000, help: 'Steps between routing measurements: on the routing set (held out, dropout off) and over the training window since the last one.' }),
   // ---- chat ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import type { GpuContext } from '../engine/gpu';
 import { initAdapter } from '../loramoe/init';
 import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import type { Backbone } from '../model/load';
+import type { WeightPrecision } from '../model/tensor-plan';
 import { GpuWeights } from '../model/weights';
 import { Trainer, type TrainSettings } from './trainer';
 
@@ -36,13 +37,14 @@ export function warmTrainingPipelines(
   samples: readonly EncodedSample[],
   typeNames: readonly string[],
   maxPositions: number,
+  precision: WeightPrecision = 'f32',
 ): WarmupResult | null {
   let bytes = 0;
   for (const w of backbone.weights.values()) bytes += w.byteLength;
   if (bytes > WARMUP_MAX_WEIGHT_BYTES) return null;
   const before = ctx.pipelines.compiles.length;
   const t0 = performance.now();
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null, maxPositions);
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null, maxPositions, precision);
   try {
     const trainer = new Trainer(ctx, weights, samples, (t) => typeNames.indexOf(t), typeNames, settings, backbone.tokenizer.padId);
     trainer.destroy();

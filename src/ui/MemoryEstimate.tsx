@@ -1,7 +1,9 @@
 import { useMemo } from 'react';
+import { isSoftwareAdapter } from '../engine/autotune';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import type { ModelConfig } from '../model/config';
 import { parameterCount } from '../model/config';
+import { resolvePrecision, usablePrecision } from '../model/tensor-plan';
 import { useDatasetStore } from '../store/dataset';
 import { useGpuStore } from '../store/gpu';
 import { estimateMemory, formatBytes, formatCount, type MemoryCategory } from '../store/memory';
@@ -9,7 +11,7 @@ import { useModelStore } from '../store/model';
 import { useSettingsStore } from '../store/settings';
 
 const CATEGORIES: { key: MemoryCategory; label: string }[] = [
-  { key: 'weights', label: 'Backbone weights (float32)' },
+  { key: 'weights', label: 'Backbone weights' },
   { key: 'adapter', label: 'Adapter' },
   { key: 'activations', label: 'Activations' },
   { key: 'gradients', label: 'Gradients' },
@@ -26,7 +28,10 @@ export const FULL_FINETUNE_WARN_PARAMS = 200e6;
  */
 export function MemoryEstimate({ config }: { config: ModelConfig }) {
   const s = useSettingsStore((st) => st.values);
-  const limits = useGpuStore((st) => st.adapter?.limits);
+  const gpu = useGpuStore((st) => st.adapter);
+  const limits = gpu?.limits;
+  // The worker's own rule (Session.precisionFor): the setting on this adapter, f32 for full fine-tuning.
+  const precision = usablePrecision({ mode: s.mode }, resolvePrecision(s.weights, gpu ? isSoftwareAdapter(gpu) : false));
   const longest = useDatasetStore((st) => st.summary?.length.max ?? null);
   const measured = useModelStore((st) => st.memory);
   const loaded = useModelStore((st) => st.info !== null);
@@ -42,10 +47,11 @@ export function MemoryEstimate({ config }: { config: ModelConfig }) {
           seqLen,
           maxPositions,
           training: true,
+          precision,
         },
         limits,
       ),
-    [config, s.mode, s.experts, s.rank, s.targets, s.lbcBeta, s.batch, seqLen, maxPositions, limits],
+    [config, s.mode, s.experts, s.rank, s.targets, s.lbcBeta, s.batch, seqLen, maxPositions, limits, precision],
   );
   const params = parameterCount(config);
   const measuredTotal = measured ? measured.weights + measured.graph + measured.optimizer : 0;
@@ -71,7 +77,7 @@ export function MemoryEstimate({ config }: { config: ModelConfig }) {
         <tbody>
           {CATEGORIES.filter((c) => est.bytes[c.key] > 0).map((c) => (
             <tr key={c.key}>
-              <th scope="row">{c.label}</th>
+              <th scope="row">{c.key === 'weights' ? `${c.label} (${precision === 'f16' ? 'f16 matrices' : 'float32'})` : c.label}</th>
               <td className="num" data-testid={`mem-${c.key}`}>
                 {formatBytes(est.bytes[c.key])}
               </td>

@@ -64,6 +64,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           post({ type: 'error', message: `?matmul: ${errorText(e)}` });
         }
         session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
+        session.weightSetting = cmd.weights ?? 'auto';
         // superviseDevice reports its own failures through the session; anything else is still told.
         superviseDevice(ctx, session, {
           acquire: () => requestGpu(navigator.gpu),
@@ -77,6 +78,12 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       } catch (e) {
         post({ type: 'unavailable', reason: e instanceof WebGpuUnavailableError ? e.message : String(e) });
       }
+      return;
+    }
+    case 'setWeights': {
+      need()
+        .setWeightSetting(cmd.setting)
+        .catch((e: unknown) => post({ type: 'error', message: `Storing the backbone weights as ${cmd.setting} failed: ${errorText(e)}` }));
       return;
     }
     case 'kernelCheck': {

@@ -14,6 +14,7 @@ import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { KernelReport } from '../engine/autotune';
+import type { WeightSetting } from '../model/tensor-plan';
 import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
 import type { AdapterConfig } from '../method/adapter';
@@ -195,7 +196,9 @@ export type DebugAction =
 
 export type WorkerCommand =
   /** matmul: a kernel the page forces on every matmul (`?matmul=NAME`, engine/kernel-choices.ts MATMUL_FORCES); none: the autotuner's. */
-  | { type: 'init'; testHooks?: boolean; matmul?: string }
+  | { type: 'init'; testHooks?: boolean; matmul?: string; weights?: WeightSetting }
+  /** The `weights` setting changed: how the backbone's matrices are stored (model/tensor-plan.ts WeightSetting). */
+  | { type: 'setWeights'; setting: WeightSetting }
   | { type: 'debug'; action: DebugAction }
   | { type: 'kernelCheck' }
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }

@@ -100,7 +100,7 @@ export async function warmUp(s: Session, spec: RunSpec): Promise<WarmupResult | 
   const settings = { ...spec.train, maxLength: seqLen };
   const train = samples.filter(hasAnswer);
   if (train.length === 0) return null;
-  return s.serial(async () => s.startup.build(s.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(s.ctx, b, cfg, settings, train, names, s.maxPositions)));
+  return s.serial(async () => s.startup.build(s.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(s.ctx, b, cfg, settings, train, names, s.maxPositions, s.precisionFor(cfg))));
 }
 
 export async function startRun(s: Session, spec: RunSpec, continueAdapter: boolean, opts: RunOptions = {}): Promise<void> {

@@ -24,6 +24,7 @@
  */
 import { DatasetImportError, formatLocation, type ImportedRecord, parseDataset, typeIndexMapping } from '../data/import';
 import { summarizeDataset } from '../data/summary';
+import { isSoftwareAdapter } from '../engine/autotune';
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS } from '../engine/kernels/attention';
 import { BlobSource, normalizeEntries } from '../io/browser-files';
@@ -31,9 +32,10 @@ import { type FileSource, RecordingSource } from '../io/files';
 import { StaticUrlSource } from '../io/url-files';
 import { defaultAdapterConfig } from '../loramoe/config';
 import type { AdapterSet } from '../loramoe/init';
-import type { AdapterConfig } from '../method/adapter';
+import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import { parameterCount } from '../model/config';
 import { type Backbone, loadBackbone } from '../model/load';
+import { resolvePrecision, usablePrecision, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
 import { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from '../train/probe';
 import type { RunSpec } from '../train/run-settings';
@@ -97,6 +99,8 @@ export class Session {
   run: Run | null = null;
   /** The host copy of an imported adapter (rebuilt onto a new device after a device loss). */
   imported: { cfg: AdapterConfig; set: AdapterSet | null } | null = null;
+  /** How the backbone's matrices are stored (the `weights` setting; resolved per adapter by `precision`). */
+  weightSetting: WeightSetting = 'auto';
   /** The page was told this browser keeps no checkpoints. */
   toldNoStorage = false;
   /** Set while a lost device is being replaced. */
@@ -146,14 +150,35 @@ export class Session {
     return this.backbone;
   }
 
+  /** The precision the weight setting gives on this adapter (f32 for full fine-tuning). */
+  precisionFor(cfg: Pick<AdapterConfig, 'mode'>): WeightPrecision {
+    return usablePrecision(cfg, resolvePrecision(this.weightSetting, isSoftwareAdapter(this.ctx.adapter)));
+  }
+
   /** New GPU weights for the backbone with this adapter (the generator reading the old ones goes). */
   rebuildWeights(cfg: AdapterConfig, set: AdapterSet | null): GpuWeights {
     const b = this.requireBackbone();
     this.chat.drop();
     this.weights?.destroy();
     this.weights = null;
-    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions);
+    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, this.precisionFor(cfg));
     return this.weights;
+  }
+
+  /**
+   * A new weight setting. With no run holding the weights, they are stored again now (the adapter
+   * read back and kept), so chat, the probe and the measured memory follow at once; otherwise the
+   * next run or load takes it.
+   */
+  async setWeightSetting(setting: WeightSetting): Promise<void> {
+    this.weightSetting = setting;
+    await this.serial(async () => {
+      const w = this.weights;
+      if (!w || this.run || this.precisionFor(w.adapterCfg) === w.precision) return;
+      const set = hasAdapter(w.adapterCfg) ? await w.readAdapter() : null;
+      this.rebuildWeights(w.adapterCfg, set);
+    });
+    this.postAdapter();
   }
 
   /** The frozen backbone alone on the GPU, and no adapter. */
@@ -289,7 +314,7 @@ export class Session {
       // "before" is the frozen backbone: the current weights when they carry nothing trained.
       const trained = this.adapter.origin !== 'none';
       let temp: GpuWeights | null = null;
-      const w = which === 'before' && trained ? (temp = new GpuWeights(this.ctx, b.config, b.weights, defaultAdapterConfig('none'), null, this.maxPositions)) : this.weights;
+      const w = which === 'before' && trained ? (temp = new GpuWeights(this.ctx, b.config, b.weights, defaultAdapterConfig('none'), null, this.maxPositions, this.precisionFor({ mode: 'none' }))) : this.weights;
       if (!w) throw new Error('no model on the GPU');
       try {
         return await exactMatchProbe(this.ctx, w, b.tokenizer, data.records, { batchSize: 64, maxLength: this.maxPositions });

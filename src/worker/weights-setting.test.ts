@@ -1,0 +1,72 @@
+/**
+ * The `weights` setting in the worker (Node, Dawn on SwiftShader): auto keeps f32 on a software
+ * adapter; f16 stores the frozen backbone's matrices again at once when no run holds them, with
+ * the adapter kept; a run trains on f16 matrices; full fine-tuning keeps f32.
+ */
+import { describe, expect, it } from 'vitest';
+import type { FileEntry } from '../io/browser-files';
+import { tinyHfFiles } from '../test/hf-dir';
+import { testGpu } from '../test/gpu';
+import { tinyRunSettings } from '../test/run-settings';
+import { runSpecOf } from '../train/run-settings';
+import type { RunStatus, WorkerEvent } from './protocol';
+import { Session } from './session';
+
+const bytes = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
+const train = () =>
+  Array.from({ length: 12 }, (_, i) =>
+    JSON.stringify({ instruction: `what is ${i} ?`, input: '', output: i % 2 ? 'cat' : 'dog', type: i % 3 ? 'task' : 'world knowledge' }),
+  ).join('\n');
+
+describe('the weights setting', () => {
+  it('stores the backbone matrices as the setting says, now when idle, and in the next run', async () => {
+    const hf = tinyHfFiles({ seed: 5 });
+    const events: WorkerEvent[] = [];
+    let status: RunStatus | null = null;
+    const session = new Session(await testGpu(), (ev) => {
+      events.push(ev);
+      if (ev.type === 'runStatus') status = ev.status;
+    });
+    const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
+    await session.loadDataset('train', 'train.jsonl', bytes(train()));
+
+    // auto on a software adapter: f32.
+    expect(session.weightSetting).toBe('auto');
+    const f32 = session.weights!;
+    expect(f32.precision).toBe('f32');
+    const f32Bytes = f32.bytes;
+
+    // f16 while idle: stored again now; matrices halve, so the weights take well under f32's bytes.
+    await session.setWeightSetting('f16');
+    const half = session.weights!;
+    expect(half).not.toBe(f32);
+    expect(half.precision).toBe('f16');
+    expect(half.get('model.embed_tokens.weight').dtype).toBe('f16');
+    expect(half.get('model.norm.weight').dtype).toBe('f32');
+    expect(half.bytes).toBeLessThan(0.6 * f32Bytes);
+    const memory = events.flatMap((e) => (e.type === 'adapter' ? [e.memory.weights] : []));
+    expect(memory.at(-1)).toBe(half.bytes);
+
+    // A LoRAMoE run trains on f16 matrices, and its adapter survives a change back to f32 after it.
+    const spec = runSpecOf(tinyRunSettings({ steps: 3, seed: 2, checkpointEvery: 0, routingEvery: 3 }));
+    await session.startRun(spec, false);
+    expect(session.weights!.precision).toBe('f16');
+    while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
+    expect(status).toBe('done');
+    const trained = await session.weights!.readAdapter();
+    // The run holds the weights (Continue, the run's chat): the change waits for the next rebuild.
+    await session.setWeightSetting('f32');
+    expect(session.weights!.precision).toBe('f16');
+    const again = await session.weights!.readAdapter();
+    for (const [key, t] of trained) expect(again.get(key)!.a).toEqual(t.a);
+
+    // Full fine-tuning keeps f32 even when f16 is asked for.
+    await session.setWeightSetting('f16');
+    status = null;
+    await session.startRun({ ...spec, adapter: { ...spec.adapter, mode: 'full' } }, false);
+    expect(session.weights!.precision).toBe('f32');
+    while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
+    expect(status).toBe('done');
+  });
+});
