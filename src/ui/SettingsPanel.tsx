@@ -12,7 +12,7 @@ const MODES: { key: TrainMode; label: string; help: string }[] = [
 
 const ADAPTER_KEYS: SettingKey[] = ['experts', 'rank', 'alpha', 'dropout', 'targets', 'lbcDelta', 'lbcBeta'];
 const TRAINING_KEYS: SettingKey[] = ['lr', 'schedule', 'warmup', 'batch', 'accum', 'maxLength', 'steps', 'seed'];
-const MORE_KEYS: SettingKey[] = ['weightDecay', 'clip', 'checkpointEvery', 'faultLimit', 'routingEvery'];
+const MORE_KEYS: SettingKey[] = ['weightDecay', 'clip', 'checkpointEvery', 'faultLimit', 'routingEvery', 'weights'];
 
 /** What trains and how: the mode, the adapter's and the optimizer's settings, each with its one-line explanation. */
 export function SettingsPanel() {
@@ -65,7 +65,7 @@ export function SettingsPanel() {
         </div>
       </fieldset>
       <details className="group">
-        <summary>More: weight decay, clipping, checkpoints, faults, routing window</summary>
+        <summary>More: weight decay, clipping, checkpoints, faults, routing window, backbone weights</summary>
         <div className="fields">
           {MORE_KEYS.map((k) => (
             <SettingField key={k} k={k} disabled={locked && k !== 'checkpointEvery'} />
