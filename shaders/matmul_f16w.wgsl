@@ -14,11 +14,19 @@
 // unpack2x16float (exact: every f16 value is an f32 value), so no `shader-f16` feature is needed
 // and the kernel runs on every adapter, software ones included.
 //
-// The blocking is main_ragged's of shaders/matmul.wgsl: each thread computes an 8x8 block of C
-// (lN: columns col0 .. col0+3 of row row0 + N, hN: col0+4 .. col0+7), rows and columns past the
-// edge clamped once, one pointer per row of A and per column of B walking k. Any shape and
-// alignment: the forward reads a column's four consecutive halves as two words when they start on
-// a word (the common case, K even), else one half at a time.
+// Three entry points, each thread computing an 8x8 block of C as shaders/matmul.wgsl's blocked
+// kernels do (lN: columns col0 .. col0+3 of row row0 + N, hN: col0+4 .. col0+7); matmulOp picks
+// one per call (f16wEntryPoint in src/engine/kernels/matmul.ts):
+//   main_nt4  forward (TRANS_B, A not transposed), K % 4 == 0 and batch strides of A and B multiples
+//             of 4: A read as vec4s, each column of B as vec2<u32> words (four halves per load),
+//             main_vec4's TRANS_B loop.
+//   main_nn8  input gradient (neither transposed), K % 4 == 0, N % 8 == 0, strides of A multiples
+//             of 4 and of B multiples of 8: each row of B's eight columns is one vec4<u32> (eight
+//             halves per load), main_vec4's [K, N] loop. N % 8 == 0 means a block never straddles
+//             the last column, so no clamping.
+//   main      any layout, shape and alignment: main_ragged's walk with one pointer per row of A and
+//             per column of B; the forward reads a column's four consecutive halves as two words
+//             when they start on a word, else one half at a time.
 
 struct Dims {
   M: u32, N: u32, K: u32, batch: u32,
@@ -35,6 +43,15 @@ override WG_Y: u32 = 8;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<u32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+// The same B as four halves (main_nt4) or eight halves (main_nn8) per load, and A as vec4s.
+@group(0) @binding(2) var<storage, read> B2: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> B8: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> A4: array<vec4<f32>>;
+
+fn halves4(w: vec2<u32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
 
 // Element i of B (f16) as f32.
 fn wB(i: u32) -> f32 {
@@ -140,6 +157,126 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     pb0 += kb; pb1 += kb; pb2 += kb; pb3 += kb; pb4 += kb; pb5 += kb; pb6 += kb; pb7 += kb;
   }
 
+  store8(baseC, row0, col0, l0, h0);
+  store8(baseC, row0 + 1u, col0, l1, h1);
+  store8(baseC, row0 + 2u, col0, l2, h2);
+  store8(baseC, row0 + 3u, col0, l3, h3);
+  store8(baseC, row0 + 4u, col0, l4, h4);
+  store8(baseC, row0 + 5u, col0, l5, h5);
+  store8(baseC, row0 + 6u, col0, l6, h6);
+  store8(baseC, row0 + 7u, col0, l7, h7);
+}
+
+// A row of A or B stored row-major with row length `len` (in elements), at row min(m, last), as
+// an offset in units of `per` elements.
+fn rowOffset(base: u32, m: u32, last: u32, len: u32, per: u32) -> u32 {
+  return (base + min(m, last) * len) / per;
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main_nt4(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let b = gid.z;
+  if (b >= dims.batch) { return; }
+  let M = dims.M;
+  let N = dims.N;
+  let K = dims.K;
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= M || col0 >= N) { return; }
+  let baseA = b * dims.strideA;
+  let baseB = b * dims.strideB;
+  let baseC = b * dims.strideC;
+  let K4 = K / 4u;
+  let a0 = rowOffset(baseA, row0, M - 1u, K, 4u);
+  let a1 = rowOffset(baseA, row0 + 1u, M - 1u, K, 4u);
+  let a2 = rowOffset(baseA, row0 + 2u, M - 1u, K, 4u);
+  let a3 = rowOffset(baseA, row0 + 3u, M - 1u, K, 4u);
+  let a4 = rowOffset(baseA, row0 + 4u, M - 1u, K, 4u);
+  let a5 = rowOffset(baseA, row0 + 5u, M - 1u, K, 4u);
+  let a6 = rowOffset(baseA, row0 + 6u, M - 1u, K, 4u);
+  let a7 = rowOffset(baseA, row0 + 7u, M - 1u, K, 4u);
+  let b0 = rowOffset(baseB, col0, N - 1u, K, 4u);
+  let b1 = rowOffset(baseB, col0 + 1u, N - 1u, K, 4u);
+  let b2 = rowOffset(baseB, col0 + 2u, N - 1u, K, 4u);
+  let b3 = rowOffset(baseB, col0 + 3u, N - 1u, K, 4u);
+  let b4 = rowOffset(baseB, col0 + 4u, N - 1u, K, 4u);
+  let b5 = rowOffset(baseB, col0 + 5u, N - 1u, K, 4u);
+  let b6 = rowOffset(baseB, col0 + 6u, N - 1u, K, 4u);
+  let b7 = rowOffset(baseB, col0 + 7u, N - 1u, K, 4u);
+
+  var l0 = vec4<f32>(); var l1 = vec4<f32>(); var l2 = vec4<f32>(); var l3 = vec4<f32>();
+  var l4 = vec4<f32>(); var l5 = vec4<f32>(); var l6 = vec4<f32>(); var l7 = vec4<f32>();
+  var h0 = vec4<f32>(); var h1 = vec4<f32>(); var h2 = vec4<f32>(); var h3 = vec4<f32>();
+  var h4 = vec4<f32>(); var h5 = vec4<f32>(); var h6 = vec4<f32>(); var h7 = vec4<f32>();
+  for (var k = 0u; k < K4; k++) {
+    let bl = mat4x4<f32>(halves4(B2[b0 + k]), halves4(B2[b1 + k]), halves4(B2[b2 + k]), halves4(B2[b3 + k]));
+    let bh = mat4x4<f32>(halves4(B2[b4 + k]), halves4(B2[b5 + k]), halves4(B2[b6 + k]), halves4(B2[b7 + k]));
+    var a = A4[a0 + k]; l0 += a * bl; h0 += a * bh;
+    a = A4[a1 + k]; l1 += a * bl; h1 += a * bh;
+    a = A4[a2 + k]; l2 += a * bl; h2 += a * bh;
+    a = A4[a3 + k]; l3 += a * bl; h3 += a * bh;
+    a = A4[a4 + k]; l4 += a * bl; h4 += a * bh;
+    a = A4[a5 + k]; l5 += a * bl; h5 += a * bh;
+    a = A4[a6 + k]; l6 += a * bl; h6 += a * bh;
+    a = A4[a7 + k]; l7 += a * bl; h7 += a * bh;
+  }
+  store8(baseC, row0, col0, l0, h0);
+  store8(baseC, row0 + 1u, col0, l1, h1);
+  store8(baseC, row0 + 2u, col0, l2, h2);
+  store8(baseC, row0 + 3u, col0, l3, h3);
+  store8(baseC, row0 + 4u, col0, l4, h4);
+  store8(baseC, row0 + 5u, col0, l5, h5);
+  store8(baseC, row0 + 6u, col0, l6, h6);
+  store8(baseC, row0 + 7u, col0, l7, h7);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main_nn8(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let b = gid.z;
+  if (b >= dims.batch) { return; }
+  let M = dims.M;
+  let N = dims.N;
+  let K = dims.K;
+  let row0 = gid.y * 8u;
+  let col0 = gid.x * 8u;
+  if (row0 >= M || col0 >= N) { return; }
+  let baseA = b * dims.strideA;
+  let baseB = b * dims.strideB;
+  let baseC = b * dims.strideC;
+  let K4 = K / 4u;
+  let N8 = N / 8u;
+  let a0 = rowOffset(baseA, row0, M - 1u, K, 4u);
+  let a1 = rowOffset(baseA, row0 + 1u, M - 1u, K, 4u);
+  let a2 = rowOffset(baseA, row0 + 2u, M - 1u, K, 4u);
+  let a3 = rowOffset(baseA, row0 + 3u, M - 1u, K, 4u);
+  let a4 = rowOffset(baseA, row0 + 4u, M - 1u, K, 4u);
+  let a5 = rowOffset(baseA, row0 + 5u, M - 1u, K, 4u);
+  let a6 = rowOffset(baseA, row0 + 6u, M - 1u, K, 4u);
+  let a7 = rowOffset(baseA, row0 + 7u, M - 1u, K, 4u);
+  // Row k of B's eight columns col0 .. col0+7: one vec4<u32>; rows k .. k+3 per step.
+  var bo = (baseB + col0) / 8u;
+
+  var l0 = vec4<f32>(); var l1 = vec4<f32>(); var l2 = vec4<f32>(); var l3 = vec4<f32>();
+  var l4 = vec4<f32>(); var l5 = vec4<f32>(); var l6 = vec4<f32>(); var l7 = vec4<f32>();
+  var h0 = vec4<f32>(); var h1 = vec4<f32>(); var h2 = vec4<f32>(); var h3 = vec4<f32>();
+  var h4 = vec4<f32>(); var h5 = vec4<f32>(); var h6 = vec4<f32>(); var h7 = vec4<f32>();
+  for (var k = 0u; k < K4; k++) {
+    let w0 = B8[bo];
+    let w1 = B8[bo + N8];
+    let w2 = B8[bo + 2u * N8];
+    let w3 = B8[bo + 3u * N8];
+    bo += 4u * N8;
+    let bl = mat4x4<f32>(halves4(w0.xy), halves4(w1.xy), halves4(w2.xy), halves4(w3.xy));
+    let bh = mat4x4<f32>(halves4(w0.zw), halves4(w1.zw), halves4(w2.zw), halves4(w3.zw));
+    var a = A4[a0 + k]; l0 += bl * a; h0 += bh * a;
+    a = A4[a1 + k]; l1 += bl * a; h1 += bh * a;
+    a = A4[a2 + k]; l2 += bl * a; h2 += bh * a;
+    a = A4[a3 + k]; l3 += bl * a; h3 += bh * a;
+    a = A4[a4 + k]; l4 += bl * a; h4 += bh * a;
+    a = A4[a5 + k]; l5 += bl * a; h5 += bh * a;
+    a = A4[a6 + k]; l6 += bl * a; h6 += bh * a;
+    a = A4[a7 + k]; l7 += bl * a; h7 += bh * a;
+  }
   store8(baseC, row0, col0, l0, h0);
   store8(baseC, row0 + 1u, col0, l1, h1);
   store8(baseC, row0 + 2u, col0, l2, h2);

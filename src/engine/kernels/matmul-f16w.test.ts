@@ -18,7 +18,7 @@ import { Rng } from '../../util/random';
 import { runOps } from '../op';
 import { createTensor, readTensor } from '../tensor';
 import { embeddingForwardOp } from './embedding';
-import { matmulOp } from './matmul';
+import { f16wEntryPoint, matmulOp } from './matmul';
 
 const half = (v: Float32Array) => roundToDtype('F16', v);
 const abs = (v: Float32Array) => Float64Array.from(v, Math.abs);
@@ -40,9 +40,12 @@ describe('f16 tensors', () => {
   });
 });
 
-// [M, N, K]: aligned; ragged everywhere (odd K: rows of a [N, K] weight start on odd halves, so
-// the forward's two-word fast path and its one-half path both run); one row (decode); K < 4 (only
-// the scalar tail); the demo's LM head shape (vocabulary 841, hidden 96).
+// [M, N, K]: aligned (the vec-load kernels main_nt4 and main_nn8 in the model's layouts, the
+// any-shape kernel in the others); ragged everywhere (odd K: rows of a [N, K] weight start on odd
+// halves, so the any-shape forward's two-word path and its one-half path both run); one row
+// (decode); K < 4 (only the scalar tail); the demo's LM head (vocabulary 841, hidden 96: main_nt4
+// forward, any-shape input gradient); rows and columns past the 8x8 block and the 64x64 workgroup
+// tile with the vec-load kernels (N = 72 = 8·9, M = 70).
 const SHAPES: Array<[number, number, number]> = [
   [32, 32, 32],
   [7, 13, 5],
@@ -50,6 +53,8 @@ const SHAPES: Array<[number, number, number]> = [
   [1, 37, 70],
   [9, 3, 3],
   [67, 841, 96],
+  [70, 72, 20],
+  [1, 16, 8],
 ];
 const LAYOUTS = [[false, true], [false, false], [true, false], [true, true]] as const;
 
@@ -69,10 +74,13 @@ describe('matmul with f16 B vs reference', () => {
         const tA = createTensor(ctx, 'A', [a.length], 'f32', a);
         const tB = createTensor(ctx, 'B', [b.length], 'f16', b);
         const tC = createTensor(ctx, 'C', [c0.length], 'f32', c0);
+        const entry = f16wEntryPoint({ ...dims, batch: 1, strideA: M * K, strideB: K * N, strideC: M * N });
+        const expected = transA || K % 4 !== 0 ? 'main' : transB ? 'main_nt4' : N % 8 === 0 ? 'main_nn8' : 'main';
+        expect(entry).toBe(expected);
         await withValidation(ctx, () => runOps(ctx, [matmulOp(ctx, { a: tA, b: tB, c: tC, ...dims, alpha, beta })]));
         const got = await readTensor(ctx, tC);
         const S = alpha * maxAbs(matmul(abs(a), abs(b), dims)) + beta * 9;
-        expectClose(`f16 B ${M}x${N}x${K} tA=${transA} tB=${transB}`, got, want, { abs: sumTolerance(K + 1, S) });
+        expectClose(`f16 B ${entry} ${M}x${N}x${K} tA=${transA} tB=${transB}`, got, want, { abs: sumTolerance(K + 1, S) });
         for (const t of [tA, tB, tC]) t.destroy();
       }
     });
@@ -96,11 +104,17 @@ describe('matmul with f16 B vs reference', () => {
     expect(compare(got, exact, tol).failures).toBeGreaterThan(0);
   });
 
-  it('batched with odd strides and a broadcast weight', async () => {
+  // Odd strides take the any-shape kernel; strides of whole vec4s (and eight-half words) the
+  // vec-load ones, in both weight layouts.
+  for (const [batch, M, N, K, strideA, strideB, strideC, transB, entry] of [
+    [3, 10, 13, 7, 10 * 7 + 3, 7 * 13 + 1, 10 * 13 + 5, true, 'main'],
+    [3, 10, 16, 8, 10 * 8 + 4, 8 * 16 + 4, 10 * 16 + 3, true, 'main_nt4'],
+    [3, 10, 16, 8, 10 * 8 + 4, 8 * 16 + 8, 10 * 16 + 3, false, 'main_nn8'],
+  ] as const) {
+  it(`batched (${entry}, transB=${transB}), with and without a broadcast weight`, async () => {
     const ctx = await testGpu();
     const rng = new Rng(5);
-    const [batch, M, N, K] = [3, 10, 13, 7];
-    const [strideA, strideB, strideC] = [M * K + 3, K * N + 1, M * N + 5];
+    expect(f16wEntryPoint({ M, N, K, transB, batch, strideA, strideB, strideC })).toBe(entry);
     for (const broadcast of [false, true]) {
       const a = rng.f32Array(batch * strideA);
       const b = rng.f32Array(batch * strideB);
@@ -109,18 +123,19 @@ describe('matmul with f16 B vs reference', () => {
       const want = Float64Array.from(c0);
       for (let i = 0; i < batch; i++) {
         const bi = half(b.subarray(i * sB, i * sB + K * N));
-        const ci = matmul(a.subarray(i * strideA, i * strideA + M * K), bi, { M, N, K, transB: true, alpha: 2, beta: 1 }, c0.subarray(i * strideC, i * strideC + M * N));
+        const ci = matmul(a.subarray(i * strideA, i * strideA + M * K), bi, { M, N, K, transB, alpha: 2, beta: 1 }, c0.subarray(i * strideC, i * strideC + M * N));
         want.set(ci, i * strideC);
       }
       const tA = createTensor(ctx, 'A', [a.length], 'f32', a);
       const tB = createTensor(ctx, 'B', [b.length], 'f16', b);
       const tC = createTensor(ctx, 'C', [c0.length], 'f32', c0);
-      const op = matmulOp(ctx, { a: tA, b: tB, c: tC, M, N, K, transB: true, alpha: 2, beta: 1, batch, strideA, strideB: sB, strideC });
+      const op = matmulOp(ctx, { a: tA, b: tB, c: tC, M, N, K, transB, alpha: 2, beta: 1, batch, strideA, strideB: sB, strideC });
       await withValidation(ctx, () => runOps(ctx, [op]));
-      expectClose(`f16 B batched, broadcast=${broadcast}`, await readTensor(ctx, tC), want, { abs: sumTolerance(K + 1, 2 * K + 1) });
+      expectClose(`f16 B batched ${entry}, broadcast=${broadcast}`, await readTensor(ctx, tC), want, { abs: sumTolerance(K + 1, 2 * K + 1) });
       for (const t of [tA, tB, tC]) t.destroy();
     }
   });
+  }
 
   it('refuses an f16 A or C', async () => {
     const ctx = await testGpu();

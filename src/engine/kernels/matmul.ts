@@ -99,6 +99,19 @@ export function chooseMatmulVariant(s: Shape): 'vec4' | 'ragged' {
   return matmulVec4Fits(s) ? 'vec4' : 'ragged';
 }
 
+/**
+ * The entry point of shaders/matmul_f16w.wgsl for a product with an f16 B: the vec-load kernels
+ * for the model's two weight layouts where their alignment holds (A's rows and, for the forward,
+ * B's rows in whole vec4s / four-half words; for the input gradient, B's rows in whole eight-half
+ * words), else the any-shape kernel.
+ */
+export function f16wEntryPoint(s: Shape): 'main_nt4' | 'main_nn8' | 'main' {
+  if (s.transA || s.K % 4 !== 0) return 'main';
+  const strided = s.batch > 1;
+  if (s.transB) return !strided || (s.strideA % 4 === 0 && s.strideB % 4 === 0) ? 'main_nt4' : 'main';
+  return s.N % 8 === 0 && (!strided || (s.strideA % 4 === 0 && s.strideB % 8 === 0)) ? 'main_nn8' : 'main';
+}
+
 function isTiled(v: MatmulVariant): v is TiledMatmul {
   return (TILED_MATMULS as readonly string[]).includes(v);
 }
@@ -141,7 +154,8 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
     return createOp(ctx, {
       label: args.label ?? `matmul ${args.c.name}`,
       shader: SHADER_F16W,
-      entryPoint: 'main',
+      // The vec-load bindings need at least one vec4 of A and one eight-half word of B.
+      entryPoint: args.a.size >= 4 && args.b.size >= 8 ? f16wEntryPoint(shape) : 'main',
       constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
       uniforms,
       bindings: { 1: args.a, 2: args.b, 3: args.c },
