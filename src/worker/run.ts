@@ -148,7 +148,9 @@ async function startRunOf(s: Session, spec: RunSpec, continueAdapter: boolean, b
     let trainer: Trainer;
     try {
       s.startup.phase('uploading');
-      const weights = s.rebuildWeights(cfg, set);
+      // A compared method runs on f32 weights whatever the setting: full fine-tuning needs them,
+      // and every method must start from the same backbone bits (the same "before" scores).
+      const weights = s.rebuildWeights(cfg, set, opts.method ? 'f32' : undefined);
       trainer = s.startup.build(s.ctx.pipelines, buildShape(cfg, train), () => makeTrainer(s, weights, samples, names, train));
       s.startup.phase('uploading');
     } catch (e) {

@@ -156,12 +156,12 @@ export class Session {
   }
 
   /** New GPU weights for the backbone with this adapter (the generator reading the old ones goes). */
-  rebuildWeights(cfg: AdapterConfig, set: AdapterSet | null): GpuWeights {
+  rebuildWeights(cfg: AdapterConfig, set: AdapterSet | null, precision: WeightPrecision = this.precisionFor(cfg)): GpuWeights {
     const b = this.requireBackbone();
     this.chat.drop();
     this.weights?.destroy();
     this.weights = null;
-    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, this.precisionFor(cfg));
+    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, precision);
     return this.weights;
   }
 

@@ -1,7 +1,7 @@
 /**
  * The `weights` setting in the worker (Node, Dawn on SwiftShader): auto keeps f32 on a software
  * adapter; f16 stores the frozen backbone's matrices again at once when no run holds them, with
- * the adapter kept; a run trains on f16 matrices; full fine-tuning keeps f32.
+ * the adapter kept; a run trains on f16 matrices; full fine-tuning and the comparison's runs keep f32.
  */
 import { describe, expect, it } from 'vitest';
 import type { FileEntry } from '../io/browser-files';
@@ -65,6 +65,13 @@ describe('the weights setting', () => {
     await session.setWeightSetting('f16');
     status = null;
     await session.startRun({ ...spec, adapter: { ...spec.adapter, mode: 'full' } }, false);
+    expect(session.weights!.precision).toBe('f32');
+    while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
+    expect(status).toBe('done');
+
+    // A compared method runs on f32 too, so every method of a comparison starts from the same backbone.
+    status = null;
+    await session.startRun(spec, false, { method: 'loramoe' });
     expect(session.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
