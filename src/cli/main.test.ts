@@ -147,14 +147,17 @@ describe('runner', () => {
     await writeFiles(model, tinyHfFiles({ seed: 5 }).files);
     const data = join(dir, 'data.json');
     await writeFile(data, JSON.stringify(DATA));
-    // Dropout on, so the resumed run must also continue the dropout stream and the data order.
-    const args = ['--model', model, '--data', data, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '5', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--dropout', '0.2', '--checkpoint-every', '2'];
+    // Dropout on, so the resumed run must also continue the dropout stream and the data order; f16
+    // weights, which run.json keeps for the resumed run.
+    const args = ['--model', model, '--data', data, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '5', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--dropout', '0.2', '--checkpoint-every', '2', '--weights', 'f16'];
     const whole = join(dir, 'whole');
     await captureLog(() => main(['train', ...args, '--out', whole]));
     const parts = join(dir, 'parts');
     await captureLog(() => main(['train', ...args, '--out', parts, '--stop-after', '3']));
     await expect(readFile(join(parts, 'adapter_model.safetensors'))).rejects.toThrow(/ENOENT/);
     await expect(main(['train', '--resume', parts, '--lr', '1'])).rejects.toThrow(/--resume continues a run as it was set up; drop --lr/);
+    await expect(main(['train', '--resume', parts, '--weights', 'f32'])).rejects.toThrow(/drop --weights/);
+    expect((JSON.parse(await readFile(join(parts, 'run.json'), 'utf8')) as { weights: string }).weights).toBe('f16');
     await captureLog(() => main(['train', '--resume', parts]));
     const a = await readFile(join(whole, 'adapter_model.safetensors'));
     const b = await readFile(join(parts, 'adapter_model.safetensors'));

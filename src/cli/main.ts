@@ -231,6 +231,8 @@ interface RunFile {
   settings: TrainSettings;
   typeNames: string[];
   checkpointEvery: number;
+  /** How the backbone's matrices were stored (absent in run files from before the choice: f32). */
+  weights?: WeightPrecision;
 }
 
 const RUN_FILE = 'run.json';
@@ -238,7 +240,7 @@ const CHECKPOINT_FILE = 'checkpoint.safetensors';
 /** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
 const RUN_SHAPING_FLAGS = [
   'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
-  'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out',
+  'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights',
 ];
 
 /** Writes a file whole or not at all (a crash mid-write leaves the previous version). */
@@ -298,7 +300,9 @@ async function train(flags: Flags): Promise<void> {
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
   console.error(await runnerKernels(ctx, backbone.config, str(flags, 'matmul')));
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength, runnerPrecision(flags, ctx, cfg));
+  // A resumed run keeps its precision, so it continues bit-identically.
+  const precision = run ? (run.weights ?? 'f32') : runnerPrecision(flags, ctx, cfg);
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength, precision);
   const typeIndex = (t: string) => names.indexOf(t);
   const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
@@ -311,7 +315,7 @@ async function train(flags: Flags): Promise<void> {
     metrics.push(...done.slice(0, cp.stepsDone));
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
-    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery };
+    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery, weights: precision };
     await writeAtomic(join(out, RUN_FILE), JSON.stringify(runFile, null, 1));
   }
   const saveCheckpoint = async () => {
