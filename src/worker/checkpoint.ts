@@ -3,6 +3,7 @@
  * run's description (RunMeta) in its metadata under "run", so a reload can rebuild the run.
  */
 import type { AdapterConfig } from '../method/adapter';
+import type { WeightPrecision } from '../model/tensor-plan';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import type { MethodKey } from '../train/comparison';
 import type { RoutingSetSelection } from '../train/routing-set';
@@ -32,6 +33,8 @@ export interface RunMeta {
   method?: MethodKey;
   /** Steps between held-out scores (the probe and the routing set's task examples); absent: none. */
   evalEvery?: number;
+  /** How the backbone's matrices were stored (absent in checkpoints of older versions: f32); a resumed run keeps it. */
+  weights?: WeightPrecision;
   savedAt: number;
 }
 

@@ -86,7 +86,7 @@ export async function replaceDevice(s: Session, ctx: GpuContext, reason: string)
         const meta = old.meta;
         const good = old.lastGood;
         const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
-        const weights = s.rebuildWeights(meta.adapter, set);
+        const weights = s.rebuildWeights(meta.adapter, set, meta.weights ?? 'f32');
         const trainer = makeTrainer(s, weights, old.trainer.samples, meta.typeNames, meta.train);
         trainer.importCheckpoint(good.cp);
         const status: RunStatus =

@@ -173,6 +173,7 @@ async function startRunOf(s: Session, spec: RunSpec, continueAdapter: boolean, b
       ...(selection ? { routingSet: selection } : {}),
       ...(opts.method ? { method: opts.method } : {}),
       ...((opts.evalEvery ?? 0) > 0 ? { evalEvery: opts.evalEvery } : {}),
+      weights: trainer.weights.precision,
       savedAt: 0,
     };
     // The state at step 0 is the first good state a rollback or a lost device can go back to.
@@ -281,7 +282,8 @@ async function restoreRunOf(s: Session, runId?: string): Promise<void> {
     s.run = null;
     const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
     s.startup.phase('uploading');
-    const weights = s.rebuildWeights(meta.adapter, set);
+    // The run's own precision, whatever the setting now: the run continues as it started.
+    const weights = s.rebuildWeights(meta.adapter, set, meta.weights ?? 'f32');
     const trainer = s.startup.build(s.ctx.pipelines, buildShape(meta.adapter, meta.train), () => makeTrainer(s, weights, samples, meta.typeNames, meta.train));
     try {
       trainer.importCheckpoint(cp);

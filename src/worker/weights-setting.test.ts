@@ -52,6 +52,8 @@ describe('the weights setting', () => {
     const spec = runSpecOf(tinyRunSettings({ steps: 3, seed: 2, checkpointEvery: 0, routingEvery: 3 }));
     await session.startRun(spec, false);
     expect(session.weights!.precision).toBe('f16');
+    // The checkpoints carry it: a resumed run (after a reload or a lost device) keeps its precision.
+    expect((session as unknown as { run: { meta: { weights?: string } } }).run.meta.weights).toBe('f16');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
     const trained = await session.weights!.readAdapter();
