@@ -38,6 +38,7 @@ test('f16 backbone weights in the browser: half the memory, and the probe answer
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
   // The estimate and the worker agree: the matrices are f16 before any run.
   await expect(page.getByRole('row', { name: /Backbone weights \(f16 matrices\)/ })).toBeVisible();
+  await expect(page.getByTestId('weights-precision')).toHaveText('f16 (set in the training settings)');
   const measured = async () => Number(await page.getByTestId('mem-measured').getAttribute('data-value'));
   await expect.poll(measured).toBeGreaterThan(0);
   const half = await measured();
@@ -60,6 +61,7 @@ test('f16 backbone weights in the browser: half the memory, and the probe answer
   await expect.poll(() => new URL(page.url()).searchParams.get('weights')).toBe('f32');
   await expect.poll(measured).toBeGreaterThan(1.8 * half);
   await expect(page.getByRole('row', { name: /Backbone weights \(float32\)/ })).toBeVisible();
+  await expect(page.getByTestId('weights-precision')).toHaveText('f32 (set in the training settings)');
   const probeFull = await accuracy();
   console.log(`[e2e] weights: f16 ${half} B, f32 ${await measured()} B; probe (${count} questions) f16 ${probeHalf}, f32 ${probeFull}`);
   // Measured on the demo (tools/bench/half-weights.ts): the same accuracy both ways. One question's

@@ -1,12 +1,15 @@
-import type { KernelReport } from '../engine/autotune';
+import { isSoftwareAdapter, type KernelReport } from '../engine/autotune';
 import { MATMUL_SHAPE_CLASSES } from '../engine/kernel-choices';
+import { resolvePrecision } from '../model/tensor-plan';
 import { useGpuStore } from '../store/gpu';
+import { useSettingsStore } from '../store/settings';
 
 const MiB = 2 ** 20;
 
 /** The adapter the engine got, its key limits, and the result of the kernel check run on it. */
 export function GpuPanel() {
   const { status, adapter, kernelCheck, warmup, kernels, errors } = useGpuStore();
+  const weightSetting = useSettingsStore((st) => st.values.weights);
   if (status === 'pending' || !adapter) {
     return (
       <section className="panel" data-testid="gpu-pending">
@@ -15,6 +18,9 @@ export function GpuPanel() {
     );
   }
   const name = [adapter.vendor, adapter.architecture].filter(Boolean).join(' · ') || 'unnamed adapter';
+  const software = isSoftwareAdapter(adapter);
+  // Full fine-tuning keeps f32 whatever this says (the memory estimate shows a run's own).
+  const precision = resolvePrecision(weightSetting, software);
   return (
     <section className="panel" data-testid="gpu-panel">
       <h2>GPU</h2>
@@ -36,7 +42,12 @@ export function GpuPanel() {
         <dt>Invocations per workgroup</dt>
         <dd>{adapter.limits.maxComputeInvocationsPerWorkgroup}</dd>
         <dt>Half precision (shader-f16)</dt>
-        <dd>{adapter.features.includes('shader-f16') ? 'yes' : 'no'}</dd>
+        <dd>{adapter.features.includes('shader-f16') ? 'yes' : 'no'} (not needed: f16 weights are widened to f32 in the kernels)</dd>
+        <dt>Backbone weights</dt>
+        <dd data-testid="weights-precision">
+          {precision}
+          {weightSetting === 'auto' ? ` (auto: ${software ? 'a software adapter keeps f32' : 'f16 on a hardware GPU'})` : ' (set in the training settings)'}
+        </dd>
       </dl>
       <h3>Kernel check</h3>
       {kernelCheck ? (
