@@ -9,6 +9,9 @@ test('the page finds a WebGPU adapter and a kernel run on it matches the CPU ref
   await expect(page.getByTestId('webgpu-unavailable')).toHaveCount(0);
   const adapter = await page.getByTestId('adapter-name').textContent();
   console.log(`[e2e] adapter: ${adapter}`);
+  // The weights setting's default: f32 on a software adapter, f16 on a hardware one.
+  const software = /swiftshader|llvmpipe|warp|software/i.test(adapter ?? '');
+  await expect(page.getByTestId('weights-precision')).toContainText(software ? 'f32 (auto: a software adapter keeps f32)' : 'f16 (auto: f16 on a hardware GPU)');
   const check = page.getByTestId('kernel-check');
   await expect(check).toBeVisible();
   console.log(`[e2e] ${await check.textContent()}`);
