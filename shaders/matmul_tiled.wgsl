@@ -4,9 +4,10 @@
 //   op(B): [K, N]   stored as B[K, N] (TRANS_B = false) or B[N, K] (TRANS_B = true)
 //   C:     [M, N]
 //
-// Same operands, layouts, uniforms and batch strides as shaders/matmul.wgsl (the model's forward
-// x · Wᵀ, input gradient dy · W and weight gradient dyᵀ · x are its TRANS_B, plain and TRANS_A
-// layouts); a different way to reach the data. A workgroup of WG_X x WG_Y invocations owns a
+// Same operands, uniforms and batch strides as shaders/matmul.wgsl, for the model's three layouts
+// (forward x · Wᵀ, input gradient dy · W and weight gradient dyᵀ · x: TRANS_B, plain and TRANS_A;
+// matmulOp never builds it with both, which the model never asks for); a different way to reach
+// the data. A workgroup of WG_X x WG_Y invocations owns a
 // TILE_M x TILE_N tile of C (TILE_M = WG_Y * TM, TILE_N = WG_X * TN) and walks K in steps of TK:
 // each step the whole workgroup copies a TILE_M x TK slice of op(A) and a TK x TILE_N slice of op(B)
 // into workgroup memory (one load per element per workgroup, coalesced along each operand's

@@ -17,7 +17,8 @@ import { tiledMatmulOp } from './matmul-tiled';
  * - `scalar`: 4x4 outputs per thread, every load bounds checked; any shape and alignment (the
  *   plain reference kernel: tests and benchmarks force it, `auto` never picks it).
  * - the workgroup-memory tiled kernels of shaders/matmul_tiled.wgsl (`tiled-64x64`, ...; see
- *   ./matmul-tiled.ts): any shape, vec4 loads where matmulVec4Fits holds.
+ *   ./matmul-tiled.ts): any shape, vec4 loads where matmulVec4Fits holds; the model's three layouts
+ *   (a tiled variant asked for with both operands transposed runs the fixed kernel).
  * - `auto` (default): the device's choice for the product's shape class (`ctx.kernels`, set by the
  *   autotuner or a setting; ../kernel-choices.ts), else chooseMatmulVariant (the fixed choice).
  *
@@ -167,7 +168,10 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
   const bindable = args.a.size >= 4 && args.b.size >= 4;
   const requested = args.variant ?? matmulDefaults.variant;
   const fixed = bindable ? chooseMatmulVariant(shape) : 'ragged';
-  const variant = requested === 'auto' ? deviceChoice(ctx, shape, fixed) : requested;
+  const chosen = requested === 'auto' ? deviceChoice(ctx, shape, fixed) : requested;
+  // The tiled kernels serve the model's three layouts (nt, nn, tn); both operands transposed never
+  // occurs in the model and takes the fixed kernel.
+  const variant = isTiled(chosen) && args.transA && args.transB ? fixed : chosen;
   if (isTiled(variant)) {
     return tiledMatmulOp(ctx, {
       label: args.label ?? `matmul ${args.c.name}`,
