@@ -49,20 +49,20 @@ const SHAPES: Shape[] = [
 
 /**
  * The blocked kernels hold 8 query rows (or key rows) per invocation. Their pipelines are by far the
- * slowest to compile on a software adapter (tens of seconds each), and a pipeline is one per head
- * size (HEAD_D4) and block shape (ROWS_H x ROWS_T), not per T, B or group: so they are checked on
- * shapes that share two head sizes, D = 8 (two vec4s) and D = 36 (the second register chunk of 32
- * values), and every training shape has blocks of 8 tokens of one head. These shapes give them T
- * not a multiple of 8 (5, 13, 70, 9, 6: a last block with clamped, unstored rows), T past the
- * workgroup size (70, where the chooser picks blocked) and GQA groups G = 1, 2, 3 (G = 1: blocks of
- * one head). Block shapes of several heads are the decode steps' (below).
+ * slowest to compile on a software adapter (10-20 s each), and a pipeline is one per head size
+ * (HEAD_D4) and block shape (ROWS_H x ROWS_T, ROWS_K), not per T, B or group: so they are checked on
+ * two pipelines' worth of shapes. D = 8 (two vec4s) with blocks of 8 tokens of one head, as every
+ * training shape with T >= 8 has: T not a multiple of 8 (13, 70, 9: a last block with clamped,
+ * unstored rows), T past the workgroup size (70, where the chooser picks blocked), GQA groups
+ * G = 1, 2, 3 (G = 1: blocks of one head), B = 2. And D = 36 (the second register chunk of 32
+ * values) with T = 5 < 8, a block of 5 tokens, G = 2 and B = 2. Block shapes of several heads are
+ * the decode steps' (below).
  */
 const BLOCKED_SHAPES: Shape[] = [
-  { B: 2, T: 5, H: 4, KVH: 2, D: 8 },
   { B: 1, T: 13, H: 3, KVH: 1, D: 8 },
   { B: 1, T: 70, H: 2, KVH: 1, D: 8 },
   { B: 2, T: 9, H: 3, KVH: 3, D: 8 },
-  { B: 1, T: 6, H: 2, KVH: 1, D: 36 },
+  { B: 2, T: 5, H: 4, KVH: 2, D: 36 },
 ];
 
 /** Variants checked per shape: the workgroup kernel on every shape, rows where the head fits, blocked on BLOCKED_SHAPES. */
