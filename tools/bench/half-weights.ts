@@ -3,10 +3,11 @@
  * weights"): the same work with the backbone's matrices in f32 and in f16, side by side in one
  * process on one adapter.
  *
- *   npx vite-node tools/bench/half-weights.ts [--steps 60] [--smol-layers 30] [--smol-T 64] [--reps 3] [--json FILE]
+ *   npx vite-node tools/bench/half-weights.ts [--records all] [--steps 60] [--smol-layers 30] [--smol-T 64] [--reps 3] [--json FILE]
  *
  * Demo backbone (its trained weights, the shipped data):
- *   - the frozen backbone's mean cross-entropy over the training records, and the knowledge probe;
+ *   - the frozen backbone's mean cross-entropy over the training records (the first --records of
+ *     them), and the knowledge probe;
  *   - a LoRAMoE 8x4 training run of --steps steps from one seed: every step's loss, both ways;
  *   - a training step's time, f16 over f32, alternating runs (a ratio, as the project's speed
  *     claims are).
@@ -41,6 +42,7 @@ import { benchConfig, SMOLLM2_135M_CONFIG_JSON } from './shapes';
 
 const { values } = parseArgs({
   options: {
+    records: { type: 'string', default: 'all' },
     steps: { type: 'string', default: '60' },
     'smol-layers': { type: 'string', default: '30' },
     'smol-T': { type: 'string', default: '64' },
@@ -91,11 +93,12 @@ async function main(): Promise<void> {
   const typeIndex = (t: string) => names.indexOf(t);
   const maxLength = 64;
   const samples = train.records.map((r) => encodeOfficial(backbone.tokenizer, r, maxLength));
+  const scored = values.records === 'all' ? samples : samples.slice(0, Number(values.records));
   const T = Math.max(...samples.map((s) => s.ids.length));
   const B = 32;
   const batches = [];
-  for (let i = 0; i < samples.length; i += B) {
-    const chunk = samples.slice(i, i + B);
+  for (let i = 0; i < scored.length; i += B) {
+    const chunk = scored.slice(i, i + B);
     batches.push(makeBatch(chunk, chunk.length, T, backbone.tokenizer.padId, typeIndex));
   }
   const none = defaultAdapterConfig('none');
@@ -107,7 +110,7 @@ async function main(): Promise<void> {
     frozen[precision] = { ce, probe: p.accuracy, probeLogLik: p.meanLogLikelihood, weightBytes: w.bytes };
     w.destroy();
   }
-  console.log(`demo, frozen backbone over ${samples.length} training records and ${probe.records.length} probe questions:`);
+  console.log(`demo, frozen backbone over ${scored.length} training records and ${probe.records.length} probe questions:`);
   console.log('| weights | mean CE | probe accuracy | probe mean log-likelihood | weight bytes |\n| --- | ---: | ---: | ---: | ---: |');
   for (const p of PRECISIONS) {
     const f = frozen[p];
