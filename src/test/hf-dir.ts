@@ -6,6 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { FileEntry } from '../io/browser-files';
 import type { FloatDtype } from '../io/dtypes';
 import { type TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
@@ -165,4 +166,9 @@ export function rewriteSafetensorsHeader(bytes: Uint8Array, edit: (header: Recor
   out.fill(0x20, 8 + json.byteLength, 8 + m);
   out.set(data, 8 + m);
   return out;
+}
+
+/** A tiny model directory's files as the page hands them to the worker (a picked folder). */
+export function asFileEntries(files: ReadonlyMap<string, Uint8Array>): FileEntry[] {
+  return [...files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
 }

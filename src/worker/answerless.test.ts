@@ -6,8 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hasAnswer, type EncodedSample } from '../data/template';
-import type { FileEntry } from '../io/browser-files';
-import { tinyHfFiles } from '../test/hf-dir';
+import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
 import { runSpecOf } from '../train/run-settings';
@@ -41,7 +40,7 @@ describe('samples without an answer', () => {
       events.push(ev);
       if (ev.type === 'runStatus') status = ev.status;
     });
-    const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    const files = asFileEntries(hf.files);
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'long.jsonl', bytes(records(3)));
     await session.startRun(runSpecOf(tinyRunSettings({ steps: 2, seed: 5, checkpointEvery: 0, routingEvery: 2, maxLength: 16 })), false);

@@ -6,9 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { EncodedSample } from '../data/template';
-import type { FileEntry } from '../io/browser-files';
 import type { AdapterConfig } from '../method/adapter';
-import { tinyHfFiles } from '../test/hf-dir';
+import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
 import { runSpecOf } from '../train/run-settings';
@@ -46,7 +45,7 @@ describe('the comparison runs', () => {
       events.push(ev);
       if (ev.type === 'runStatus') status = ev.status;
     });
-    const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    const files = asFileEntries(hf.files);
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'train.jsonl', bytes(train()));
     const settings = runSpecOf(tinyRunSettings({ steps: 4, seed: 7, checkpointEvery: 0, routingEvery: 4 }));

@@ -19,13 +19,12 @@ import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { EncodedSample } from '../data/template';
 import { nodeGpu } from '../engine/node-gpu';
-import type { FileEntry } from '../io/browser-files';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { initAdapter } from '../loramoe/init';
 import { GpuWeights } from '../model/weights';
 import { type RunSettings, runSpecOf } from '../train/run-settings';
-import { tinyHfFiles } from '../test/hf-dir';
+import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
 import { countBuffers } from '../engine/buffer-count';
@@ -121,7 +120,7 @@ class Harness {
   }
 
   async load(): Promise<void> {
-    const files: FileEntry[] = [...tinyHfFiles({ seed: 3 }).files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    const files = asFileEntries(tinyHfFiles({ seed: 3 }).files);
     await this.session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await this.session.loadDataset('train', 'tiny.jsonl', bytesOf(TRAIN_JSONL));
     await this.session.loadDataset('probe', 'probe.jsonl', bytesOf(PROBE_JSONL));

@@ -8,13 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseDataset, typeIndexMapping } from '../data/import';
 import { encodeOfficial } from '../data/template';
-import type { FileEntry } from '../io/browser-files';
 import { MemorySource } from '../io/files';
 import { loadBackbone } from '../model/load';
 import type { RoutingSummary } from '../train/routing';
 import { selectRoutingSet } from '../train/routing-set';
 import { type RunSettings, runSpecOf } from '../train/run-settings';
-import { tinyHfFiles } from '../test/hf-dir';
+import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import type { RunStatus, WorkerEvent } from './protocol';
 import { Session } from './session';
@@ -47,7 +46,7 @@ describe('routing set in the session', () => {
       if (ev.type === 'runStatus') status = ev.status;
       if (ev.type === 'runStatus' && ev.message) console.log(`[routing set] ${ev.status}: ${ev.message}`);
     });
-    const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    const files = asFileEntries(hf.files);
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'routing.jsonl', new TextEncoder().encode(text).buffer as ArrayBuffer);
 

@@ -4,8 +4,7 @@
  * the adapter kept; a run trains on f16 matrices; full fine-tuning and the comparison's runs keep f32.
  */
 import { describe, expect, it } from 'vitest';
-import type { FileEntry } from '../io/browser-files';
-import { tinyHfFiles } from '../test/hf-dir';
+import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
 import { runSpecOf } from '../train/run-settings';
@@ -27,7 +26,7 @@ describe('the weights setting', () => {
       events.push(ev);
       if (ev.type === 'runStatus') status = ev.status;
     });
-    const files: FileEntry[] = [...hf.files].map(([path, b]) => ({ path, file: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+    const files = asFileEntries(hf.files);
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'train.jsonl', bytes(train()));
 
