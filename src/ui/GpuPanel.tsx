@@ -2,6 +2,7 @@ import { isSoftwareAdapter, type KernelReport } from '../engine/autotune';
 import { MATMUL_SHAPE_CLASSES } from '../engine/kernel-choices';
 import { resolvePrecision } from '../model/tensor-plan';
 import { useGpuStore } from '../store/gpu';
+import { useModelStore } from '../store/model';
 import { useSettingsStore } from '../store/settings';
 
 const MiB = 2 ** 20;
@@ -10,6 +11,7 @@ const MiB = 2 ** 20;
 export function GpuPanel() {
   const { status, adapter, kernelCheck, warmup, kernels, errors } = useGpuStore();
   const weightSetting = useSettingsStore((st) => st.values.weights);
+  const onGpu = useModelStore((st) => st.memory?.precision ?? null);
   if (status === 'pending' || !adapter) {
     return (
       <section className="panel" data-testid="gpu-pending">
@@ -19,7 +21,8 @@ export function GpuPanel() {
   }
   const name = [adapter.vendor, adapter.architecture].filter(Boolean).join(' · ') || 'unnamed adapter';
   const software = isSoftwareAdapter(adapter);
-  // Full fine-tuning keeps f32 whatever this says (the memory estimate shows a run's own).
+  // What the setting gives on this adapter; the weights on the GPU (onGpu) may differ while a run
+  // keeps its own, or under full fine-tuning.
   const precision = resolvePrecision(weightSetting, software);
   return (
     <section className="panel" data-testid="gpu-panel">
@@ -44,9 +47,10 @@ export function GpuPanel() {
         <dt>Half precision (shader-f16)</dt>
         <dd>{adapter.features.includes('shader-f16') ? 'yes' : 'no'} (not needed: f16 weights are widened to f32 in the kernels)</dd>
         <dt>Backbone weights</dt>
-        <dd data-testid="weights-precision">
-          {precision}
+        <dd data-testid="weights-precision" data-precision={onGpu ?? precision}>
+          {onGpu ?? precision}
           {weightSetting === 'auto' ? ` (auto: ${software ? 'a software adapter keeps f32' : 'f16 on a hardware GPU'})` : ' (set in the training settings)'}
+          {onGpu && onGpu !== precision && `; the setting gives ${precision} from the next run (a run keeps the weights it trained on; full fine-tuning and comparisons use f32)`}
         </dd>
       </dl>
       <h3>Kernel check</h3>

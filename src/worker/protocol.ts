@@ -14,7 +14,7 @@ import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { KernelReport } from '../engine/autotune';
-import type { WeightSetting } from '../model/tensor-plan';
+import type { WeightPrecision, WeightSetting } from '../model/tensor-plan';
 import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
 import type { AdapterConfig } from '../method/adapter';
@@ -103,6 +103,8 @@ export interface MeasuredMemory {
   graph: number;
   /** Trainer.optimizerBytes: AdamW moments and clip buffers (0 before a run). */
   optimizer: number;
+  /** How the weights on the GPU store the backbone's matrices (null: none loaded). */
+  precision: WeightPrecision | null;
 }
 
 export type RunStatus = 'idle' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error';

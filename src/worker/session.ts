@@ -99,7 +99,7 @@ export class Session {
   run: Run | null = null;
   /** The host copy of an imported adapter (rebuilt onto a new device after a device loss). */
   imported: { cfg: AdapterConfig; set: AdapterSet | null } | null = null;
-  /** How the backbone's matrices are stored (the `weights` setting; resolved per adapter by `precision`). */
+  /** How the backbone's matrices are stored (the `weights` setting; precisionFor resolves it). */
   weightSetting: WeightSetting = 'auto';
   /** The page was told this browser keeps no checkpoints. */
   toldNoStorage = false;
@@ -137,7 +137,7 @@ export class Session {
 
   memory(): MeasuredMemory {
     const t = this.run?.trainer;
-    return { weights: this.weights?.bytes ?? 0, graph: t ? t.graph.bytes : 0, optimizer: t ? t.optimizerBytes : 0 };
+    return { weights: this.weights?.bytes ?? 0, graph: t ? t.graph.bytes : 0, optimizer: t ? t.optimizerBytes : 0, precision: this.weights?.precision ?? null };
   }
 
   isTraining(): boolean {
@@ -167,8 +167,9 @@ export class Session {
 
   /**
    * A new weight setting. With no run holding the weights, they are stored again now (the adapter
-   * read back and kept), so chat, the probe and the measured memory follow at once; otherwise the
-   * next run or load takes it.
+   * read back and kept), so chat, the probe and the measured memory follow at once; a run, going or
+   * finished, keeps the weights it trained on (to continue, and for its chat) until the next run or
+   * load, which takes the setting.
    */
   async setWeightSetting(setting: WeightSetting): Promise<void> {
     this.weightSetting = setting;

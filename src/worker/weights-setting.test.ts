@@ -44,8 +44,8 @@ describe('the weights setting', () => {
     expect(half.get('model.embed_tokens.weight').dtype).toBe('f16');
     expect(half.get('model.norm.weight').dtype).toBe('f32');
     expect(half.bytes).toBeLessThan(0.6 * f32Bytes);
-    const memory = events.flatMap((e) => (e.type === 'adapter' ? [e.memory.weights] : []));
-    expect(memory.at(-1)).toBe(half.bytes);
+    const memory = events.flatMap((e) => (e.type === 'adapter' ? [e.memory] : []));
+    expect(memory.at(-1)).toMatchObject({ weights: half.bytes, precision: 'f16' });
 
     // A LoRAMoE run trains on f16 matrices, and its adapter survives a change back to f32 after it.
     const spec = runSpecOf(tinyRunSettings({ steps: 3, seed: 2, checkpointEvery: 0, routingEvery: 3 }));
@@ -56,9 +56,11 @@ describe('the weights setting', () => {
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
     const trained = await session.weights!.readAdapter();
-    // The run holds the weights (Continue, the run's chat): the change waits for the next rebuild.
+    // The run holds the weights (Continue, the run's chat): the change waits for the next rebuild,
+    // and the page is told the weights on the GPU are still f16.
     await session.setWeightSetting('f32');
     expect(session.weights!.precision).toBe('f16');
+    expect(events.flatMap((e) => (e.type === 'adapter' ? [e.memory.precision] : [])).at(-1)).toBe('f16');
     const again = await session.weights!.readAdapter();
     for (const [key, t] of trained) expect(again.get(key)!.a).toEqual(t.a);
 
