@@ -36,7 +36,7 @@ import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import { parameterCount } from '../model/config';
 import { type Backbone, loadBackbone } from '../model/load';
 import { resolvePrecision, usablePrecision, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
-import { GpuWeights } from '../model/weights';
+import { GpuBackbone, GpuWeights } from '../model/weights';
 import { exactMatchProbe } from '../train/probe';
 import type { RunSpec } from '../train/run-settings';
 import type { WarmupResult } from '../train/warmup';
@@ -94,6 +94,8 @@ export class Session {
   /** Positions the weights' RoPE tables and the attention kernel hold. */
   maxPositions = 0;
   weights: GpuWeights | null = null;
+  /** The backbone on the GPU that the weights of LoRA and LoRAMoE runs share (see sharedBackbone). */
+  private gpuBackbone: GpuBackbone | null = null;
   adapter: AdapterState = noAdapter();
   readonly datasets = new Map<DatasetRole, LoadedDataset>();
   run: Run | null = null;
@@ -161,8 +163,42 @@ export class Session {
     this.chat.drop();
     this.weights?.destroy();
     this.weights = null;
-    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, precision);
+    // Full fine-tuning trains its own copy: the shared one goes first, so two never sit side by side.
+    const shared = cfg.mode === 'full' ? (this.dropSharedBackbone(), null) : this.sharedBackbone(precision);
+    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, precision, shared);
     return this.weights;
+  }
+
+  /**
+   * The frozen backbone on the GPU in this precision, uploaded on first use and kept for the next
+   * runs (model/weights.ts GpuBackbone); a new one after a device, backbone or precision change.
+   */
+  sharedBackbone(precision: WeightPrecision): GpuBackbone {
+    const b = this.requireBackbone();
+    const cur = this.gpuBackbone;
+    if (cur && cur.ctx === this.ctx && cur.shape === b.config && cur.precision === precision) return cur;
+    this.dropSharedBackbone();
+    this.gpuBackbone = new GpuBackbone(this.ctx, b.config, b.weights, precision);
+    return this.gpuBackbone;
+  }
+
+  /**
+   * New weights of the frozen backbone alone (no adapter; the caller destroys them): on the shared
+   * backbone when it is in the setting's precision, else on a copy of their own, since the shared
+   * one may hold a run's weights in another precision.
+   */
+  frozenWeights(): GpuWeights {
+    const b = this.requireBackbone();
+    const precision = this.precisionFor({ mode: 'none' });
+    const cur = this.gpuBackbone;
+    const shared = cur && cur.ctx === this.ctx && cur.shape === b.config && cur.precision === precision ? cur : null;
+    return new GpuWeights(this.ctx, b.config, b.weights, defaultAdapterConfig('none'), null, this.maxPositions, precision, shared);
+  }
+
+  /** Frees the shared backbone (the weights built on it must be gone or about to go). */
+  dropSharedBackbone(): void {
+    this.gpuBackbone?.destroy();
+    this.gpuBackbone = null;
   }
 
   /**
@@ -244,6 +280,7 @@ export class Session {
     this.run = null;
     this.weights?.destroy();
     this.weights = null;
+    this.dropSharedBackbone();
   }
 
   // ---- datasets ------------------------------------------------------------------------------------
@@ -315,7 +352,7 @@ export class Session {
       // "before" is the frozen backbone: the current weights when they carry nothing trained.
       const trained = this.adapter.origin !== 'none';
       let temp: GpuWeights | null = null;
-      const w = which === 'before' && trained ? (temp = new GpuWeights(this.ctx, b.config, b.weights, defaultAdapterConfig('none'), null, this.maxPositions, this.precisionFor({ mode: 'none' }))) : this.weights;
+      const w = which === 'before' && trained ? (temp = this.frozenWeights()) : this.weights;
       if (!w) throw new Error('no model on the GPU');
       try {
         return await exactMatchProbe(this.ctx, w, b.tokenizer, data.records, { batchSize: 64, maxLength: this.maxPositions });

@@ -9,6 +9,9 @@ import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
 import { runSpecOf } from '../train/run-settings';
 import type { RunStatus, WorkerEvent } from './protocol';
+import { readTensor } from '../engine/tensor';
+import { defaultAdapterConfig } from '../loramoe/config';
+import { GpuWeights } from '../model/weights';
 import { Session } from './session';
 
 const bytes = (text: string) => new TextEncoder().encode(text).buffer as ArrayBuffer;
@@ -78,5 +81,37 @@ describe('the weights setting', () => {
     expect(session.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
+  });
+
+  it('runs share the backbone on the GPU; full fine-tuning trains a copy of its own', async () => {
+    const hf = tinyHfFiles({ seed: 6 });
+    let status: RunStatus | null = null;
+    const session = new Session(await testGpu(), (ev) => {
+      if (ev.type === 'runStatus') status = ev.status;
+    });
+    await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files: asFileEntries(hf.files) });
+    await session.loadDataset('train', 'train.jsonl', bytes(train()));
+    const spec = runSpecOf(tinyRunSettings({ steps: 2, seed: 3, checkpointEvery: 0, routingEvery: 2 }));
+    const run = async (s: typeof spec) => {
+      status = null;
+      await session.startRun(s, false);
+      while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
+      expect(status).toBe('done');
+    };
+    const embedding = () => session.weights!.get('model.embed_tokens.weight');
+    const frozen = embedding();
+    await run(spec);
+    expect(embedding()).toBe(frozen); // the LoRAMoE run uploaded only its adapter
+    await run({ ...spec, adapter: { ...spec.adapter, mode: 'full' } });
+    const trained = embedding();
+    expect(trained).not.toBe(frozen);
+    // The fine-tuned copy moved; the backbone the next run gets is the file's again.
+    const host = hf.weights.get('model.embed_tokens.weight')!;
+    expect(await readTensor(session.gpu, trained)).not.toEqual(host);
+    await run(spec);
+    expect(await readTensor(session.gpu, embedding())).toEqual(host);
+    // Sharing is refused where it would let training write into the shared tensors.
+    const b = session.sharedBackbone('f32');
+    expect(() => new GpuWeights(session.gpu, b.shape, hf.weights, defaultAdapterConfig('full'), null, 8, 'f32', b)).toThrow(/cannot share/);
   });
 });
