@@ -52,12 +52,6 @@ export class GpuBackbone {
     }
   }
 
-  get bytes(): number {
-    let n = 0;
-    for (const t of this.tensors.values()) n += t.bytes;
-    return n;
-  }
-
   destroy(): void {
     for (const t of this.tensors.values()) t.destroy();
   }
