@@ -9,7 +9,7 @@
  *   npx vite-node tools/soak.ts                      # 1000 steps, figures every 100
  *   npx vite-node tools/soak.ts -- --steps 200 --every 50 --batch 4
  *
- * With no GPU it runs on Chromium's SwiftShader (set VK_ICD_FILENAMES, see the README); there a
+ * With no GPU it runs on Chromium's SwiftShader (set VK_ICD_FILENAMES, see docs/runner.md); there a
  * demo step takes about 0.7 s at batch 4, so 1000 steps take about 12 minutes.
  */
 import { readFileSync } from 'node:fs';

@@ -17,7 +17,7 @@ export type TaskType = (typeof ALL_TASK_TYPES)[number];
 /**
  * The downstream tasks of the demo's fine-tuning data. Arithmetic and last word stay in pretraining
  * (a few formatted examples) but not in fine-tuning: within the experiment's budget neither full
- * fine-tuning nor the adapters learnt them (README, "The forgetting experiment").
+ * fine-tuning nor the adapters learnt them (docs/demo.md, "The forgetting experiment").
  */
 export const TASK_TYPES: readonly TaskType[] = ['sentiment', 'opposites', 'category'];
 

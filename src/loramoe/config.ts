@@ -6,7 +6,7 @@ import { type AdapterConfig, type AdapterMode, hasAdapter, LBC_DIRECTIONS, LBC_I
 import { PROJECTIONS } from '../method/shapes';
 import { officialGroups } from '../reference/lbc';
 
-/** Official defaults (LoRAMoE training script), binary grouping; delta and beta: see README. */
+/** Official defaults (LoRAMoE training script), binary grouping; delta and beta: see docs/method.md. */
 export function defaultAdapterConfig(mode: AdapterMode = 'loramoe'): AdapterConfig {
   const N = mode === 'loramoe' ? 8 : 1;
   return {

@@ -60,7 +60,7 @@ export type WeightPrecision = 'f32' | 'f16';
  * The user's choice: a precision, or `auto`: f16 on hardware GPUs (memory and bandwidth are what
  * limit a backbone there), f32 on software adapters, where unpacking halves costs CPU time
  * (measured: a demo training step 1.06x the f32 time on SwiftShader; tools/bench/half-weights.ts). The accuracy cost is
- * the same everywhere and small (README, "Half-precision weights").
+ * the same everywhere and small (docs/performance.md, "Half-precision weights").
  */
 export type WeightSetting = 'auto' | WeightPrecision;
 export const WEIGHT_SETTINGS: readonly WeightSetting[] = ['auto', 'f32', 'f16'];

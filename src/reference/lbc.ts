@@ -19,7 +19,7 @@
  * included, but trains one sample per device). Summing real tokens gives each row of Q its own
  * total, len[b], and the spread of lengths then enters var(Z); the per-sample mean makes every row
  * total 1, which keeps the official optimum for any batch and equals the official loss at B = 1
- * (CV^2 is scale-free). See the README, "The balancing constraint".
+ * (CV^2 is scale-free). See docs/method.md, "The balancing constraint: which way it pushes".
  *
  * Which way it pushes: CV^2(Z) is smallest when the entries of Z are as equal as they can be, i.e.
  * Q ~ 1 / I. So the official boost (I large on the own group) drives a sample's weight *away* from

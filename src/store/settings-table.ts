@@ -7,7 +7,7 @@
  *
  * Defaults: the official LoRAMoE training script's where it sets them (8 experts, rank 4, alpha 32,
  * dropout 0.05, lr 2e-4, cosine schedule, warmup ratio 0.03, weight decay 0, the feed-forward
- * projections); delta and beta 0.1 (the paper's values are not in the repository; see the README,
+ * projections); delta and beta 0.1 (the paper's values are not in the repository; see docs/method.md,
  * "The method as implemented"); Hugging Face Trainer defaults for what the script leaves out
  * (gradient clip 1.0, seed 42).
  */

@@ -16,7 +16,7 @@
  * and never interleaves with one. Between steps the loop yields to the event loop, so pause, stop
  * and other commands are handled within one step.
  *
- * Reliability (see ./faults.ts and the README): every step's loss and gradient norm are checked; a
+ * Reliability (see ./faults.ts and docs/reliability.md): every step's loss and gradient norm are checked; a
  * faulty step is skipped and reported, `faultLimit` of them in a row roll the run back to its last
  * good state. The run keeps that state in memory (a checkpoint, or the state at its start or last
  * pause), besides the checkpoint in IndexedDB, so a lost GPU device (replaceDevice) costs at most the

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the benchmarks of the README's "Performance" section in sequence, each in its
+ * `npm run bench`: the benchmarks of docs/performance.md in sequence, each in its
  * own process (each owns its GPU device, or its headless Chromium page, and exits with its own
  * status):
  *
@@ -13,7 +13,7 @@
  *
  * --quick: each one's smoke-sized run (kernels --quick: demo shapes, 2 reps; step: the demo case
  * with 1 rep; memory: 64 tokens; autotune: the demo, 2 reps; f16 weights: 512 records, 10 steps,
- * 2 SmolLM2 layers) instead of the full runs the README's tables come from (tens of minutes on a
+ * 2 SmolLM2 layers) instead of the full runs docs/performance.md's tables come from (tens of minutes on a
  * software adapter). --json DIR: each writes its JSON report into DIR (kernels.json, step.json,
  * memory.json, autotune.json, half-weights.json). Exit status 1 when any of them failed; all run.
  */
