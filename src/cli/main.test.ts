@@ -23,6 +23,8 @@ import { backboneDtype } from '../model/tensor-plan';
 import { ReferenceLlama } from '../reference/llama';
 import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
+import { parseRunDescription } from '../train/run-description';
+import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
@@ -173,6 +175,18 @@ describe('runner', () => {
         });
     expect(await steps(parts)).toEqual(await steps(whole));
     expect((await steps(whole)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('train --preset default trains the preset on the demo backbone and data, with the settings the page sends', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    await captureLog(() => main(['train', '--preset', 'default', '--out', out, '--stop-after', '1']));
+    const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { model: string; data: string; cfg: unknown; settings: unknown; typeNames: string[] };
+    expect(run.model).toMatch(/public\/models\/demo$/);
+    expect(run.data).toMatch(/public\/data\/demo-train\.jsonl$/);
+    // The page sends adapterSpecOf and trainSettingsOf of the form's settings (store/presets.test.ts).
+    const preset = parseRunDescription(await readFile('public/presets/default.json', 'utf8'), 'default.json');
+    expect(run.settings).toEqual(trainSettingsOf(preset.settings));
+    expect(run.cfg).toEqual(runAdapterConfig(adapterSpecOf(preset.settings), preset.settings.groups, run.typeNames));
   });
 
   it('export-official writes the hand-off zip for the official trainer', async () => {

@@ -45,6 +45,8 @@ import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { parseRunDescription, type RunDescription } from '../train/run-description';
+import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
 
 const HELP = `LoRAMoE Playground runner
 
@@ -63,6 +65,10 @@ const HELP = `LoRAMoE Playground runner
             --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
+  train     --preset NAME --out DIR [--checkpoint-every N] [--stop-after N] [--log-every N] [--json FILE]
+            trains a run description: NAME is one of public/presets/ (default, official,
+            official-direction: see docs/runner.md) or a path to such a .json file; it names its
+            backbone and data and every training setting, so no other shaping flag is taken
   train     --resume DIR [--stop-after N] [--log-every N]
             continues DIR's run from its checkpoint, bit-identical to a run never stopped
             (same batches, dropout masks and updates)
@@ -263,16 +269,38 @@ async function readRunFile(dir: string): Promise<RunFile> {
   return run;
 }
 
+/** The shipped demo backbone and training data, as the runner finds them from the repository's root. */
+const DEMO_MODEL_DIR = 'public/models/demo';
+const DEMO_TRAIN_FILE = 'public/data/demo-train.jsonl';
+const PRESETS_DIR = 'public/presets';
+
+/** --preset NAME (a file of public/presets/) or PATH (a run description anywhere). */
+async function readPreset(arg: string): Promise<RunDescription> {
+  const path = /^[a-z0-9][a-z0-9-]*$/.test(arg) ? join(PRESETS_DIR, `${arg}.json`) : arg;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`--preset ${arg}: cannot read ${path} (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+  return parseRunDescription(text, path);
+}
+
 async function train(flags: Flags): Promise<void> {
   const resumeDir = str(flags, 'resume');
-  if (resumeDir) {
-    const given = RUN_SHAPING_FLAGS.filter((f) => flags[f] !== undefined);
-    if (given.length > 0) throw new Error(`--resume continues a run as it was set up; drop ${given.map((f) => `--${f}`).join(', ')} (see ${join(resumeDir, RUN_FILE)})`);
+  const presetArg = str(flags, 'preset');
+  if (resumeDir && presetArg) throw new Error('--resume continues a run as it was set up; drop --preset');
+  if (resumeDir || presetArg) {
+    const given = RUN_SHAPING_FLAGS.filter((f) => flags[f] !== undefined && !(presetArg && (f === 'out' || f === 'weights')));
+    if (given.length > 0 && resumeDir) throw new Error(`--resume continues a run as it was set up; drop ${given.map((f) => `--${f}`).join(', ')} (see ${join(resumeDir, RUN_FILE)})`);
+    if (given.length > 0) throw new Error(`--preset ${presetArg} sets every training setting; drop ${given.map((f) => `--${f}`).join(', ')} (or copy the preset's file, edit it and pass its path)`);
   }
   const run = resumeDir ? await readRunFile(resumeDir) : null;
+  const preset = presetArg ? await readPreset(presetArg) : null;
+  if (preset) console.error(`preset ${preset.name}: ${preset.summary}`);
   const out = resumeDir ?? need(flags, 'out');
-  const modelDir = run ? run.model : need(flags, 'model');
-  const dataFile = run ? run.data : need(flags, 'data');
+  const modelDir = run ? run.model : preset ? DEMO_MODEL_DIR : need(flags, 'model');
+  const dataFile = run ? run.data : preset ? DEMO_TRAIN_FILE : need(flags, 'data');
   const backbone = await loadModel(modelDir);
   const records = await loadRecords(dataFile);
   const names = typeNamesFor(records.map((r) => r.type));
@@ -280,10 +308,16 @@ async function train(flags: Flags): Promise<void> {
   // --adapter: continue from an adapter folder (own, official LoRAMoE or PEFT) instead of a fresh init.
   const from = str(flags, 'adapter');
   const loaded = from ? await loadAdapter(new DirectorySource(from), backbone.config) : null;
-  const cfg = run ? run.cfg : loaded ? continueAdapterConfig(from!, loaded, flags, names, (f) => adapterConfigFrom(f, names)) : adapterConfigFrom(flags, names);
+  const cfg = run
+    ? run.cfg
+    : preset
+      ? runAdapterConfig(adapterSpecOf(preset.settings), preset.settings.groups, names)
+      : loaded
+        ? continueAdapterConfig(from!, loaded, flags, names, (f) => adapterConfigFrom(f, names))
+        : adapterConfigFrom(flags, names);
   if (run) checkAdapterConfig(cfg);
   if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
-  const settings = run ? run.settings : trainSettingsFrom(flags);
+  const settings = run ? run.settings : preset ? trainSettingsOf(preset.settings) : trainSettingsFrom(flags);
   const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
   // How much of the data the tokenizer knows, before any time goes into training on it.
   const summary = summarizeDataset(records, backbone.tokenizer, settings.maxLength);
@@ -461,7 +495,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */

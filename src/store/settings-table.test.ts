@@ -2,6 +2,7 @@
  * The settings table drives URL parsing and serialising: every setting round-trips, invalid values
  * are reported and replaced by their defaults, and foreign parameters are left alone.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROJECTIONS } from '../method/shapes';
 import { Rng } from '../util/random';
@@ -54,10 +55,11 @@ function randomSettings(seed: number): Settings {
 }
 
 describe('settings table', () => {
-  it('has official LoRAMoE defaults (8 experts, rank 4, alpha 32, dropout 0.05, lr 2e-4, cosine, warmup 0.03, FFN targets)', () => {
+  it("has the default preset's settings as its defaults (public/presets/default.json, read here as plain JSON)", () => {
+    const preset = JSON.parse(readFileSync('public/presets/default.json', 'utf8')) as { settings: Record<string, unknown> };
     const d = defaultSettings();
-    expect(d).toMatchObject({ mode: 'loramoe', experts: 8, rank: 4, alpha: 32, dropout: 0.05, lr: 2e-4, schedule: 'cosine', warmup: 0.03, weightDecay: 0, seed: 42 });
-    expect(d.targets).toEqual(['gate_proj', 'up_proj', 'down_proj']);
+    expect(Object.keys(preset.settings).length).toBeGreaterThan(15);
+    for (const [k, v] of Object.entries(preset.settings)) expect(d[k as keyof typeof d], k).toEqual(v);
     for (const k of SETTING_KEYS) {
       expect(SETTINGS[k].help.length, `${k} has a one-line explanation`).toBeGreaterThan(10);
       // Every default is itself valid.

@@ -5,16 +5,15 @@
  * added in one place (the tensorflow/playground pattern: the whole state in the link, seed
  * included, so a link reproduces a run).
  *
- * Defaults: the official LoRAMoE training script's where it sets them (8 experts, rank 4, alpha 32,
- * dropout 0.05, lr 2e-4, cosine schedule, warmup ratio 0.03, weight decay 0, the feed-forward
- * projections); delta and beta 0.1 (the paper's values are not in the repository; see docs/method.md,
- * "The method as implemented"); Hugging Face Trainer defaults for what the script leaves out
- * (gradient clip 1.0, seed 42).
+ * Defaults: what trains and how, the default preset's (public/presets/default.json: the settings
+ * that show the method on the demo in about a minute; docs/runner.md, "Presets", says why they
+ * work); the help texts name the official LoRAMoE script's values, which the "official" preset holds
+ * (delta and beta 0.1: the paper's values are not in the repository, see docs/method.md).
  */
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
-import { defaultAdapterConfig } from '../loramoe/config';
-import { defaultTrainSettings } from '../train/trainer';
+import { parseRunDescription } from '../train/run-description';
+import defaultPresetJson from '../../public/presets/default.json?raw';
 import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
 import { WEIGHT_SETTINGS, type WeightSetting } from '../model/tensor-plan';
 
@@ -136,56 +135,56 @@ function text(o: Omit<TextDef, 'kind' | 'parse' | 'format'>): TextDef {
 }
 
 /**
- * The defaults of what trains and how come from where the engine keeps them (the official LoRAMoE
- * script's values: src/loramoe/config.ts, src/train/trainer.ts), so the form, the runner and the
- * trainer cannot disagree.
+ * The defaults of what trains and how are the default preset's (public/presets/default.json, read
+ * through the run description's parser when the module loads), so the page's first Train click
+ * trains exactly that preset, as `train --preset default` does. The help texts name the official
+ * LoRAMoE script's values, which the "official" preset holds.
  */
-const ADAPTER = defaultAdapterConfig('loramoe');
-const TRAIN = defaultTrainSettings();
+const DEFAULT_RUN = parseRunDescription(defaultPresetJson, 'public/presets/default.json').settings;
 
 /** Every setting, in form order. */
 export const SETTINGS = {
   // ---- what trains ---------------------------------------------------------------------------------
   mode: choice<TrainMode>({
-    url: 'mode', label: 'Mode', section: 'adapter', default: 'loramoe', options: ['loramoe', 'lora', 'full'],
+    url: 'mode', label: 'Mode', section: 'adapter', default: DEFAULT_RUN.mode, options: ['loramoe', 'lora', 'full'],
     help: 'LoRAMoE (mixture of LoRA experts), plain LoRA (one expert, no router), or full fine-tuning of every weight.',
   }),
   experts: int({
-    url: 'experts', label: 'Experts (N)', section: 'adapter', default: ADAPTER.numExperts, min: 1, max: 64,
+    url: 'experts', label: 'Experts (N)', section: 'adapter', default: DEFAULT_RUN.experts, min: 1, max: 64,
     help: 'LoRA experts per adapted projection (official lora_nums 8); the official grouping needs an even number.',
   }),
-  rank: int({ url: 'rank', label: 'Rank (r)', section: 'adapter', default: ADAPTER.rank, min: 1, max: 256, help: 'Rank of each expert: A is r x in, B is out x r (official 4).' }),
-  alpha: float({ url: 'alpha', label: 'Alpha', section: 'adapter', default: ADAPTER.alpha, min: 0, minExclusive: true, max: 1e6, help: 'Scale of the expert sum is alpha / r (official 32, so 8 at rank 4).' }),
-  dropout: float({ url: 'dropout', label: 'Dropout', section: 'adapter', default: ADAPTER.dropout, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Dropout on each expert's input; the router sees the undropped input (official 0.05)." }),
+  rank: int({ url: 'rank', label: 'Rank (r)', section: 'adapter', default: DEFAULT_RUN.rank, min: 1, max: 256, help: 'Rank of each expert: A is r x in, B is out x r (official 4).' }),
+  alpha: float({ url: 'alpha', label: 'Alpha', section: 'adapter', default: DEFAULT_RUN.alpha, min: 0, minExclusive: true, max: 1e6, help: 'Scale of the expert sum is alpha / r (official 32, so 8 at rank 4).' }),
+  dropout: float({ url: 'dropout', label: 'Dropout', section: 'adapter', default: DEFAULT_RUN.dropout, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Dropout on each expert's input; the router sees the undropped input (official 0.05)." }),
   targets: list<Projection>({
-    url: 'targets', label: 'Target projections', section: 'adapter', default: [...ADAPTER.targets], options: PROJECTIONS,
+    url: 'targets', label: 'Target projections', section: 'adapter', default: [...DEFAULT_RUN.targets], options: PROJECTIONS,
     help: 'Projections that get experts; the official code adapts the feed-forward three, attention stays plain.',
   }),
-  lbcDelta: float({ url: 'delta', label: 'LBC delta', section: 'adapter', default: ADAPTER.lbcDelta, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Importance boost: x(1+delta) inside a sample's expert group, x(1-delta) outside (blc_alpha)." }),
-  lbcBeta: float({ url: 'beta', label: 'LBC beta', section: 'adapter', default: ADAPTER.lbcBeta, min: 0, max: 1e3, step: 0.01, help: 'Weight of the balancing constraint of each adapted layer in the loss (blc_weight).' }),
+  lbcDelta: float({ url: 'delta', label: 'LBC delta', section: 'adapter', default: DEFAULT_RUN.lbcDelta, min: 0, max: 1, maxExclusive: true, step: 0.01, help: "Importance boost: x(1+delta) inside a sample's expert group, x(1-delta) outside (blc_alpha)." }),
+  lbcBeta: float({ url: 'beta', label: 'LBC beta', section: 'adapter', default: DEFAULT_RUN.lbcBeta, min: 0, max: 1e3, step: 0.01, help: 'Weight of the balancing constraint of each adapted layer in the loss (blc_weight).' }),
   lbcDirection: choice<LbcDirection>({
-    url: 'lbcdir', label: 'LBC direction', section: 'adapter', default: ADAPTER.lbcDirection, options: LBC_DIRECTIONS,
+    url: 'lbcdir', label: 'LBC direction', section: 'adapter', default: DEFAULT_RUN.lbcDirection, options: LBC_DIRECTIONS,
     help: "official: as released, pushes each sample's weight away from its own group ((1-delta)/2 with two groups); own-group: sign flipped, toward it ((1+delta)/2).",
   }),
   lbcImportance: choice<LbcImportance>({
-    url: 'lbcimp', label: 'LBC importance', section: 'adapter', default: ADAPTER.lbcImportance, options: LBC_IMPORTANCES,
+    url: 'lbcimp', label: 'LBC importance', section: 'adapter', default: DEFAULT_RUN.lbcImportance, options: LBC_IMPORTANCES,
     help: "mean: a sample's router weights averaged over its tokens, so every sample counts alike; sum: summed, so lengths shift where the constraint pushes.",
   }),
   groups: text({
-    url: 'groups', label: 'Expert groups', section: 'adapter', default: '', maxLength: 2000,
+    url: 'groups', label: 'Expert groups', section: 'adapter', default: DEFAULT_RUN.groups, maxLength: 2000,
     help: 'Data type to experts, e.g. "world knowledge=0-3; *=4-7". Empty: the official binary grouping.',
   }),
   // ---- how it trains -------------------------------------------------------------------------------
-  lr: float({ url: 'lr', label: 'Learning rate', section: 'training', default: TRAIN.lr, min: 0, minExclusive: true, max: 10, step: 1e-4, help: 'Peak learning rate of AdamW (official 2e-4).' }),
-  schedule: choice<'cosine' | 'constant'>({ url: 'schedule', label: 'Schedule', section: 'training', default: TRAIN.schedule, options: ['cosine', 'constant'], help: 'Cosine decay to 0 after linear warmup (official), or a constant rate.' }),
-  warmup: float({ url: 'warmup', label: 'Warmup ratio', section: 'training', default: TRAIN.warmupRatio, min: 0, max: 1, maxExclusive: true, step: 0.01, help: 'Fraction of the steps spent warming the rate up from 0 (official 0.03).' }),
-  weightDecay: float({ url: 'wd', label: 'Weight decay', section: 'training', default: TRAIN.weightDecay, min: 0, max: 10, step: 0.01, help: 'Decoupled AdamW weight decay (official 0).' }),
-  batch: int({ url: 'batch', label: 'Batch size', section: 'training', default: TRAIN.batchSize, min: 1, max: 512, help: 'Samples per micro-batch; the logits tensor is batch x length x vocabulary.' }),
-  accum: int({ url: 'accum', label: 'Accumulation', section: 'training', default: TRAIN.gradAccum, min: 1, max: 256, help: 'Micro-batches per optimizer step (gradient accumulation).' }),
-  maxLength: int({ url: 'maxlen', label: 'Maximum length', section: 'training', default: TRAIN.maxLength, min: 4, max: 2048, help: 'Tokens per sample; longer samples are cut, batches are padded to the longest sample.' }),
-  steps: int({ url: 'steps', label: 'Steps', section: 'training', default: TRAIN.steps, min: 1, max: 1_000_000, help: 'Optimizer steps of the run.' }),
-  clip: float({ url: 'clip', label: 'Gradient clip', section: 'training', default: TRAIN.maxGradNorm, min: 0, max: 1e6, step: 0.1, help: 'Global gradient-norm clip (Hugging Face default 1; 0 turns it off).' }),
-  seed: int({ url: 'seed', label: 'Seed', section: 'training', default: TRAIN.seed, min: 0, max: 2 ** 32 - 1, help: 'Seeds the adapter init, shuffling and dropout: the same link reproduces the run.' }),
+  lr: float({ url: 'lr', label: 'Learning rate', section: 'training', default: DEFAULT_RUN.lr, min: 0, minExclusive: true, max: 10, step: 1e-4, help: 'Peak learning rate of AdamW (official 2e-4).' }),
+  schedule: choice<'cosine' | 'constant'>({ url: 'schedule', label: 'Schedule', section: 'training', default: DEFAULT_RUN.schedule, options: ['cosine', 'constant'], help: 'Cosine decay to 0 after linear warmup (official), or a constant rate.' }),
+  warmup: float({ url: 'warmup', label: 'Warmup ratio', section: 'training', default: DEFAULT_RUN.warmup, min: 0, max: 1, maxExclusive: true, step: 0.01, help: 'Fraction of the steps spent warming the rate up from 0 (official 0.03).' }),
+  weightDecay: float({ url: 'wd', label: 'Weight decay', section: 'training', default: DEFAULT_RUN.weightDecay, min: 0, max: 10, step: 0.01, help: 'Decoupled AdamW weight decay (official 0).' }),
+  batch: int({ url: 'batch', label: 'Batch size', section: 'training', default: DEFAULT_RUN.batch, min: 1, max: 512, help: 'Samples per micro-batch; the logits tensor is batch x length x vocabulary.' }),
+  accum: int({ url: 'accum', label: 'Accumulation', section: 'training', default: DEFAULT_RUN.accum, min: 1, max: 256, help: 'Micro-batches per optimizer step (gradient accumulation).' }),
+  maxLength: int({ url: 'maxlen', label: 'Maximum length', section: 'training', default: DEFAULT_RUN.maxLength, min: 4, max: 2048, help: 'Tokens per sample; longer samples are cut, batches are padded to the longest sample.' }),
+  steps: int({ url: 'steps', label: 'Steps', section: 'training', default: DEFAULT_RUN.steps, min: 1, max: 1_000_000, help: 'Optimizer steps of the run.' }),
+  clip: float({ url: 'clip', label: 'Gradient clip', section: 'training', default: DEFAULT_RUN.clip, min: 0, max: 1e6, step: 0.1, help: 'Global gradient-norm clip (Hugging Face default 1; 0 turns it off).' }),
+  seed: int({ url: 'seed', label: 'Seed', section: 'training', default: DEFAULT_RUN.seed, min: 0, max: 2 ** 32 - 1, help: 'Seeds the adapter init, shuffling and dropout: the same link reproduces the run.' }),
   // ---- run bookkeeping -----------------------------------------------------------------------------
   checkpointEvery: int({ url: 'ckpt', label: 'Checkpoint every', section: 'run', default: 10, min: 0, max: 1_000_000, help: 'Save a checkpoint in the browser every K steps (0: never); a reload can resume from it.' }),
   faultLimit: int({

@@ -5,6 +5,8 @@
  * the adapter, the trainer's settings and the run's bookkeeping under the names the code below uses.
  * `runSpecOf` is the one translation between the two, so the worker renames nothing.
  */
+import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
+import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig, AdapterMode } from '../method/adapter';
 import type { Projection } from '../method/shapes';
 import { defaultTrainSettings, type TrainSettings } from './trainer';
@@ -59,29 +61,37 @@ export interface RunSpec {
   run: { checkpointEvery: number; faultLimit: number; routingEvery: number };
 }
 
-/** The run specification of the form's settings. A LoRA run has one expert; full fine-tuning keeps the form's adapter fields, unused. */
+/** The fields of RunSettings that say what trains and how (a run description's `settings`); the rest is bookkeeping. */
+export type TrainedSettings = Omit<RunSettings, 'checkpointEvery' | 'faultLimit' | 'routingEvery'>;
+
+/** The run specification of the form's settings. */
 export function runSpecOf(s: RunSettings): RunSpec {
   return {
-    adapter: {
-      mode: s.mode,
-      numExperts: s.mode === 'loramoe' ? s.experts : 1,
-      rank: s.rank,
-      alpha: s.alpha,
-      dropout: s.dropout,
-      targets: [...s.targets],
-      lbcDelta: s.lbcDelta,
-      lbcBeta: s.lbcBeta,
-      lbcDirection: s.lbcDirection,
-      lbcImportance: s.lbcImportance,
-    },
+    adapter: adapterSpecOf(s),
     groups: s.groups,
     train: trainSettingsOf(s),
     run: { checkpointEvery: s.checkpointEvery, faultLimit: s.faultLimit, routingEvery: s.routingEvery },
   };
 }
 
+/** The adapter of the form's settings. A LoRA run has one expert; full fine-tuning keeps the form's adapter fields, unused. */
+export function adapterSpecOf(s: TrainedSettings): RunSpec['adapter'] {
+  return {
+    mode: s.mode,
+    numExperts: s.mode === 'loramoe' ? s.experts : 1,
+    rank: s.rank,
+    alpha: s.alpha,
+    dropout: s.dropout,
+    targets: [...s.targets],
+    lbcDelta: s.lbcDelta,
+    lbcBeta: s.lbcBeta,
+    lbcDirection: s.lbcDirection,
+    lbcImportance: s.lbcImportance,
+  };
+}
+
 /** The optimizer's settings of a run (TrainSettings under its own names; the rest at their defaults). */
-export function trainSettingsOf(s: RunSettings): TrainSettings {
+export function trainSettingsOf(s: TrainedSettings): TrainSettings {
   return {
     ...defaultTrainSettings(),
     lr: s.lr,
@@ -95,4 +105,35 @@ export function trainSettingsOf(s: RunSettings): TrainSettings {
     maxGradNorm: s.clip,
     seed: s.seed,
   };
+}
+
+/**
+ * The experts each data type is steered to under the form's settings: the official binary grouping
+ * when the spec is empty, else the parsed spec. Returns the problem instead when there is one.
+ */
+export function resolveGroups(names: readonly string[], experts: number, spec: string): { groups: number[][]; error: null } | { groups: null; error: string } {
+  try {
+    if (spec.trim() === '') {
+      if (experts % 2 !== 0) return { groups: null, error: `the official binary grouping needs an even number of experts, got ${experts}: change the expert count or write the groups` };
+      return { groups: binaryGroups(names, experts), error: null };
+    }
+    return { groups: parseTypeGroups(spec, names, experts), error: null };
+  } catch (e) {
+    return { groups: null, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** A run's adapter: the specification's, with the expert groups resolved against the data's types. */
+export function runAdapterConfig(a: RunSpec['adapter'], groupsText: string, names: readonly string[]): AdapterConfig {
+  if (a.mode === 'full') return defaultAdapterConfig('full');
+  const N = a.mode === 'loramoe' ? a.numExperts : 1;
+  let groups: number[][] = [[0]];
+  if (a.mode === 'loramoe') {
+    const r = resolveGroups(names, N, groupsText);
+    if (r.error !== null) throw new Error(r.error);
+    groups = r.groups;
+  }
+  const cfg: AdapterConfig = { ...a, numExperts: N, targets: [...a.targets], groups };
+  checkAdapterConfig(cfg);
+  return cfg;
 }

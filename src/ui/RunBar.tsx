@@ -4,7 +4,7 @@ import { useModelStore } from '../store/model';
 import { isTraining, secondsPerStep, useRunStore } from '../store/run';
 import { shareableUrl, useSettingsStore } from '../store/settings';
 import { pauseRun, resumeRun, startRun, stopRun } from '../store/run-actions';
-import { resolveGroups } from '../worker/groups';
+import { resolveGroups } from '../train/run-settings';
 import { describeStartup, formatDuration } from './format';
 
 /** The run's controls and progress, always in view at the top (start, pause, resume, stop, ETA, tokens/s). */

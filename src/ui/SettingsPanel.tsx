@@ -2,6 +2,7 @@ import { holdsModel, useRunStore } from '../store/run';
 import { setSetting, useSettingsStore } from '../store/settings';
 import type { SettingKey, TrainMode } from '../store/settings-table';
 import { setView, useViewStore } from '../store/view';
+import { PresetPicker } from './PresetPicker';
 import { SettingField } from './SettingField';
 
 const MODES: { key: TrainMode; label: string; help: string }[] = [
@@ -27,6 +28,7 @@ export function SettingsPanel() {
       <h2>
         <span className="step-no">3</span> Training
       </h2>
+      <PresetPicker />
       <div className="segmented modes" role="radiogroup" aria-label="Mode">
         {MODES.map((m) => (
           <button

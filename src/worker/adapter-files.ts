@@ -12,8 +12,8 @@ import { hasAdapter } from '../method/adapter';
 import { adapterTypeNames } from '../method/data-types';
 import { expectedTensorNames } from '../model/config';
 import { officialRunZip } from '../train/official-export';
-import type { RunSpec } from '../train/run-settings';
-import { displayGroups, runAdapterConfig } from './groups';
+import { runAdapterConfig, type RunSpec } from '../train/run-settings';
+import { displayGroups } from './groups';
 import { backboneName, type FileEntry } from './protocol';
 import type { Session } from './session';
 

@@ -15,7 +15,7 @@ import { type AdapterConfig } from '../method/adapter';
 import { adapterConfigJson, parseAdapterConfig } from '../loramoe/files';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import { adapterTypeNames, DOWNSTREAM_TASK, typeNamesFor, WORLD_KNOWLEDGE } from '../method/data-types';
-import { resolveGroups } from './groups';
+import { resolveGroups } from '../train/run-settings';
 
 const N = 8;
 const DATASETS: string[][] = [

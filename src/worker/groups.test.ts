@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { RoutingSummary } from '../train/routing';
-import { binarySpec, displayGroups, rangeText, resolveGroups, tokenGroupShares, withDisplayGroups } from './groups';
+import { binarySpec, displayGroups, rangeText, tokenGroupShares, withDisplayGroups } from './groups';
+import { resolveGroups } from '../train/run-settings';
 
 const names = ['world knowledge', 'arithmetic', 'sentiment', 'word reversal'];
 

@@ -6,11 +6,8 @@
  * configuration gets its groups here too (runAdapterConfig: the form's group text against the data's types).
  */
 import { WORLD_KNOWLEDGE } from '../method/data-types';
-import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
-import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig } from '../method/adapter';
 import type { RoutingSummary } from '../train/routing';
-import type { RunSpec } from '../train/run-settings';
 import type { DisplayGroup } from './protocol';
 
 export function displayGroups(cfg: Pick<AdapterConfig, 'mode' | 'groups' | 'numExperts'>, typeNames: readonly string[]): DisplayGroup[] {
@@ -82,33 +79,3 @@ export function binarySpec(N: number): string {
   return `${WORLD_KNOWLEDGE}=0-${half - 1}; *=${half}-${N - 1}`;
 }
 
-/**
- * The experts each data type is steered to under the form's settings: the official binary grouping
- * when the spec is empty, else the parsed spec. Returns the problem instead when there is one.
- */
-export function resolveGroups(names: readonly string[], experts: number, spec: string): { groups: number[][]; error: null } | { groups: null; error: string } {
-  try {
-    if (spec.trim() === '') {
-      if (experts % 2 !== 0) return { groups: null, error: `the official binary grouping needs an even number of experts, got ${experts}: change the expert count or write the groups` };
-      return { groups: binaryGroups(names, experts), error: null };
-    }
-    return { groups: parseTypeGroups(spec, names, experts), error: null };
-  } catch (e) {
-    return { groups: null, error: e instanceof Error ? e.message : String(e) };
-  }
-}
-
-/** A run's adapter: the specification's, with the expert groups resolved against the data's types. */
-export function runAdapterConfig(a: RunSpec['adapter'], groupsText: string, names: readonly string[]): AdapterConfig {
-  if (a.mode === 'full') return defaultAdapterConfig('full');
-  const N = a.mode === 'loramoe' ? a.numExperts : 1;
-  let groups: number[][] = [[0]];
-  if (a.mode === 'loramoe') {
-    const r = resolveGroups(names, N, groupsText);
-    if (r.error !== null) throw new Error(r.error);
-    groups = r.groups;
-  }
-  const cfg: AdapterConfig = { ...a, numExperts: N, targets: [...a.targets], groups };
-  checkAdapterConfig(cfg);
-  return cfg;
-}
