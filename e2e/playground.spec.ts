@@ -35,8 +35,8 @@ const numberAttr = async (page: Page, testid: string, attr = 'data-value') => Nu
 
 test('the whole journey on the demo backbone: train, watch routing, probe, chat, download and import the adapter', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
-  // The balancing constraint in its own-group direction (a URL setting like any other).
-  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6&lbcdir=own-group');
+  // The balancing constraint in its own-group direction at delta 0.1 (URL settings like any other).
+  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6&lbcdir=own-group&delta=0.1&maxlen=256');
 
   // Backbone: parameter count, memory estimate and limits before loading; the real allocation after.
   await expect(page.getByTestId('param-count')).toBeVisible();
@@ -45,7 +45,7 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toHaveAttribute('data-name', 'loramoe-playground/demo');
   expect(await numberAttr(page, 'mem-measured')).toBeGreaterThan(0);
-  // The maximum length (256 by default) is held to the backbone's 64 positions, and the field says so.
+  // A maximum length of 256 is held to the backbone's 64 positions, and the field says so.
   await expect(page.getByTestId('setting-maxLength-limit')).toHaveAttribute('data-limit', '64');
   await expect(page.getByTestId('setting-maxLength-limit')).toContainText('samples are cut to 64 tokens');
 
@@ -300,10 +300,10 @@ test('settings live in the URL: invalid values are reported and replaced, change
   await expect(errors).toHaveCount(2);
   await expect(page.locator('[data-testid=url-error][data-param=lr]')).toContainText('not a number');
   await expect(page.locator('[data-testid=url-error][data-param=experts]')).toContainText('out of range');
-  await expect(page.getByTestId('setting-lr')).toHaveValue('0.0002');
+  await expect(page.getByTestId('setting-lr')).toHaveValue('0.005');
   await expect(page.getByTestId('setting-experts')).toHaveValue('8');
   await expect(page.getByTestId('setting-batch')).toHaveValue('3');
-  expect(new URL(page.url()).searchParams.get('lr')).toBe('0.0002');
+  expect(new URL(page.url()).searchParams.get('lr')).toBe('0.005');
   expect(new URL(page.url()).searchParams.get('seed')).toBe('7');
 
   await page.getByTestId('setting-rank').fill('16');

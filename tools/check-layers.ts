@@ -6,8 +6,8 @@
  *
  * The floors, from the ground up (docs/ARCHITECTURE.md explains each):
  *
- *   ground   util, method, data, io, reference, shaders  import each other freely, as long as no
- *                                                      two folders end up in a cycle
+ *   ground   util, method, data, io, reference, shaders, presets (JSON)  import each other freely,
+ *                                                      as long as no two folders end up in a cycle
  *   engine   the WebGPU runtime and kernels
  *   loramoe  adapter defaults, groups, init, files      (model imports loramoe, never the reverse)
  *   model    the GPU model graph, weights, generation, loading
@@ -46,7 +46,7 @@ const TEST_HELPERS = ['src/test', 'src/fuzz'];
 const BESIDE = ['src/cli', 'src/demo', 'tools', ...TEST_HELPERS];
 
 const FLOORS: Floor[] = [
-  { name: 'ground', rank: 0, folders: ['src/util', 'src/method', 'src/data', 'src/io', 'src/reference', 'shaders', 'public'], sideways: 'all' },
+  { name: 'ground', rank: 0, folders: ['src/util', 'src/method', 'src/data', 'src/io', 'src/reference', 'shaders', 'public', 'src/presets'], sideways: 'all' },
   { name: 'engine', rank: 1, folders: ['src/engine'], sideways: 'none' },
   { name: 'loramoe', rank: 2, folders: ['src/loramoe'], sideways: 'none' },
   { name: 'model', rank: 3, folders: ['src/model'], sideways: 'none' },

@@ -23,7 +23,7 @@ import { backboneDtype } from '../model/tensor-plan';
 import { ReferenceLlama } from '../reference/llama';
 import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
-import { parseRunDescription } from '../train/run-description';
+import { presetNamed } from '../train/presets';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
@@ -184,7 +184,7 @@ describe('runner', () => {
     expect(run.model).toMatch(/public\/models\/demo$/);
     expect(run.data).toMatch(/public\/data\/demo-train\.jsonl$/);
     // The page sends adapterSpecOf and trainSettingsOf of the form's settings (store/presets.test.ts).
-    const preset = parseRunDescription(await readFile('public/presets/default.json', 'utf8'), 'default.json');
+    const preset = presetNamed('default')!;
     expect(run.settings).toEqual(trainSettingsOf(preset.settings));
     expect(run.cfg).toEqual(runAdapterConfig(adapterSpecOf(preset.settings), preset.settings.groups, run.typeNames));
   });

@@ -45,6 +45,7 @@ import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { presetNamed, PRESETS } from '../train/presets';
 import { parseRunDescription, type RunDescription } from '../train/run-description';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
 
@@ -66,9 +67,9 @@ const HELP = `LoRAMoE Playground runner
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
   train     --preset NAME --out DIR [--checkpoint-every N] [--stop-after N] [--log-every N] [--json FILE]
-            trains a run description: NAME is one of public/presets/ (default, official,
-            official-direction: see docs/runner.md) or a path to such a .json file; it names its
-            backbone and data and every training setting, so no other shaping flag is taken
+            trains a run description: NAME is a shipped preset (${PRESETS.map((p) => p.name).join(', ')};
+            docs/runner.md, "Presets") or the path of such a .json file; it names its backbone
+            and data and every training setting, so no other shaping flag is taken
   train     --resume DIR [--stop-after N] [--log-every N]
             continues DIR's run from its checkpoint, bit-identical to a run never stopped
             (same batches, dropout masks and updates)
@@ -272,18 +273,18 @@ async function readRunFile(dir: string): Promise<RunFile> {
 /** The shipped demo backbone and training data, as the runner finds them from the repository's root. */
 const DEMO_MODEL_DIR = 'public/models/demo';
 const DEMO_TRAIN_FILE = 'public/data/demo-train.jsonl';
-const PRESETS_DIR = 'public/presets';
-
-/** --preset NAME (a file of public/presets/) or PATH (a run description anywhere). */
+/** --preset NAME (a shipped preset, src/presets/) or PATH (a run description file anywhere). */
 async function readPreset(arg: string): Promise<RunDescription> {
-  const path = /^[a-z0-9][a-z0-9-]*$/.test(arg) ? join(PRESETS_DIR, `${arg}.json`) : arg;
+  const shipped = presetNamed(arg);
+  if (shipped) return shipped;
+  if (/^[a-z0-9][a-z0-9-]*$/.test(arg)) throw new Error(`--preset ${arg}: no such preset (the presets are ${PRESETS.map((p) => p.name).join(', ')}; or give a path to a .json file)`);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readFile(arg, 'utf8');
   } catch (e) {
-    throw new Error(`--preset ${arg}: cannot read ${path} (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`--preset ${arg}: cannot read it (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
-  return parseRunDescription(text, path);
+  return parseRunDescription(text, arg);
 }
 
 async function train(flags: Flags): Promise<void> {

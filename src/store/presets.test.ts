@@ -11,7 +11,7 @@ import { adapterSpecOf, runSpecOf, trainSettingsOf } from '../train/run-settings
 import { matchingPreset } from './presets';
 import { defaultSettings } from './settings-table';
 
-const presets = (JSON.parse(readFileSync('public/presets/index.json', 'utf8')) as string[]).map((n) => parseRunDescription(readFileSync(`public/presets/${n}.json`, 'utf8'), n));
+const presets = (JSON.parse(readFileSync('src/presets/index.json', 'utf8')) as string[]).map((n) => parseRunDescription(readFileSync(`src/presets/${n}.json`, 'utf8'), n));
 
 describe('presets', () => {
   it('the picker shows the preset the form holds, and "custom" once a setting differs', () => {
@@ -36,6 +36,7 @@ describe('presets', () => {
     await expect(main(['train', '--preset', 'default', '--out', '/tmp/unused', '--lr', '1e-3'])).rejects.toThrow(
       "--preset default sets every training setting; drop --lr (or copy the preset's file, edit it and pass its path)",
     );
-    await expect(main(['train', '--preset', 'no-such-preset', '--out', '/tmp/unused'])).rejects.toThrow(/--preset no-such-preset: cannot read public\/presets\/no-such-preset\.json/);
+    await expect(main(['train', '--preset', 'no-such-preset', '--out', '/tmp/unused'])).rejects.toThrow('--preset no-such-preset: no such preset (the presets are default, no-constraint, official-direction, official; or give a path to a .json file)');
+    await expect(main(['train', '--preset', '/no/such/file.json', '--out', '/tmp/unused'])).rejects.toThrow(/--preset \/no\/such\/file\.json: cannot read it \(ENOENT/);
   });
 });

@@ -55,8 +55,8 @@ function randomSettings(seed: number): Settings {
 }
 
 describe('settings table', () => {
-  it("has the default preset's settings as its defaults (public/presets/default.json, read here as plain JSON)", () => {
-    const preset = JSON.parse(readFileSync('public/presets/default.json', 'utf8')) as { settings: Record<string, unknown> };
+  it("has the default preset's settings as its defaults (src/presets/default.json, read here as plain JSON)", () => {
+    const preset = JSON.parse(readFileSync('src/presets/default.json', 'utf8')) as { settings: Record<string, unknown> };
     const d = defaultSettings();
     expect(Object.keys(preset.settings).length).toBeGreaterThan(15);
     for (const [k, v] of Object.entries(preset.settings)) expect(d[k as keyof typeof d], k).toEqual(v);

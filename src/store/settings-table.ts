@@ -5,15 +5,14 @@
  * added in one place (the tensorflow/playground pattern: the whole state in the link, seed
  * included, so a link reproduces a run).
  *
- * Defaults: what trains and how, the default preset's (public/presets/default.json: the settings
+ * Defaults: what trains and how, the default preset's (src/presets/default.json: the settings
  * that show the method on the demo in about a minute; docs/runner.md, "Presets", says why they
  * work); the help texts name the official LoRAMoE script's values, which the "official" preset holds
  * (delta and beta 0.1: the paper's values are not in the repository, see docs/method.md).
  */
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
-import { parseRunDescription } from '../train/run-description';
-import defaultPresetJson from '../../public/presets/default.json?raw';
+import { DEFAULT_PRESET } from '../train/presets';
 import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
 import { WEIGHT_SETTINGS, type WeightSetting } from '../model/tensor-plan';
 
@@ -135,12 +134,11 @@ function text(o: Omit<TextDef, 'kind' | 'parse' | 'format'>): TextDef {
 }
 
 /**
- * The defaults of what trains and how are the default preset's (public/presets/default.json, read
- * through the run description's parser when the module loads), so the page's first Train click
- * trains exactly that preset, as `train --preset default` does. The help texts name the official
- * LoRAMoE script's values, which the "official" preset holds.
+ * The defaults of what trains and how are the default preset's (src/presets/default.json), so the
+ * page's first Train click trains that preset, as `train --preset default` does. The help texts
+ * name the official LoRAMoE script's values, which the "official" preset holds.
  */
-const DEFAULT_RUN = parseRunDescription(defaultPresetJson, 'public/presets/default.json').settings;
+const DEFAULT_RUN = DEFAULT_PRESET.settings;
 
 /** Every setting, in form order. */
 export const SETTINGS = {

@@ -4,17 +4,19 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { PRESETS } from './presets';
 import { formatRunDescription, parseRunDescription, RUN_DESCRIPTION_VERSION } from './run-description';
 
-const DIR = 'public/presets';
+const DIR = 'src/presets';
 const read = (name: string) => readFileSync(`${DIR}/${name}.json`, 'utf8');
 
 describe('run descriptions', () => {
-  it('reads every preset; the index lists the files of public/presets, the default first', () => {
+  it('reads every preset; the index lists the files of src/presets, the default first, and train/presets.ts loads them in that order', () => {
     const index = JSON.parse(readFileSync(`${DIR}/index.json`, 'utf8')) as string[];
     const files = readdirSync(DIR).filter((f) => f.endsWith('.json') && f !== 'index.json').map((f) => f.slice(0, -5));
     expect([...index].sort()).toEqual(files.sort());
     expect(index[0]).toBe('default');
+    expect(PRESETS.map((p) => p.name)).toEqual(index);
     for (const name of index) {
       const d = parseRunDescription(read(name), name);
       expect(d.name).toBe(name);

@@ -1,6 +1,6 @@
 /**
  * The run description file: what to train, as a versioned JSON file that the page and the runner
- * both read. Presets (`public/presets/*.json`) are files in this format; the page's preset picker
+ * both read. Presets (`src/presets/*.json`) are files in this format; the page's preset picker
  * applies one to the settings form and `train --preset NAME` trains it (docs/runner.md, "Presets").
  *
  *   {
@@ -100,7 +100,7 @@ function migrate(raw: Record<string, unknown>, source: string): Record<string, u
 }
 
 /**
- * Reads a run description from JSON text. `source` names the file in every error ("public/presets/x.json:
+ * Reads a run description from JSON text. `source` names the file in every error ("src/presets/x.json:
  * settings.lr must be a number above 0, got -1").
  */
 export function parseRunDescription(json: string, source: string): RunDescription {

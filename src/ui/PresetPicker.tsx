@@ -1,23 +1,19 @@
-import { useEffect } from 'react';
-import { applyPreset, loadPresets, matchingPreset, usePresetsStore } from '../store/presets';
+import { applyPreset, matchingPreset } from '../store/presets';
 import { holdsModel, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
+import { PRESETS } from '../train/presets';
 
 const CUSTOM = '';
 
 /**
- * Named run settings (public/presets/): picking one sets every training setting and loads its
- * backbone and data. Shows the preset the form matches, or "Custom" once a setting was changed.
+ * Named run settings (src/presets/): picking one sets every training setting and loads its
+ * backbone and data (Apply does it again, e.g. for the preset the form already holds). Shows the
+ * preset the form matches, or "Custom settings" once a setting was changed.
  */
 export function PresetPicker() {
-  const presets = usePresetsStore((s) => s.presets);
-  const error = usePresetsStore((s) => s.error);
   const values = useSettingsStore((s) => s.values);
   const locked = holdsModel(useRunStore((s) => s.status));
-  useEffect(() => {
-    if (usePresetsStore.getState().presets.length === 0) void loadPresets();
-  }, []);
-  const current = matchingPreset(presets, values);
+  const current = matchingPreset(PRESETS, values);
   return (
     <div className="preset-picker" data-testid="preset-picker">
       <label>
@@ -25,29 +21,33 @@ export function PresetPicker() {
         <select
           data-testid="preset-select"
           value={current?.name ?? CUSTOM}
-          disabled={locked || presets.length === 0}
+          disabled={locked}
           title={locked ? 'Stop the run to change its settings' : undefined}
           onChange={(e) => {
-            const d = presets.find((p) => p.name === e.target.value);
+            const d = PRESETS.find((p) => p.name === e.target.value);
             if (d) void applyPreset(d);
           }}
         >
           {current === null && <option value={CUSTOM}>Custom settings</option>}
-          {presets.map((p) => (
+          {PRESETS.map((p) => (
             <option key={p.name} value={p.name}>
               {p.name}
             </option>
           ))}
         </select>
-      </label>
+      </label>{' '}
+      <button
+        type="button"
+        data-testid="preset-apply"
+        disabled={locked || current === null}
+        title={locked ? 'Stop the run to change its settings' : current === null ? 'Pick a preset first' : `Set the form to ${current.name} and load its backbone and data`}
+        onClick={() => current && void applyPreset(current)}
+      >
+        Apply
+      </button>
       <p className="small muted" data-testid="preset-summary">
         {current ? current.summary : 'The settings below are your own; pick a preset to start from a known run.'}
       </p>
-      {error && (
-        <p className="small error" role="alert">
-          {error}
-        </p>
-      )}
     </div>
   );
 }
