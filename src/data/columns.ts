@@ -13,6 +13,7 @@
  * The data type comes from a column (its values read as the importer reads `task_type`: 1 and 0 are
  * the official types, other strings are names) or is one name for the whole dataset.
  */
+import { DOWNSTREAM_TASK } from '../method/data-types';
 
 export type ColumnLayout = 'official' | 'dolly' | 'alpaca' | 'chat' | 'custom';
 
@@ -30,7 +31,7 @@ export interface ColumnMapping {
 }
 
 /** The type given to a dataset without a type column unless the user names another. */
-export const DEFAULT_DATASET_TYPE = 'downstream task';
+export const DEFAULT_DATASET_TYPE = DOWNSTREAM_TASK;
 
 /** The recognised layout of these columns, or null when the user must map them. */
 export function detectMapping(columns: readonly string[], fallbackType = DEFAULT_DATASET_TYPE): ColumnMapping | null {

@@ -208,16 +208,36 @@ function fileLabel(files: HubDatasetFiles, index: number): string {
   return `${files.repo}:${files.config}@${files.split}, file ${index + 1} of ${files.urls.length}`;
 }
 
-/** Bytes [start, end) of a file: from the cache, else one range request (cached). */
-async function readRange(repo: string, url: string, start: number, end: number, label: string, opts: HubDataOptions, onBytes: (n: number, fromCache: boolean) => void): Promise<Uint8Array> {
-  const key = `${url}?loramoe-bytes=${start}-${end}`;
+/**
+ * Bytes [start, end) of a file: from the cache, else one range request. The range is cached in
+ * `pieces` (the column chunks it holds, end to end), so that another mapping, whose ranges merge
+ * other chunks, finds each chunk it shares.
+ */
+async function readRange(
+  repo: string,
+  url: string,
+  start: number,
+  end: number,
+  label: string,
+  opts: HubDataOptions,
+  onBytes: (n: number, fromCache: boolean) => void,
+  pieces: readonly [number, number][] = [[start, end]],
+): Promise<Uint8Array> {
+  const keyOf = ([a, b]: readonly [number, number]): string => `${url}?loramoe-bytes=${a}-${b}`;
   const cache = await openCache(opts);
-  const hit = cache ? await cache.match(key) : undefined;
-  if (hit) {
-    const b = new Uint8Array(await hit.arrayBuffer());
-    if (b.byteLength === end - start) {
-      onBytes(b.byteLength, true);
-      return b;
+  if (cache) {
+    const hits: Uint8Array[] = [];
+    for (const p of pieces) {
+      const hit = await cache.match(keyOf(p));
+      const b = hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+      if (!b || b.byteLength !== p[1] - p[0]) break;
+      hits.push(b);
+    }
+    if (hits.length === pieces.length) {
+      const out = new Uint8Array(end - start);
+      pieces.forEach((p, k) => out.set(hits[k], p[0] - start));
+      onBytes(out.byteLength, true);
+      return out;
     }
   }
   const res = await hubFetch(repo, url, label, opts, { headers: { range: `bytes=${start}-${end - 1}` } });
@@ -228,7 +248,7 @@ async function readRange(repo: string, url: string, start: number, end: number, 
   if (res.status === 200) bytes = bytes.slice(start, end);
   if (bytes.byteLength !== end - start) throw new HubError(`${label}: received ${bytes.byteLength} of the ${end - start} bytes asked for; try again`);
   onBytes(bytes.byteLength, false);
-  await cachePut(cache, key, bytes, { 'content-type': 'application/octet-stream' }, repo, opts);
+  for (const p of pieces) await cachePut(cache, keyOf(p), bytes.slice(p[0] - start, p[1] - start), { 'content-type': 'application/octet-stream' }, repo, opts);
   return bytes;
 }
 
@@ -335,22 +355,27 @@ export async function readHubDatasetRows(
     if (codecs.length > 0) throw new HubError(`${label}: the Parquet file is compressed with ${codecs.join(', ')}, which this importer cannot read`);
     // Byte ranges to fetch: each chunk's, adjacent ones merged.
     const ranges = chunks.map((c) => chunkRange(c.meta_data!)).sort((a, b) => a[0] - b[0]);
-    const merged: [number, number][] = [];
+    // Chunks end to end are fetched together (one request), and cached one by one.
+    const merged: { range: [number, number]; pieces: [number, number][] }[] = [];
     for (const r of ranges) {
       const last = merged[merged.length - 1];
-      if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
-      else merged.push([r[0], r[1]]);
+      if (last && r[0] === last.range[1]) {
+        last.range[1] = r[1];
+        last.pieces.push(r);
+      } else {
+        merged.push({ range: [r[0], r[1]], pieces: [r] });
+      }
     }
-    total += merged.reduce((n, [a, b]) => n + b - a, 0);
+    total += merged.reduce((n, { range: [a, b] }) => n + b - a, 0);
     const parts: Uint8Array[] = [];
     const placed: { start: number; at: number }[] = [];
     let at = 0;
-    for (const [a, b] of merged) {
+    for (const { range: [a, b], pieces } of merged) {
       if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new DOMException('The operation was aborted.', 'AbortError');
       const bytes = await readRange(files.repo, files.urls[f], a, b, label, opts, (n, fromCache) => {
         loaded += n;
         opts.onProgress?.({ stage: 'rows', loaded, total, rows: rows.length, fromCache });
-      });
+      }, pieces);
       parts.push(bytes);
       placed.push({ start: a, at });
       at += bytes.byteLength;
