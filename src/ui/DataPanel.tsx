@@ -9,6 +9,7 @@ import { binarySpec, rangeText, resolveGroups } from '../worker/groups';
 import { loadDemoData, uploadDatasetFile } from '../store/data-actions';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
+import { HubDataSection } from './HubDataSection';
 import { formatBytes } from './format';
 import { SettingField } from './SettingField';
 import { ClippedText } from './views/ClippedText';
@@ -50,6 +51,7 @@ export function DataPanel() {
           </span>
         )}
       </div>
+      <HubDataSection />
       {error && (
         <p className="error-box" data-testid="data-error" role="alert">
           {error}
