@@ -100,6 +100,14 @@ describe('datasets from the Hub', () => {
     await expect(inspectHubDataset(parseDatasetRef(repo), opts)).rejects.toThrow(/could not be reached for its list of Parquet files \(Failed to fetch\); check the connection \(offline\?\)/);
   });
 
+  it('reads a dictionary-encoded first column (repeated values)', async () => {
+    const same = { instruction: Array.from({ length: 6 }, () => 'positive or negative ?'), input: ['a', 'b', 'c', 'd', 'e', 'f'], output: ['x', 'y', 'x', 'y', 'x', 'y'] };
+    const hub = standInHub({ 'o/same': { splits: { default: { train: [stringParquet(same, 3)] } } } });
+    const info = await inspectHubDataset(parseDatasetRef('o/same'), { fetchFn: hub.fetchFn, cacheStorage: null });
+    const rows = await readHubDatasetRows(info, detectMapping(info.columns)!, 4, { fetchFn: hub.fetchFn, cacheStorage: null });
+    expect(rows).toEqual([0, 1, 2, 3].map((i) => ({ instruction: 'positive or negative ?', input: same.input[i], output: same.output[i] })));
+  });
+
   it('stops when cancelled', async () => {
     const hub = standInHub({ [repo]: dolly });
     const info = await inspectHubDataset(parseDatasetRef(repo), { fetchFn: hub.fetchFn, cacheStorage: null });

@@ -369,7 +369,9 @@ export async function readHubDatasetRows(
     total += merged.reduce((n, { range: [a, b] }) => n + b - a, 0);
     const parts: Uint8Array[] = [];
     const placed: { start: number; at: number }[] = [];
-    let at = 0;
+    // The compact buffer starts with the magic, as a file does: no chunk sits at offset 0, which
+    // readers take for "no dictionary page".
+    let at = 4;
     for (const { range: [a, b], pieces } of merged) {
       if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new DOMException('The operation was aborted.', 'AbortError');
       const bytes = await readRange(files.repo, files.urls[f], a, b, label, opts, (n, fromCache) => {
@@ -381,6 +383,7 @@ export async function readHubDatasetRows(
       at += bytes.byteLength;
     }
     const compact = new Uint8Array(at);
+    compact.set([0x50, 0x41, 0x52, 0x31]);
     parts.forEach((p, k) => compact.set(p, placed[k].at));
     // The original offset of a byte in the compact buffer.
     const shift = (offset: bigint | undefined): bigint | undefined => {
