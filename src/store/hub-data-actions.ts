@@ -59,7 +59,7 @@ export async function addHubData(): Promise<void> {
       asked: rows,
       records: read.map((r) => rowRecord(r, mapping)),
     };
-    const parts = [...useHubDataStore.getState().parts, part];
+    const parts = [...currentParts(), part];
     // The mix is kept only once the importer took it (its refusal shows in the Data panel).
     if (await loadMix(parts)) useHubDataStore.setState({ parts });
   } catch (e) {
@@ -72,13 +72,19 @@ export async function addHubData(): Promise<void> {
   }
 }
 
+/** The mix, while it is the training data (a file or the demo loaded since replaces it). */
+export function currentParts(): HubMixPart[] {
+  const { parts } = useHubDataStore.getState();
+  return parts.length > 0 && useDatasetStore.getState().train?.name === mixName(parts) ? parts : [];
+}
+
 export function cancelHubData(): void {
   controller?.abort();
 }
 
 /** Takes a dataset out of the mix (the rest is loaded again; the last one out leaves the training data as it is). */
 export async function removeHubPart(index: number): Promise<void> {
-  const parts = useHubDataStore.getState().parts.filter((_, i) => i !== index);
+  const parts = currentParts().filter((_, i) => i !== index);
   useHubDataStore.setState({ parts });
   if (parts.length > 0) await loadMix(parts);
 }

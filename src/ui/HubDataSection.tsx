@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import { type ColumnMapping, DEFAULT_DATASET_TYPE, mappingProblem } from '../data/columns';
 import { HubError } from '../io/hub';
 import { parseDatasetRef } from '../io/hub-datasets';
-import { addHubData, cancelHubData, deleteHubDataCache, inspectHubData, mixLines, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
+import { addHubData, cancelHubData, deleteHubDataCache, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
 import { useHubDataStore } from '../store/hub-data';
 import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
@@ -214,7 +214,10 @@ function MappingForm({ busy }: { busy: boolean }) {
 
 /** The datasets mixed into the training data, each with its type, rows and lines in the mix's file. */
 function MixList({ busy }: { busy: boolean }) {
-  const parts = useHubDataStore((s) => s.parts);
+  const stored = useHubDataStore((s) => s.parts);
+  const trainName = useDatasetStore((d) => d.train?.name);
+  // A file or the demo loaded since replaced the mix: it is no longer the training data.
+  const parts = stored.length > 0 && trainName === mixName(stored) ? stored : [];
   if (parts.length === 0) return null;
   const lines = mixLines(parts);
   return (
