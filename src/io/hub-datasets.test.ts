@@ -5,6 +5,7 @@
  * request), the token (a header, never a URL), and the messages for a missing dataset, one without
  * a Parquet conversion, a gated one, a missing column, several configs and no connection.
  */
+import { parquetMetadata } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
 import { detectMapping } from '../data/columns';
 import { dollyColumns, standInHub, stringParquet, type StandInDataset } from '../test/hub-datasets';
@@ -106,6 +107,21 @@ describe('datasets from the Hub', () => {
     const info = await inspectHubDataset(parseDatasetRef('o/same'), { fetchFn: hub.fetchFn, cacheStorage: null });
     const rows = await readHubDatasetRows(info, detectMapping(info.columns)!, 4, { fetchFn: hub.fetchFn, cacheStorage: null });
     expect(rows).toEqual([0, 1, 2, 3].map((i) => ({ instruction: 'positive or negative ?', input: same.input[i], output: same.output[i] })));
+  });
+
+  it('names a damaged page by its byte in the file on the Hub', async () => {
+    const file = stringParquet(dollyColumns(20), 10);
+    const meta = parquetMetadata(file.buffer.slice(0) as ArrayBuffer);
+    // The second row group's response chunk: its first page header made unreadable.
+    const chunk = meta.row_groups[1].columns.find((c) => c.meta_data?.path_in_schema[0] === 'response')!.meta_data!;
+    const at = Number(chunk.dictionary_page_offset || chunk.data_page_offset);
+    const damaged = file.slice();
+    damaged.fill(0xff, at, at + 4);
+    const hub = standInHub({ 'o/bad': { splits: { default: { train: [damaged] } } } });
+    const info = await inspectHubDataset(parseDatasetRef('o/bad'), { fetchFn: hub.fetchFn, cacheStorage: null });
+    await expect(readHubDatasetRows(info, detectMapping(info.columns)!, 20, { fetchFn: hub.fetchFn, cacheStorage: null })).rejects.toThrow(
+      new RegExp(`o/bad:default@train, file 1 of 1: not a readable Parquet file: row group 2 of 2, column "response", page 1 \\(byte ${at} of the file\\)`),
+    );
   });
 
   it('stops when cancelled', async () => {

@@ -414,7 +414,12 @@ export async function readHubDatasetRows(
     try {
       checkParquetPages(compact, compactMeta, wanted);
     } catch (e) {
-      if (e instanceof ParquetPageError) throw new HubError(`${label}: not a readable Parquet file: ${e.message}`);
+      // The guard counts bytes in the compact buffer: name them as the file's.
+      const inFile = (at: number): number => {
+        const p = [...placed].reverse().find((x) => x.at <= at);
+        return p ? p.start + (at - p.at) : at;
+      };
+      if (e instanceof ParquetPageError) throw new HubError(`${label}: not a readable Parquet file: ${e.message.replace(/byte (\d+) of the file/g, (_, n: string) => `byte ${inFile(Number(n))} of the file`)}`);
       throw e;
     }
     const take = Math.min(groupRows, limit - rows.length);

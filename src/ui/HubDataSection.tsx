@@ -7,6 +7,7 @@ import { useHubDataStore } from '../store/hub-data';
 import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
 import { formatBytes } from './format';
+import { TableScroll } from './views/TableScroll';
 
 const LAYOUTS: Record<ColumnMapping['layout'], string> = {
   official: 'official LoRAMoE (instruction, input, output, task_type)',
@@ -221,40 +222,42 @@ function MixList({ busy }: { busy: boolean }) {
   if (parts.length === 0) return null;
   const lines = mixLines(parts);
   return (
-    <table className="data-table compact-table" data-testid="hub-data-mix">
-      <thead>
-        <tr>
-          <th scope="col">dataset</th>
-          <th scope="col">type</th>
-          <th scope="col" className="num">
-            rows
-          </th>
-          <th scope="col">lines</th>
-          <th scope="col">
-            <span className="visually-hidden">Remove</span>
-          </th>
-        </tr>
-      </thead>
-      <tbody>
-        {parts.map((p, i) => (
-          <tr key={i} data-testid="hub-data-part" data-label={p.label} data-rows={p.records.length}>
-            <th scope="row">{p.label}</th>
-            <td>{p.typeText}</td>
-            <td className="num">
-              {p.records.length.toLocaleString()}
-              {p.records.length < p.asked ? ' (all)' : ''}
-            </td>
-            <td className="nowrap muted">
-              {lines[i].first}–{lines[i].last}
-            </td>
-            <td>
-              <button type="button" className="small danger" data-testid="hub-data-remove" disabled={busy} onClick={() => void removeHubPart(i)}>
-                Remove
-              </button>
-            </td>
+    <TableScroll label="Datasets mixed into the training data">
+      <table className="data-table compact-table" data-testid="hub-data-mix">
+        <thead>
+          <tr>
+            <th scope="col">dataset</th>
+            <th scope="col">type</th>
+            <th scope="col" className="num">
+              rows
+            </th>
+            <th scope="col">lines</th>
+            <th scope="col">
+              <span className="visually-hidden">Remove</span>
+            </th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {parts.map((p, i) => (
+            <tr key={i} data-testid="hub-data-part" data-label={p.label} data-rows={p.records.length}>
+              <th scope="row">{p.label}</th>
+              <td>{p.typeText}</td>
+              <td className="num">
+                {p.records.length.toLocaleString()}
+                {p.records.length < p.asked ? ' (all)' : ''}
+              </td>
+              <td className="nowrap muted">
+                {lines[i].first}–{lines[i].last}
+              </td>
+              <td>
+                <button type="button" className="small danger" data-testid="hub-data-remove" disabled={busy} onClick={() => void removeHubPart(i)}>
+                  Remove
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }
