@@ -3,10 +3,12 @@
  * Parquet listing, HEAD and range requests: src/test/hub-datasets.ts): a missing dataset's message;
  * an official-layout dataset recognised and typed from its task_type column; a gated one refused
  * without a token, then mapped by hand and typed with one name; both mixed into the training data
- * and trained a few steps; the token never in a URL; the next visit reads the rows from the cache
+ * (the section passes axe); a third download cancelled half way, which leaves the mix as it was;
+ * the mix trained a few steps; the token never in a URL; the next visit reads the rows from the cache
  * without a request.
  */
 import { readFile } from 'node:fs/promises';
+import AxeBuilder from '@axe-core/playwright';
 import { expect, test } from '@playwright/test';
 import { standInAnswer, type StandInDataset, stringParquet } from '../src/test/hub-datasets';
 import { LOCAL, openApp, recordRequests } from './app';
@@ -45,6 +47,11 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
       },
     },
   };
+  // A copy of facts whose row reads wait, while `hold` is set, until the test lets them go (to cancel one).
+  datasets['test-org/slow'] = datasets['test-org/facts'];
+  let hold = false;
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => (release = r));
   const hubHits: { url: string; authorization: string | null }[] = [];
   await context.route('https://huggingface.co/**', async (route) => {
     const req = route.request();
@@ -55,8 +62,12 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
     }
     const headers = await req.allHeaders();
     hubHits.push({ url: req.url(), authorization: headers.authorization ?? null });
+    if (hold && req.url().includes('/slow/parquet/') && headers.range) await released;
     const a = standInAnswer(datasets, { method: req.method(), url: req.url(), range: headers.range ?? null, authorization: headers.authorization ?? null });
-    await route.fulfill({ status: a.status, body: a.body === undefined ? undefined : typeof a.body === 'string' ? a.body : Buffer.from(a.body), headers: { ...cors, ...a.headers } });
+    // A request the page cancelled meanwhile can no longer be answered.
+    await route
+      .fulfill({ status: a.status, body: a.body === undefined ? undefined : typeof a.body === 'string' ? a.body : Buffer.from(a.body), headers: { ...cors, ...a.headers } })
+      .catch(() => undefined);
   });
   const requests = recordRequests(context);
   await openApp(page, '?batch=4&steps=3&ckpt=3&routing=3&maxlen=48');
@@ -99,6 +110,23 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
   await expect(page.locator('[data-testid=type-count][data-type="sentiment"]')).toHaveAttribute('data-count', '12');
   await expect(page.locator('[data-testid=type-count][data-type="world knowledge"]')).toHaveAttribute('data-count', '10');
   await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-bad', '0');
+
+  // The section passes axe with the form, the mix and an error on screen.
+  const axe = await new AxeBuilder({ page }).include('[data-testid=hub-data]').analyze();
+  expect(axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`)).toEqual([]);
+
+  // A download cancelled half way adds nothing: the mix and the training data stay as they were.
+  await page.getByTestId('hub-data-name').fill('test-org/slow');
+  await page.getByTestId('hub-data-inspect').click();
+  await expect(page.getByTestId('hub-data-info')).toHaveAttribute('data-layout', 'official');
+  hold = true;
+  await page.getByTestId('hub-data-add').click();
+  await page.getByTestId('hub-data-cancel').click();
+  await expect(page.getByTestId('hub-data-error')).toContainText('Cancelled: nothing was added; the training data is as it was.');
+  hold = false;
+  release();
+  await expect(page.getByTestId('dataset-name')).toHaveText('hub-mix-2-datasets.jsonl');
+  await expect(page.getByTestId('hub-data-part')).toHaveCount(2);
 
   // Train a few steps on the mix.
   await page.getByTestId('start-run').click();
