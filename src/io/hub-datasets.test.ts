@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { detectMapping } from '../data/columns';
 import { dollyColumns, standInHub, stringParquet, type StandInDataset } from '../test/hub-datasets';
 import { MemoryCaches } from '../test/memory-caches';
-import { chooseFiles, datasetRefText, deleteCachedDataset, type HubDataProgress, inspectHubDataset, listCachedDatasets, parseDatasetRef, readHubDatasetRows } from './hub-datasets';
+import { chooseFiles, datasetRefText, deleteCachedDataset, type HubDataProgress, inspectHubDataset, listCachedDatasets, listingOf, parseDatasetRef, readHubDatasetRows } from './hub-datasets';
 
 const repo = 'test-org/dolly-mini';
 /** Two files of 20 rows, row groups of 10. */
@@ -26,6 +26,14 @@ describe('datasets from the Hub', () => {
     expect(() => parseDatasetRef('no-slash')).toThrow(/not a dataset id/);
     expect(() => parseDatasetRef('o/n:a b')).toThrow(/"a b" is not a config name/);
     expect(() => parseDatasetRef('o/n@../x')).toThrow(/not a split name/);
+  });
+
+  it("reads the listing in the Hub API's shape and in the dataset viewer's", () => {
+    const u = (n: number) => `https://huggingface.co/api/datasets/o/n/parquet/default/train/${n}.parquet`;
+    expect(listingOf({ default: { train: [u(0), u(1)], test: ['https://elsewhere.example/x.parquet'] } }, 'o/n')).toEqual({ default: { train: [u(0), u(1)] } });
+    const r = 'https://huggingface.co/datasets/o/n/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet';
+    expect(listingOf({ parquet_files: [{ dataset: 'o/n', config: 'default', split: 'train', url: r, filename: '0000.parquet', size: 10 }], partial: false }, 'o/n')).toEqual({ default: { train: [r] } });
+    expect(() => listingOf({}, 'o/n')).toThrow(/o\/n: the dataset has no Parquet conversion on the Hub \(its list of Parquet files is empty\)/);
   });
 
   it('reads the rows asked for, only the mapped columns, over range requests, and caches them', async () => {

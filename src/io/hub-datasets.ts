@@ -172,13 +172,30 @@ export async function listDatasetParquet(repo: string, opts: HubDataOptions = {}
     }
     await cachePut(cache, url, new TextEncoder().encode(text), { 'content-type': 'application/json' }, repo, opts);
   }
-  const out: Record<string, Record<string, string[]>> = {};
-  if (typeof json === 'object' && json !== null && !Array.isArray(json)) {
+  return listingOf(json, repo);
+}
+
+/**
+ * The listing's config -> split -> file URLs (files on the Hub only). Also reads the dataset
+ * viewer's shape ({parquet_files: [{config, split, url}]}), which the Hub's API may answer with.
+ */
+export function listingOf(json: unknown, repo: string): Record<string, Record<string, string[]>> {
+  // No prototype: config and split names come from the Hub ("constructor" is a name too).
+  const out = Object.create(null) as Record<string, Record<string, string[]>>;
+  const inner = (config: string): Record<string, string[]> => (out[config] ??= Object.create(null) as Record<string, string[]>);
+  const onHub = (u: unknown): u is string => typeof u === 'string' && u.startsWith(`${HUB_ORIGIN}/`);
+  const files = typeof json === 'object' && json !== null ? (json as { parquet_files?: unknown }).parquet_files : undefined;
+  if (Array.isArray(files)) {
+    for (const f of files as { config?: unknown; split?: unknown; url?: unknown }[]) {
+      if (typeof f?.config !== 'string' || typeof f.split !== 'string' || !onHub(f.url)) continue;
+      (inner(f.config)[f.split] ??= []).push(f.url);
+    }
+  } else if (typeof json === 'object' && json !== null && !Array.isArray(json)) {
     for (const [config, splits] of Object.entries(json)) {
       if (typeof splits !== 'object' || splits === null || Array.isArray(splits)) continue;
       for (const [split, urls] of Object.entries(splits as Record<string, unknown>)) {
-        const list = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string' && u.startsWith(`${HUB_ORIGIN}/`)) : [];
-        if (list.length > 0) (out[config] ??= {})[split] = list;
+        const list = Array.isArray(urls) ? urls.filter(onHub) : [];
+        if (list.length > 0) inner(config)[split] = list;
       }
     }
   }
@@ -450,7 +467,12 @@ export interface CachedDataset {
   bytes: number;
 }
 
-const CACHED_DATASET = /^https:\/\/huggingface\.co\/api\/datasets\/([^/]+\/[^/]+)\/parquet/;
+/** A cached dataset entry: the listing and the files under the Hub's API, or files on the converted branch. */
+const CACHED_DATASET = /^https:\/\/huggingface\.co\/(?:api\/datasets\/([^/]+\/[^/]+)\/parquet|datasets\/([^/]+\/[^/]+)\/resolve\/refs%2Fconvert%2Fparquet\/)/;
+const cachedRepo = (url: string): string | undefined => {
+  const m = CACHED_DATASET.exec(url);
+  return m ? (m[1] ?? m[2]) : undefined;
+};
 
 /** Every dataset with something in the cache, and the bytes it takes. */
 export async function listCachedDatasets(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedDataset[]> {
@@ -458,10 +480,10 @@ export async function listCachedDatasets(cacheStorage: CacheStorage | null = typ
   const cache = await cacheStorage.open(HUB_CACHE);
   const byRepo = new Map<string, number>();
   for (const req of await cache.keys()) {
-    const m = CACHED_DATASET.exec(req.url);
-    if (!m) continue;
+    const repo = cachedRepo(req.url);
+    if (!repo) continue;
     const res = await cache.match(req);
-    byRepo.set(m[1], (byRepo.get(m[1]) ?? 0) + (Number(res?.headers.get('content-length') ?? 0) || 0));
+    byRepo.set(repo, (byRepo.get(repo) ?? 0) + (Number(res?.headers.get('content-length') ?? 0) || 0));
   }
   return [...byRepo].map(([repo, bytes]) => ({ repo, bytes })).sort((a, b) => a.repo.localeCompare(b.repo));
 }
@@ -470,6 +492,6 @@ export async function deleteCachedDataset(repo: string, cacheStorage: CacheStora
   if (!cacheStorage) return;
   const cache = await cacheStorage.open(HUB_CACHE);
   for (const req of await cache.keys()) {
-    if (CACHED_DATASET.exec(req.url)?.[1] === repo) await cache.delete(req);
+    if (cachedRepo(req.url) === repo) await cache.delete(req);
   }
 }
