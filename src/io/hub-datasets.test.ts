@@ -109,6 +109,15 @@ describe('datasets from the Hub', () => {
     await expect(inspectHubDataset(parseDatasetRef(repo), opts)).rejects.toThrow(/could not be reached for its list of Parquet files \(Failed to fetch\); check the connection \(offline\?\)/);
   });
 
+  it('finds the size from a range request where HEAD is refused, and refuses more rows than a dataset may hold', async () => {
+    const hub = standInHub({ 'o/signed': { ...dolly, noHead: true } });
+    const opts = { fetchFn: hub.fetchFn, cacheStorage: null };
+    const info = await inspectHubDataset(parseDatasetRef('o/signed'), opts);
+    expect(await readHubDatasetRows(info, detectMapping(info.columns)!, 3, opts)).toHaveLength(3);
+    expect(hub.log.some((r) => r.method === 'GET' && r.range === 'bytes=0-0')).toBe(true);
+    await expect(readHubDatasetRows(info, detectMapping(info.columns)!, 2_000_000, opts)).rejects.toThrow(/the row limit is 2,000,000, over the 1,000,000 records a dataset may hold/);
+  });
+
   it('reads a dictionary-encoded first column (repeated values)', async () => {
     const same = { instruction: Array.from({ length: 6 }, () => 'positive or negative ?'), input: ['a', 'b', 'c', 'd', 'e', 'f'], output: ['x', 'y', 'x', 'y', 'x', 'y'] };
     const hub = standInHub({ 'o/same': { splits: { default: { train: [stringParquet(same, 3)] } } } });

@@ -20,6 +20,7 @@
 import { parquetMetadata, parquetReadObjects, type FileMetaData, type RowGroup } from 'hyparquet';
 import { type ColumnMapping, mappingColumns, mappingProblem } from '../data/columns';
 import { parquetString } from '../data/formats';
+import { MAX_DATASET_RECORDS } from '../data/import';
 import { checkParquetPages, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
 import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
@@ -116,7 +117,13 @@ function accessMessage(repo: string, status: number, opts: HubDataOptions): stri
 }
 
 /** A request to the Hub: a clear HubError when it cannot be made (offline) or is refused. */
-async function hubFetch(repo: string, url: string, what: string, opts: HubDataOptions, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+async function hubFetch(
+  repo: string,
+  url: string,
+  what: string,
+  opts: HubDataOptions,
+  init: { method?: string; headers?: Record<string, string>; keepDenied?: boolean } = {},
+): Promise<Response> {
   const fetchFn = opts.fetchFn ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
   let res: Response;
   try {
@@ -125,7 +132,7 @@ async function hubFetch(repo: string, url: string, what: string, opts: HubDataOp
     if (opts.signal?.aborted) throw e;
     throw new HubError(`${repo}: the Hugging Face Hub could not be reached for ${what} (${e instanceof Error ? e.message : String(e)}); check the connection (offline?)`);
   }
-  if (res.status === 401 || res.status === 403) throw new HubError(accessMessage(repo, res.status, opts), res.status);
+  if ((res.status === 401 || res.status === 403) && !init.keepDenied) throw new HubError(accessMessage(repo, res.status, opts), res.status);
   return res;
 }
 
@@ -272,6 +279,31 @@ async function readRange(
 /** The bytes read from the end of a file to find its footer (most footers fit). */
 const TAIL_BYTES = 64 * 1024;
 
+/**
+ * A file's size: from HEAD, or, where HEAD is refused (a CDN URL signed for GET only answers 403)
+ * or says no length, from the total of a one-byte range's Content-Range.
+ */
+async function fileSize(repo: string, url: string, label: string, opts: HubDataOptions): Promise<number> {
+  const head = await hubFetch(repo, url, label, opts, { method: 'HEAD', keepDenied: true });
+  if (head.status === 404) throw new HubError(`${label}: not found (HTTP 404)`, 404);
+  const length = Number(head.headers.get('content-length'));
+  if (head.ok && head.headers.get('content-length') !== null && Number.isSafeInteger(length) && length > 0) return checkedSize(length, label);
+  const probe = await hubFetch(repo, url, label, opts, { headers: { range: 'bytes=0-0' } });
+  if (probe.status === 404) throw new HubError(`${label}: not found (HTTP 404)`, 404);
+  if (!probe.ok) throw new HubError(`${label}: HTTP ${probe.status}`, probe.status);
+  await probe.body?.cancel();
+  const range = /\/(\d+)\s*$/.exec(probe.headers.get('content-range') ?? '');
+  if (probe.status === 206 && range) return checkedSize(Number(range[1]), label);
+  // A server that ignores Range sends the whole file: its length is the size.
+  if (probe.status === 200 && probe.headers.get('content-length') !== null) return checkedSize(Number(probe.headers.get('content-length')), label);
+  throw new HubError(`${label}: the Hub gave no file size (HEAD: HTTP ${head.status}, no Content-Length; a range request: no Content-Range)`);
+}
+
+function checkedSize(size: number, label: string): number {
+  if (!Number.isSafeInteger(size) || size < 12) throw new HubError(`${label}: not a Parquet file (${size} bytes)`);
+  return size;
+}
+
 /** A file's footer (FileMetaData) and size: from the cache, else HEAD and one or two range requests. */
 async function readFooter(files: HubDatasetFiles, index: number, opts: HubDataOptions): Promise<{ metadata: FileMetaData; size: number }> {
   const url = files.urls[index];
@@ -286,11 +318,7 @@ async function readFooter(files: HubDatasetFiles, index: number, opts: HubDataOp
     size = Number(hit.headers.get('x-file-size'));
   } else {
     opts.onProgress?.({ stage: 'footer', loaded: 0, total: 0, rows: 0, fromCache: false });
-    const head = await hubFetch(files.repo, url, label, opts, { method: 'HEAD' });
-    if (head.status === 404) throw new HubError(`${label}: not found (HTTP 404)`, 404);
-    if (!head.ok) throw new HubError(`${label}: HTTP ${head.status}`, head.status);
-    size = Number(head.headers.get('content-length'));
-    if (!Number.isSafeInteger(size) || size < 12) throw new HubError(`${label}: the Hub gave no usable file size (content-length ${String(head.headers.get('content-length'))})`);
+    size = await fileSize(files.repo, url, label, opts);
     const noCache: HubDataOptions = { ...opts, cacheStorage: null };
     tail = await readRange(files.repo, url, Math.max(0, size - TAIL_BYTES), size, label, noCache, () => {});
     const footerLength = new DataView(tail.buffer, tail.byteOffset + tail.byteLength - 8, 4).getUint32(0, true);
@@ -350,6 +378,7 @@ export async function readHubDatasetRows(
   opts: HubDataOptions = {},
 ): Promise<Record<string, unknown>[]> {
   if (!Number.isSafeInteger(limit) || limit < 1) throw new HubError(`the row limit must be a whole number of at least 1, not ${limit}`);
+  if (limit > MAX_DATASET_RECORDS) throw new HubError(`the row limit is ${limit.toLocaleString('en-US')}, over the ${MAX_DATASET_RECORDS.toLocaleString('en-US')} records a dataset may hold`);
   const wanted = mappingColumns(mapping);
   const rows: Record<string, unknown>[] = [];
   let loaded = 0;

@@ -12,6 +12,8 @@ export interface StandInDataset {
   token?: string;
   /** The dataset exists but has no Parquet conversion. */
   noConversion?: boolean;
+  /** Files answer HEAD with 403, as a CDN URL signed for GET does. */
+  noHead?: boolean;
 }
 
 export interface StandInRequest {
@@ -44,7 +46,7 @@ export function standInAnswer(datasets: Record<string, StandInDataset>, req: Sta
   }
   const file = ds.splits[m[3]]?.[m[4]]?.[Number(m[5])];
   if (!file) return { status: 404, body: 'not found' };
-  if (req.method === 'HEAD') return { status: 200, headers: { 'content-length': String(file.byteLength) } };
+  if (req.method === 'HEAD') return ds.noHead ? { status: 403, body: 'signed for GET' } : { status: 200, headers: { 'content-length': String(file.byteLength) } };
   const r = req.range ? /^bytes=(\d+)-(\d+)$/.exec(req.range) : null;
   if (!r) return { status: 200, body: file, headers: { 'content-length': String(file.byteLength) } };
   const start = Number(r[1]);
