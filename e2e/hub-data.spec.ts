@@ -20,7 +20,7 @@ interface DemoRecord {
   type: string;
 }
 
-test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and cached', async ({ page, context }) => {
+test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and cached', async ({ page, context }, testInfo) => {
   const demo = (await readFile('public/data/demo-train.jsonl', 'utf8'))
     .trim()
     .split('\n')
@@ -110,6 +110,8 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
   await expect(page.locator('[data-testid=type-count][data-type="sentiment"]')).toHaveAttribute('data-count', '12');
   await expect(page.locator('[data-testid=type-count][data-type="world knowledge"]')).toHaveAttribute('data-count', '10');
   await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-bad', '0');
+
+  await page.getByTestId('data-panel').screenshot({ path: testInfo.outputPath('hub-data-mix.png') });
 
   // The section passes axe with the form, the mix and an error on screen.
   const axe = await new AxeBuilder({ page }).include('[data-testid=hub-data]').analyze();

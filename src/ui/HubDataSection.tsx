@@ -151,14 +151,14 @@ function MappingForm({ busy }: { busy: boolean }) {
       <p className="small" data-testid="hub-data-layout">
         Layout: {LAYOUTS[m.layout]}
       </p>
-      {m.messages === undefined && (
-        <div className="fields">
-          {columnSelect('instruction', false)}
-          {columnSelect('input', true)}
-          {columnSelect('output', false)}
-        </div>
-      )}
       <div className="fields">
+        {m.messages === undefined && (
+          <>
+            {columnSelect('instruction', false)}
+            {columnSelect('input', true)}
+            {columnSelect('output', false)}
+          </>
+        )}
         <label className="field">
           <span>Data type</span>
           <select
@@ -227,11 +227,9 @@ function MixList({ busy }: { busy: boolean }) {
         <thead>
           <tr>
             <th scope="col">dataset</th>
-            <th scope="col">type</th>
             <th scope="col" className="num">
               rows
             </th>
-            <th scope="col">lines</th>
             <th scope="col">
               <span className="visually-hidden">Remove</span>
             </th>
@@ -240,14 +238,16 @@ function MixList({ busy }: { busy: boolean }) {
         <tbody>
           {parts.map((p, i) => (
             <tr key={i} data-testid="hub-data-part" data-label={p.label} data-rows={p.records.length}>
-              <th scope="row">{p.label}</th>
-              <td>{p.typeText}</td>
+              <th scope="row">
+                {p.label}
+                <br />
+                <small className="muted">
+                  {p.typeText} · lines {lines[i].first}–{lines[i].last} of the file
+                </small>
+              </th>
               <td className="num">
                 {p.records.length.toLocaleString()}
                 {p.records.length < p.asked ? ' (all)' : ''}
-              </td>
-              <td className="nowrap muted">
-                {lines[i].first}–{lines[i].last}
               </td>
               <td>
                 <button type="button" className="small danger" data-testid="hub-data-remove" disabled={busy} onClick={() => void removeHubPart(i)}>
