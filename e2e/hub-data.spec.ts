@@ -4,7 +4,7 @@
  * an official-layout dataset recognised and typed from its task_type column; a gated one refused
  * without a token, then mapped by hand and typed with one name; both mixed into the training data
  * (the section passes axe); a third download cancelled half way, which leaves the mix as it was;
- * the mix trained a few steps; the token never in a URL; the next visit reads the rows from the cache
+ * the mix downloaded as one JSON Lines file and trained a few steps; a dataset taken out of it; the token never in a URL; the next visit reads the rows from the cache
  * without a request.
  */
 import { readFile } from 'node:fs/promises';
@@ -111,6 +111,13 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
   await expect(page.locator('[data-testid=type-count][data-type="world knowledge"]')).toHaveAttribute('data-count', '10');
   await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-bad', '0');
 
+  // The mix downloads as the file it was loaded as (the runner trains on it with --data).
+  const [mixFile] = await Promise.all([page.waitForEvent('download'), page.getByTestId('hub-data-download').click()]);
+  expect(mixFile.suggestedFilename()).toBe('hub-mix-2-datasets.jsonl');
+  const mixLines = (await readFile((await mixFile.path())!, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as DemoRecord);
+  expect(mixLines).toHaveLength(22);
+  expect(mixLines[0]).toEqual({ instruction: facts[0].instruction, input: '', output: facts[0].output, type: '1' });
+  expect(mixLines[10]).toEqual({ instruction: reviews[0].instruction, input: reviews[0].input, output: reviews[0].output, type: 'sentiment' });
   await page.getByTestId('data-panel').screenshot({ path: testInfo.outputPath('hub-data-mix.png') });
 
   // The section passes axe with the form, the mix and an error on screen.
@@ -141,6 +148,11 @@ test('datasets from the Hub are looked up, mapped, typed, mixed, trained on and 
   expect(page.url()).not.toContain(token);
   const outside = requests.filter((u) => !LOCAL.test(u));
   expect(outside.every((u) => u.startsWith('https://huggingface.co/')), `only the Hub, on request: ${outside.join(', ')}`).toBe(true);
+
+  // Taking a dataset out of the mix loads the rest as the training data.
+  await page.locator('[data-testid=hub-data-part][data-label="test-org/reviews:default@train"] [data-testid=hub-data-remove]').click();
+  await expect(page.getByTestId('dataset-name')).toHaveText('test-org_facts_default_train.jsonl');
+  await expect(page.getByTestId('dataset-counts')).toHaveAttribute('data-good', '10');
 
   // The next visit: the same rows come from the cache, without a request.
   await page.reload();

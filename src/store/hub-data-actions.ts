@@ -5,6 +5,7 @@
  */
 import { type ColumnMapping, DEFAULT_DATASET_TYPE, detectMapping, mappingProblem, mixJsonl, rowRecord } from '../data/columns';
 import { datasetRefText, deleteCachedDataset, inspectHubDataset, listCachedDatasets, parseDatasetRef, readHubDatasetRows } from '../io/hub-datasets';
+import { downloadBlob } from '../io/download';
 import { uploadDataset } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { type HubMixPart, useHubDataStore } from './hub-data';
@@ -99,6 +100,14 @@ async function loadMix(parts: readonly HubMixPart[]): Promise<boolean> {
   const { text } = mixJsonl(parts.map((p) => ({ label: p.label, records: p.records })));
   await uploadDataset('train', mixName(parts), new TextEncoder().encode(text).buffer as ArrayBuffer);
   return useDatasetStore.getState().errors.train === undefined;
+}
+
+/** Saves the mix as the JSON Lines file it was loaded as (for the runner's --data, or to keep). */
+export function downloadMix(): void {
+  const parts = currentParts();
+  if (parts.length === 0) return;
+  const { text } = mixJsonl(parts.map((p) => ({ label: p.label, records: p.records })));
+  downloadBlob(new Blob([text], { type: 'application/x-ndjson' }), mixName(parts));
 }
 
 /** The first and last line of each dataset in the mix's file (problems are reported by line). */

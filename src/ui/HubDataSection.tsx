@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import { type ColumnMapping, DEFAULT_DATASET_TYPE, mappingProblem } from '../data/columns';
 import { HubError } from '../io/hub';
 import { parseDatasetRef } from '../io/hub-datasets';
-import { addHubData, cancelHubData, deleteHubDataCache, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
+import { addHubData, cancelHubData, deleteHubDataCache, downloadMix, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
 import { useHubDataStore } from '../store/hub-data';
 import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
@@ -222,42 +222,50 @@ function MixList({ busy }: { busy: boolean }) {
   if (parts.length === 0) return null;
   const lines = mixLines(parts);
   return (
-    <TableScroll label="Datasets mixed into the training data">
-      <table className="data-table compact-table" data-testid="hub-data-mix">
-        <thead>
-          <tr>
-            <th scope="col">dataset</th>
-            <th scope="col" className="num">
-              rows
-            </th>
-            <th scope="col">
-              <span className="visually-hidden">Remove</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {parts.map((p, i) => (
-            <tr key={i} data-testid="hub-data-part" data-label={p.label} data-rows={p.records.length}>
-              <th scope="row">
-                {p.label}
-                <br />
-                <small className="muted">
-                  {p.typeText} · lines {lines[i].first}–{lines[i].last} of the file
-                </small>
+    <>
+      <TableScroll label="Datasets mixed into the training data">
+        <table className="data-table compact-table" data-testid="hub-data-mix">
+          <thead>
+            <tr>
+              <th scope="col">dataset</th>
+              <th scope="col" className="num">
+                rows
               </th>
-              <td className="num">
-                {p.records.length.toLocaleString()}
-                {p.records.length < p.asked ? ' (all)' : ''}
-              </td>
-              <td>
-                <button type="button" className="small danger" data-testid="hub-data-remove" disabled={busy} onClick={() => void removeHubPart(i)}>
-                  Remove
-                </button>
-              </td>
+              <th scope="col">
+                <span className="visually-hidden">Remove</span>
+              </th>
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </TableScroll>
+          </thead>
+          <tbody>
+            {parts.map((p, i) => (
+              <tr key={i} data-testid="hub-data-part" data-label={p.label} data-rows={p.records.length}>
+                <th scope="row">
+                  {p.label}
+                  <br />
+                  <small className="muted">
+                    {p.typeText} · lines {lines[i].first}–{lines[i].last} of the file
+                  </small>
+                </th>
+                <td className="num">
+                  {p.records.length.toLocaleString()}
+                  {p.records.length < p.asked ? ' (all)' : ''}
+                </td>
+                <td>
+                  <button type="button" className="small danger" data-testid="hub-data-remove" disabled={busy} onClick={() => void removeHubPart(i)}>
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
+      <div className="buttons">
+        <button type="button" data-testid="hub-data-download" onClick={downloadMix}>
+          Download the mix (JSON Lines)
+        </button>
+        <small className="help">The same file trains in the runner: --data {mixName(parts)}</small>
+      </div>
+    </>
   );
 }
