@@ -141,6 +141,22 @@ describe('datasets from the Hub', () => {
     );
   });
 
+  it('refuses a footer whose chunks lie outside the file, before asking for them', async () => {
+    const file = stringParquet(dollyColumns(20), 10);
+    const footerLength = new DataView(file.buffer, file.byteLength - 8, 4).getUint32(0, true);
+    // The magic and the footer alone: every chunk it names is past the end.
+    const bare = new Uint8Array([...file.subarray(0, 4), ...file.subarray(file.byteLength - footerLength - 8)]);
+    const hub = standInHub({ 'o/bare': { splits: { default: { train: [bare] } } } });
+    const opts = { fetchFn: hub.fetchFn, cacheStorage: null };
+    const info = await inspectHubDataset(parseDatasetRef('o/bare'), opts);
+    const before = hub.log.length;
+    await expect(readHubDatasetRows(info, detectMapping(info.columns)!, 20, opts)).rejects.toThrow(
+      new RegExp(`o/bare:default@train, file 1 of 1: not a readable Parquet file: a column chunk at bytes \\d+-\\d+ is not inside the ${bare.byteLength}-byte file`),
+    );
+    // Only the footer was read again (no cache here): its HEAD and the file's tail.
+    expect(hub.log.slice(before).map((r) => `${r.method} ${r.range ?? ''}`)).toEqual(['HEAD ', `GET bytes=0-${bare.byteLength - 1}`]);
+  });
+
   it('stops when cancelled', async () => {
     const hub = standInHub({ [repo]: dolly });
     const info = await inspectHubDataset(parseDatasetRef(repo), { fetchFn: hub.fetchFn, cacheStorage: null });

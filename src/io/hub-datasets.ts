@@ -20,7 +20,7 @@
 import { parquetMetadata, parquetReadObjects, type FileMetaData, type RowGroup } from 'hyparquet';
 import { type ColumnMapping, mappingColumns, mappingProblem } from '../data/columns';
 import { parquetString } from '../data/formats';
-import { MAX_DATASET_RECORDS } from '../data/import';
+import { MAX_DATASET_BYTES, MAX_DATASET_RECORDS } from '../data/import';
 import { checkParquetPages, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
 import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
@@ -385,7 +385,7 @@ export async function readHubDatasetRows(
   let total = 0;
   for (let f = 0; f < files.urls.length && rows.length < limit; f++) {
     const label = fileLabel(files, f);
-    const { metadata } = await readFooter(files, f, opts);
+    const { metadata, size } = await readFooter(files, f, opts);
     const problem = mappingProblem(mapping, topColumns(metadata));
     if (problem) throw new HubError(`${label}: ${problem}`);
     // The row groups that hold the rows still wanted, and their wanted chunks.
@@ -401,6 +401,13 @@ export async function readHubDatasetRows(
     if (codecs.length > 0) throw new HubError(`${label}: the Parquet file is compressed with ${codecs.join(', ')}, which this importer cannot read`);
     // Byte ranges to fetch: each chunk's, adjacent ones merged.
     const ranges = chunks.map((c) => chunkRange(c.meta_data!)).sort((a, b) => a[0] - b[0]);
+    // A damaged footer must not send a request (or an allocation) past the file.
+    const outside = ranges.find(([a, b]) => !(Number.isSafeInteger(a) && Number.isSafeInteger(b) && a >= 4 && a < b && b <= size));
+    if (outside) throw new HubError(`${label}: not a readable Parquet file: a column chunk at bytes ${outside[0]}-${outside[1]} is not inside the ${size}-byte file`);
+    const wantedBytes = ranges.reduce((n, [a, b]) => n + b - a, 0);
+    if (wantedBytes > MAX_DATASET_BYTES) {
+      throw new HubError(`${label}: the rows asked for take ${Math.round(wantedBytes / 2 ** 20)} MiB of this file, over the ${MAX_DATASET_BYTES / 2 ** 20} MiB a dataset may take; ask for fewer rows`);
+    }
     // Chunks end to end are fetched together (one request), and cached one by one.
     const merged: { range: [number, number]; pieces: [number, number][] }[] = [];
     for (const r of ranges) {
@@ -431,7 +438,7 @@ export async function readHubDatasetRows(
     const compact = new Uint8Array(at);
     compact.set([0x50, 0x41, 0x52, 0x31]);
     parts.forEach((p, k) => compact.set(p, placed[k].at));
-    // The original offset of a byte in the compact buffer.
+    // Where a byte of the file sits in the compact buffer.
     const shift = (offset: bigint | undefined): bigint | undefined => {
       if (offset === undefined) return undefined;
       const o = Number(offset);
