@@ -8,7 +8,7 @@ import { datasetRefText, deleteCachedDataset, inspectHubDataset, listCachedDatas
 import { downloadBlob } from '../io/download';
 import { uploadDataset } from './data-actions';
 import { useDatasetStore } from './dataset';
-import { type HubMixPart, useHubDataStore } from './hub-data';
+import { type HubMixPart, rowLimit, useHubDataStore } from './hub-data';
 import { errorText } from './worker-link';
 
 let controller: AbortController | null = null;
@@ -42,8 +42,9 @@ export function setHubMapping(mapping: ColumnMapping): void {
 
 /** Reads the rows with the mapping and adds the dataset to the mix, which becomes the training data. */
 export async function addHubData(): Promise<void> {
-  const { info, mapping, rows } = useHubDataStore.getState();
-  if (!info || !mapping) return;
+  const { info, mapping, rowsText } = useHubDataStore.getState();
+  const rows = rowLimit(rowsText);
+  if (!info || !mapping || rows === null) return;
   const problem = mappingProblem(mapping, info.columns);
   if (problem) {
     useHubDataStore.setState({ error: `${info.repo}: ${problem}` });

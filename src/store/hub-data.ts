@@ -25,7 +25,8 @@ export interface HubDataState {
   /** owner/name[:config][@split] as typed. */
   name: string;
   token: string;
-  rows: number;
+  /** The row limit as typed (rowLimit reads it). */
+  rowsText: string;
   busy: 'inspecting' | 'reading' | null;
   info: HubDatasetInfo | null;
   mapping: ColumnMapping | null;
@@ -38,10 +39,16 @@ export interface HubDataState {
 
 export const DEFAULT_HUB_DATA_ROWS = 1000;
 
+/** The row limit typed, or null when it is not a whole number of at least 1. */
+export function rowLimit(text: string): number | null {
+  const n = Number(text.trim());
+  return text.trim() !== '' && Number.isSafeInteger(n) && n >= 1 ? n : null;
+}
+
 export const useHubDataStore = create<HubDataState>(() => ({
   name: '',
   token: '',
-  rows: DEFAULT_HUB_DATA_ROWS,
+  rowsText: String(DEFAULT_HUB_DATA_ROWS),
   busy: null,
   info: null,
   mapping: null,

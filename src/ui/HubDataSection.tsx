@@ -3,7 +3,7 @@ import { type ColumnMapping, DEFAULT_DATASET_TYPE, mappingProblem } from '../dat
 import { HubError } from '../io/hub';
 import { parseDatasetRef } from '../io/hub-datasets';
 import { addHubData, cancelHubData, deleteHubDataCache, downloadMix, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
-import { useHubDataStore } from '../store/hub-data';
+import { rowLimit, useHubDataStore } from '../store/hub-data';
 import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
 import { formatBytes } from './format';
@@ -125,7 +125,8 @@ export function HubDataSection() {
 function MappingForm({ busy }: { busy: boolean }) {
   const info = useHubDataStore((s) => s.info)!;
   const m = useHubDataStore((s) => s.mapping)!;
-  const rows = useHubDataStore((s) => s.rows);
+  const rowsText = useHubDataStore((s) => s.rowsText);
+  const rows = rowLimit(rowsText);
   const reading = useHubDataStore((s) => s.busy === 'reading');
   const problem = mappingProblem(m, info.columns);
   // Choosing a column by hand makes the mapping the user's own.
@@ -141,7 +142,6 @@ function MappingForm({ busy }: { busy: boolean }) {
       </select>
     </label>
   );
-  const rowsValid = Number.isSafeInteger(rows) && rows >= 1;
   return (
     <div data-testid="hub-data-info" data-layout={m.layout}>
       <p className="small">
@@ -187,11 +187,11 @@ function MappingForm({ busy }: { busy: boolean }) {
             type="text"
             inputMode="numeric"
             data-testid="hub-data-rows"
-            value={String(rows)}
+            value={rowsText}
             disabled={busy}
-            onChange={(e) => useHubDataStore.setState({ rows: e.target.value.trim() === '' ? NaN : Number(e.target.value) })}
+            onChange={(e) => useHubDataStore.setState({ rowsText: e.target.value })}
           />
-          {!rowsValid && <small className="field-error">a whole number of rows, at least 1</small>}
+          {rows === null && <small className="field-error">a whole number of rows, at least 1</small>}
         </label>
       </div>
       {problem && (
@@ -200,8 +200,8 @@ function MappingForm({ busy }: { busy: boolean }) {
         </p>
       )}
       <div className="buttons">
-        <button type="button" className="primary" data-testid="hub-data-add" disabled={busy || problem !== null || !rowsValid} onClick={() => void addHubData()}>
-          Add {rowsValid ? rows.toLocaleString() : ''} rows to the training data
+        <button type="button" className="primary" data-testid="hub-data-add" disabled={busy || problem !== null || rows === null} onClick={() => void addHubData()}>
+          Add {rows?.toLocaleString() ?? ''} rows to the training data
         </button>
         {reading && (
           <button type="button" data-testid="hub-data-cancel" onClick={cancelHubData}>
