@@ -13,6 +13,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
+import { DirectoryCaches } from '../io/node-cache';
+import { DEFAULT_HUB_ROWS, HUB_DATA_PREFIX, type HubDataFlags, loadHubData } from './hub-data';
 import { summarizeDataset } from '../data/summary';
 import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
@@ -105,7 +107,16 @@ over its tokens: length-fair, the official loss at batch 1) or sum (summed: long
 more and the spread of lengths moves the optimum).
 
 Data: JSON, JSON Lines, CSV or Parquet in the official LoRAMoE format (instruction, input, output,
-task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.`;
+task_type 0|1), Alpaca, or chat messages. Defaults are the official LoRAMoE training script's.
+
+--data hf:OWNER/NAME[:CONFIG][@SPLIT] (train, eval, export-official): a dataset from the Hugging
+Face Hub, read from its auto-converted Parquet files (only the columns and row groups needed, over
+range requests), cached in ~/.cache/loramoe-playground/hub or $LORAMOE_HUB_CACHE. CONFIG: the only
+one or "default" unless given; SPLIT: "train" unless given. [--rows ${DEFAULT_HUB_ROWS}] rows to read;
+official, Alpaca, Dolly (instruction, context, response, category) and chat layouts are recognised,
+[--columns instruction=COL,input=COL,output=COL|messages=COL] maps any other; the data type comes
+from task_type (official), category (Dolly) or [--type-column COL], else [--data-type NAME]
+(default "downstream task"). Gated or private datasets: the token in $HF_TOKEN.`;
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -157,12 +168,32 @@ async function loadModel(dir: string): Promise<Backbone> {
   return b;
 }
 
-async function loadRecords(file: string): Promise<ImportedRecord[]> {
-  const bytes = new Uint8Array(await readFile(file));
-  const res = await parseDataset(bytes, basename(file));
+/** The --rows, --data-type, --type-column and --columns flags of a `hf:` dataset. */
+function hubDataFlags(flags: Flags): HubDataFlags {
+  const given = (['rows', 'data-type', 'type-column', 'columns'] as const).filter((f) => flags[f] !== undefined);
+  const rows = flags.rows !== undefined ? num(flags, 'rows', DEFAULT_HUB_ROWS) : undefined;
+  if (rows !== undefined && (!Number.isSafeInteger(rows) || rows < 1)) throw new Error(`--rows must be a whole number of at least 1, got "${String(flags.rows)}"`);
+  const data = str(flags, 'data');
+  if (given.length > 0 && data !== undefined && !data.startsWith(HUB_DATA_PREFIX)) {
+    throw new Error(`${given.map((f) => `--${f}`).join(', ')} apply to a dataset from the Hub (--data ${HUB_DATA_PREFIX}OWNER/NAME), not to a file`);
+  }
+  return { rows, dataType: str(flags, 'data-type'), typeColumn: str(flags, 'type-column'), columns: str(flags, 'columns') };
+}
+
+/** A data file, or a dataset from the Hub (`hf:OWNER/NAME[:CONFIG][@SPLIT]`, cached on disk), read and checked by the importer. */
+async function loadRecords(file: string, hub: HubDataFlags = {}): Promise<ImportedRecord[]> {
+  let name = basename(file);
+  let bytes: Uint8Array;
+  if (file.startsWith(HUB_DATA_PREFIX)) {
+    const got = await loadHubData(file, hub, { cacheStorage: new DirectoryCaches() as unknown as CacheStorage, token: process.env.HF_TOKEN, log: (l) => console.error(l) });
+    ({ name, bytes } = got);
+  } else {
+    bytes = new Uint8Array(await readFile(file));
+  }
+  const res = await parseDataset(bytes, name);
   for (const e of res.errors.slice(0, 20)) console.error(`skipped: ${formatImportError(e)}`);
   if (res.errors.length > 20) console.error(`skipped: ... and ${res.errors.length - 20} more problems`);
-  console.error(`${basename(file)}: ${res.counts.good} records (${Object.entries(res.counts.byType).map(([t, n]) => `${n} ${t}`).join(', ')}), ${res.counts.bad} skipped`);
+  console.error(`${name}: ${res.counts.good} records (${Object.entries(res.counts.byType).map(([t, n]) => `${n} ${t}`).join(', ')}), ${res.counts.bad} skipped`);
   return res.records;
 }
 
@@ -240,6 +271,8 @@ interface RunFile {
   checkpointEvery: number;
   /** How the backbone's matrices were stored (absent in run files from before the choice: f32). */
   weights?: WeightPrecision;
+  /** A dataset from the Hub (`data` is its hf: name): the rows, type and columns it was read with. */
+  hub?: HubDataFlags;
 }
 
 const RUN_FILE = 'run.json';
@@ -247,7 +280,7 @@ const CHECKPOINT_FILE = 'checkpoint.safetensors';
 /** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
 const RUN_SHAPING_FLAGS = [
   'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
-  'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights',
+  'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights', 'rows', 'data-type', 'type-column', 'columns',
 ];
 
 /** Writes a file whole or not at all (a crash mid-write leaves the previous version). */
@@ -302,8 +335,9 @@ async function train(flags: Flags): Promise<void> {
   const out = resumeDir ?? need(flags, 'out');
   const modelDir = run ? run.model : preset ? DEMO_MODEL_DIR : need(flags, 'model');
   const dataFile = run ? run.data : preset ? DEMO_TRAIN_FILE : need(flags, 'data');
+  const hub = run ? (run.hub ?? {}) : hubDataFlags(flags);
   const backbone = await loadModel(modelDir);
-  const records = await loadRecords(dataFile);
+  const records = await loadRecords(dataFile, hub);
   const names = typeNamesFor(records.map((r) => r.type));
   if (run && names.join('\n') !== run.typeNames.join('\n')) throw new Error(`--resume: ${dataFile} now has data types ${names.join(', ')}, the run had ${run.typeNames.join(', ')}`);
   // --adapter: continue from an adapter folder (own, official LoRAMoE or PEFT) instead of a fresh init.
@@ -350,7 +384,8 @@ async function train(flags: Flags): Promise<void> {
     metrics.push(...done.slice(0, cp.stepsDone));
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
-    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery, weights: precision };
+    const isHub = dataFile.startsWith(HUB_DATA_PREFIX);
+    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: isHub ? dataFile : resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery, weights: precision, ...(isHub ? { hub } : {}) };
     await writeAtomic(join(out, RUN_FILE), JSON.stringify(runFile, null, 1));
   }
   const saveCheckpoint = async () => {
@@ -427,7 +462,7 @@ async function evalCommand(flags: Flags): Promise<void> {
     lbcImportance: lbcImportanceFlag(flags) ?? loaded.cfg.lbcImportance,
   };
   checkAdapterConfig(cfg);
-  const records = await loadRecords(need(flags, 'data'));
+  const records = await loadRecords(need(flags, 'data'), hubDataFlags(flags));
   const names = adapterNames ?? typeNamesFor(records.map((r) => r.type));
   for (const r of records) {
     if (isRouted(cfg) && !names.includes(r.type)) throw new Error(`data type "${r.type}" is not one the adapter was trained with (${names.join(', ')})`);
@@ -497,12 +532,13 @@ const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
+  'rows', 'data-type', 'type-column', 'columns',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
 async function exportOfficial(flags: Flags): Promise<void> {
   const out = need(flags, 'out');
-  const records = await loadRecords(need(flags, 'data'));
+  const records = await loadRecords(need(flags, 'data'), hubDataFlags(flags));
   const names = typeNamesFor(records.map((r) => r.type));
   const cfg = adapterConfigFrom(flags, names);
   const settings = trainSettingsFrom(flags);

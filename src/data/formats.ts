@@ -175,7 +175,7 @@ export function readDelimited(text: string, delimiter: string, c: Collector, ref
  * are not UTF-8 become U+FFFD, as before.
  */
 const parquetText = new TextDecoder('utf-8', { ignoreBOM: true });
-function parquetString(bytes: Uint8Array | null | undefined): string | null | undefined {
+export function parquetString(bytes: Uint8Array | null | undefined): string | null | undefined {
   return bytes === undefined || bytes === null ? bytes : parquetText.decode(bytes);
 }
 /** A Parquet file: one record per row. */

@@ -10,6 +10,7 @@ import { resolveGroups } from '../train/run-settings';
 import { loadDemoData, uploadDatasetFile } from '../store/data-actions';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
+import { HubDataSection } from './HubDataSection';
 import { formatBytes } from './format';
 import { SettingField } from './SettingField';
 import { ClippedText } from './views/ClippedText';
@@ -51,6 +52,7 @@ export function DataPanel() {
           </span>
         )}
       </div>
+      <HubDataSection />
       {error && (
         <p className="error-box" data-testid="data-error" role="alert">
           {error}
