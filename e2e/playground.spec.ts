@@ -35,8 +35,8 @@ const numberAttr = async (page: Page, testid: string, attr = 'data-value') => Nu
 
 test('the whole journey on the demo backbone: train, watch routing, probe, chat, download and import the adapter', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
-  // The balancing constraint in its own-group direction at delta 0.1 (URL settings like any other).
-  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6&lbcdir=own-group&delta=0.1&maxlen=256');
+  // The balancing constraint in its own-group direction at delta and beta 0.1 (URL settings like any other).
+  await openApp(page, '?batch=4&steps=8&ckpt=4&routing=2&lr=0.003&maxnew=6&lbcdir=own-group&delta=0.1&beta=0.1&maxlen=256');
 
   // Backbone: parameter count, memory estimate and limits before loading; the real allocation after.
   await expect(page.getByTestId('param-count')).toBeVisible();

@@ -163,7 +163,7 @@ test('script payloads in uploaded data show as text, the Content-Security-Policy
     w.__csp = [];
     document.addEventListener('securitypolicyviolation', (e) => w.__csp.push({ directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample }));
   });
-  const response = await page.goto('/?batch=2&steps=2&ckpt=0&maxnew=4');
+  const response = await page.goto('/?batch=2&steps=2&ckpt=0&maxnew=4&maxlen=64');
   expect(response!.headers()['content-security-policy']).toContain("script-src 'self'");
   await expect(page.getByTestId('kernel-check')).toHaveAttribute('data-passed', 'true');
 
