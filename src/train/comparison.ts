@@ -10,6 +10,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import type { GpuContext } from '../engine/gpu';
 import { defaultAdapterConfig } from '../loramoe/config';
 import type { AdapterConfig } from '../method/adapter';
+import type { ExpertMask } from '../method/expert-mask';
 import { WORLD_KNOWLEDGE } from '../method/data-types';
 import type { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from './probe';
@@ -88,7 +89,7 @@ export async function heldOutScore(
   tok: TextTokenizer,
   probe: readonly InstructionRecord[],
   taskExamples: readonly InstructionRecord[],
-  opts: { maxLength?: number } = {},
+  opts: { maxLength?: number; expertMask?: ExpertMask } = {},
 ): Promise<HeldOutScore> {
   const tasks = taskExamples.filter((r) => r.type !== WORLD_KNOWLEDGE);
   const r = await exactMatchProbe(ctx, weights, tok, [...probe, ...tasks], opts);

@@ -10,6 +10,7 @@ import { makeBatch } from '../data/batch';
 import { encodeOfficial, type InstructionRecord } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { GpuContext } from '../engine/gpu';
+import type { ExpertMask } from '../method/expert-mask';
 import { runOps } from '../engine/op';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
@@ -38,7 +39,7 @@ export async function exactMatchProbe(
   weights: GpuWeights,
   tok: TextTokenizer,
   records: readonly InstructionRecord[],
-  opts: { batchSize?: number; maxLength?: number } = {},
+  opts: { batchSize?: number; maxLength?: number; expertMask?: ExpertMask } = {},
 ): Promise<ProbeResult> {
   if (records.length === 0) throw new Error('probe: no questions');
   const maxLength = opts.maxLength ?? weights.maxPositions;
@@ -58,6 +59,7 @@ export async function exactMatchProbe(
       if (!graph) {
         graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
         graph.setDropout(0, 0);
+        graph.setExpertMask(opts.expertMask ?? []);
         graphs.set(chunk.length, graph);
       }
       graph.setBatch(makeBatch(chunk, chunk.length, T, tok.padId, () => -1));
