@@ -5,6 +5,7 @@
  *   npm run runner -- train    --model DIR --data FILE --out DIR [--adapter DIR] [options]
  *   npm run runner -- eval     --model DIR [--adapter DIR] --data FILE [--batch N]
  *   npm run runner -- generate --model DIR [--adapter DIR] --prompt TEXT [options]
+ *   (eval and generate take --mask-experts LIST: expert knockout)
  *
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
@@ -26,6 +27,7 @@ import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
+import { formatExpertList, parseExpertMask } from '../method/expert-mask';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { continueAdapterConfig, describeLoaded } from './continue';
 import { filesIn, isInteractive, type ProgressStep, TrainProgress, trainSummary, writeJsonTo } from './progress';
@@ -72,6 +74,10 @@ const HELP = `LoRAMoE Playground runner
             the router weight on its own expert group beside the constraint's optimum
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
+  eval, generate also take [--mask-experts LIST]: expert knockout, a LoRAMoE adapter's experts
+            switched off in every adapted layer (router logit minus infinity, the others
+            renormalised); LIST is expert indices (0-3, 1,5) or a data type's name, meaning the
+            experts of its group ("world knowledge"); eval's JSON names them (expertMask)
   train, eval, generate also take [--matmul cached|tune|KERNEL]: the matmul kernels (cached: the
             choice --matmul tune measured earlier on this GPU, kept in ~/.cache/loramoe-playground/
             kernel-tuning.json or $LORAMOE_KERNEL_CACHE; tune: time the candidates now, about 2 s;
@@ -379,6 +385,19 @@ async function withAdapter(flags: Flags, backbone: Backbone): Promise<{ cfg: Ada
   return { cfg: a.cfg, set: a.set, names: adapterTypeNames(a.dataTypes, a.cfg.groups.length) };
 }
 
+/**
+ * --mask-experts as the sorted experts to switch off ([] when not given): an expert list or the
+ * name of a data type of the adapter (its group's experts). Only for a LoRAMoE adapter.
+ */
+function maskFlag(flags: Flags, cfg: AdapterConfig, typeNames: readonly string[]): number[] {
+  const spec = flags['mask-experts'];
+  if (spec === undefined) return [];
+  if (typeof spec !== 'string') throw new Error('--mask-experts needs a list of experts (e.g. 0-3 or 1,5) or a data type\'s name');
+  if (flags['no-adapter'] === true) throw new Error('--mask-experts switches experts of the adapter off; it cannot go with --no-adapter');
+  if (!isRouted(cfg)) throw new Error(`--mask-experts needs a LoRAMoE adapter (--adapter DIR); this run's adapter is ${cfg.mode === 'none' ? 'none' : cfg.mode}`);
+  return parseExpertMask(spec, cfg.numExperts, cfg.groups, typeNames, '--mask-experts');
+}
+
 async function evalCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(need(flags, 'model'));
   const loaded = await withAdapter(flags, backbone);
@@ -397,13 +416,14 @@ async function evalCommand(flags: Flags): Promise<void> {
   for (const r of records) {
     if (isRouted(cfg) && !names.includes(r.type)) throw new Error(`data type "${r.type}" is not one the adapter was trained with (${names.join(', ')})`);
   }
+  const expertMask = maskFlag(flags, cfg, names);
   const maxLength = num(flags, 'max-length', defaultTrainSettings().maxLength);
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
   const ctx = await runnerGpu();
   await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)), runnerPrecision(flags, ctx, cfg));
   const batch = str(flags, 'batch');
-  const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
+  const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined, expertMask });
   if (res.routing) {
     const c = res.routing.constraint;
     console.error(`own-group share by data type (balancing constraint: ${c.direction} direction, ${c.importance} importance, delta ${c.delta}, beta ${c.beta}):`);
@@ -412,7 +432,8 @@ async function evalCommand(flags: Flags): Promise<void> {
       console.error(`  ${o.type.padEnd(20)} measured ${o.share.toFixed(3)}   constraint's optimum ${o.target === null ? '(off)' : o.target.toFixed(3)}   (${o.samples} samples)`);
     }
   }
-  const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, ...res };
+  if (expertMask.length > 0) console.error(`experts switched off: ${formatExpertList(expertMask)} of ${cfg.numExperts}`);
+  const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, expertMask, ...res };
   // stdout gets the JSON; --json FILE also writes it to FILE.
   const json = str(flags, 'json');
   if (json && json !== '-') await writeJsonTo(json, result);
@@ -422,7 +443,8 @@ async function evalCommand(flags: Flags): Promise<void> {
 
 async function generateCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(need(flags, 'model'));
-  const { cfg, set } = await withAdapter(flags, backbone);
+  const { cfg, set, names } = await withAdapter(flags, backbone);
+  const expertMask = maskFlag(flags, cfg, names ?? []);
   const tok = backbone.tokenizer;
   const prompt = encodePrompt(tok, need(flags, 'prompt'), str(flags, 'input') ?? '');
   const maxNew = num(flags, 'max-new-tokens', 64);
@@ -441,6 +463,7 @@ async function generateCommand(flags: Flags): Promise<void> {
     stopIds: [tok.eosId],
     useAdapter: flags['no-adapter'] !== true,
     returnRouting: routing,
+    expertMask,
   });
   console.log(tok.decode(res.ids));
   if (routing) {
@@ -461,7 +484,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'mask-experts',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
