@@ -32,6 +32,8 @@ export interface ProbeResult {
   items: ProbeItem[];
   /** Accuracy per data type. */
   byType: Record<string, { n: number; accuracy: number }>;
+  /** Experts switched off while scoring (knockout; [] for none; absent in results from before knockout). */
+  expertMask?: number[];
 }
 
 export async function exactMatchProbe(
@@ -97,5 +99,6 @@ export async function exactMatchProbe(
     meanLogLikelihood: items.reduce((a, i) => a + i.logLikelihood, 0) / items.length,
     items,
     byType,
+    expertMask: [...(opts.expertMask ?? [])],
   };
 }
