@@ -27,7 +27,7 @@ import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
-import { formatExpertList, parseExpertMask } from '../method/expert-mask';
+import { rangeText, parseExpertMask } from '../method/expert-mask';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { continueAdapterConfig, describeLoaded } from './continue';
 import { filesIn, isInteractive, type ProgressStep, TrainProgress, trainSummary, writeJsonTo } from './progress';
@@ -432,7 +432,7 @@ async function evalCommand(flags: Flags): Promise<void> {
       console.error(`  ${o.type.padEnd(20)} measured ${o.share.toFixed(3)}   constraint's optimum ${o.target === null ? '(off)' : o.target.toFixed(3)}   (${o.samples} samples)`);
     }
   }
-  if (expertMask.length > 0) console.error(`experts switched off: ${formatExpertList(expertMask)} of ${cfg.numExperts}`);
+  if (expertMask.length > 0) console.error(`experts switched off: ${rangeText(expertMask)} of ${cfg.numExperts}`);
   const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, expertMask, ...res };
   // stdout gets the JSON; --json FILE also writes it to FILE.
   const json = str(flags, 'json');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkExpertMask, expertGroups, formatExpertList, maskWords, parseExpertMask } from './expert-mask';
+import { checkExpertMask, expertGroups, rangeText, maskWords, parseExpertMask } from './expert-mask';
 
 describe('expert masks', () => {
   it('parse lists and group names, sorted without repeats', () => {
@@ -20,14 +20,17 @@ describe('expert masks', () => {
   });
 
   it('formats lists as ranges', () => {
-    expect(formatExpertList([])).toBe('none');
-    expect(formatExpertList([0, 1, 2, 3, 6, 8, 9])).toBe('0-3,6,8-9');
+    expect(rangeText([])).toBe('');
+    expect(rangeText([0, 1, 2, 3, 6, 8, 9])).toBe('0-3, 6, 8-9');
   });
 
   it('distinct groups with the types steered to each', () => {
     expect(expertGroups([[4, 5], [0, 1], [5, 4]], ['downstream task', 'world knowledge', 'arithmetic'])).toEqual([
-      { types: ['downstream task', 'arithmetic'], experts: [4, 5] },
-      { types: ['world knowledge'], experts: [0, 1] },
+      { name: 'downstream tasks', types: ['downstream task', 'arithmetic'], experts: [4, 5] },
+      { name: 'world knowledge', types: ['world knowledge'], experts: [0, 1] },
     ]);
+    expect(expertGroups([[0], [1], [2, 3]], ['a', 'world knowledge', 'b']).map((g) => g.name)).toEqual(['a', 'world knowledge', 'b']);
+    expect(expertGroups([[0, 1], [0, 1], [2]], ['a', 'b', 'world knowledge']).map((g) => g.name)).toEqual(['downstream tasks', 'world knowledge']);
+    expect(expertGroups([[0, 1], [2]], []).map((g) => g.name)).toEqual(['experts 0-1', 'experts 2']);
   });
 });

@@ -8,6 +8,8 @@
  * or by the name of a data type, meaning the experts of that type's group (parseExpertMask).
  */
 
+import { WORLD_KNOWLEDGE } from './data-types';
+
 /** Sorted, distinct indices of the experts switched off; [] switches none off. */
 export type ExpertMask = readonly number[];
 
@@ -38,21 +40,17 @@ export function maskWords(mask: ExpertMask): number[] {
 /** Uniform field names of the mask words, in shader order (`off0` .. `off7`). */
 export const MASK_FIELDS: readonly string[] = Array.from({ length: MASK_MAX_EXPERTS / 32 }, (_, i) => `off${i}`);
 
-/** `0-3,6` style: the experts a mask switches off, for messages and tables ("none" when empty). */
-export function formatExpertList(mask: ExpertMask): string {
-  if (mask.length === 0) return 'none';
+/** Sorted experts as ranges: "0-3", "0, 2, 5-7" ("" when empty). */
+export function rangeText(experts: readonly number[]): string {
   const parts: string[] = [];
-  let start = mask[0];
-  let prev = start;
-  for (const e of [...mask.slice(1), Infinity]) {
-    if (e === prev + 1) {
-      prev = e;
-      continue;
-    }
-    parts.push(start === prev ? `${start}` : `${start}-${prev}`);
-    start = prev = e;
+  let i = 0;
+  while (i < experts.length) {
+    let j = i;
+    while (j + 1 < experts.length && experts[j + 1] === experts[j] + 1) j++;
+    parts.push(j > i ? `${experts[i]}-${experts[j]}` : String(experts[i]));
+    i = j + 1;
   }
-  return parts.join(',');
+  return parts.join(', ');
 }
 
 /**
@@ -76,10 +74,12 @@ export function parseExpertList(text: string, where: string): number[] {
 
 /** One distinct expert group of an adapter and the data types that are steered to it. */
 export interface ExpertGroup {
-  /** Data-type names whose group this is, in type order. */
-  types: string[];
+  /** "world knowledge", "downstream tasks" (every type but world knowledge), "a + b", or "experts 0-3" without type names. */
+  name: string;
   /** Sorted expert indices. */
   experts: number[];
+  /** Data-type names whose group this is, in type order. */
+  types: string[];
 }
 
 /**
@@ -88,14 +88,25 @@ export interface ExpertGroup {
  */
 export function expertGroups(groups: readonly (readonly number[])[], typeNames: readonly string[]): ExpertGroup[] {
   const out: ExpertGroup[] = [];
-  groups.forEach((g, t) => {
-    const experts = [...g].sort((a, b) => a - b);
-    const key = experts.join(',');
-    const found = out.find((o) => o.experts.join(',') === key);
-    const name = typeNames[t] ?? `type ${t}`;
-    if (found) found.types.push(name);
-    else out.push({ types: [name], experts });
+  const byKey = new Map<string, ExpertGroup>();
+  groups.forEach((experts, t) => {
+    const sorted = [...new Set(experts)].sort((a, b) => a - b);
+    const key = sorted.join(',');
+    let g = byKey.get(key);
+    if (!g) {
+      g = { name: '', experts: sorted, types: [] };
+      byKey.set(key, g);
+      out.push(g);
+    }
+    g.types.push(typeNames[t] ?? `type ${t}`);
   });
+  const others = typeNames.filter((n) => n !== WORLD_KNOWLEDGE);
+  for (const g of out) {
+    if (typeNames.length === 0) g.name = `experts ${rangeText(g.experts)}`;
+    else if (g.types.length === 1) g.name = g.types[0];
+    else if (!g.types.includes(WORLD_KNOWLEDGE) && others.every((n) => g.types.includes(n))) g.name = 'downstream tasks';
+    else g.name = g.types.join(' + ');
+  }
   return out;
 }
 
