@@ -1,7 +1,7 @@
 /**
  * The method comparison in the browser: a short comparison of the five methods on the demo
  * backbone, with a small probe, gets points on every method's curves, ends with the table, keeps
- * each method's run in the library, and exports the table as CSV and the charts as PNG. A second
+ * each method's run in the library, with the specialisation table (expert knockout), and exports the table as CSV and the charts as PNG. A second
  * comparison is cancelled while its first method trains.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -61,6 +61,12 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   await expect(page.getByTestId('comparison-task-chart')).toHaveAttribute('data-points', '25');
   await expect(page.getByTestId('comparison-row')).toHaveCount(5);
   await expect(page.getByTestId('compare-progress')).toHaveAttribute('data-value', '1.000');
+  // The specialisation table: each LoRAMoE variant scored with each expert group switched off.
+  await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  expect(await page.getByTestId('specialisation-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-method')))).toEqual(['loramoe', 'lbc-official', 'lbc-own']);
+  const knocked = await page.getByTestId('specialisation-probe').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-group'), Number(c.getAttribute('data-value'))] as const));
+  expect(knocked.map(([g]) => g)).toEqual(['world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks']);
+  for (const [, v] of knocked) expect(v >= 0 && v <= 1).toBe(true);
   await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('comparison.png') });
 
   // Each method's run is an ordinary run of the library.

@@ -36,7 +36,7 @@ import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
-import { EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, runExperiment } from '../demo/experiment';
+import { EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, runExperiment, specialisationTable } from '../demo/experiment';
 import { curvesSvg } from '../demo/plot';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
@@ -95,7 +95,9 @@ const HELP = `LoRAMoE Playground runner
             [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
-            every N steps (the curves in the JSON; 0: only before and after)
+            every N steps (the curves in the JSON; 0: only before and after); each LoRAMoE variant
+            is also scored with each expert group switched off (knockout: the JSON's "knockout",
+            the specialisation table)
 
 Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
 router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
@@ -555,6 +557,8 @@ async function experimentCommand(flags: Flags): Promise<void> {
   const svg = str(flags, 'svg');
   if (svg) await writeFile(svg, curvesSvg(results, `forgetting and learning curves (${results[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)})`));
   console.log(experimentTable(results));
+  const specialisation = specialisationTable(results);
+  if (specialisation) console.log(`\nSpecialisation (expert knockout after training):\n${specialisation}`);
 }
 
 export async function main(argv: string[]): Promise<void> {

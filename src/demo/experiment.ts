@@ -16,7 +16,7 @@ import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
-import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
+import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, knockoutScores, type KnockoutScore, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
 import { evaluate } from '../train/evaluate';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
 
@@ -45,6 +45,8 @@ export interface MethodResult {
   ownGroupShare: Record<string, number> | null;
   /** Probe and task accuracy every `evalEvery` steps, from step 0 (empty without evalEvery). */
   curve: CurvePoint[];
+  /** The specialisation table: probe and task accuracy after training with each expert group switched off (LoRAMoE only). */
+  knockout: KnockoutScore[] | null;
   seconds: number;
 }
 
@@ -139,7 +141,10 @@ export async function runExperiment(
     after ??= await score(weights);
     let knowledgeShare: Record<string, number> | null = null;
     let ownGroupShare: Record<string, number> | null = null;
+    let knockout: KnockoutScore[] | null = null;
     if (m.adapter.mode === 'loramoe') {
+      knockout = await knockoutScores(ctx, weights, tok, probe, taskEval, names);
+      for (const k of knockout) o.log(`${m.name}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
       const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
       const routing = ev.routing!;
       const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
@@ -167,6 +172,7 @@ export async function runExperiment(
       knowledgeShare,
       ownGroupShare,
       curve,
+      knockout,
       seconds: (performance.now() - t0) / 1000,
     };
     o.log(`${m.name}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
@@ -188,6 +194,23 @@ export function experimentTable(results: readonly MethodResult[]): string {
   const base = results[0];
   const before = base ? [['backbone alone', pct(base.probeBefore), '', '', ...taskNames.map((t) => pct(base.tasksBefore[t] ?? NaN)), pct(mean(Object.values(base.tasksBefore))), '—']] : [];
   return [head, head.map(() => '---'), ...before, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+/**
+ * The specialisation table (Markdown): for each LoRAMoE variant, probe and task accuracy with every
+ * group on and with each expert group switched off. Experts that hold world knowledge show as a
+ * probe drop when their group is off; experts that hold task skill, as a task drop.
+ */
+export function specialisationTable(results: readonly MethodResult[]): string {
+  const moe = results.filter((r) => r.knockout && r.knockout.length > 0);
+  if (moe.length === 0) return '';
+  const groups = moe[0].knockout!.map((k) => k.group);
+  const head = ['method', 'probe, all on', ...groups.map((g) => `probe, ${g} off`), 'tasks, all on', ...groups.map((g) => `tasks, ${g} off`)];
+  const rows = moe.map((r) => {
+    const by = (g: string) => r.knockout!.find((k) => k.group === g);
+    return [r.method, pct(r.probeAfter), ...groups.map((g) => pct(by(g)?.probe ?? NaN)), pct(r.taskMean), ...groups.map((g) => pct(by(g)?.taskMean ?? NaN))];
+  });
+  return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
 function mean(xs: number[]): number {

@@ -29,4 +29,22 @@ describe('comparisonCsv', () => {
       '',
     ]);
   });
+
+  it('adds probe and task mean with each expert group off for the LoRAMoE methods', () => {
+    const p0 = { step: 0, samples: 0, probe: 0.9, probeLogLikelihood: -1.5, tasks: { sentiment: 0.5 }, taskMean: 0.5 };
+    const knockout = [
+      { group: 'world knowledge', experts: [0, 1], probe: 0.25, taskMean: 0.75 },
+      { group: 'downstream tasks', experts: [2, 3], probe: 0.875, taskMean: 0.125 },
+    ];
+    const csv = comparisonCsv([
+      method('lora', 'LoRA', 10, { curve: [p0, { ...p0, step: 10 }], finalLoss: 0.5 }),
+      method('loramoe', 'MoE', 10, { curve: [p0, { ...p0, step: 10, knockout }], finalLoss: 0.25 }),
+    ]);
+    expect(csv.split('\n')).toEqual([
+      'method,run,steps,probe before,probe after,probe log-likelihood after,task: sentiment,task mean,final loss,"probe, world knowledge off","task mean, world knowledge off","probe, downstream tasks off","task mean, downstream tasks off"',
+      'LoRA,run-lora,10,0.9000,0.9000,-1.5000,0.5000,0.5000,0.5000,,,,',
+      'MoE,run-loramoe,10,0.9000,0.9000,-1.5000,0.5000,0.5000,0.2500,0.2500,0.7500,0.8750,0.1250',
+      '',
+    ]);
+  });
 });

@@ -11,6 +11,8 @@ export interface ComparisonPoint {
   probeLogLikelihood: number;
   tasks: Record<string, number>;
   taskMean: number;
+  /** Scores with each expert group switched off (LoRAMoE runs, last point only). */
+  knockout?: { group: string; experts: number[]; probe: number; taskMean: number }[];
 }
 
 /** A compared method as the view shows it. */
@@ -40,15 +42,27 @@ export function comparisonTasks(methods: readonly ComparisonMethodView[]): strin
   return [...new Set(methods.flatMap((m) => m.curve.flatMap((p) => Object.keys(p.tasks))))].sort();
 }
 
+/** Expert groups switched off in any method's specialisation scores, in first-seen order. */
+function knockoutGroups(methods: readonly ComparisonMethodView[]): string[] {
+  return [...new Set(methods.flatMap((m) => (m.curve[m.curve.length - 1]?.knockout ?? []).map((k) => k.group)))];
+}
+
 function ownGroupTypes(methods: readonly ComparisonMethodView[]): string[] {
   return [...new Set(methods.flatMap((m) => (m.ownGroup ?? []).map((g) => g.type)))];
 }
 
-/** The table as CSV: per method, probe before and after, gold-answer log-likelihood, each task, final loss, and own-group shares. */
+/**
+ * The table as CSV: per method, probe before and after, gold-answer log-likelihood, each task, final
+ * loss, own-group shares, and (LoRAMoE) probe and task mean with each expert group off.
+ */
 export function comparisonCsv(methods: readonly ComparisonMethodView[]): string {
   const tasks = comparisonTasks(methods);
   const types = ownGroupTypes(methods);
-  const head = ['method', 'run', 'steps', 'probe before', 'probe after', 'probe log-likelihood after', ...tasks.map((t) => `task: ${t}`), 'task mean', 'final loss', ...types.map((t) => `own-group share: ${t}`)];
+  const groups = knockoutGroups(methods);
+  const head = [
+    'method', 'run', 'steps', 'probe before', 'probe after', 'probe log-likelihood after', ...tasks.map((t) => `task: ${t}`), 'task mean', 'final loss',
+    ...types.map((t) => `own-group share: ${t}`), ...groups.flatMap((g) => [`probe, ${g} off`, `task mean, ${g} off`]),
+  ];
   const num = (v: number | undefined | null) => (v === undefined || v === null || !Number.isFinite(v) ? '' : v.toFixed(4));
   const rows = methods.map((m) => {
     const first = m.curve[0];
@@ -64,6 +78,10 @@ export function comparisonCsv(methods: readonly ComparisonMethodView[]): string 
       num(last?.taskMean),
       num(m.finalLoss),
       ...types.map((t) => num(m.ownGroup?.find((g) => g.type === t)?.share)),
+      ...groups.flatMap((g) => {
+        const k = last?.knockout?.find((x) => x.group === g);
+        return [num(k?.probe), num(k?.taskMean)];
+      }),
     ].join(',');
   });
   return `${head.map(csvField).join(',')}\n${rows.join('\n')}\n`;
@@ -210,6 +228,65 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
           </table>
         </TableScroll>
       )}
+      {table && <SpecialisationTable methods={methods} />}
     </section>
+  );
+}
+
+/**
+ * The specialisation table: each LoRAMoE variant's probe and task accuracy at the end with every
+ * group on and with each expert group switched off (expert knockout). A group that holds the
+ * knowledge shows as a probe drop when it is off; one that holds the task skill, as a task drop.
+ */
+function SpecialisationTable({ methods }: { methods: ComparisonMethodView[] }) {
+  const rows = methods.flatMap((m) => {
+    const last = m.curve[m.curve.length - 1];
+    return last?.knockout && last.knockout.length > 0 ? [{ m, last, knockout: last.knockout }] : [];
+  });
+  if (rows.length === 0) return null;
+  const groups = [...new Set(rows.flatMap((r) => r.knockout.map((k) => k.group)))];
+  return (
+    <TableScroll label="Specialisation: accuracy with each expert group switched off">
+      <table className="data-table" data-testid="specialisation-table">
+        <caption className="small">Specialisation: accuracy at the end with each expert group switched off (its router logits at minus infinity in every layer)</caption>
+        <thead>
+          <tr>
+            <th scope="col">Method</th>
+            <th scope="col">Probe, all on</th>
+            {groups.map((g) => (
+              <th scope="col" key={`p-${g}`}>
+                Probe, {g} off
+              </th>
+            ))}
+            <th scope="col">Tasks, all on</th>
+            {groups.map((g) => (
+              <th scope="col" key={`t-${g}`}>
+                Tasks, {g} off
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ m, last, knockout }) => (
+            <tr key={m.key} data-testid="specialisation-row" data-method={m.key}>
+              <th scope="row">{m.name}</th>
+              <td>{pct(last.probe)}</td>
+              {groups.map((g) => {
+                const k = knockout.find((x) => x.group === g);
+                return (
+                  <td key={`p-${g}`} data-testid="specialisation-probe" data-group={g} data-value={k?.probe ?? ''}>
+                    {pct(k?.probe)}
+                  </td>
+                );
+              })}
+              <td>{pct(last.taskMean)}</td>
+              {groups.map((g) => (
+                <td key={`t-${g}`}>{pct(knockout.find((x) => x.group === g)?.taskMean)}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }
