@@ -36,7 +36,7 @@ import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
-import { EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, runExperiment, specialisationTable } from '../demo/experiment';
+import { differencesTable, EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, methodDifferences, NOISE_RULE, runExperiment, specialisationTable, summarizeSeeds } from '../demo/experiment';
 import { curvesSvg } from '../demo/plot';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
@@ -91,13 +91,16 @@ const HELP = `LoRAMoE Playground runner
             [--lr 4e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
   experiment [--model public/models/demo] [--data-dir public/data] [--steps ${EXPERIMENT_DEFAULTS.steps}] [--batch ${EXPERIMENT_DEFAULTS.batchSize}]
-            [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--json FILE] [--svg FILE]
+            [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--seeds ${EXPERIMENT_DEFAULTS.seeds}] [--json FILE] [--svg FILE]
             [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
             every N steps (the curves in the JSON; 0: only before and after); each LoRAMoE variant
             is also scored with each expert group switched off (knockout: the JSON's "knockout",
-            the specialisation table)
+            the specialisation table); --seeds N trains every method from seeds seed .. seed+N-1:
+            every figure is the mean ± its 95% confidence interval (Student t over the seeds), the
+            curves carry bands, and differences between methods are marked * when a paired t-test
+            across seeds puts them beyond noise (the interval of the per-seed differences excludes 0)
 
 Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
 router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
@@ -486,7 +489,7 @@ async function generateCommand(flags: Flags): Promise<void> {
 const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
-  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'mask-experts',
+  'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'mask-experts', 'seeds',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
@@ -542,6 +545,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
       batchSize: num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize),
       maxLength: num(flags, 'max-length', EXPERIMENT_DEFAULTS.maxLength),
       seed: num(flags, 'seed', EXPERIMENT_DEFAULTS.seed),
+      seeds: num(flags, 'seeds', EXPERIMENT_DEFAULTS.seeds),
       lrAdapter: num(flags, 'lr', EXPERIMENT_DEFAULTS.lrAdapter),
       lrFull: num(flags, 'lr-full', EXPERIMENT_DEFAULTS.lrFull),
       evalEvery: num(flags, 'eval-every', EXPERIMENT_DEFAULTS.evalEvery),
@@ -552,13 +556,21 @@ async function experimentCommand(flags: Flags): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   console.error(`experiment: ${seconds.toFixed(0)} s in all`);
+  const summary = summarizeSeeds(results);
+  const seeds = summary[0]?.seeds ?? [];
   const json = str(flags, 'json');
-  if (json) await writeFile(json, JSON.stringify({ flags, seconds, results }, null, 1));
+  // results: one entry per method and seed; summary: each method's figures as mean and 95% interval
+  // over the seeds; differences: every pair of methods, paired by seed.
+  if (json) await writeFile(json, JSON.stringify({ flags, seconds, seeds, noiseRule: NOISE_RULE, results, summary, differences: methodDifferences(results) }, null, 1));
   const svg = str(flags, 'svg');
-  if (svg) await writeFile(svg, curvesSvg(results, `forgetting and learning curves (${results[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)})`));
+  const band = seeds.length > 1 ? `, mean and 95% interval over ${seeds.length} seeds` : '';
+  if (svg) await writeFile(svg, curvesSvg(summary, `forgetting and learning curves (${summary[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)}${band})`));
+  console.log(seeds.length > 1 ? `Mean ± 95% confidence interval (Student t) over seeds ${seeds.join(', ')}:\n` : `One seed (${seeds.join('')}): no intervals.\n`);
   console.log(experimentTable(results));
+  const differences = differencesTable(results);
+  if (differences) console.log(`\nDifferences between methods (${NOISE_RULE}):\n${differences}`);
   const specialisation = specialisationTable(results);
-  if (specialisation) console.log(`\nSpecialisation (expert knockout after training):\n${specialisation}`);
+  if (specialisation) console.log(`\nSpecialisation (expert knockout after training${seeds.length > 1 ? '; * the paired difference from all groups on is beyond noise' : ''}):\n${specialisation}`);
 }
 
 export async function main(argv: string[]): Promise<void> {
