@@ -110,3 +110,36 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   await expect(page.locator('[data-testid="compare-method"][data-method="lora"]')).toHaveAttribute('data-state', 'waiting');
   expect(requests.filter((u) => !LOCAL.test(u))).toEqual([]);
 });
+
+test('a seeded comparison: every method from two seeds, curves in bands, the table with intervals', async ({ page }, testInfo) => {
+  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
+  await page.getByTestId('load-demo').click();
+  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
+  const probePath = testInfo.outputPath('tiny-probe.jsonl');
+  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, 12).join('\n') + '\n');
+  await page.getByTestId('probe-drop-input').setInputFiles(probePath);
+  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '12');
+
+  await page.getByTestId('compare-steps').fill('1');
+  await page.getByTestId('compare-seeds').fill('2');
+  await page.getByTestId('compare-start').click();
+  await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'done', { timeout: 170_000 });
+  for (const m of METHODS) await expect(page.locator(`[data-testid="comparison-row"][data-method="${m}"]`)).toHaveAttribute('data-seeds', '2');
+  // Seeds 5 and 6 of every method are runs of the library.
+  await expect(page.locator('[data-testid="run-row"]', { hasText: '(seed 5)' })).toHaveCount(5);
+  await expect(page.locator('[data-testid="run-row"]', { hasText: '(seed 6)' })).toHaveCount(5);
+  // A band per method in each chart; the table's cells are mean ± half-width.
+  await expect(page.getByTestId('comparison-probe-chart')).toHaveAttribute('data-bands', '5');
+  await expect(page.getByTestId('comparison-task-chart')).toHaveAttribute('data-bands', '5');
+  await expect(page.getByTestId('compare-panel')).toContainText('Seeds 5, 6');
+  const cells = await page.getByTestId('comparison-probe-after').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-value')), Number(e.getAttribute('data-half')), e.textContent ?? ''] as const));
+  expect(cells).toHaveLength(5);
+  for (const [mean, half, text] of cells) {
+    expect(mean >= 0 && mean <= 1 && half >= 0).toBe(true);
+    expect(text).toBe(`${(mean * 100).toFixed(1)}% ± ${(half * 100).toFixed(1)}`);
+  }
+  await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('seeded-comparison.png') });
+});

@@ -1,6 +1,6 @@
 /** The comparison's table as CSV. */
 import { describe, expect, it } from 'vitest';
-import { type ComparisonMethodView, comparisonCsv } from './ComparisonView';
+import { type ComparisonMethodView, comparisonCsv, seedCurve } from './ComparisonView';
 
 const method = (key: string, name: string, step: number, patch: Partial<ComparisonMethodView> = {}): ComparisonMethodView => ({
   key,
@@ -46,5 +46,30 @@ describe('comparisonCsv', () => {
       'MoE,run-loramoe,10,0.9000,0.9000,-1.5000,0.5000,0.5000,0.2500,0.2500,0.7500,0.8750,0.1250',
       '',
     ]);
+  });
+
+  it('with two seeds: the mean of the runs and the 95% half-width t(0.975, 1) * sd / sqrt(2) = 12.7062 * |a - b| / 2', () => {
+    const at = (probe: number, taskMean: number) => [
+      { step: 0, samples: 0, probe: 0.9, probeLogLikelihood: -1, tasks: { sentiment: 0.5 }, taskMean: 0.5 },
+      { step: 10, samples: 40, probe, probeLogLikelihood: -2, tasks: { sentiment: taskMean }, taskMean },
+    ];
+    const m = method('lora', 'LoRA', 20, {
+      curve: at(0.7, 0.75),
+      finalLoss: 0.5,
+      seedRuns: [
+        { seed: 1, curve: at(0.5, 0.5), ownGroup: null },
+        { seed: 2, curve: at(0.7, 0.75), ownGroup: null },
+      ],
+    });
+    const { runs, points } = seedCurve(m);
+    expect(runs).toBe(2);
+    expect(points[1].probe.mean).toBeCloseTo(0.6, 12);
+    expect(points[1].probe.half).toBeCloseTo((12.7062 * 0.2) / 2, 4);
+    expect(points[0].probe.half).toBe(0);
+    const csv = comparisonCsv([m]).split('\n');
+    expect(csv[0].endsWith(',seeds,probe after ±95%,task mean ±95%')).toBe(true);
+    expect(csv[1]).toBe(`LoRA,run-lora,20,0.9000,0.6000,-2.0000,0.6250,0.6250,0.5000,2,${((12.7062 * 0.2) / 2).toFixed(4)},${((12.7062 * 0.25) / 2).toFixed(4)}`);
+    // While a method trains, its live run is shown alone.
+    expect(seedCurve({ ...m, state: 'running' }).runs).toBe(1);
   });
 });
