@@ -141,5 +141,8 @@ test('a seeded comparison: every method from two seeds, curves in bands, the tab
     expect(text).toBe(`${(mean * 100).toFixed(1)}% ± ${(half * 100).toFixed(1)}`);
   }
   await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  // Every pair of the five methods, paired by seed, with the rule stated.
+  await expect(page.getByTestId('difference-row')).toHaveCount(10);
+  await expect(page.getByTestId('differences-table')).toContainText('paired t-test across seeds at the 5% level');
   await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('seeded-comparison.png') });
 });

@@ -1,6 +1,6 @@
 /** The comparison's table as CSV. */
 import { describe, expect, it } from 'vitest';
-import { type ComparisonMethodView, comparisonCsv, seedCurve } from './ComparisonView';
+import { type ComparisonMethodView, comparisonCsv, seedCurve, seedDifferences } from './ComparisonView';
 
 const method = (key: string, name: string, step: number, patch: Partial<ComparisonMethodView> = {}): ComparisonMethodView => ({
   key,
@@ -71,5 +71,23 @@ describe('comparisonCsv', () => {
     expect(csv[1]).toBe(`LoRA,run-lora,20,0.9000,0.6000,-2.0000,0.6250,0.6250,0.5000,2,${((12.7062 * 0.2) / 2).toFixed(4)},${((12.7062 * 0.25) / 2).toFixed(4)}`);
     // While a method trains, its live run is shown alone.
     expect(seedCurve({ ...m, state: 'running' }).runs).toBe(1);
+  });
+
+  it('pairs methods by seed: differences beyond noise where the 95% interval excludes 0', () => {
+    const end = (probe: number, taskMean: number) => [{ step: 10, samples: 40, probe, probeLogLikelihood: -1, tasks: {}, taskMean }];
+    const runsOf = (values: [number, number][]) => values.map(([p, t], i) => ({ seed: 5 + i, curve: end(p, t), ownGroup: null }));
+    const a = method('full', 'A', 20, { seedRuns: runsOf([[0.5, 0.9], [0.52, 0.6], [0.48, 0.75]]) });
+    const b = method('lora', 'B', 20, { seedRuns: runsOf([[0.9, 0.8], [0.9, 0.7], [0.9, 0.75]]) });
+    const one = method('loramoe', 'C', 20, { seedRuns: runsOf([[0.9, 0.8]]) });
+    const [d] = seedDifferences([a, b, one]);
+    expect(seedDifferences([a, b, one])).toHaveLength(1);
+    expect([d.a, d.b]).toEqual(['A', 'B']);
+    // probe differences -0.4, -0.38, -0.42: mean -0.4, sd 0.02, half 4.3027 * 0.02 / sqrt(3) = 0.0497
+    expect(d.probe.mean).toBeCloseTo(-0.4, 12);
+    expect(d.probe.half).toBeCloseTo(0.049683, 5);
+    expect(d.probe.beyondNoise).toBe(true);
+    // task differences 0.1, -0.1, 0: mean 0, not beyond noise
+    expect(d.taskMean.mean).toBeCloseTo(0, 12);
+    expect(d.taskMean.beyondNoise).toBe(false);
   });
 });

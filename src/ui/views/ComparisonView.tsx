@@ -1,5 +1,5 @@
 import { Area, CartesianGrid, ComposedChart, Legend, Line, Tooltip, XAxis, YAxis } from 'recharts';
-import { formatPercentCI, type MeanCI, meanCI } from '../../util/stats';
+import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../../util/stats';
 import { csvField } from './export';
 import { TableScroll } from './TableScroll';
 import './views.css';
@@ -68,6 +68,37 @@ export function seedCurve(m: ComparisonMethodView): { runs: number; points: Seed
       };
     });
   return { runs: curves.length, points };
+}
+
+/** Two methods compared seed by seed at the end of their runs: a - b on the probe and the task mean. */
+export interface SeedDifference {
+  a: string;
+  b: string;
+  probe: PairedDifference;
+  taskMean: PairedDifference;
+}
+
+/**
+ * Every pair of methods with finished runs from two or more common seeds, compared seed by seed (a
+ * paired t-test across seeds: beyondNoise where the 95% interval of the differences excludes 0).
+ */
+export function seedDifferences(methods: readonly ComparisonMethodView[]): SeedDifference[] {
+  const out: SeedDifference[] = [];
+  const finals = methods.map((m) => new Map((m.seedRuns ?? []).flatMap((r) => (r.curve.length > 0 ? [[r.seed, r.curve[r.curve.length - 1]] as const] : []))));
+  for (let i = 0; i < methods.length; i++) {
+    for (let j = i + 1; j < methods.length; j++) {
+      const seeds = [...finals[i].keys()].filter((s) => finals[j].has(s));
+      if (seeds.length < 2) continue;
+      const pick = (k: number, f: (p: ComparisonPoint) => number) => seeds.map((s) => f(finals[k].get(s)!));
+      out.push({
+        a: methods[i].name,
+        b: methods[j].name,
+        probe: pairedDifference(pick(i, (p) => p.probe), pick(j, (p) => p.probe)),
+        taskMean: pairedDifference(pick(i, (p) => p.taskMean), pick(j, (p) => p.taskMean)),
+      });
+    }
+  }
+  return out;
 }
 
 /** Each data type's own-group share over the method's seeds (the finished runs, or the last run). */
@@ -314,6 +345,7 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
         </TableScroll>
       )}
       {table && <SpecialisationTable methods={methods} />}
+      {table && <DifferencesTable methods={methods} />}
     </section>
   );
 }
@@ -368,6 +400,49 @@ function SpecialisationTable({ methods }: { methods: ComparisonMethodView[] }) {
               {groups.map((g) => (
                 <td key={`t-${g}`}>{ci(knockout.find((x) => x.group === g)?.taskMean)}</td>
               ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
+  );
+}
+
+/** A paired difference in percentage points, with * when beyond noise. */
+function diffText(d: PairedDifference): string {
+  const m = `${d.mean >= 0 ? '+' : '−'}${Math.abs(d.mean * 100).toFixed(1)}`;
+  return `${m}${d.half === null ? '' : ` ± ${(d.half * 100).toFixed(1)}`} pp${d.beyondNoise ? ' *' : ''}`;
+}
+
+/**
+ * With two or more seeds: every pair of methods compared seed by seed at the end, marked * where a
+ * paired t-test across seeds puts the difference beyond noise (its 95% interval excludes 0).
+ */
+function DifferencesTable({ methods }: { methods: ComparisonMethodView[] }) {
+  const diffs = seedDifferences(methods);
+  if (diffs.length === 0) return null;
+  return (
+    <TableScroll label="Differences between methods, paired by seed">
+      <table className="data-table" data-testid="differences-table">
+        <caption className="small">
+          Differences at the end, a − b, paired by seed (mean ± 95% interval, percentage points); * beyond noise: a paired t-test across seeds at the 5% level (the
+          interval excludes 0)
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Methods (a − b)</th>
+            <th scope="col">Probe after</th>
+            <th scope="col">Tasks mean</th>
+          </tr>
+        </thead>
+        <tbody>
+          {diffs.map((d) => (
+            <tr key={`${d.a}|${d.b}`} data-testid="difference-row" data-beyond-noise={String(d.probe.beyondNoise || d.taskMean.beyondNoise)}>
+              <th scope="row">
+                {d.a} − {d.b}
+              </th>
+              <td>{diffText(d.probe)}</td>
+              <td>{diffText(d.taskMean)}</td>
             </tr>
           ))}
         </tbody>
