@@ -244,8 +244,9 @@ interface Plan {
   commands: Command[];
   ropeOps: RopeOp[];
   attentionOps: AttentionForwardOp[];
-  /** Every adapted projection's router forward (expert knockout). */
+  /** Every adapted projection's router forward (expert knockout), and the mask they hold now ("" none). */
   routerOps: Op[];
+  mask: string;
   /** Router weights [S, N] per routed adapted projection, `${layer}.${projection}`. */
   routing: Map<string, Tensor>;
   tensors: Tensor[];
@@ -403,7 +404,7 @@ export class Generator {
     }
     // Only the last row goes through the head.
     copy({ kind: 'copy', src: xs[s.numLayers % 2], srcOffset: (S - 1) * C * 4, dst: this.xLast, dstOffset: 0, bytes: C * 4 });
-    return { S, ids, commands, ropeOps: handles.rope, attentionOps: handles.attention, routerOps: handles.router, routing, tensors, ops: allOps };
+    return { S, ids, commands, ropeOps: handles.rope, attentionOps: handles.attention, routerOps: handles.router, mask: '', routing, tensors, ops: allOps };
   }
 
   private destroyPlan(plan: Plan): void {
@@ -421,7 +422,11 @@ export class Generator {
     if (ids.length !== S) throw new Error(`Generator: ${ids.length} ids for a pass of ${S} rows`);
     if (pos0 + S > this.capacity) throw new Error(`Generator: positions up to ${pos0 + S - 1} are past the KV capacity ${this.capacity}`);
     writeTensor(ctx, plan.ids, ids);
-    if (plan.routerOps.length > 0) setExpertMask(ctx, plan.routerOps, mask);
+    // The mask's uniforms are rewritten only when it changes (not every decode step).
+    if (plan.routerOps.length > 0 && mask.join(',') !== plan.mask) {
+      setExpertMask(ctx, plan.routerOps, mask);
+      plan.mask = mask.join(',');
+    }
     for (const r of plan.ropeOps) r.setPos0(pos0);
     for (const a of plan.attentionOps) a.setPos0(pos0);
     const enc = ctx.device.createCommandEncoder({ label: 'generate step' });

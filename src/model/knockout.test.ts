@@ -103,7 +103,8 @@ describe('expert knockout in the whole model vs reference', () => {
     const gen = new Generator(ctx, weights, { maxLength: T });
     const prompt = [3, 7, 1];
     const params = { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1, seed: 1, stopIds: [], useAdapter: true, returnRouting: true, returnLogits: true };
-    for (const mask of [[], [2, 3]]) {
+    // Back to none at the end: the generator's kept plans drop the mask again.
+    for (const mask of [[], [2, 3], []]) {
       const res = await withValidation(ctx, () => gen.generate(prompt, { ...params, expertMask: mask }));
       const f = ref.forward({ B: 1, T: 3, ids: prompt, targets: new Int32Array(3), valid: new Uint32Array(3).fill(1), types: [-1] }, { dropout: 0, seed: 0, expertMask: mask });
       const V = TINY_SHAPE.vocabSize;
@@ -111,6 +112,10 @@ describe('expert knockout in the whole model vs reference', () => {
       expectClose(`generator logits, experts [${mask.join(',')}] off`, res.tokens[0].logits!, want, { abs: 2e-5 * Math.max(1, maxAbs(want)) });
       for (const w of res.tokens[0].routing!.values()) for (const e of mask) expect(w[e]).toBe(0);
     }
+    // Decode steps (the generator's kept one-token plan) follow the mask too, and drop it again.
+    const routed = async (mask: number[]) => (await gen.generate(prompt, { ...params, maxNewTokens: 2, expertMask: mask })).tokens.map((t) => [...t.routing!.values()].map((w) => w[2]));
+    expect((await routed([2, 3])).flat().every((w) => w === 0)).toBe(true);
+    expect((await routed([])).flat().every((w) => w > 0)).toBe(true);
     await expect(gen.generate(prompt, { ...params, expertMask: [0, 1, 2, 3] })).rejects.toThrow(/all 4 experts/);
     gen.destroy();
     weights.destroy();

@@ -36,7 +36,7 @@ export class Chat {
       }
       const gen = this.generator;
       const routed = useAdapter && isRouted(weights.adapterCfg);
-      if (expertMask.length > 0 && !routed) throw new Error('switching experts off needs a LoRAMoE adapter, on');
+      if (expertMask.length > 0 && !routed) throw new Error('switching experts off needs a LoRAMoE adapter, and the adapter on');
       const groups = routed ? (s.adapter.groups.length > 0 ? s.adapter.groups : displayGroups(weights.adapterCfg, [])) : [];
       s.post({ type: 'chatStart', reqId, promptTokens: ids.length, groups, expertMask: routed ? [...expertMask] : [] });
       const out: number[] = [];
