@@ -90,4 +90,22 @@ describe('comparisonCsv', () => {
     expect(d.taskMean.mean).toBeCloseTo(0, 12);
     expect(d.taskMean.beyondNoise).toBe(false);
   });
+
+  it('marks a knockout whose paired change from all groups on is beyond noise', () => {
+    const end = (probe: number, off: number) => [
+      { step: 10, samples: 40, probe, probeLogLikelihood: -1, tasks: {}, taskMean: 0.5, knockout: [{ group: 'world knowledge', experts: [0, 1], probe: off, taskMean: 0.5 }] },
+    ];
+    const m = method('loramoe', 'MoE', 20, {
+      seedRuns: [
+        { seed: 1, curve: end(0.9, 0.2), ownGroup: null },
+        { seed: 2, curve: end(0.92, 0.24), ownGroup: null },
+        { seed: 3, curve: end(0.88, 0.2), ownGroup: null },
+      ],
+    });
+    const [k] = seedCurve(m).points[0].knockout;
+    // drops 0.7, 0.68, 0.68: mean 0.68667, far beyond its interval; the task mean does not move
+    expect(k.probeDrop.mean).toBeCloseTo(0.686667, 5);
+    expect(k.probeDrop.beyondNoise).toBe(true);
+    expect(k.taskDrop.beyondNoise).toBe(false);
+  });
 });

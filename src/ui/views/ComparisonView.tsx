@@ -38,7 +38,8 @@ interface SeedPoint {
   probeLogLikelihood: MeanCI;
   tasks: Record<string, MeanCI>;
   taskMean: MeanCI;
-  knockout: { group: string; probe: MeanCI; taskMean: MeanCI }[];
+  /** Per expert group: the score with it off, and its paired difference from all groups on (seed by seed). */
+  knockout: { group: string; probe: MeanCI; taskMean: MeanCI; probeDrop: PairedDifference; taskDrop: PairedDifference }[];
 }
 
 /**
@@ -60,11 +61,16 @@ export function seedCurve(m: ComparisonMethodView): { runs: number; points: Seed
         probeLogLikelihood: over((q) => q.probeLogLikelihood),
         tasks: Object.fromEntries(Object.keys(p.tasks).map((t) => [t, over((q) => q.tasks[t] ?? NaN)])),
         taskMean: over((q) => q.taskMean),
-        knockout: groups.map((g) => ({
-          group: g,
-          probe: over((q) => q.knockout?.find((k) => k.group === g)?.probe ?? NaN),
-          taskMean: over((q) => q.knockout?.find((k) => k.group === g)?.taskMean ?? NaN),
-        })),
+        knockout: groups.map((g) => {
+          const off = at.map((q) => q.knockout?.find((k) => k.group === g));
+          return {
+            group: g,
+            probe: meanCI(off.map((k) => k?.probe ?? NaN)),
+            taskMean: meanCI(off.map((k) => k?.taskMean ?? NaN)),
+            probeDrop: pairedDifference(at.map((q) => q.probe), off.map((k) => k?.probe ?? NaN)),
+            taskDrop: pairedDifference(at.map((q) => q.taskMean), off.map((k) => k?.taskMean ?? NaN)),
+          };
+        }),
       };
     });
   return { runs: curves.length, points };
@@ -365,7 +371,10 @@ function SpecialisationTable({ methods }: { methods: ComparisonMethodView[] }) {
   return (
     <TableScroll label="Specialisation: accuracy with each expert group switched off">
       <table className="data-table" data-testid="specialisation-table">
-        <caption className="small">Specialisation: accuracy at the end with each expert group switched off (its router logits at minus infinity in every layer)</caption>
+        <caption className="small">
+          Specialisation: accuracy at the end with each expert group switched off (its router logits at minus infinity in every layer); with seeds, * marks a change from
+          all groups on that a paired t-test across seeds puts beyond noise
+        </caption>
         <thead>
           <tr>
             <th scope="col">Method</th>
@@ -391,15 +400,22 @@ function SpecialisationTable({ methods }: { methods: ComparisonMethodView[] }) {
               {groups.map((g) => {
                 const k = knockout.find((x) => x.group === g);
                 return (
-                  <td key={`p-${g}`} data-testid="specialisation-probe" data-group={g} data-value={k?.probe.mean ?? ''}>
+                  <td key={`p-${g}`} data-testid="specialisation-probe" data-group={g} data-value={k?.probe.mean ?? ''} data-beyond-noise={String(k?.probeDrop.beyondNoise ?? false)}>
                     {ci(k?.probe)}
+                    {k?.probeDrop.beyondNoise ? ' *' : ''}
                   </td>
                 );
               })}
               <td>{ci(last.taskMean)}</td>
-              {groups.map((g) => (
-                <td key={`t-${g}`}>{ci(knockout.find((x) => x.group === g)?.taskMean)}</td>
-              ))}
+              {groups.map((g) => {
+                const k = knockout.find((x) => x.group === g);
+                return (
+                  <td key={`t-${g}`}>
+                    {ci(k?.taskMean)}
+                    {k?.taskDrop.beyondNoise ? ' *' : ''}
+                  </td>
+                );
+              })}
             </tr>
           ))}
         </tbody>
