@@ -3,7 +3,11 @@
  * plain LoRA, LoRAMoE without the LBC and LoRAMoE with it in each direction (same steps, same data,
  * same order, same seed), then score the held-out knowledge probe, the downstream tasks, and where
  * the router sends each data type. With `evalEvery`, the probe and the tasks are also scored during
- * training: the forgetting and learning curves against instruction samples seen.
+ * training: the forgetting and learning curves against instruction samples seen. Each LoRAMoE
+ * variant is also scored with each expert group switched off (the specialisation table). With
+ * `seeds`, every method trains from each seed, and the tables give each figure as the mean and 95%
+ * Student-t interval over the seeds (summarizeSeeds), with differences tested in pairs by seed
+ * (methodDifferences, NOISE_RULE).
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
