@@ -1,7 +1,7 @@
 /**
  * The method comparison in the browser: a short comparison of the five methods on the demo
  * backbone, with a small probe, gets points on every method's curves, ends with the table, keeps
- * each method's run in the library, and exports the table as CSV and the charts as PNG. A second
+ * each method's run in the library, with the specialisation table (expert knockout), and exports the table as CSV and the charts as PNG. A second
  * comparison is cancelled while its first method trains.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -61,6 +61,12 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   await expect(page.getByTestId('comparison-task-chart')).toHaveAttribute('data-points', '25');
   await expect(page.getByTestId('comparison-row')).toHaveCount(5);
   await expect(page.getByTestId('compare-progress')).toHaveAttribute('data-value', '1.000');
+  // The specialisation table: each LoRAMoE variant scored with each expert group switched off.
+  await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  expect(await page.getByTestId('specialisation-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-method')))).toEqual(['loramoe', 'lbc-official', 'lbc-own']);
+  const knocked = await page.getByTestId('specialisation-probe').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-group'), Number(c.getAttribute('data-value'))] as const));
+  expect(knocked.map(([g]) => g)).toEqual(['world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks']);
+  for (const [, v] of knocked) expect(v >= 0 && v <= 1).toBe(true);
   await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('comparison.png') });
 
   // Each method's run is an ordinary run of the library.
@@ -103,4 +109,40 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   await expect(page.locator('[data-testid="compare-method"][data-method="full"]')).toHaveAttribute('data-state', 'stopped');
   await expect(page.locator('[data-testid="compare-method"][data-method="lora"]')).toHaveAttribute('data-state', 'waiting');
   expect(requests.filter((u) => !LOCAL.test(u))).toEqual([]);
+});
+
+test('a seeded comparison: every method from two seeds, curves in bands, the table with intervals', async ({ page }, testInfo) => {
+  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
+  await page.getByTestId('load-demo').click();
+  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
+  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
+  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
+  const probePath = testInfo.outputPath('tiny-probe.jsonl');
+  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, 12).join('\n') + '\n');
+  await page.getByTestId('probe-drop-input').setInputFiles(probePath);
+  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '12');
+
+  await page.getByTestId('compare-steps').fill('1');
+  await page.getByTestId('compare-seeds').fill('2');
+  await page.getByTestId('compare-start').click();
+  await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'done', { timeout: 170_000 });
+  for (const m of METHODS) await expect(page.locator(`[data-testid="comparison-row"][data-method="${m}"]`)).toHaveAttribute('data-seeds', '2');
+  // Seeds 5 and 6 of every method are runs of the library.
+  await expect(page.locator('[data-testid="run-row"]', { hasText: '(seed 5)' })).toHaveCount(5);
+  await expect(page.locator('[data-testid="run-row"]', { hasText: '(seed 6)' })).toHaveCount(5);
+  // A band per method in each chart; the table's cells are mean ± half-width.
+  await expect(page.getByTestId('comparison-probe-chart')).toHaveAttribute('data-bands', '5');
+  await expect(page.getByTestId('comparison-task-chart')).toHaveAttribute('data-bands', '5');
+  await expect(page.getByTestId('compare-panel')).toContainText('Seeds 5, 6');
+  const cells = await page.getByTestId('comparison-probe-after').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-value')), Number(e.getAttribute('data-half')), e.textContent ?? ''] as const));
+  expect(cells).toHaveLength(5);
+  for (const [mean, half, text] of cells) {
+    expect(mean >= 0 && mean <= 1 && half >= 0).toBe(true);
+    expect(text).toBe(`${(mean * 100).toFixed(1)}% ± ${(half * 100).toFixed(1)}`);
+  }
+  await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  // Every pair of the five methods, paired by seed, with the rule stated.
+  await expect(page.getByTestId('difference-row')).toHaveCount(10);
+  await expect(page.getByTestId('differences-table')).toContainText('paired t-test across seeds at the 5% level');
+  await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('seeded-comparison.png') });
 });

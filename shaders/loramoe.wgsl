@@ -59,6 +59,9 @@ struct Dims {
   // seed, threshold, invKeep are contiguous: setDropout() rewrites them between steps.
   seed: u32, threshold: u32, invKeep: f32,
   stream: u32,
+  // Expert knockout (router_forward only): bit i % 32 of off<i / 32> set switches expert i off, so
+  // its logit counts as minus infinity: weight 0, the others renormalised. All zero: every expert on.
+  off0: u32, off1: u32, off2: u32, off3: u32, off4: u32, off5: u32, off6: u32, off7: u32,
 }
 
 override ROUTED: bool = true;
@@ -161,10 +164,27 @@ fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+// Whether expert i is knocked out (the off0..off7 bit mask; experts 0..255).
+fn expert_off(i: u32) -> bool {
+  var word = 0u;
+  switch (i >> 5u) {
+    case 0u: { word = dims.off0; }
+    case 1u: { word = dims.off1; }
+    case 2u: { word = dims.off2; }
+    case 3u: { word = dims.off3; }
+    case 4u: { word = dims.off4; }
+    case 5u: { word = dims.off5; }
+    case 6u: { word = dims.off6; }
+    default: { word = dims.off7; }
+  }
+  return ((word >> (i & 31u)) & 1u) == 1u;
+}
+
 // ---- forward ---------------------------------------------------------------------------------------
 
-// w[m, :] = softmax(x[m] · Wrᵀ) in fp32, max-subtracted. One invocation per row m; the logits are
-// staged in w itself, so any N works without a private array.
+// w[m, :] = softmax(x[m] · Wrᵀ) in fp32, max-subtracted, over the experts not knocked out (the
+// others get 0). One invocation per row m; the logits are staged in w itself, so any N works
+// without a private array.
 @compute @workgroup_size(WG)
 fn router_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
@@ -178,11 +198,14 @@ fn router_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     var s = 0.0;
     for (var k = 0u; k < dims.K; k++) { s += rf_x[xb + k] * rf_wr[rb + k]; }
     rf_w[wb + i] = s;
-    mx = max(mx, s);
+    if (!expert_off(i)) { mx = max(mx, s); }
   }
+  // A switched-off expert's exp(-inf - mx) is exactly 0; with no expert off these are the same
+  // operations in the same order as without the mask (bit-identical).
   var sum = 0.0;
   for (var i = 0u; i < dims.N; i++) {
-    let e = exp(rf_w[wb + i] - mx);
+    var e = 0.0;
+    if (!expert_off(i)) { e = exp(rf_w[wb + i] - mx); }
     rf_w[wb + i] = e;
     sum += e;
   }

@@ -5,6 +5,7 @@
  *   npm run runner -- train    --model DIR --data FILE --out DIR [--adapter DIR] [options]
  *   npm run runner -- eval     --model DIR [--adapter DIR] --data FILE [--batch N]
  *   npm run runner -- generate --model DIR [--adapter DIR] --prompt TEXT [options]
+ *   (eval and generate take --mask-experts LIST: expert knockout)
  *
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
@@ -28,6 +29,7 @@ import { writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
+import { rangeText, parseExpertMask } from '../method/expert-mask';
 import { adapterFiles, loadAdapter } from '../loramoe/files';
 import { continueAdapterConfig, describeLoaded } from './continue';
 import { filesIn, isInteractive, type ProgressStep, TrainProgress, trainSummary, writeJsonTo } from './progress';
@@ -36,7 +38,7 @@ import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
-import { EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, runExperiment } from '../demo/experiment';
+import { differencesTable, EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, methodDifferences, NOISE_RULE, runExperiment, specialisationTable, summarizeSeeds } from '../demo/experiment';
 import { curvesSvg } from '../demo/plot';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
@@ -81,6 +83,10 @@ const HELP = `LoRAMoE Playground runner
             the router weight on its own expert group beside the constraint's optimum
   generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--max-new-tokens 64]
             [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-adapter] [--routing]
+  eval, generate also take [--mask-experts LIST]: expert knockout, a LoRAMoE adapter's experts
+            switched off in every adapted layer (router logit minus infinity, the others
+            renormalised); LIST is expert indices (0-3, 1,5) or a data type's name, meaning the
+            experts of its group ("world knowledge"); eval's JSON names them (expertMask)
   train, eval, generate also take [--matmul cached|tune|KERNEL]: the matmul kernels (cached: the
             choice --matmul tune measured earlier on this GPU, kept in ~/.cache/loramoe-playground/
             kernel-tuning.json or $LORAMOE_KERNEL_CACHE; tune: time the candidates now, about 2 s;
@@ -94,11 +100,16 @@ const HELP = `LoRAMoE Playground runner
             [--lr 4e-3] [--seed 1234] [--hidden 96] [--layers 3] [--ffn 256]
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
   experiment [--model public/models/demo] [--data-dir public/data] [--steps ${EXPERIMENT_DEFAULTS.steps}] [--batch ${EXPERIMENT_DEFAULTS.batchSize}]
-            [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--json FILE] [--svg FILE]
+            [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--seeds ${EXPERIMENT_DEFAULTS.seeds}] [--json FILE] [--svg FILE]
             [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
-            every N steps (the curves in the JSON; 0: only before and after)
+            every N steps (the curves in the JSON; 0: only before and after); each LoRAMoE variant
+            is also scored with each expert group switched off (knockout: the JSON's "knockout",
+            the specialisation table); --seeds N trains every method from seeds seed .. seed+N-1:
+            every figure is the mean ± its 95% confidence interval (Student t over the seeds), the
+            curves carry bands, and differences between methods are marked * when a paired t-test
+            across seeds puts them beyond noise (the interval of the per-seed differences excludes 0)
 
 Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
 router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
@@ -449,6 +460,19 @@ async function withAdapter(flags: Flags, backbone: Backbone): Promise<{ cfg: Ada
   return { cfg: a.cfg, set: a.set, names: adapterTypeNames(a.dataTypes, a.cfg.groups.length) };
 }
 
+/**
+ * --mask-experts as the sorted experts to switch off ([] when not given): an expert list or the
+ * name of a data type of the adapter (its group's experts). Only for a LoRAMoE adapter.
+ */
+function maskFlag(flags: Flags, cfg: AdapterConfig, typeNames: readonly string[]): number[] {
+  const spec = flags['mask-experts'];
+  if (spec === undefined) return [];
+  if (typeof spec !== 'string') throw new Error('--mask-experts needs a list of experts (e.g. 0-3 or 1,5) or a data type\'s name');
+  if (flags['no-adapter'] === true) throw new Error('--mask-experts switches experts of the adapter off; it cannot go with --no-adapter');
+  if (!isRouted(cfg)) throw new Error(`--mask-experts needs a LoRAMoE adapter (--adapter DIR); this run's adapter is ${cfg.mode === 'none' ? 'none' : cfg.mode}`);
+  return parseExpertMask(spec, cfg.numExperts, cfg.groups, typeNames, '--mask-experts');
+}
+
 async function evalCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(need(flags, 'model'));
   const loaded = await withAdapter(flags, backbone);
@@ -467,13 +491,14 @@ async function evalCommand(flags: Flags): Promise<void> {
   for (const r of records) {
     if (isRouted(cfg) && !names.includes(r.type)) throw new Error(`data type "${r.type}" is not one the adapter was trained with (${names.join(', ')})`);
   }
+  const expertMask = maskFlag(flags, cfg, names);
   const maxLength = num(flags, 'max-length', defaultTrainSettings().maxLength);
   const samples = encodeAll(backbone.tokenizer, records, maxLength);
   const ctx = await runnerGpu();
   await runnerKernels(ctx, backbone.config, str(flags, 'matmul'));
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, set, Math.max(...samples.map((s) => s.ids.length)), runnerPrecision(flags, ctx, cfg));
   const batch = str(flags, 'batch');
-  const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined });
+  const res = await evaluate(ctx, weights, samples, (t) => names.indexOf(t), names, { padId: backbone.tokenizer.padId, batchSize: batch ? num(flags, 'batch', 0) : undefined, expertMask });
   if (res.routing) {
     const c = res.routing.constraint;
     console.error(`own-group share by data type (balancing constraint: ${c.direction} direction, ${c.importance} importance, delta ${c.delta}, beta ${c.beta}):`);
@@ -482,7 +507,8 @@ async function evalCommand(flags: Flags): Promise<void> {
       console.error(`  ${o.type.padEnd(20)} measured ${o.share.toFixed(3)}   constraint's optimum ${o.target === null ? '(off)' : o.target.toFixed(3)}   (${o.samples} samples)`);
     }
   }
-  const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, ...res };
+  if (expertMask.length > 0) console.error(`experts switched off: ${rangeText(expertMask)} of ${cfg.numExperts}`);
+  const result = { adapter: str(flags, 'adapter') ?? null, mode: cfg.mode, expertMask, ...res };
   // stdout gets the JSON; --json FILE also writes it to FILE.
   const json = str(flags, 'json');
   if (json && json !== '-') await writeJsonTo(json, result);
@@ -492,7 +518,8 @@ async function evalCommand(flags: Flags): Promise<void> {
 
 async function generateCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(need(flags, 'model'));
-  const { cfg, set } = await withAdapter(flags, backbone);
+  const { cfg, set, names } = await withAdapter(flags, backbone);
+  const expertMask = maskFlag(flags, cfg, names ?? []);
   const tok = backbone.tokenizer;
   const prompt = encodePrompt(tok, need(flags, 'prompt'), str(flags, 'input') ?? '');
   const maxNew = num(flags, 'max-new-tokens', 64);
@@ -511,6 +538,7 @@ async function generateCommand(flags: Flags): Promise<void> {
     stopIds: [tok.eosId],
     useAdapter: flags['no-adapter'] !== true,
     returnRouting: routing,
+    expertMask,
   });
   console.log(tok.decode(res.ids));
   if (routing) {
@@ -532,7 +560,7 @@ const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
-  'rows', 'data-type', 'type-column', 'columns',
+  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
@@ -588,6 +616,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
       batchSize: num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize),
       maxLength: num(flags, 'max-length', EXPERIMENT_DEFAULTS.maxLength),
       seed: num(flags, 'seed', EXPERIMENT_DEFAULTS.seed),
+      seeds: num(flags, 'seeds', EXPERIMENT_DEFAULTS.seeds),
       lrAdapter: num(flags, 'lr', EXPERIMENT_DEFAULTS.lrAdapter),
       lrFull: num(flags, 'lr-full', EXPERIMENT_DEFAULTS.lrFull),
       evalEvery: num(flags, 'eval-every', EXPERIMENT_DEFAULTS.evalEvery),
@@ -598,11 +627,21 @@ async function experimentCommand(flags: Flags): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   console.error(`experiment: ${seconds.toFixed(0)} s in all`);
+  const summary = summarizeSeeds(results);
+  const seeds = summary[0]?.seeds ?? [];
   const json = str(flags, 'json');
-  if (json) await writeFile(json, JSON.stringify({ flags, seconds, results }, null, 1));
+  // results: one entry per method and seed; summary: each method's figures as mean and 95% interval
+  // over the seeds; differences: every pair of methods, paired by seed.
+  if (json) await writeFile(json, JSON.stringify({ flags, seconds, seeds, noiseRule: NOISE_RULE, results, summary, differences: methodDifferences(results) }, null, 1));
   const svg = str(flags, 'svg');
-  if (svg) await writeFile(svg, curvesSvg(results, `forgetting and learning curves (${results[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)})`));
+  const band = seeds.length > 1 ? `, mean and 95% interval over ${seeds.length} seeds` : '';
+  if (svg) await writeFile(svg, curvesSvg(summary, `forgetting and learning curves (${summary[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)}${band})`));
+  console.log(seeds.length > 1 ? `Mean ± 95% confidence interval (Student t) over seeds ${seeds.join(', ')}:\n` : `One seed (${seeds.join('')}): no intervals.\n`);
   console.log(experimentTable(results));
+  const differences = differencesTable(results);
+  if (differences) console.log(`\nDifferences between methods (${NOISE_RULE}):\n${differences}`);
+  const specialisation = specialisationTable(results);
+  if (specialisation) console.log(`\nSpecialisation (expert knockout after training${seeds.length > 1 ? '; * the paired difference from all groups on is beyond noise' : ''}):\n${specialisation}`);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -1,15 +1,16 @@
 /**
  * The forgetting experiment end to end through the runner (`experiment` command), on the shipped
- * demo backbone and a small slice of the shipped demo data so that it fits the suite: every method
- * trains for a few steps, is scored on the probe and the tasks every step (the curves), and lands in
- * the JSON and the table.
+ * demo backbone and a small slice of the shipped demo data so that it fits the suite: full
+ * fine-tuning, LoRA and LoRAMoE with the own-group constraint train for one step from each of two seeds, is scored on the probe and the tasks every step (the
+ * curves) and, for LoRAMoE, with each expert group off (the specialisation table), and lands in the
+ * JSON (runs, and each method's mean and 95% interval over the seeds) and the tables.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../cli/main';
-import type { MethodResult } from './experiment';
+import type { MethodDifference, MethodResult, MethodSummary } from './experiment';
 import { TASK_TYPES } from './tasks';
 
 /** The first `n` records of each data type of a shipped JSON Lines file. */
@@ -26,7 +27,7 @@ async function slice(file: string, n: number): Promise<string> {
 }
 
 describe('experiment command', () => {
-  it('trains the five methods on the demo, records their curves and prints one table row each', async () => {
+  it('trains three methods from two seeds on the demo, records their curves and knockouts, and prints the tables with intervals', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'loramoe-experiment-'));
     await writeFile(join(dir, 'demo-train.jsonl'), await slice('demo-train.jsonl', 8));
     await writeFile(join(dir, 'demo-probe.jsonl'), await slice('demo-probe.jsonl', 10));
@@ -36,14 +37,35 @@ describe('experiment command', () => {
     const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.map(String).join(' ')));
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
-      await main(['experiment', '--data-dir', dir, '--steps', '1', '--batch', '4', '--lr', '1e-2', '--lr-full', '1e-2', '--eval-every', '1', '--json', json, '--svg', join(dir, 'curves.svg')]);
+      await main(['experiment', '--data-dir', dir, '--steps', '1', '--batch', '4', '--lr', '1e-2', '--lr-full', '1e-2', '--eval-every', '1', '--seeds', '2', '--methods', 'full,lora,lbc-own', '--json', json, '--svg', join(dir, 'curves.svg')]);
     } finally {
       log.mockRestore();
       err.mockRestore();
     }
-    const { results, seconds } = JSON.parse(await readFile(json, 'utf8')) as { results: MethodResult[]; seconds: number };
+    const parsed = JSON.parse(await readFile(json, 'utf8')) as { results: MethodResult[]; summary: MethodSummary[]; differences: MethodDifference[]; seconds: number; seeds: number[] };
+    const { results, summary, seconds } = parsed;
     expect(seconds).toBeGreaterThan(0);
-    expect(results.map((r) => r.method)).toEqual(['full fine-tuning', 'LoRA', 'LoRAMoE, no LBC', 'LoRAMoE + LBC (official)', 'LoRAMoE + LBC (own-group)']);
+    const names = ['full fine-tuning', 'LoRA', 'LoRAMoE + LBC (own-group)'];
+    // Method by method, seed by seed: the default first seed 42, then 43.
+    expect(parsed.seeds).toEqual([42, 43]);
+    expect(results.map((r) => [r.method, r.seed])).toEqual(names.flatMap((n) => [[n, 42], [n, 43]]));
+    // The two seeds train differently (initialisation, data order, dropout).
+    for (let i = 0; i < results.length; i += 2) expect(results[i].finalCe).not.toBe(results[i + 1].finalCe);
+    // Each method's summary: mean of its two runs, and the 95% half-width t(0.975, 1) * sd / sqrt(2) = 12.7062 * |a - b| / 2.
+    expect(summary.map((m) => m.method)).toEqual(names);
+    summary.forEach((m, i) => {
+      const [a, b] = [results[2 * i], results[2 * i + 1]];
+      expect(m.seeds).toEqual([42, 43]);
+      expect(m.probeAfter.mean).toBeCloseTo((a.probeAfter + b.probeAfter) / 2, 12);
+      expect(m.probeAfter.half).toBeCloseTo((12.7062 * Math.abs(a.probeAfter - b.probeAfter)) / 2, 3);
+      expect(m.taskMean.mean).toBeCloseTo((a.taskMean + b.taskMean) / 2, 12);
+      expect(m.curve.map((p) => p.step)).toEqual([0, 1]);
+      expect(m.curve[1].probe.mean).toBeCloseTo((a.curve[1].probe + b.curve[1].probe) / 2, 12);
+    });
+    // Every pair of methods, paired by seed.
+    expect(parsed.differences).toHaveLength(3);
+    expect(parsed.differences[0].a).toBe('full fine-tuning');
+    expect(parsed.differences[0].probe.mean).toBeCloseTo((results[0].probeAfter - results[2].probeAfter + results[1].probeAfter - results[3].probeAfter) / 2, 12);
     const types = [...TASK_TYPES].sort();
     for (const r of results) {
       // One baseline for every method: the probe and the tasks before training are scored once.
@@ -72,22 +94,39 @@ describe('experiment command', () => {
         // Binary groups: world knowledge's own group is the knowledge group; every task's is the other.
         expect(r.ownGroupShare!['world knowledge']).toBeCloseTo(r.knowledgeShare!['world knowledge'], 6);
         for (const t of types) expect(r.ownGroupShare![t]).toBeCloseTo(1 - r.knowledgeShare![t], 6);
+        // The specialisation scores: the world-knowledge group off, then the task group off.
+        expect(r.knockout!.map((k) => [k.group, k.experts])).toEqual([
+          ['world knowledge', [0, 1, 2, 3]],
+          ['downstream tasks', [4, 5, 6, 7]],
+        ]);
+        for (const k of r.knockout!) expect(Math.round(k.probe * 10)).toBeCloseTo(k.probe * 10, 9);
       } else {
         expect(r.knowledgeShare).toBeNull();
         expect(r.ownGroupShare).toBeNull();
+        expect(r.knockout).toBeNull();
       }
     }
     // The curves' chart: a line per method in each of its two panels (facts, tasks).
     const svg = await readFile(join(dir, 'curves.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.match(/<polyline /g)).toHaveLength(2 * results.length);
-    for (const r of results) expect(svg).toContain(`>${r.method}</text>`);
+    expect(svg.match(/<polyline /g)).toHaveLength(2 * summary.length);
+    // Each line in its band (two seeds: every point has an interval).
+    expect(svg.match(/<polygon class="band" /g)).toHaveLength(2 * summary.length);
+    for (const m of summary) expect(svg).toContain(`>${m.method}</text>`);
     // The shipped backbone knows its facts before fine-tuning (the whole probe: 85% or more).
     expect(results[0].probeBefore).toBeGreaterThanOrEqual(0.7);
-    // The table printed on stdout: a header, a rule, the backbone alone, and one row per method.
-    const table = out.join('\n').split('\n').filter((l) => l.startsWith('|'));
-    expect(table).toHaveLength(3 + results.length);
+    // The tables printed on stdout: methods (a header, a rule, the backbone alone, one row per method),
+    // the differences between every pair, and the specialisation of the LoRAMoE variant.
+    const text = out.join('\n');
+    expect(text).toContain('Mean ± 95% confidence interval (Student t) over seeds 42, 43');
+    expect(text).toContain('paired t-test across seeds at the 5% level');
+    const table = text.split('\n').filter((l) => l.startsWith('|'));
+    expect(table).toHaveLength(3 + summary.length + 2 + 3 + 2 + 1);
     expect(table[2]).toContain(`| backbone alone | ${(results[0].probeBefore * 100).toFixed(1)}% |`);
-    results.forEach((r, i) => expect(table[3 + i]).toContain(`| ${r.method} (lr ${r.lr.toExponential()}) | ${(r.probeBefore * 100).toFixed(1)}% | ${(r.probeAfter * 100).toFixed(1)}% |`));
+    summary.forEach((m, i) =>
+      expect(table[3 + i]).toContain(`| ${m.method} (lr ${m.lr.toExponential()}) | ${(m.probeBefore * 100).toFixed(1)}% | ${(m.probeAfter.mean * 100).toFixed(1)}% ± ${(m.probeAfter.half! * 100).toFixed(1)} |`),
+    );
+    expect(table[3 + summary.length + 2]).toMatch(/^\| full fine-tuning − LoRA \| [+−]\d+\.\d ± \d+\.\d pp( \*)? \|/);
+    expect(table.at(-1)).toContain('| LoRAMoE + LBC (own-group) |');
   });
 });

@@ -3,7 +3,11 @@
  * plain LoRA, LoRAMoE without the LBC and LoRAMoE with it in each direction (same steps, same data,
  * same order, same seed), then score the held-out knowledge probe, the downstream tasks, and where
  * the router sends each data type. With `evalEvery`, the probe and the tasks are also scored during
- * training: the forgetting and learning curves against instruction samples seen.
+ * training: the forgetting and learning curves against instruction samples seen. Each LoRAMoE
+ * variant is also scored with each expert group switched off (the specialisation table). With
+ * `seeds`, every method trains from each seed, and the tables give each figure as the mean and 95%
+ * Student-t interval over the seeds (summarizeSeeds), with differences tested in pairs by seed
+ * (methodDifferences, NOISE_RULE).
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
@@ -16,9 +20,10 @@ import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
-import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
+import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, knockoutScores, type KnockoutScore, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
 import { evaluate } from '../train/evaluate';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../util/stats';
 
 export interface Method {
   /** Short key for --methods. */
@@ -28,9 +33,13 @@ export interface Method {
   lr: number;
 }
 
+/** One method trained from one seed. */
 export interface MethodResult {
+  key: MethodKey;
   method: string;
   lr: number;
+  /** The seed of this run: the adapter's initialisation, the data order and the dropout masks. */
+  seed: number;
   probeBefore: number;
   probeAfter: number;
   probeLogLikelihoodAfter: number;
@@ -45,6 +54,8 @@ export interface MethodResult {
   ownGroupShare: Record<string, number> | null;
   /** Probe and task accuracy every `evalEvery` steps, from step 0 (empty without evalEvery). */
   curve: CurvePoint[];
+  /** The specialisation table: probe and task accuracy after training with each expert group switched off (LoRAMoE only). */
+  knockout: KnockoutScore[] | null;
   seconds: number;
 }
 
@@ -52,7 +63,10 @@ export interface ExperimentOptions {
   steps: number;
   batchSize: number;
   maxLength: number;
+  /** The first seed; with `seeds` N every method trains from seed, seed + 1, ..., seed + N - 1. */
   seed: number;
+  /** Runs per method, one per seed (default 1). */
+  seeds?: number;
   /** Learning rate of the adapter methods and of full fine-tuning. */
   lrAdapter: number;
   lrFull: number;
@@ -66,7 +80,14 @@ export interface ExperimentOptions {
 }
 
 /** The experiment command's defaults: the README's table is this command at these settings. */
-export const EXPERIMENT_DEFAULTS = COMPARISON_DEFAULTS;
+export const EXPERIMENT_DEFAULTS = { ...COMPARISON_DEFAULTS, seeds: 3 };
+
+/** The seeds of an experiment: seed, seed + 1, ... (`count` of them, at least one). */
+export function experimentSeeds(seed: number, count: number): number[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`--seeds must be a positive integer, got ${count}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${seed}`);
+  return Array.from({ length: count }, (_, i) => seed + i);
+}
 
 export { METHOD_KEYS };
 
@@ -113,81 +134,272 @@ export async function runExperiment(
   // Routing is read on a fixed mix: the probe questions (world knowledge) and the task evaluation set.
   const routingSet = [...probe, ...taskEval].map((r) => encodeOfficial(tok, r, o.maxLength));
   const evalEvery = o.evalEvery ?? 0;
+  const seeds = experimentSeeds(o.seed, o.seeds ?? 1);
   for (const m of experimentMethods(o, names)) {
-    const t0 = performance.now();
-    const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, o.seed) : null;
-    const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
-    const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed: o.seed };
-    const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
-    const samplesPerStep = settings.batchSize * settings.gradAccum;
-    const curve: CurvePoint[] = [];
-    if (evalEvery > 0) curve.push({ step: 0, samples: 0, ...before });
-    let finalCe = 0;
-    let after: Awaited<ReturnType<typeof score>> | null = null;
-    for (let i = 0; i < o.steps; i++) {
-      const s = await trainer.step();
-      finalCe = s.ce;
-      if (s.step % 50 === 0 || s.step === o.steps) o.log(`${m.name}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
-      if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
-        const sc = await score(weights);
-        curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
-        o.log(`${m.name}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
-        if (s.step === o.steps) after = sc;
+    for (const seed of seeds) {
+      const t0 = performance.now();
+      const label = seeds.length > 1 ? `${m.name} (seed ${seed})` : m.name;
+      const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
+      const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
+      const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
+      const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
+      const samplesPerStep = settings.batchSize * settings.gradAccum;
+      const curve: CurvePoint[] = [];
+      if (evalEvery > 0) curve.push({ step: 0, samples: 0, ...before });
+      let finalCe = 0;
+      let after: Awaited<ReturnType<typeof score>> | null = null;
+      for (let i = 0; i < o.steps; i++) {
+        const s = await trainer.step();
+        finalCe = s.ce;
+        if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
+        if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
+          const sc = await score(weights);
+          curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
+          o.log(`${label}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
+          if (s.step === o.steps) after = sc;
+        }
       }
+      trainer.destroy();
+      after ??= await score(weights);
+      let knowledgeShare: Record<string, number> | null = null;
+      let ownGroupShare: Record<string, number> | null = null;
+      let knockout: KnockoutScore[] | null = null;
+      if (m.adapter.mode === 'loramoe') {
+        knockout = await knockoutScores(ctx, weights, tok, probe, taskEval, names);
+        for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
+        const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
+        const routing = ev.routing!;
+        const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
+        knowledgeShare = {};
+        ownGroupShare = {};
+        routing.types.forEach((t, ti) => {
+          if (routing.tokens[ti] === 0) return;
+          let share = 0;
+          for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
+          knowledgeShare![t] = share / (routing.layers * routing.projections.length);
+        });
+        for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
+      }
+      weights.destroy();
+      const r: MethodResult = {
+        key: m.key,
+        method: m.name,
+        lr: m.lr,
+        seed,
+        probeBefore,
+        probeAfter: after.probe,
+        probeLogLikelihoodAfter: after.probeLogLikelihood,
+        tasksBefore: before.tasks,
+        tasks: after.tasks,
+        taskMean: after.taskMean,
+        finalCe,
+        knowledgeShare,
+        ownGroupShare,
+        curve,
+        knockout,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
+      results.push(r);
     }
-    trainer.destroy();
-    after ??= await score(weights);
-    let knowledgeShare: Record<string, number> | null = null;
-    let ownGroupShare: Record<string, number> | null = null;
-    if (m.adapter.mode === 'loramoe') {
-      const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
-      const routing = ev.routing!;
-      const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
-      knowledgeShare = {};
-      ownGroupShare = {};
-      routing.types.forEach((t, ti) => {
-        if (routing.tokens[ti] === 0) return;
-        let share = 0;
-        for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
-        knowledgeShare![t] = share / (routing.layers * routing.projections.length);
-      });
-      for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
-    }
-    weights.destroy();
-    const r: MethodResult = {
-      method: m.name,
-      lr: m.lr,
-      probeBefore,
-      probeAfter: after.probe,
-      probeLogLikelihoodAfter: after.probeLogLikelihood,
-      tasksBefore: before.tasks,
-      tasks: after.tasks,
-      taskMean: after.taskMean,
-      finalCe,
-      knowledgeShare,
-      ownGroupShare,
-      curve,
-      seconds: (performance.now() - t0) / 1000,
-    };
-    o.log(`${m.name}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
-    results.push(r);
   }
   return results;
 }
 
-/** The results as a Markdown table (README). */
-export function experimentTable(results: readonly MethodResult[]): string {
-  const taskNames = Object.keys(results[0]?.tasks ?? {}).sort();
-  const head = ['method', 'probe before', 'probe after', 'probe log-lik. after', ...taskNames, 'tasks mean', 'own-group share: world knowledge / tasks'];
-  const rows = results.map((r) => {
-    const share = r.ownGroupShare
-      ? `${(r.ownGroupShare[WORLD_KNOWLEDGE] ?? NaN).toFixed(3)} / ${mean(Object.entries(r.ownGroupShare).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v)).toFixed(3)}`
-      : '—';
-    return [`${r.method} (lr ${r.lr.toExponential()})`, pct(r.probeBefore), pct(r.probeAfter), r.probeLogLikelihoodAfter.toFixed(2), ...taskNames.map((t) => pct(r.tasks[t])), pct(r.taskMean), share];
+/** A curve point over seeds: probe and task mean with their 95% intervals. */
+export interface CurvePointCI {
+  step: number;
+  samples: number;
+  probe: MeanCI;
+  taskMean: MeanCI;
+}
+
+/** One method over its seeds: every figure as mean and 95% confidence interval (Student t over seeds). */
+export interface MethodSummary {
+  key: MethodKey;
+  method: string;
+  lr: number;
+  seeds: number[];
+  /** The backbone alone (the same for every seed). */
+  probeBefore: number;
+  tasksBefore: Record<string, number>;
+  probeAfter: MeanCI;
+  probeLogLikelihoodAfter: MeanCI;
+  tasks: Record<string, MeanCI>;
+  taskMean: MeanCI;
+  finalCe: MeanCI;
+  knowledgeShare: Record<string, MeanCI> | null;
+  ownGroupShare: Record<string, MeanCI> | null;
+  /** Per expert group: probe and task mean with it off, and the paired difference from all groups on. */
+  knockout: { group: string; experts: number[]; probe: MeanCI; taskMean: MeanCI; probeDrop: PairedDifference; taskDrop: PairedDifference }[] | null;
+  /** The curves, point by point over the seeds (points every run has). */
+  curve: CurvePointCI[];
+}
+
+/** The runs of each method, in method order (results come method by method, seed by seed). */
+function byMethod(results: readonly MethodResult[]): MethodResult[][] {
+  const groups = new Map<string, MethodResult[]>();
+  for (const r of results) {
+    const g = groups.get(r.key);
+    if (g) g.push(r);
+    else groups.set(r.key, [r]);
+  }
+  return [...groups.values()];
+}
+
+/** Mean and interval per key of records that every run has (null when the first run has none). */
+function ciRecord(runs: readonly MethodResult[], get: (r: MethodResult) => Record<string, number> | null): Record<string, MeanCI> | null {
+  const first = get(runs[0]);
+  if (!first) return null;
+  return Object.fromEntries(Object.keys(first).map((k) => [k, meanCI(runs.map((r) => get(r)?.[k] ?? NaN))]));
+}
+
+/** Every method's figures over its seeds. */
+export function summarizeSeeds(results: readonly MethodResult[]): MethodSummary[] {
+  return byMethod(results).map((runs) => {
+    const r0 = runs[0];
+    const over = (get: (r: MethodResult) => number) => meanCI(runs.map(get));
+    const curve: CurvePointCI[] = r0.curve
+      .filter((p) => runs.every((r) => r.curve.some((q) => q.step === p.step)))
+      .map((p) => {
+        const at = runs.map((r) => r.curve.find((q) => q.step === p.step)!);
+        return { step: p.step, samples: p.samples, probe: meanCI(at.map((q) => q.probe)), taskMean: meanCI(at.map((q) => q.taskMean)) };
+      });
+    const knockout = r0.knockout
+      ? r0.knockout.map((k) => {
+          const off = runs.map((r) => r.knockout?.find((x) => x.group === k.group));
+          const probe = off.map((x) => x?.probe ?? NaN);
+          const task = off.map((x) => x?.taskMean ?? NaN);
+          return {
+            group: k.group,
+            experts: k.experts,
+            probe: meanCI(probe),
+            taskMean: meanCI(task),
+            probeDrop: pairedDifference(runs.map((r) => r.probeAfter), probe),
+            taskDrop: pairedDifference(runs.map((r) => r.taskMean), task),
+          };
+        })
+      : null;
+    return {
+      key: r0.key,
+      method: r0.method,
+      lr: r0.lr,
+      seeds: runs.map((r) => r.seed),
+      probeBefore: r0.probeBefore,
+      tasksBefore: r0.tasksBefore,
+      probeAfter: over((r) => r.probeAfter),
+      probeLogLikelihoodAfter: over((r) => r.probeLogLikelihoodAfter),
+      tasks: ciRecord(runs, (r) => r.tasks) ?? {},
+      taskMean: over((r) => r.taskMean),
+      finalCe: over((r) => r.finalCe),
+      knowledgeShare: ciRecord(runs, (r) => r.knowledgeShare),
+      ownGroupShare: ciRecord(runs, (r) => r.ownGroupShare),
+      knockout,
+      curve,
+    };
   });
-  const base = results[0];
+}
+
+/** The rule that marks a difference beyond noise, as the tables and the JSON state it. */
+export const NOISE_RULE = 'paired t-test across seeds at the 5% level: * where the 95% interval of the per-seed differences excludes 0';
+
+/** Two methods compared seed by seed on the probe and the task mean (paired t-test: beyondNoise). */
+export interface MethodDifference {
+  a: string;
+  b: string;
+  /** a - b, per seed, over the seeds. */
+  probe: PairedDifference;
+  taskMean: PairedDifference;
+}
+
+/** Every pair of methods, compared on the seeds both ran (a before b in method order). */
+export function methodDifferences(results: readonly MethodResult[]): MethodDifference[] {
+  const methods = byMethod(results);
+  const out: MethodDifference[] = [];
+  for (let i = 0; i < methods.length; i++) {
+    for (let j = i + 1; j < methods.length; j++) {
+      const seeds = methods[i].map((r) => r.seed).filter((s) => methods[j].some((r) => r.seed === s));
+      const pick = (runs: MethodResult[], f: (r: MethodResult) => number) => seeds.map((s) => f(runs.find((r) => r.seed === s)!));
+      out.push({
+        a: methods[i][0].method,
+        b: methods[j][0].method,
+        probe: pairedDifference(pick(methods[i], (r) => r.probeAfter), pick(methods[j], (r) => r.probeAfter)),
+        taskMean: pairedDifference(pick(methods[i], (r) => r.taskMean), pick(methods[j], (r) => r.taskMean)),
+      });
+    }
+  }
+  return out;
+}
+
+const ci = (c: MeanCI) => formatPercentCI(c);
+const share3 = (c: MeanCI | undefined) => (!c || !Number.isFinite(c.mean) ? '—' : c.half === null ? c.mean.toFixed(3) : `${c.mean.toFixed(3)} ± ${c.half.toFixed(3)}`);
+
+/**
+ * The results as a Markdown table (README): per method, every figure as the mean over the seeds ±
+ * the half-width of its 95% confidence interval (Student t; no ± with one seed).
+ */
+export function experimentTable(results: readonly MethodResult[]): string {
+  const summary = summarizeSeeds(results);
+  const taskNames = Object.keys(summary[0]?.tasks ?? {}).sort();
+  const head = ['method', 'probe before', 'probe after', 'probe log-lik. after', ...taskNames, 'tasks mean', 'own-group share: world knowledge / tasks'];
+  const rows = summary.map((s) => {
+    let share = '—';
+    if (s.ownGroupShare) {
+      // The tasks' share: per seed, the mean over the task types; then over the seeds.
+      const runs = results.filter((r) => r.key === s.key);
+      const taskShare = meanCI(runs.map((r) => mean(Object.entries(r.ownGroupShare ?? {}).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v))));
+      share = `${share3(s.ownGroupShare[WORLD_KNOWLEDGE])} / ${share3(taskShare)}`;
+    }
+    const ll = s.probeLogLikelihoodAfter;
+    return [`${s.method} (lr ${s.lr.toExponential()})`, pct(s.probeBefore), ci(s.probeAfter), ll.half === null ? ll.mean.toFixed(2) : `${ll.mean.toFixed(2)} ± ${ll.half.toFixed(2)}`, ...taskNames.map((t) => ci(s.tasks[t])), ci(s.taskMean), share];
+  });
+  const base = summary[0];
   const before = base ? [['backbone alone', pct(base.probeBefore), '', '', ...taskNames.map((t) => pct(base.tasksBefore[t] ?? NaN)), pct(mean(Object.values(base.tasksBefore))), '—']] : [];
   return [head, head.map(() => '---'), ...before, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+/** A paired difference in percentage points, marked * when beyond noise. */
+function diffText(d: PairedDifference): string {
+  if (!Number.isFinite(d.mean)) return '—';
+  const m = `${d.mean >= 0 ? '+' : '−'}${Math.abs(d.mean * 100).toFixed(1)}`;
+  return `${m}${d.half === null ? '' : ` ± ${(d.half * 100).toFixed(1)}`} pp${d.beyondNoise ? ' *' : ''}`;
+}
+
+/**
+ * Every pair of methods: the per-seed difference in probe and task accuracy (mean ± 95% interval,
+ * percentage points), marked * where a paired t-test across seeds finds it beyond noise (the
+ * interval excludes zero). Empty with one seed.
+ */
+export function differencesTable(results: readonly MethodResult[]): string {
+  const diffs = methodDifferences(results);
+  if (diffs.length === 0 || diffs.every((d) => d.probe.n < 2)) return '';
+  const head = ['methods (a − b)', 'probe after', 'tasks mean'];
+  const rows = diffs.map((d) => [`${d.a} − ${d.b}`, diffText(d.probe), diffText(d.taskMean)]);
+  return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
+
+/**
+ * The specialisation table (Markdown): for each LoRAMoE variant, probe and task accuracy with every
+ * group on and with each expert group switched off (mean ± 95% interval over the seeds); a cell is
+ * marked * when its paired difference from all groups on is beyond noise. Experts that hold world
+ * knowledge show as a probe drop when their group is off; experts that hold task skill, as a task drop.
+ */
+export function specialisationTable(results: readonly MethodResult[]): string {
+  const moe = summarizeSeeds(results).filter((s) => s.knockout && s.knockout.length > 0);
+  if (moe.length === 0) return '';
+  const groups = moe[0].knockout!.map((k) => k.group);
+  const head = ['method', 'probe, all on', ...groups.map((g) => `probe, ${g} off`), 'tasks, all on', ...groups.map((g) => `tasks, ${g} off`)];
+  const mark = (d: PairedDifference) => (d.beyondNoise ? ' *' : '');
+  const rows = moe.map((s) => {
+    const by = (g: string) => s.knockout!.find((k) => k.group === g);
+    const cell = (g: string, which: 'probe' | 'taskMean') => {
+      const k = by(g);
+      if (!k) return '—';
+      return `${ci(k[which])}${mark(which === 'probe' ? k.probeDrop : k.taskDrop)}`;
+    };
+    return [s.method, ci(s.probeAfter), ...groups.map((g) => cell(g, 'probe')), ci(s.taskMean), ...groups.map((g) => cell(g, 'taskMean'))];
+  });
+  return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
 function mean(xs: number[]): number {

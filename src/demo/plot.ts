@@ -1,15 +1,17 @@
 /**
  * The experiment's curves as one SVG: accuracy on the held-out facts (the paper's forgetting curve)
  * and mean accuracy on the held-out task examples, against instruction samples seen, one line per
- * method. Plain SVG text, so the runner writes it without a browser (the README's PNG is this file
- * rendered by a headless browser).
+ * method: the mean over the seeds, in a band of its 95% confidence interval (Student t; no band with
+ * one seed). Plain SVG text, so the runner writes it without a browser (the README's PNG is this
+ * file rendered by a headless browser).
  */
-import type { MethodResult } from './experiment';
+import type { MeanCI } from '../util/stats';
+import type { CurvePointCI, MethodSummary } from './experiment';
 
 const COLORS = ['#d62728', '#ff7f0e', '#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function curvesSvg(results: readonly MethodResult[], title = ''): string {
+export function curvesSvg(results: readonly MethodSummary[], title = ''): string {
   const W = 960;
   const H = 420;
   const panelW = 400;
@@ -21,7 +23,7 @@ export function curvesSvg(results: readonly MethodResult[], title = ''): string 
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   if (title) out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`);
-  const panels: { label: string; value: (p: MethodResult['curve'][number]) => number }[] = [
+  const panels: { label: string; value: (p: CurvePointCI) => MeanCI }[] = [
     { label: 'held-out facts (knowledge probe), exact match', value: (p) => p.probe },
     { label: 'held-out task examples, mean exact match', value: (p) => p.taskMean },
   ];
@@ -41,10 +43,18 @@ export function curvesSvg(results: readonly MethodResult[], title = ''): string 
     }
     out.push(`<text x="${x0 + panelW / 2}" y="${top + panelH + 38}" text-anchor="middle">instruction samples seen</text>`);
     out.push(`<rect x="${x0}" y="${top}" width="${panelW}" height="${panelH}" fill="none" stroke="#888"/>`);
+    const clamp = (v: number) => Math.min(1, Math.max(0, v));
     results.forEach((r, ri) => {
       if (r.curve.length === 0) return;
-      const pts = r.curve.map((p) => `${sx(p.samples).toFixed(1)},${sy(panel.value(p)).toFixed(1)}`).join(' ');
-      out.push(`<polyline points="${pts}" fill="none" stroke="${COLORS[ri % COLORS.length]}" stroke-width="2"/>`);
+      const color = COLORS[ri % COLORS.length];
+      // The band: the upper edge left to right, then the lower edge back (clipped to 0..100%).
+      if (r.curve.every((p) => panel.value(p).half !== null)) {
+        const upper = r.curve.map((p) => `${sx(p.samples).toFixed(1)},${sy(clamp(panel.value(p).mean + panel.value(p).half!)).toFixed(1)}`);
+        const lower = [...r.curve].reverse().map((p) => `${sx(p.samples).toFixed(1)},${sy(clamp(panel.value(p).mean - panel.value(p).half!)).toFixed(1)}`);
+        out.push(`<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+      }
+      const pts = r.curve.map((p) => `${sx(p.samples).toFixed(1)},${sy(panel.value(p).mean).toFixed(1)}`).join(' ');
+      out.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`);
     });
   });
   results.forEach((r, ri) => {

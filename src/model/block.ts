@@ -83,6 +83,8 @@ export interface BlockHandles {
   dropout: Op[];
   /** LBC loss ops (their gradient scale under gradient accumulation). */
   lbcLoss: Op[];
+  /** Router forwards (setExpertMask: expert knockout at inference). */
+  router: Op[];
   /** RoPE and attention forwards (setPos0 in generation). */
   rope: RopeOp[];
   attention: AttentionForwardOp[];
@@ -189,7 +191,9 @@ function projectionForward(g: BlockGraph, l: number, p: Projection, x: Tensor, y
   const routed = isRouted(cfg);
   if (routed) {
     const w = need(ad.w, `${ad.key} router weights`);
-    op(routerForwardOp(ctx, { x, wr: need(t.wr, `${ad.key} router`), w, M, K, N, label: `${name} router` }), true);
+    const router = routerForwardOp(ctx, { x, wr: need(t.wr, `${ad.key} router`), w, M, K, N, label: `${name} router` });
+    g.handles.router.push(router);
+    op(router, true);
     if (ad.lbc && g.lbc) {
       op(lbcImportanceOp(ctx, { w, valid: g.lbc.valid, q: ad.lbc.q, B, T, N }), true);
       const loss = lbcLossOp(ctx, { q: ad.lbc.q, boost: g.lbc.boost, loss: g.lbc.losses, lossIndex: ad.lbc.index, dZ: ad.lbc.dZ, beta: cfg.lbcBeta, B, T, N });

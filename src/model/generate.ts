@@ -42,9 +42,11 @@ import { embeddingForwardOp } from '../engine/kernels/embedding';
 import { matmulOp } from '../engine/kernels/matmul';
 import { rmsnormForwardOp } from '../engine/kernels/rmsnorm';
 import type { RopeOp } from '../engine/kernels/rope';
+import { setExpertMask } from '../engine/kernels/loramoe';
 import { destroyOps, recordOps, runOps, type Op } from '../engine/op';
 import { createTensor, readTensor, type Tensor, writeTensor } from '../engine/tensor';
 import { adaptedIndex, hasAdapter, isRouted, orderedTargets } from '../method/adapter';
+import { checkExpertMask, type ExpertMask } from '../method/expert-mask';
 import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { Rng } from '../util/random';
@@ -77,6 +79,8 @@ export interface GenerateParams extends SamplingParams {
   returnRouting: boolean;
   /** Return each step's logits row (tests, inspection). Default false. */
   returnLogits?: boolean;
+  /** Experts switched off in every adapted projection (knockout; src/method/expert-mask.ts). Default none. */
+  expertMask?: ExpertMask;
 }
 
 export interface GeneratedToken {
@@ -240,6 +244,9 @@ interface Plan {
   commands: Command[];
   ropeOps: RopeOp[];
   attentionOps: AttentionForwardOp[];
+  /** Every adapted projection's router forward (expert knockout), and the mask they hold now ("" none). */
+  routerOps: Op[];
+  mask: string;
   /** Router weights [S, N] per routed adapted projection, `${layer}.${projection}`. */
   routing: Map<string, Tensor>;
   tensors: Tensor[];
@@ -356,7 +363,7 @@ export class Generator {
     const routing = new Map<string, Tensor>();
 
     const commands: Command[] = [];
-    const handles: BlockHandles = { dropout: [], lbcLoss: [], rope: [], attention: [] };
+    const handles: BlockHandles = { dropout: [], lbcLoss: [], router: [], rope: [], attention: [] };
     const allOps: Op[] = [];
     let cur: { all: Op[]; base: Op[] } | null = null;
     const push = (op: Op, adapter: boolean) => {
@@ -397,7 +404,7 @@ export class Generator {
     }
     // Only the last row goes through the head.
     copy({ kind: 'copy', src: xs[s.numLayers % 2], srcOffset: (S - 1) * C * 4, dst: this.xLast, dstOffset: 0, bytes: C * 4 });
-    return { S, ids, commands, ropeOps: handles.rope, attentionOps: handles.attention, routing, tensors, ops: allOps };
+    return { S, ids, commands, ropeOps: handles.rope, attentionOps: handles.attention, routerOps: handles.router, mask: '', routing, tensors, ops: allOps };
   }
 
   private destroyPlan(plan: Plan): void {
@@ -409,12 +416,17 @@ export class Generator {
    * Runs `plan` on `ids` at positions pos0 .. pos0+S-1 (writing their keys and values into the
    * cache) and reads back the last row's logits and, when asked, its router weights.
    */
-  private async runPlan(plan: Plan, ids: readonly number[], pos0: number, useAdapter: boolean, wantRouting: boolean): Promise<{ logits: Float32Array; routing?: Map<string, Float32Array> }> {
+  private async runPlan(plan: Plan, ids: readonly number[], pos0: number, useAdapter: boolean, wantRouting: boolean, mask: ExpertMask): Promise<{ logits: Float32Array; routing?: Map<string, Float32Array> }> {
     const ctx = this.ctx;
     const S = plan.S;
     if (ids.length !== S) throw new Error(`Generator: ${ids.length} ids for a pass of ${S} rows`);
     if (pos0 + S > this.capacity) throw new Error(`Generator: positions up to ${pos0 + S - 1} are past the KV capacity ${this.capacity}`);
     writeTensor(ctx, plan.ids, ids);
+    // The mask's uniforms are rewritten only when it changes (not every decode step).
+    if (plan.routerOps.length > 0 && mask.join(',') !== plan.mask) {
+      setExpertMask(ctx, plan.routerOps, mask);
+      plan.mask = mask.join(',');
+    }
     for (const r of plan.ropeOps) r.setPos0(pos0);
     for (const a of plan.attentionOps) a.setPos0(pos0);
     const enc = ctx.device.createCommandEncoder({ label: 'generate step' });
@@ -477,6 +489,9 @@ export class Generator {
     prompt.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`Generator: prompt token ${id} at ${i} is outside the vocabulary of ${V}`);
     });
+    const mask = params.expertMask ?? [];
+    if (mask.length > 0 && !isRouted(this.weights.adapterCfg)) throw new Error(`Generator: expert knockout needs a LoRAMoE adapter (this one is ${this.weights.adapterCfg.mode})`);
+    if (isRouted(this.weights.adapterCfg)) checkExpertMask(mask, this.weights.adapterCfg.numExperts);
     const stop = new Set(params.stopIds);
     const rng = new Rng(params.seed >>> 0);
     const tokens: GeneratedToken[] = [];
@@ -516,7 +531,7 @@ export class Generator {
       const prefill = S === 1 ? this.decode : this.buildPlan(S, `generate prefill ${S}`);
       let out;
       try {
-        out = await this.runPlan(prefill, prompt, 0, params.useAdapter, params.returnRouting);
+        out = await this.runPlan(prefill, prompt, 0, params.useAdapter, params.returnRouting, mask);
       } finally {
         if (prefill !== this.decode) this.destroyPlan(prefill);
       }
@@ -525,7 +540,7 @@ export class Generator {
       const t1 = performance.now();
       while (go) {
         const last = tokens[tokens.length - 1];
-        out = await this.runPlan(this.decode, [last.id], S + last.step, params.useAdapter, params.returnRouting);
+        out = await this.runPlan(this.decode, [last.id], S + last.step, params.useAdapter, params.returnRouting, mask);
         go = emit(out);
       }
       result.decodeMs = performance.now() - t1;

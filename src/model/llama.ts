@@ -23,7 +23,8 @@
 import type { GpuContext } from '../engine/gpu';
 import { ceBackwardOp, ceForwardOp, ceReduceOp, CE_STATS, setCeGradScale } from '../engine/kernels/crossentropy';
 import { embeddingBackwardOp, embeddingBackwardPlan, type EmbeddingBackwardOp, embeddingForwardOp } from '../engine/kernels/embedding';
-import { setDropout } from '../engine/kernels/loramoe';
+import { setDropout, setExpertMask } from '../engine/kernels/loramoe';
+import type { ExpertMask } from '../method/expert-mask';
 import { matmulOp } from '../engine/kernels/matmul';
 import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp } from '../engine/kernels/rmsnorm';
 import { type Op, setUniforms } from '../engine/op';
@@ -71,7 +72,7 @@ export class LlamaGraph {
   readonly tensors = new Map<string, Tensor>();
 
   private readonly layers: BlockActs[] = [];
-  private readonly handles: BlockHandles = { dropout: [], lbcLoss: [], rope: [], attention: [] };
+  private readonly handles: BlockHandles = { dropout: [], lbcLoss: [], router: [], rope: [], attention: [] };
   private readonly ceGradOps: Op[] = [];
   private readonly grads = new Map<Tensor, Tensor>();
   private readonly taken = new Set<string>();
@@ -280,6 +281,19 @@ export class LlamaGraph {
   /** Dropout of this step (p = 0 for evaluation). Every mask of a step derives from `seed`. */
   setDropout(seed: number, p: number): void {
     if (this.handles.dropout.length > 0) setDropout(this.ctx, this.handles.dropout, { seed: seed >>> 0, p });
+  }
+
+  /**
+   * Expert knockout for the following forwards (inference): the experts in `mask` are switched off
+   * in every adapted projection, [] turns them all back on. Refused when it leaves no expert, or
+   * when the adapter has no router and the mask is not empty.
+   */
+  setExpertMask(mask: ExpertMask): void {
+    if (this.handles.router.length === 0) {
+      if (mask.length > 0) throw new Error(`LlamaGraph: expert knockout needs a LoRAMoE adapter (this one is ${this.weights.adapterCfg.mode})`);
+      return;
+    }
+    setExpertMask(this.ctx, this.handles.router, mask);
   }
 
   /** Scales the loss gradient (1 / micro-batches under gradient accumulation). */

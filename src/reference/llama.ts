@@ -44,6 +44,8 @@ export interface RefRunOptions {
   dropout: number;
   /** Dropout seed of this step. */
   seed: number;
+  /** Experts knocked out in every adapted projection (inference); default none. */
+  expertMask?: readonly number[];
 }
 
 function get(w: Weights, name: string): Float64Array {
@@ -135,6 +137,7 @@ export class ReferenceLlama {
       seed: opts.seed,
       stream: adaptedIndex(c, l, p),
       routed: isRouted(c),
+      mask: opts.expertMask,
     };
   }
 

@@ -23,6 +23,7 @@
  */
 import { dropoutFactors, type DropoutSpec } from './dropout';
 import { matmul } from './matmul';
+import { checkExpertMask, type ExpertMask } from '../method/expert-mask';
 
 export interface LoramoeConfig {
   M: number;
@@ -40,6 +41,8 @@ export interface LoramoeConfig {
   stream?: number;
   /** false: plain LoRA (N = 1, w ≡ 1, no router). */
   routed: boolean;
+  /** Experts knocked out at inference (logit minus infinity); default none. */
+  mask?: ExpertMask;
 }
 
 /** What the forward saves for the backward. */
@@ -82,9 +85,13 @@ function dropoutSpec(cfg: LoramoeConfig): DropoutSpec {
   return { p: cfg.p, seed: cfg.seed, stream: cfg.stream ?? 0 };
 }
 
-/** Router: w[m, :] = softmax(x[m] · Wrᵀ), max-subtracted. Returns w [M, N]. */
-export function routerForward(x: ArrayLike<number>, Wr: ArrayLike<number>, M: number, K: number, N: number): Float64Array {
+/**
+ * Router: w[m, :] = softmax(x[m] · Wrᵀ), max-subtracted. The experts in `mask` get logit minus
+ * infinity (knockout), so weight exactly 0 and the rest renormalise. Returns w [M, N].
+ */
+export function routerForward(x: ArrayLike<number>, Wr: ArrayLike<number>, M: number, K: number, N: number, mask: ExpertMask = []): Float64Array {
   const logits = matmul(x, Wr, { M, N, K, transB: true });
+  for (const e of checkExpertMask(mask, N)) for (let m = 0; m < M; m++) logits[m * N + e] = -Infinity;
   const w = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     let mx = -Infinity;
@@ -218,7 +225,7 @@ export function loramoeForward(
   let w: Float64Array;
   if (cfg.routed) {
     if (!Wr) throw new Error('loramoeForward: routed mode needs Wr');
-    w = routerForward(x, Wr, M, K, N);
+    w = routerForward(x, Wr, M, K, N, cfg.mask);
   } else {
     w = new Float64Array(M).fill(1);
   }

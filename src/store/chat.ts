@@ -14,6 +14,8 @@ export interface ChatState {
   finishReason: string | null;
   tokensPerSecond: number;
   error: string | null;
+  /** Experts switched off for the answer shown (knockout); [] for none. */
+  expertMask: number[];
 }
 
 export const useChatStore = create<ChatState>(() => ({
@@ -26,4 +28,5 @@ export const useChatStore = create<ChatState>(() => ({
   finishReason: null,
   tokensPerSecond: 0,
   error: null,
+  expertMask: [],
 }));

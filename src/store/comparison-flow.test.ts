@@ -32,6 +32,7 @@ vi.mock('./run-actions', async () => {
 
 const { cancelComparison, startComparison, useComparisonStore } = await import('./comparison');
 const { useRunStore } = await import('./run');
+const { useSettingsStore } = await import('./settings');
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -39,7 +40,7 @@ beforeEach(() => {
   runs.started = [];
   runs.stops = 0;
   runs.release = null;
-  useComparisonStore.setState({ status: 'idle', methods: [], form: { steps: 20, lrAdapter: 5e-3, lrFull: 1e-3 } });
+  useComparisonStore.setState({ status: 'idle', methods: [], form: { steps: 20, seeds: 1, lrAdapter: 5e-3, lrFull: 1e-3 } });
   useRunStore.setState({ runId: null, status: 'idle' });
 });
 
@@ -60,6 +61,40 @@ describe('the comparison sequence', () => {
     const c = useComparisonStore.getState();
     expect(c.status).toBe('done');
     expect(c.methods.map((m) => [m.state, m.curve.length, m.runId])).toEqual([1, 2, 3, 4, 5].map((n) => ['done', 1, `run-${n}`]));
+  });
+
+  it('with two seeds, runs each method from the settings\' seed and the next, and keeps both runs', async () => {
+    useComparisonStore.setState({ form: { steps: 20, seeds: 2, lrAdapter: 5e-3, lrFull: 1e-3 } });
+    const seed = useSettingsStore.getState().values.seed;
+    const done = startComparison();
+    for (let i = 0; i < 10; i++) {
+      await tick();
+      runs.release!();
+      await tick();
+      const point = { step: 20, samples: 80, probe: i % 2 === 0 ? 0.5 : 0.75, probeLogLikelihood: -1, tasks: {}, taskMean: 0 };
+      useRunStore.setState({ evalCurve: [point], step: 20, status: 'done' });
+    }
+    await done;
+    expect(runs.started.map((r) => [r.options?.method, r.settings?.seed])).toEqual(
+      ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'].flatMap((method) => [
+        [method, seed],
+        [method, seed + 1],
+      ]),
+    );
+    expect(runs.started[1].name).toMatch(/: full fine-tuning \(seed \d+\)$/);
+    const c = useComparisonStore.getState();
+    expect(c.status).toBe('done');
+    expect(c.seeds).toEqual([seed, seed + 1]);
+    expect(c.methods.map((m) => [m.state, m.step, m.seedRuns.map((r) => [r.seed, r.runId, r.curve[0].probe])])).toEqual(
+      [0, 1, 2, 3, 4].map((i) => [
+        'done',
+        40,
+        [
+          [seed, `run-${2 * i + 1}`, 0.5],
+          [seed + 1, `run-${2 * i + 2}`, 0.75],
+        ],
+      ]),
+    );
   });
 
   it('a Cancel pressed while a run starts stops that run once it exists, and starts no other', async () => {

@@ -14,5 +14,7 @@ describe('the comparison', () => {
     const methods = [100, 50, 0, 0, 0].map((step) => ({ step }));
     expect(comparisonProgress({ methods, steps: 100 })).toBeCloseTo(150 / 500, 12);
     expect(comparisonProgress({ methods: [], steps: 100 })).toBe(0);
+    // Two seeds: each method has two runs of 100 steps.
+    expect(comparisonProgress({ methods: [200, 150, 0, 0, 0].map((step) => ({ step })), steps: 100, seeds: [1, 2] })).toBeCloseTo(350 / 1000, 12);
   });
 });

@@ -177,7 +177,7 @@ function onEvent(ev: WorkerEvent): void {
       saveRunSoon(0);
       return;
     case 'chatStart':
-      useChatStore.setState({ tokens: [], groups: ev.groups, promptTokens: ev.promptTokens, running: true, finishReason: null, error: null });
+      useChatStore.setState({ tokens: [], groups: ev.groups, expertMask: ev.expertMask, promptTokens: ev.promptTokens, running: true, finishReason: null, error: null });
       return;
     case 'chatTokens':
       useChatStore.setState((s) => ({ tokens: [...s.tokens, ...ev.tokens] }));

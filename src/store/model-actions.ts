@@ -16,10 +16,11 @@ import { setSettings, useSettingsStore } from './settings';
 import { useViewStore } from './view';
 import { call, type DistributiveOmit, errorText, type Requested, send } from './worker-link';
 
-export async function runProbe(which: 'before' | 'after'): Promise<void> {
+/** `expertMask`: experts of the adapter switched off for 'after' (knockout). */
+export async function runProbe(which: 'before' | 'after', expertMask: number[] = []): Promise<void> {
   useProbeStore.setState({ running: which, error: null });
   try {
-    await call({ type: 'runProbe', which });
+    await call({ type: 'runProbe', which, expertMask });
   } catch (e) {
     useProbeStore.setState({ error: errorText(e) });
   } finally {
@@ -27,13 +28,14 @@ export async function runProbe(which: 'before' | 'after'): Promise<void> {
   }
 }
 
-export async function generate(prompt: string, useAdapter: boolean): Promise<void> {
+/** `expertMask`: experts switched off in every adapted layer (knockout), with the adapter on. */
+export async function generate(prompt: string, useAdapter: boolean, expertMask: number[] = []): Promise<void> {
   const s = useSettingsStore.getState().values;
   const full = useRunStore.getState().adapter.cfg?.mode === 'full';
   const answeredBy = full ? 'fully fine-tuned weights' : useAdapter ? 'adapter on' : 'frozen backbone';
   useChatStore.setState({ running: true, error: null, prompt, answeredBy, tokens: [], finishReason: null });
   try {
-    await call({ type: 'generate', prompt, useAdapter, sampling: { temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxNewTokens, seed: s.seed } });
+    await call({ type: 'generate', prompt, useAdapter, expertMask, sampling: { temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxNewTokens, seed: s.seed } });
   } catch (e) {
     useChatStore.setState({ error: errorText(e) });
   } finally {

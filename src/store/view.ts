@@ -9,9 +9,12 @@ export interface ViewState {
   chatPrompt: string;
   /** What the routing panel shows: the run's routing set (held out, dropout off) or the last training window. */
   routingView: 'routingSet' | 'window';
+  /** Experts switched off (knockout) for the probe of the trained model, and for the chat: the group switches' state. */
+  probeExpertsOff: number[];
+  chatExpertsOff: number[];
 }
 
-export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet' }));
+export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet', probeExpertsOff: [], chatExpertsOff: [] }));
 
 export function setView(partial: Partial<ViewState>): void {
   useViewStore.setState(partial);

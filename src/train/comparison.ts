@@ -9,7 +9,8 @@ import type { InstructionRecord } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { GpuContext } from '../engine/gpu';
 import { defaultAdapterConfig } from '../loramoe/config';
-import type { AdapterConfig } from '../method/adapter';
+import { type AdapterConfig, isRouted } from '../method/adapter';
+import { type ExpertMask, expertGroups } from '../method/expert-mask';
 import { WORLD_KNOWLEDGE } from '../method/data-types';
 import type { GpuWeights } from '../model/weights';
 import { exactMatchProbe } from './probe';
@@ -70,10 +71,19 @@ export interface HeldOutScore {
   taskMean: number;
 }
 
+/** A LoRAMoE variant's held-out score with one expert group switched off in every adapted layer. */
+export interface KnockoutScore extends HeldOutScore {
+  /** The group switched off (src/method/expert-mask.ts expertGroups' name) and its experts. */
+  group: string;
+  experts: number[];
+}
+
 /** One point of a method's curves: its held-out score after `samples` instruction samples (step x batch x accumulation). */
 export interface CurvePoint extends HeldOutScore {
   step: number;
   samples: number;
+  /** The specialisation table: the score with each expert group off (LoRAMoE runs, at their last step). */
+  knockout?: KnockoutScore[];
 }
 
 const mean = (v: readonly number[]) => (v.length === 0 ? 0 : v.reduce((a, b) => a + b, 0) / v.length);
@@ -88,7 +98,7 @@ export async function heldOutScore(
   tok: TextTokenizer,
   probe: readonly InstructionRecord[],
   taskExamples: readonly InstructionRecord[],
-  opts: { maxLength?: number } = {},
+  opts: { maxLength?: number; expertMask?: ExpertMask } = {},
 ): Promise<HeldOutScore> {
   const tasks = taskExamples.filter((r) => r.type !== WORLD_KNOWLEDGE);
   const r = await exactMatchProbe(ctx, weights, tok, [...probe, ...tasks], opts);
@@ -106,4 +116,29 @@ export async function heldOutScore(
     tasks: taskAcc,
     taskMean: mean(Object.values(taskAcc)),
   };
+}
+
+/**
+ * The specialisation table of a LoRAMoE adapter: heldOutScore with each of its expert groups
+ * switched off in turn (expert knockout), one entry per distinct group of `typeNames`' groups. A
+ * group holding every expert is left out (nothing would remain); [] for an adapter without a router.
+ */
+export async function knockoutScores(
+  ctx: GpuContext,
+  weights: GpuWeights,
+  tok: TextTokenizer,
+  probe: readonly InstructionRecord[],
+  taskExamples: readonly InstructionRecord[],
+  typeNames: readonly string[],
+  opts: { maxLength?: number } = {},
+): Promise<KnockoutScore[]> {
+  const cfg = weights.adapterCfg;
+  if (!isRouted(cfg)) return [];
+  const out: KnockoutScore[] = [];
+  for (const g of expertGroups(cfg.groups, typeNames)) {
+    if (g.experts.length >= cfg.numExperts) continue;
+    const score = await heldOutScore(ctx, weights, tok, probe, taskExamples, { ...opts, expertMask: g.experts });
+    out.push({ group: g.name, experts: g.experts, ...score });
+  }
+  return out;
 }

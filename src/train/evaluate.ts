@@ -9,6 +9,7 @@ import type { EncodedSample } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { runOps } from '../engine/op';
 import { isRouted } from '../method/adapter';
+import type { ExpertMask } from '../method/expert-mask';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
 import { RoutingStats, type RoutingSummary } from './routing';
@@ -32,7 +33,8 @@ export async function evaluate(
   samples: readonly EncodedSample[],
   typeIndex: (type: string) => number,
   typeNames: readonly string[],
-  opts: { batchSize?: number; padId: number },
+  /** expertMask: experts knocked out in every adapted projection (default none). */
+  opts: { batchSize?: number; padId: number; expertMask?: ExpertMask },
 ): Promise<EvalResult> {
   if (samples.length === 0) throw new Error('evaluate: no samples');
   const B = Math.min(opts.batchSize ?? samples.length, samples.length);
@@ -52,6 +54,7 @@ export async function evaluate(
       if (!graph) {
         graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
         graph.setDropout(0, 0);
+        graph.setExpertMask(opts.expertMask ?? []);
         graphs.set(chunk.length, graph);
       }
       const batch = makeBatch(chunk, chunk.length, T, opts.padId, typeIndex);

@@ -10,6 +10,7 @@ import { makeBatch } from '../data/batch';
 import { encodeOfficial, type InstructionRecord } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { GpuContext } from '../engine/gpu';
+import type { ExpertMask } from '../method/expert-mask';
 import { runOps } from '../engine/op';
 import { LlamaGraph } from '../model/llama';
 import type { GpuWeights } from '../model/weights';
@@ -31,6 +32,8 @@ export interface ProbeResult {
   items: ProbeItem[];
   /** Accuracy per data type. */
   byType: Record<string, { n: number; accuracy: number }>;
+  /** Experts switched off while scoring (knockout; [] for none; absent in results from before knockout). */
+  expertMask?: number[];
 }
 
 export async function exactMatchProbe(
@@ -38,7 +41,7 @@ export async function exactMatchProbe(
   weights: GpuWeights,
   tok: TextTokenizer,
   records: readonly InstructionRecord[],
-  opts: { batchSize?: number; maxLength?: number } = {},
+  opts: { batchSize?: number; maxLength?: number; expertMask?: ExpertMask } = {},
 ): Promise<ProbeResult> {
   if (records.length === 0) throw new Error('probe: no questions');
   const maxLength = opts.maxLength ?? weights.maxPositions;
@@ -58,6 +61,7 @@ export async function exactMatchProbe(
       if (!graph) {
         graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
         graph.setDropout(0, 0);
+        graph.setExpertMask(opts.expertMask ?? []);
         graphs.set(chunk.length, graph);
       }
       graph.setBatch(makeBatch(chunk, chunk.length, T, tok.padId, () => -1));
@@ -95,5 +99,6 @@ export async function exactMatchProbe(
     meanLogLikelihood: items.reduce((a, i) => a + i.logLikelihood, 0) / items.length,
     items,
     byType,
+    expertMask: [...(opts.expertMask ?? [])],
   };
 }

@@ -5,20 +5,25 @@ import { useRunStore } from '../store/run';
 import { setView, useViewStore } from '../store/view';
 import { generate, stopGenerate } from '../store/model-actions';
 import { withColors } from './colors';
+import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
 import { SettingField } from './SettingField';
+import { rangeText } from '../worker/groups';
 import { ChatTranscript } from './views/ChatTranscript';
 
 /** Prompt in, tokens streamed out, each tinted by the expert group its router favoured. */
 export function ChatPanel() {
   const ready = useModelStore((s) => s.info !== null);
   const adapter = useRunStore((s) => s.adapter);
-  const { tokens, groups, running, finishReason, tokensPerSecond, error, answeredBy } = useChatStore();
+  const { tokens, groups, running, finishReason, tokensPerSecond, error, answeredBy, expertMask } = useChatStore();
   const prompt = useViewStore((s) => s.chatPrompt);
   const useAdapter = useViewStore((s) => s.useAdapterInChat);
   const colored = useMemo(() => withColors(groups), [groups]);
   const hasAdapter = adapter.origin !== 'none' && adapter.cfg !== null && adapter.cfg.mode !== 'full';
+  const routed = hasAdapter && adapter.cfg?.mode === 'loramoe' && useAdapter;
+  const off = useViewStore((s) => s.chatExpertsOff);
+  const mask = routed ? effectiveMask(adapter.groups, off) : [];
   const submit = () => {
-    if (ready && !running) void generate(prompt, hasAdapter && useAdapter);
+    if (ready && !running) void generate(prompt, hasAdapter && useAdapter, mask);
   };
   return (
     <section className="panel" data-testid="chat-panel">
@@ -60,6 +65,7 @@ export function ChatPanel() {
           )}
         </div>
       </form>
+      {routed && <ExpertSwitches groups={adapter.groups} off={mask} onChange={(o) => setView({ chatExpertsOff: o })} testid="chat-experts" disabled={running} />}
       <details className="group">
         <summary>Sampling</summary>
         <div className="fields">
@@ -76,9 +82,10 @@ export function ChatPanel() {
       )}
       <ChatTranscript tokens={tokens} groups={colored} />
       {(finishReason || running) && (
-        <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''}>
+        <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''} data-mask={expertMask.join(',')}>
           {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {tokens.length} tokens
           {tokensPerSecond > 0 ? ` · ${tokensPerSecond.toFixed(1)} tokens/s` : ''} · {answeredBy}
+          {expertMask.length > 0 ? `, experts ${rangeText(expertMask)} off` : ''}
         </p>
       )}
     </section>

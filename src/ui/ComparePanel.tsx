@@ -1,6 +1,6 @@
 import { useRef, useState } from 'react';
 import { downloadBlob } from '../io/download';
-import { cancelComparison, comparisonProgress, setComparisonForm, startComparison, useComparisonStore } from '../store/comparison';
+import { cancelComparison, comparisonProgress, MAX_COMPARISON_SEEDS, setComparisonForm, startComparison, useComparisonStore } from '../store/comparison';
 import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { holdsModel, useRunStore } from '../store/run';
@@ -62,6 +62,10 @@ export function ComparePanel() {
           Steps per method
           <input type="number" min={1} max={100000} step={1} value={c.form.steps} disabled={running} data-testid="compare-steps" onChange={(e) => setComparisonForm({ steps: Number(e.target.value) })} />
         </label>
+        <label title="Each method runs once per seed: the training settings' seed and the next ones">
+          Seeds
+          <input type="number" min={1} max={MAX_COMPARISON_SEEDS} step={1} value={c.form.seeds} disabled={running} data-testid="compare-seeds" onChange={(e) => setComparisonForm({ seeds: Number(e.target.value) })} />
+        </label>
         <label>
           Learning rate (LoRA, LoRAMoE)
           <input type="number" min={0} step="any" value={c.form.lrAdapter} disabled={running} data-testid="compare-lr" onChange={(e) => setComparisonForm({ lrAdapter: Number(e.target.value) })} />
@@ -77,7 +81,7 @@ export function ComparePanel() {
             {c.status === 'cancelling' ? 'Cancelling…' : 'Cancel'}
           </button>
         ) : (
-          <button type="button" className="primary" data-testid="compare-start" disabled={why !== '' || !(c.form.steps >= 1)} title={why || 'Start the comparison'} onClick={() => void startComparison()}>
+          <button type="button" className="primary" data-testid="compare-start" disabled={why !== '' || !(c.form.steps >= 1) || !(c.form.seeds >= 1 && c.form.seeds <= MAX_COMPARISON_SEEDS)} title={why || 'Start the comparison'} onClick={() => void startComparison()}>
             Compare the five methods
           </button>
         )}
@@ -107,12 +111,15 @@ export function ComparePanel() {
             {c.methods.map((m) => (
               <li key={m.key} data-testid="compare-method" data-method={m.key} data-state={m.state} data-points={m.curve.length}>
                 <strong>{m.name}</strong>: {STATE_TEXT[m.state]}
-                {m.state === 'running' ? ` (step ${m.step} of ${c.steps})` : ''}
+                {m.state === 'running' && c.seeds.length > 1 ? ` (seed ${c.seeds[Math.min(c.seeds.length - 1, Math.floor(m.step / c.steps))]}, step ${m.step % c.steps} of ${c.steps})` : ''}
+                {m.state === 'running' && c.seeds.length <= 1 ? ` (step ${m.step} of ${c.steps})` : ''}
               </li>
             ))}
           </ol>
           <p className="small muted">
             Scored every {c.evalEvery} step{c.evalEvery === 1 ? '' : 's'}; x axis: instruction samples seen (steps × batch × accumulation).
+            {c.seeds.length > 1 &&
+              ` Seeds ${c.seeds.join(', ')}: each line is the mean of a method's runs in a band of its 95% confidence interval over the seeds (Student t), and the tables give mean ± that interval.`}
           </p>
           <div ref={viewRef}>
             <ComparisonView methods={c.methods} table={!running && hasResults} />

@@ -4,7 +4,9 @@ import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
 import { loadDemoProbe, uploadDatasetFile } from '../store/data-actions';
 import { runProbe } from '../store/model-actions';
+import { setView, useViewStore } from '../store/view';
 import { DropZone } from './DropZone';
+import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
 import { ProbeView } from './views/ProbeView';
 
 /** Closed-book questions held out of training: exact-match accuracy of the frozen backbone and of the trained model. */
@@ -16,6 +18,9 @@ export function ProbePanel() {
   const ready = useModelStore((s) => s.info !== null);
   const adapter = useRunStore((s) => s.adapter);
   const can = ready && probe !== null && running === null;
+  const routed = adapter.origin !== 'none' && adapter.cfg?.mode === 'loramoe';
+  const off = useViewStore((s) => s.probeExpertsOff);
+  const mask = routed ? effectiveMask(adapter.groups, off) : [];
   return (
     <section className="panel" data-testid="probe-panel">
       <h2>Knowledge probe</h2>
@@ -48,10 +53,11 @@ export function ProbePanel() {
         <button type="button" data-testid="probe-before" disabled={!can} onClick={() => void runProbe('before')}>
           {running === 'before' ? 'Probing…' : 'Probe the frozen backbone'}
         </button>
-        <button type="button" data-testid="probe-after" disabled={!can || adapter.origin === 'none'} onClick={() => void runProbe('after')} title={adapter.origin === 'none' ? 'Train or import an adapter first' : ''}>
-          {running === 'after' ? 'Probing…' : 'Probe the trained model'}
+        <button type="button" data-testid="probe-after" disabled={!can || adapter.origin === 'none'} onClick={() => void runProbe('after', mask)} title={adapter.origin === 'none' ? 'Train or import an adapter first' : ''}>
+          {running === 'after' ? 'Probing…' : mask.length > 0 ? 'Probe the trained model, groups off' : 'Probe the trained model'}
         </button>
       </div>
+      {routed && <ExpertSwitches groups={adapter.groups} off={mask} onChange={(o) => setView({ probeExpertsOff: o })} testid="probe-experts" disabled={running !== null} />}
       {error && (
         <p className="error-box" data-testid="probe-error">
           {error}

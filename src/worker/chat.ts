@@ -17,7 +17,8 @@ export class Chat {
 
   constructor(private readonly s: Session) {}
 
-  async generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings): Promise<void> {
+  /** `expertMask`: experts switched off in every adapted layer (knockout), with the adapter on. */
+  async generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings, expertMask: readonly number[] = []): Promise<void> {
     const s = this.s;
     const b = s.requireBackbone();
     if (prompt.trim() === '') throw new Error('type a prompt first');
@@ -35,8 +36,9 @@ export class Chat {
       }
       const gen = this.generator;
       const routed = useAdapter && isRouted(weights.adapterCfg);
+      if (expertMask.length > 0 && !routed) throw new Error('switching experts off needs a LoRAMoE adapter, and the adapter on');
       const groups = routed ? (s.adapter.groups.length > 0 ? s.adapter.groups : displayGroups(weights.adapterCfg, [])) : [];
-      s.post({ type: 'chatStart', reqId, promptTokens: ids.length, groups });
+      s.post({ type: 'chatStart', reqId, promptTokens: ids.length, groups, expertMask: routed ? [...expertMask] : [] });
       const out: number[] = [];
       let prevText = '';
       const res = await gen.generate(
@@ -50,6 +52,7 @@ export class Chat {
           stopIds: [tok.eosId],
           useAdapter,
           returnRouting: routed,
+          expertMask: routed ? expertMask : [],
         },
         (t) => {
           let piece: string;

@@ -92,6 +92,10 @@ describe('the comparison runs', () => {
     expect(full.view.evalTasks.map((r) => r.instruction)).toEqual(moe.view.evalTasks.map((r) => r.instruction));
     expect(lora.samples).toEqual(moe.samples);
     expect(full.samples).toEqual(moe.samples);
+    // At the last point only, the LoRAMoE run is also scored with each expert group off (the specialisation table).
+    expect(moe.points.map((p) => p.knockout?.map((k) => [k.group, k.experts]) ?? null)).toEqual([null, null, [['world knowledge', [0, 1]], ['sizes', [2, 3]]]]);
+    for (const k of moe.points[2].knockout!) expect(Object.keys(k.tasks)).toEqual(['sizes']);
+    expect(lora.points.every((p) => p.knockout === undefined) && full.points.every((p) => p.knockout === undefined)).toBe(true);
     // Before training, an adapter whose B is zero changes nothing: every method scores the backbone's score.
     const zero = moe.points[0];
     for (const r of [lora, full]) {

@@ -123,9 +123,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'restoreRun':
       return answer(cmd.reqId, () => need().restoreRun(cmd.runId));
     case 'runProbe':
-      return answer(cmd.reqId, () => need().probe(cmd.which));
+      return answer(cmd.reqId, () => need().probe(cmd.which, cmd.expertMask ?? []));
     case 'generate':
-      return answer(cmd.reqId, () => need().generate(cmd.reqId, cmd.prompt, cmd.useAdapter, cmd.sampling));
+      return answer(cmd.reqId, () => need().generate(cmd.reqId, cmd.prompt, cmd.useAdapter, cmd.sampling, cmd.expertMask ?? []));
     case 'stopGenerate':
       need().stopGenerate();
       return;

@@ -9,44 +9,13 @@ import { WORLD_KNOWLEDGE } from '../method/data-types';
 import type { AdapterConfig } from '../method/adapter';
 import type { RoutingSummary } from '../train/routing';
 import type { DisplayGroup } from './protocol';
+import { expertGroups, rangeText } from '../method/expert-mask';
 
 export function displayGroups(cfg: Pick<AdapterConfig, 'mode' | 'groups' | 'numExperts'>, typeNames: readonly string[]): DisplayGroup[] {
-  if (cfg.mode !== 'loramoe') return [];
-  const out: DisplayGroup[] = [];
-  const byKey = new Map<string, DisplayGroup>();
-  cfg.groups.forEach((experts, t) => {
-    const sorted = [...new Set(experts)].sort((a, b) => a - b);
-    const key = sorted.join(',');
-    let g = byKey.get(key);
-    if (!g) {
-      g = { name: '', experts: sorted, types: [] };
-      byKey.set(key, g);
-      out.push(g);
-    }
-    g.types.push(typeNames[t] ?? `type ${t}`);
-  });
-  const others = typeNames.filter((n) => n !== WORLD_KNOWLEDGE);
-  for (const g of out) {
-    if (typeNames.length === 0) g.name = `experts ${rangeText(g.experts)}`;
-    else if (g.types.length === 1) g.name = g.types[0];
-    else if (!g.types.includes(WORLD_KNOWLEDGE) && others.every((n) => g.types.includes(n))) g.name = 'downstream tasks';
-    else g.name = g.types.join(' + ');
-  }
-  return out;
+  return cfg.mode === 'loramoe' ? expertGroups(cfg.groups, typeNames) : [];
 }
 
-/** "0-3", "0, 2, 5-7" */
-export function rangeText(experts: readonly number[]): string {
-  const parts: string[] = [];
-  let i = 0;
-  while (i < experts.length) {
-    let j = i;
-    while (j + 1 < experts.length && experts[j + 1] === experts[j] + 1) j++;
-    parts.push(j > i ? `${experts[i]}-${experts[j]}` : String(experts[i]));
-    i = j + 1;
-  }
-  return parts.join(', ');
-}
+export { rangeText };
 
 /** The summary with groupMean[type][group] recomputed over the display groups. */
 export function withDisplayGroups(summary: RoutingSummary, groups: readonly DisplayGroup[]): RoutingSummary {

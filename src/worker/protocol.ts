@@ -212,8 +212,9 @@ export type WorkerCommand =
   | { type: 'stopRun' }
   /** Continue a run from its checkpoint in the library (`runId`; without it, the latest checkpoint). The backbone and dataset must be loaded. */
   | { type: 'restoreRun'; reqId: number; runId?: string }
-  | { type: 'runProbe'; reqId: number; which: 'before' | 'after' }
-  | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings }
+  /** expertMask: experts of the adapter switched off for 'after' (knockout; src/method/expert-mask.ts). */
+  | { type: 'runProbe'; reqId: number; which: 'before' | 'after'; expertMask?: number[] }
+  | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings; expertMask?: number[] }
   | { type: 'stopGenerate' }
   /** Compile the pipelines of a run with these settings ahead of Train (answered when done). */
   | { type: 'warmUp'; reqId: number; spec: RunSpec }
@@ -269,7 +270,7 @@ export type WorkerEvent =
   | { type: 'runEvent'; event: RunEvent }
   | { type: 'adapter'; state: AdapterState; memory: MeasuredMemory }
   | { type: 'probe'; which: 'before' | 'after'; result: ProbeResult }
-  | { type: 'chatStart'; reqId: number; promptTokens: number; groups: DisplayGroup[] }
+  | { type: 'chatStart'; reqId: number; promptTokens: number; groups: DisplayGroup[]; expertMask: number[] }
   | { type: 'chatTokens'; reqId: number; tokens: ChatToken[] }
   | { type: 'chatDone'; reqId: number; finishReason: string; tokensPerSecond: number }
   | { type: 'adapterZip'; name: string; bytes: ArrayBuffer };

@@ -4,7 +4,7 @@
  * scores, checkpointed (./run-checkpoints.ts); pause, resume and stop take effect between steps.
  */
 import type { GpuContext } from '../engine/gpu';
-import { heldOutScore } from '../train/comparison';
+import { heldOutScore, knockoutScores } from '../train/comparison';
 import { evaluate } from '../train/evaluate';
 import type { RoutingSummary } from '../train/routing';
 import { isRouted } from '../method/adapter';
@@ -139,10 +139,13 @@ async function scoreHeldOut(s: Session, r: Run): Promise<void> {
   const step = r.trainer.stepsDone;
   const tok = s.requireBackbone().tokenizer;
   const score = await s.serial(() => heldOutScore(s.ctx, r.trainer.weights, tok, probe.records, r.evalTasks, { maxLength: s.maxPositions }));
+  // At the end, a LoRAMoE run is also scored with each expert group off: the specialisation table.
+  const knockout =
+    step === r.totalSteps && isRouted(r.meta.adapter) ? await s.serial(() => knockoutScores(s.ctx, r.trainer.weights, tok, probe.records, r.evalTasks, r.meta.typeNames, { maxLength: s.maxPositions })) : null;
   if (s.run !== r) return;
   r.lastScored = step;
   const t = r.meta.train;
-  s.post({ type: 'evalPoint', runId: r.id, point: { step, samples: step * t.batchSize * t.gradAccum, ...score } });
+  s.post({ type: 'evalPoint', runId: r.id, point: { step, samples: step * t.batchSize * t.gradAccum, ...score, ...(knockout ? { knockout } : {}) } });
 }
 
 /**

@@ -32,7 +32,7 @@ import { type FileSource, RecordingSource } from '../io/files';
 import { StaticUrlSource } from '../io/url-files';
 import { defaultAdapterConfig } from '../loramoe/config';
 import type { AdapterSet } from '../loramoe/init';
-import { type AdapterConfig, hasAdapter } from '../method/adapter';
+import { type AdapterConfig, hasAdapter, isRouted } from '../method/adapter';
 import { parameterCount } from '../model/config';
 import { type Backbone, loadBackbone } from '../model/load';
 import { resolvePrecision, usablePrecision, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
@@ -344,10 +344,12 @@ export class Session {
 
   // ---- probe ---------------------------------------------------------------------------------------
 
-  async probe(which: 'before' | 'after'): Promise<void> {
+  /** `expertMask`: the adapter's experts switched off for 'after' (the frozen backbone has none to switch off). */
+  async probe(which: 'before' | 'after', expertMask: readonly number[] = []): Promise<void> {
     const b = this.requireBackbone();
     const data = this.datasets.get('probe');
     if (!data) throw new Error('load probe questions first (the demo probe, or a file)');
+    if (which === 'before' && expertMask.length > 0) throw new Error('the frozen backbone has no experts to switch off');
     const result = await this.serial(async () => {
       // "before" is the frozen backbone: the current weights when they carry nothing trained.
       const trained = this.adapter.origin !== 'none';
@@ -355,7 +357,8 @@ export class Session {
       const w = which === 'before' && trained ? (temp = this.frozenWeights()) : this.weights;
       if (!w) throw new Error('no model on the GPU');
       try {
-        return await exactMatchProbe(this.ctx, w, b.tokenizer, data.records, { batchSize: 64, maxLength: this.maxPositions });
+        if (expertMask.length > 0 && !isRouted(w.adapterCfg)) throw new Error('switching experts off needs a LoRAMoE adapter');
+        return await exactMatchProbe(this.ctx, w, b.tokenizer, data.records, { batchSize: 64, maxLength: this.maxPositions, expertMask });
       } finally {
         temp?.destroy();
       }
@@ -365,8 +368,8 @@ export class Session {
 
   // ---- chat (./chat.ts) ----------------------------------------------------------------------------
 
-  generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings): Promise<void> {
-    return this.chat.generate(reqId, prompt, useAdapter, sampling);
+  generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings, expertMask: readonly number[] = []): Promise<void> {
+    return this.chat.generate(reqId, prompt, useAdapter, sampling, expertMask);
   }
 
   stopGenerate(): void {

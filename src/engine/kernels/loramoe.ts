@@ -3,7 +3,8 @@
  * per-expert dropout, and their backward passes. The dense products of the layer are matmulOp:
  *
  * forward  1. y = x · W0ᵀ                          matmulOp (transB)
- *          2. w = softmax(x · Wrᵀ)                 routerForwardOp        (skipped in plain-LoRA mode)
+ *          2. w = softmax(x · Wrᵀ)                 routerForwardOp        (skipped in plain-LoRA mode;
+ *                                                  setExpertMask knocks experts out at inference)
  *          3. h, g = expert down-proj, gated       expertDownForwardOp
  *          4. y += g · Bcatᵀ                       matmulOp (transB, beta 1)
  * backward a. dG = dY · Bcat; dBcat += dYᵀ · g     matmulOp, matmulOp (transA, beta 1)
@@ -24,6 +25,7 @@ import { ceilDiv, createOp, grid1d, type Op, setUniforms, type UniformField } fr
 import type { ShaderSource } from '../pipelines';
 import type { Tensor } from '../tensor';
 import { dropoutScale, dropoutThreshold } from '../../reference/dropout';
+import { checkExpertMask, type ExpertMask, MASK_FIELDS, maskWords } from '../../method/expert-mask';
 import code from '../../../shaders/loramoe.wgsl?raw';
 
 const SHADER: ShaderSource = { name: 'loramoe', code };
@@ -74,13 +76,15 @@ function checkDims(op: string, d: Dims & DropoutParams): void {
   if (d.p !== undefined) dropoutThreshold(d.p);
 }
 
-function uniforms(d: Dims & DropoutParams): UniformField[] {
+function uniforms(d: Dims & DropoutParams, mask: ExpertMask = []): UniformField[] {
   const p = d.p ?? 0;
+  const words = maskWords(mask);
   return [
     ['M', 'u32', d.M], ['K', 'u32', d.K ?? 0], ['N', 'u32', d.N], ['R', 'u32', d.R ?? 0],
     ['scale', 'f32', d.scale ?? 0],
     ['seed', 'u32', d.seed ?? 0], ['threshold', 'u32', dropoutThreshold(p)], ['invKeep', 'f32', dropoutScale(p)],
     ['stream', 'u32', d.stream ?? 0],
+    ...MASK_FIELDS.map((f, i): UniformField => [f, 'u32', words[i]]),
   ];
 }
 
@@ -139,27 +143,52 @@ export interface RouterForwardArgs {
   M: number;
   K: number;
   N: number;
+  /** Experts knocked out (weight 0, the others renormalised); default none. setExpertMask changes it. */
+  mask?: ExpertMask;
   label?: string;
 }
 
-/** w[m, :] = softmax(x[m] · Wrᵀ) (overwrite). One invocation per row. */
+/** Router ops built by this module (the only ones setExpertMask may touch), with their expert count. */
+const routerOps = new WeakMap<Op, number>();
+
+/** w[m, :] = softmax(x[m] · Wrᵀ) over the experts not in `mask` (0 for those) (overwrite). One invocation per row. */
 export function routerForwardOp(ctx: GpuContext, a: RouterForwardArgs): Op {
   const op = 'router_forward';
   checkDims(op, a);
   const { M, K, N } = a;
+  const mask = checkExpertMask(a.mask ?? [], N);
   need(op, 'x', a.x, M * K, 'M*K');
   need(op, 'Wr', a.wr, N * K, 'N*K');
   need(op, 'w', a.w, M * N, 'M*N');
   distinct(op, { w: a.w }, { x: a.x, Wr: a.wr });
-  return createOp(ctx, {
+  const o = createOp(ctx, {
     label: a.label ?? `${op} ${a.w.name}`,
     shader: SHADER,
     entryPoint: op,
     constants: { WG },
-    uniforms: uniforms({ M, K, N }),
+    uniforms: uniforms({ M, K, N }, mask),
     bindings: { 1: a.x, 2: a.wr, 3: a.w },
     workgroups: grid(M),
   });
+  routerOps.set(o, N);
+  return o;
+}
+
+/**
+ * Rewrites the expert knockout of prepared router ops (every adapted projection's, so the whole
+ * model runs with the same experts off); [] turns every expert back on. Checked against each op's
+ * expert count: all experts off is refused.
+ */
+export function setExpertMask(ctx: GpuContext, ops: readonly Op[], mask: ExpertMask): void {
+  const values: Record<string, number> = {};
+  const words = maskWords(mask);
+  MASK_FIELDS.forEach((f, i) => (values[f] = words[i]));
+  for (const o of ops) {
+    const N = routerOps.get(o);
+    if (N === undefined || !o.uniformBuffer) throw new Error(`setExpertMask: ${o.label} is not a loramoe router op`);
+    checkExpertMask(mask, N);
+  }
+  for (const o of ops) setUniforms(ctx, o, values);
 }
 
 export interface ExpertDownForwardArgs extends DropoutParams {

@@ -1,4 +1,5 @@
-import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { Area, CartesianGrid, ComposedChart, Legend, Line, Tooltip, XAxis, YAxis } from 'recharts';
+import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../../util/stats';
 import { csvField } from './export';
 import { TableScroll } from './TableScroll';
 import './views.css';
@@ -11,6 +12,8 @@ export interface ComparisonPoint {
   probeLogLikelihood: number;
   tasks: Record<string, number>;
   taskMean: number;
+  /** Scores with each expert group switched off (LoRAMoE runs, last point only). */
+  knockout?: { group: string; experts: number[]; probe: number; taskMean: number }[];
 }
 
 /** A compared method as the view shows it. */
@@ -23,6 +26,93 @@ export interface ComparisonMethodView {
   curve: ComparisonPoint[];
   finalLoss: number | null;
   ownGroup: { type: string; share: number; target: number | null }[] | null;
+  /** The finished runs, one per seed: with two or more, figures are their mean ± 95% interval. */
+  seedRuns?: { seed: number; curve: ComparisonPoint[]; ownGroup: { type: string; share: number; target: number | null }[] | null }[];
+}
+
+/** A curve point over a method's seeds. */
+interface SeedPoint {
+  step: number;
+  samples: number;
+  probe: MeanCI;
+  probeLogLikelihood: MeanCI;
+  tasks: Record<string, MeanCI>;
+  taskMean: MeanCI;
+  /** Per expert group: the score with it off, and its paired difference from all groups on (seed by seed). */
+  knockout: { group: string; probe: MeanCI; taskMean: MeanCI; probeDrop: PairedDifference; taskDrop: PairedDifference }[];
+}
+
+/**
+ * A method's curves over its seeds: the finished runs once it is not training (each point the mean
+ * and 95% Student-t interval over the runs that have it), else the run training now (no interval).
+ */
+export function seedCurve(m: ComparisonMethodView): { runs: number; points: SeedPoint[] } {
+  const curves = m.state !== 'running' && m.seedRuns && m.seedRuns.length > 0 ? m.seedRuns.map((r) => r.curve) : [m.curve];
+  const points = curves[0]
+    .filter((p) => curves.every((c) => c.some((q) => q.step === p.step)))
+    .map((p): SeedPoint => {
+      const at = curves.map((c) => c.find((q) => q.step === p.step)!);
+      const over = (f: (q: ComparisonPoint) => number) => meanCI(at.map(f));
+      const groups = [...new Set(at.flatMap((q) => (q.knockout ?? []).map((k) => k.group)))];
+      return {
+        step: p.step,
+        samples: p.samples,
+        probe: over((q) => q.probe),
+        probeLogLikelihood: over((q) => q.probeLogLikelihood),
+        tasks: Object.fromEntries(Object.keys(p.tasks).map((t) => [t, over((q) => q.tasks[t] ?? NaN)])),
+        taskMean: over((q) => q.taskMean),
+        knockout: groups.map((g) => {
+          const off = at.map((q) => q.knockout?.find((k) => k.group === g));
+          return {
+            group: g,
+            probe: meanCI(off.map((k) => k?.probe ?? NaN)),
+            taskMean: meanCI(off.map((k) => k?.taskMean ?? NaN)),
+            probeDrop: pairedDifference(at.map((q) => q.probe), off.map((k) => k?.probe ?? NaN)),
+            taskDrop: pairedDifference(at.map((q) => q.taskMean), off.map((k) => k?.taskMean ?? NaN)),
+          };
+        }),
+      };
+    });
+  return { runs: curves.length, points };
+}
+
+/** Two methods compared seed by seed at the end of their runs: a - b on the probe and the task mean. */
+export interface SeedDifference {
+  a: string;
+  b: string;
+  probe: PairedDifference;
+  taskMean: PairedDifference;
+}
+
+/**
+ * Every pair of methods with finished runs from two or more common seeds, compared seed by seed (a
+ * paired t-test across seeds: beyondNoise where the 95% interval of the differences excludes 0).
+ */
+export function seedDifferences(methods: readonly ComparisonMethodView[]): SeedDifference[] {
+  const out: SeedDifference[] = [];
+  const finals = methods.map((m) => new Map((m.seedRuns ?? []).flatMap((r) => (r.curve.length > 0 ? [[r.seed, r.curve[r.curve.length - 1]] as const] : []))));
+  for (let i = 0; i < methods.length; i++) {
+    for (let j = i + 1; j < methods.length; j++) {
+      const seeds = [...finals[i].keys()].filter((s) => finals[j].has(s));
+      if (seeds.length < 2) continue;
+      const pick = (k: number, f: (p: ComparisonPoint) => number) => seeds.map((s) => f(finals[k].get(s)!));
+      out.push({
+        a: methods[i].name,
+        b: methods[j].name,
+        probe: pairedDifference(pick(i, (p) => p.probe), pick(j, (p) => p.probe)),
+        taskMean: pairedDifference(pick(i, (p) => p.taskMean), pick(j, (p) => p.taskMean)),
+      });
+    }
+  }
+  return out;
+}
+
+/** Each data type's own-group share over the method's seeds (the finished runs, or the last run). */
+function ownGroupOver(m: ComparisonMethodView): { type: string; share: MeanCI; target: number | null }[] | null {
+  const runs = m.seedRuns && m.seedRuns.length > 0 ? m.seedRuns.map((r) => r.ownGroup) : [m.ownGroup];
+  const first = runs[0];
+  if (!first) return null;
+  return first.map((g) => ({ type: g.type, target: g.target, share: meanCI(runs.map((r) => r?.find((x) => x.type === g.type)?.share ?? NaN)) }));
 }
 
 export interface ComparisonViewProps {
@@ -34,36 +124,61 @@ export interface ComparisonViewProps {
 const COLORS: Record<string, string> = { full: '#7a3fa0', lora: '#b0562f', loramoe: '#5b6b2f', 'lbc-official': '#2f6fb0', 'lbc-own': '#2f8f7a' };
 const color = (key: string, i: number) => COLORS[key] ?? ['#2f6fb0', '#b0562f', '#2f8f7a', '#7a3fa0', '#5b6b2f'][i % 5];
 const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : `${(v * 100).toFixed(1)}%`);
+/** A share over seeds: "50.0% ± 3.5" (95% interval), or "50.0%" from one run. */
+const ci = (c: MeanCI | undefined) => (c ? formatPercentCI(c) : '—');
 
 /** Task names scored by any method, sorted. */
 export function comparisonTasks(methods: readonly ComparisonMethodView[]): string[] {
   return [...new Set(methods.flatMap((m) => m.curve.flatMap((p) => Object.keys(p.tasks))))].sort();
 }
 
+/** Expert groups switched off in any method's specialisation scores, in first-seen order. */
+function knockoutGroups(methods: readonly ComparisonMethodView[]): string[] {
+  return [...new Set(methods.flatMap((m) => (seedCurve(m).points.at(-1)?.knockout ?? []).map((k) => k.group)))];
+}
+
 function ownGroupTypes(methods: readonly ComparisonMethodView[]): string[] {
   return [...new Set(methods.flatMap((m) => (m.ownGroup ?? []).map((g) => g.type)))];
 }
 
-/** The table as CSV: per method, probe before and after, gold-answer log-likelihood, each task, final loss, and own-group shares. */
+/**
+ * The table as CSV: per method, probe before and after, gold-answer log-likelihood, each task, final
+ * loss, own-group shares, and (LoRAMoE) probe and task mean with each expert group off. With two or
+ * more seeds every figure is the mean over them, and the 95% half-widths of probe after and task
+ * mean follow in two more columns.
+ */
 export function comparisonCsv(methods: readonly ComparisonMethodView[]): string {
   const tasks = comparisonTasks(methods);
   const types = ownGroupTypes(methods);
-  const head = ['method', 'run', 'steps', 'probe before', 'probe after', 'probe log-likelihood after', ...tasks.map((t) => `task: ${t}`), 'task mean', 'final loss', ...types.map((t) => `own-group share: ${t}`)];
+  const groups = knockoutGroups(methods);
+  const seeded = methods.some((m) => (m.seedRuns?.length ?? 0) > 1);
+  const head = [
+    'method', 'run', 'steps', 'probe before', 'probe after', 'probe log-likelihood after', ...tasks.map((t) => `task: ${t}`), 'task mean', 'final loss',
+    ...types.map((t) => `own-group share: ${t}`), ...groups.flatMap((g) => [`probe, ${g} off`, `task mean, ${g} off`]),
+    ...(seeded ? ['seeds', 'probe after ±95%', 'task mean ±95%'] : []),
+  ];
   const num = (v: number | undefined | null) => (v === undefined || v === null || !Number.isFinite(v) ? '' : v.toFixed(4));
   const rows = methods.map((m) => {
-    const first = m.curve[0];
-    const last = m.curve[m.curve.length - 1];
+    const { runs, points } = seedCurve(m);
+    const first = points[0];
+    const last = points[points.length - 1];
+    const own = ownGroupOver(m);
     return [
       csvField(m.name),
       csvField(m.runId ?? ''),
       String(m.step),
-      num(first?.probe),
-      num(last?.probe),
-      num(last?.probeLogLikelihood),
-      ...tasks.map((t) => num(last?.tasks[t])),
-      num(last?.taskMean),
+      num(first?.probe.mean),
+      num(last?.probe.mean),
+      num(last?.probeLogLikelihood.mean),
+      ...tasks.map((t) => num(last?.tasks[t]?.mean)),
+      num(last?.taskMean.mean),
       num(m.finalLoss),
-      ...types.map((t) => num(m.ownGroup?.find((g) => g.type === t)?.share)),
+      ...types.map((t) => num(own?.find((g) => g.type === t)?.share.mean)),
+      ...groups.flatMap((g) => {
+        const k = last?.knockout.find((x) => x.group === g);
+        return [num(k?.probe.mean), num(k?.taskMean.mean)];
+      }),
+      ...(seeded ? [String(runs), num(last?.probe.half), num(last?.taskMean.half)] : []),
     ].join(',');
   });
   return `${head.map(csvField).join(',')}\n${rows.join('\n')}\n`;
@@ -112,38 +227,58 @@ interface CurveChartProps {
   methods: ComparisonMethodView[];
   title: string;
   testid: string;
-  value(p: ComparisonPoint): number;
+  value(p: SeedPoint): MeanCI;
 }
 
-/** Accuracy against instruction samples seen, one line per method. */
+/** The data key of a method's band (its 95% interval over the seeds: [low, high]). */
+const bandKey = (key: string) => `${key}:band`;
+
+/**
+ * Accuracy against instruction samples seen, one line per method: with two or more seeds the mean
+ * over them, in a band of its 95% interval.
+ */
 function CurveChart({ methods, title, testid, value }: CurveChartProps) {
-  const bySamples = new Map<number, Record<string, number>>();
+  const bySamples = new Map<number, Record<string, number | [number, number]>>();
+  let points = 0;
+  const banded = new Set<string>();
   for (const m of methods) {
-    for (const p of m.curve) {
+    const { points: curve } = seedCurve(m);
+    points += curve.length;
+    for (const p of curve) {
       const row = bySamples.get(p.samples) ?? {};
-      row[m.key] = value(p);
+      const v = value(p);
+      row[m.key] = v.mean;
+      if (v.half !== null) {
+        row[bandKey(m.key)] = [Math.max(0, v.mean - v.half), Math.min(1, v.mean + v.half)];
+        banded.add(m.key);
+      }
       bySamples.set(p.samples, row);
     }
   }
+  const bands = banded.size;
   const rows = [...bySamples.entries()].sort((a, b) => a[0] - b[0]).map(([samples, r]) => ({ samples, ...r }));
-  const points = methods.reduce((n, m) => n + m.curve.length, 0);
   // Legend and tooltip list the methods in the comparison's order (recharts sorts by name otherwise).
   const order = (key: unknown) => methods.findIndex((m) => m.key === key);
   return (
-    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points}>
+    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points} data-bands={bands}>
       <figcaption>
         <span>{title}</span>
       </figcaption>
-      <LineChart responsive data={rows} style={{ width: '100%', height: 220 }} margin={{ top: 6, right: 12, bottom: 18, left: 0 }} aria-label={`${title}: one line per method`}>
+      <ComposedChart responsive data={rows} style={{ width: '100%', height: 220 }} margin={{ top: 6, right: 12, bottom: 18, left: 0 }} aria-label={`${title}: one line per method`}>
         <CartesianGrid stroke="#eceef2" vertical={false} />
         <XAxis dataKey="samples" type="number" domain={[0, 'dataMax']} tick={{ fontSize: 11 }} allowDecimals={false} label={{ value: 'instruction samples seen', position: 'insideBottom', offset: -10, fontSize: 11 }} />
         <YAxis tick={{ fontSize: 11 }} width={46} domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} />
-        <Tooltip isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+        <Tooltip isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : Array.isArray(v) ? `${pct(Number(v[0]))} – ${pct(Number(v[1]))}` : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
         <Legend verticalAlign="top" height={36} wrapperStyle={{ fontSize: 12 }} itemSorter={(item) => order(item.dataKey)} />
+        {methods.map((m, i) =>
+          banded.has(m.key) ? (
+            <Area key={bandKey(m.key)} type="linear" dataKey={bandKey(m.key)} name={`${m.name}, 95% interval`} legendType="none" tooltipType="none" fill={color(m.key, i)} fillOpacity={0.15} stroke="none" isAnimationActive={false} connectNulls />
+          ) : null,
+        )}
         {methods.map((m, i) => (
           <Line key={m.key} type="linear" dataKey={m.key} name={m.name} stroke={color(m.key, i)} strokeWidth={1.5} dot={{ r: 2 }} isAnimationActive={false} connectNulls />
         ))}
-      </LineChart>
+      </ComposedChart>
     </figure>
   );
 }
@@ -187,21 +322,26 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
             </thead>
             <tbody>
               {methods.map((m) => {
-                const first = m.curve[0];
-                const last = m.curve[m.curve.length - 1];
+                const { runs, points } = seedCurve(m);
+                const first = points[0];
+                const last = points[points.length - 1];
+                const own = ownGroupOver(m);
+                const ll = last?.probeLogLikelihood;
                 return (
-                  <tr key={m.key} data-testid="comparison-row" data-method={m.key} data-state={m.state}>
+                  <tr key={m.key} data-testid="comparison-row" data-method={m.key} data-state={m.state} data-seeds={runs}>
                     <th scope="row">{m.name}</th>
-                    <td>{pct(first?.probe)}</td>
-                    <td>{pct(last?.probe)}</td>
-                    <td>{last ? last.probeLogLikelihood.toFixed(3) : '—'}</td>
+                    <td>{ci(first?.probe)}</td>
+                    <td data-testid="comparison-probe-after" data-value={last?.probe.mean ?? ''} data-half={last?.probe.half ?? ''}>
+                      {ci(last?.probe)}
+                    </td>
+                    <td>{ll ? `${ll.mean.toFixed(3)}${ll.half === null ? '' : ` ± ${ll.half.toFixed(3)}`}` : '—'}</td>
                     {tasks.map((t) => (
-                      <td key={t}>{pct(last?.tasks[t])}</td>
+                      <td key={t}>{ci(last?.tasks[t])}</td>
                     ))}
-                    <td>{pct(last?.taskMean)}</td>
+                    <td>{ci(last?.taskMean)}</td>
                     {types.map((t) => {
-                      const g = m.ownGroup?.find((x) => x.type === t);
-                      return <td key={`own-${t}`}>{g ? `${pct(g.share)}${g.target === null ? '' : ` (optimum ${pct(g.target)})`}` : '—'}</td>;
+                      const g = own?.find((x) => x.type === t);
+                      return <td key={`own-${t}`}>{g ? `${ci(g.share)}${g.target === null ? '' : ` (optimum ${pct(g.target)})`}` : '—'}</td>;
                     })}
                   </tr>
                 );
@@ -210,6 +350,119 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
           </table>
         </TableScroll>
       )}
+      {table && <SpecialisationTable methods={methods} />}
+      {table && <DifferencesTable methods={methods} />}
     </section>
+  );
+}
+
+/**
+ * The specialisation table: each LoRAMoE variant's probe and task accuracy at the end with every
+ * group on and with each expert group switched off (expert knockout). A group that holds the
+ * knowledge shows as a probe drop when it is off; one that holds the task skill, as a task drop.
+ */
+function SpecialisationTable({ methods }: { methods: ComparisonMethodView[] }) {
+  const rows = methods.flatMap((m) => {
+    const last = seedCurve(m).points.at(-1);
+    return last && last.knockout.length > 0 ? [{ m, last, knockout: last.knockout }] : [];
+  });
+  if (rows.length === 0) return null;
+  const groups = [...new Set(rows.flatMap((r) => r.knockout.map((k) => k.group)))];
+  return (
+    <TableScroll label="Specialisation: accuracy with each expert group switched off">
+      <table className="data-table" data-testid="specialisation-table">
+        <caption className="small">
+          Specialisation: accuracy at the end with each expert group switched off (its router logits at minus infinity in every layer); with seeds, * marks a change from
+          all groups on that a paired t-test across seeds puts beyond noise
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Method</th>
+            <th scope="col">Probe, all on</th>
+            {groups.map((g) => (
+              <th scope="col" key={`p-${g}`}>
+                Probe, {g} off
+              </th>
+            ))}
+            <th scope="col">Tasks, all on</th>
+            {groups.map((g) => (
+              <th scope="col" key={`t-${g}`}>
+                Tasks, {g} off
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ m, last, knockout }) => (
+            <tr key={m.key} data-testid="specialisation-row" data-method={m.key}>
+              <th scope="row">{m.name}</th>
+              <td>{ci(last.probe)}</td>
+              {groups.map((g) => {
+                const k = knockout.find((x) => x.group === g);
+                return (
+                  <td key={`p-${g}`} data-testid="specialisation-probe" data-group={g} data-value={k?.probe.mean ?? ''} data-beyond-noise={String(k?.probeDrop.beyondNoise ?? false)}>
+                    {ci(k?.probe)}
+                    {k?.probeDrop.beyondNoise ? ' *' : ''}
+                  </td>
+                );
+              })}
+              <td>{ci(last.taskMean)}</td>
+              {groups.map((g) => {
+                const k = knockout.find((x) => x.group === g);
+                return (
+                  <td key={`t-${g}`}>
+                    {ci(k?.taskMean)}
+                    {k?.taskDrop.beyondNoise ? ' *' : ''}
+                  </td>
+                );
+              })}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
+  );
+}
+
+/** A paired difference in percentage points, with * when beyond noise. */
+function diffText(d: PairedDifference): string {
+  const m = `${d.mean >= 0 ? '+' : '−'}${Math.abs(d.mean * 100).toFixed(1)}`;
+  return `${m}${d.half === null ? '' : ` ± ${(d.half * 100).toFixed(1)}`} pp${d.beyondNoise ? ' *' : ''}`;
+}
+
+/**
+ * With two or more seeds: every pair of methods compared seed by seed at the end, marked * where a
+ * paired t-test across seeds puts the difference beyond noise (its 95% interval excludes 0).
+ */
+function DifferencesTable({ methods }: { methods: ComparisonMethodView[] }) {
+  const diffs = seedDifferences(methods);
+  if (diffs.length === 0) return null;
+  return (
+    <TableScroll label="Differences between methods, paired by seed">
+      <table className="data-table" data-testid="differences-table">
+        <caption className="small">
+          Differences at the end, a − b, paired by seed (mean ± 95% interval, percentage points); * beyond noise: a paired t-test across seeds at the 5% level (the
+          interval excludes 0)
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Methods (a − b)</th>
+            <th scope="col">Probe after</th>
+            <th scope="col">Tasks mean</th>
+          </tr>
+        </thead>
+        <tbody>
+          {diffs.map((d) => (
+            <tr key={`${d.a}|${d.b}`} data-testid="difference-row" data-beyond-noise={String(d.probe.beyondNoise || d.taskMean.beyondNoise)}>
+              <th scope="row">
+                {d.a} − {d.b}
+              </th>
+              <td>{diffText(d.probe)}</td>
+              <td>{diffText(d.taskMean)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }

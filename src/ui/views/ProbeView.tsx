@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { TableScroll } from './TableScroll';
+import { rangeText } from '../../worker/groups';
 import type { ProbeResult } from './types';
 import './views.css';
 
@@ -98,7 +99,10 @@ function ProbeSummary({ before, after }: ProbeViewProps) {
       </div>
       <div>
         <dt>accuracy after</dt>
-        <dd data-testid="probe-accuracy-after">{after ? pct(after.accuracy) : 'not run'}</dd>
+        <dd data-testid="probe-accuracy-after" data-mask={after?.expertMask?.join(',') ?? ''}>
+          {after ? pct(after.accuracy) : 'not run'}
+          {after?.expertMask && after.expertMask.length > 0 && <span className="muted"> (experts {rangeText(after.expertMask)} off)</span>}
+        </dd>
       </div>
       <div>
         <dt>change</dt>
