@@ -9,9 +9,11 @@ export interface ViewState {
   chatPrompt: string;
   /** What the routing panel shows: the run's routing set (held out, dropout off) or the last training window. */
   routingView: 'routingSet' | 'window';
+  /** What importing an adapter changed in the training settings, said once beside the adapter (null: nothing to say). */
+  importNote: string | null;
 }
 
-export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet' }));
+export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet', importNote: null }));
 
 export function setView(partial: Partial<ViewState>): void {
   useViewStore.setState(partial);

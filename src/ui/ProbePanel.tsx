@@ -2,6 +2,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
+import { useLibraryStore } from '../store/run-library';
 import { loadDemoProbe, uploadDatasetFile } from '../store/data-actions';
 import { runProbe } from '../store/model-actions';
 import { DropZone } from './DropZone';
@@ -15,7 +16,14 @@ export function ProbePanel() {
   const probeError = useDatasetStore((s) => s.errors.probe);
   const ready = useModelStore((s) => s.info !== null);
   const adapter = useRunStore((s) => s.adapter);
-  const can = ready && probe !== null && running === null;
+  const modelRun = useRunStore((s) => s.modelRun);
+  const shownRun = useRunStore((s) => s.runId);
+  const busy = useRunStore((s) => s.busy);
+  const runs = useLibraryStore((s) => s.runs);
+  const can = ready && probe !== null && running === null && busy === null;
+  // "After" scores the model the worker holds: say whose it is, and refuse while another run is on screen.
+  const modelName = adapter.origin === 'none' ? null : (runs.find((r) => r.id === modelRun)?.name ?? adapter.label);
+  const afterWhy = adapter.origin === 'none' ? 'Train or import an adapter first' : shownRun !== null && modelRun !== shownRun ? "The run on screen is not the loaded model: open it from the runs library to load it" : '';
   return (
     <section className="panel" data-testid="probe-panel">
       <h2>Knowledge probe</h2>
@@ -48,10 +56,14 @@ export function ProbePanel() {
         <button type="button" data-testid="probe-before" disabled={!can} onClick={() => void runProbe('before')}>
           {running === 'before' ? 'Probing…' : 'Probe the frozen backbone'}
         </button>
-        <button type="button" data-testid="probe-after" disabled={!can || adapter.origin === 'none'} onClick={() => void runProbe('after')} title={adapter.origin === 'none' ? 'Train or import an adapter first' : ''}>
+        <button type="button" data-testid="probe-after" disabled={!can || afterWhy !== ''} onClick={() => void runProbe('after')} title={afterWhy}>
           {running === 'after' ? 'Probing…' : 'Probe the trained model'}
         </button>
       </div>
+      <p className="small muted" data-testid="probe-model" data-run={modelRun ?? ''}>
+        {modelName ? `"After" scores ${modelName}.` : '"After" needs an adapter: train a run or import one.'}
+        {afterWhy && modelName ? ` ${afterWhy}.` : ''}
+      </p>
       {error && (
         <p className="error-box" data-testid="probe-error">
           {error}
