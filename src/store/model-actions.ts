@@ -190,7 +190,7 @@ export async function openRunWithModel(id: string): Promise<void> {
     if (!file) throw new Error('its adapter is no longer in this browser');
     await call({ type: 'importAdapter', name: file.name, files: [{ path: file.name, file: new Blob([file.bytes], { type: 'application/zip' }) }] });
     // The model now carries this run's adapter: probe results and chat are recorded with it.
-    useRunStore.setState((s) => ({ modelRun: id, runId: id, adapter: { ...s.adapter, label: rec.name } }));
+    useRunStore.setState((s) => ({ modelRun: id, runId: id, adapter: { ...s.adapter, origin: rec.origin, label: rec.name } }));
     useViewStore.setState({ importNote: null });
   } catch (e) {
     useLibraryStore.setState({ error: `${rec.name} is on screen, but its adapter could not be loaded: ${errorText(e)}. The probe and chat answer with ${describeModel()}.` });

@@ -108,7 +108,7 @@ function ProbeSummary({ before, after }: ProbeViewProps) {
       </div>
       <div>
         <dt>mean log p(gold)</dt>
-        <dd data-testid="probe-loglik">
+        <dd data-testid="probe-loglik" data-after={after ? after.meanLogLikelihood : ''}>
           {before ? before.meanLogLikelihood.toFixed(3) : '—'} → {after ? after.meanLogLikelihood.toFixed(3) : '—'}
           {llDelta !== null && <span className={`delta ${trend(llDelta)}`}> ({signed(llDelta, 3)})</span>}
         </dd>
