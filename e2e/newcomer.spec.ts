@@ -56,7 +56,7 @@ function peftRsLoraZip(): Uint8Array {
   new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
   file.set(json, 8);
   // Small values, so the adapter changes the model a little: 0.01 everywhere.
-  new Float32Array(file.buffer, 8 + json.length, offset / 4).fill(0.01);
+  file.set(new Uint8Array(new Float32Array(offset / 4).fill(0.01).buffer), 8 + json.length);
   const config = { peft_type: 'LORA', base_model_name_or_path: 'tiny-peft-base', r, lora_alpha: 8, use_rslora: true, lora_dropout: 0, target_modules: ['down_proj'], bias: 'none' };
   return zipSync({ 'adapter_config.json': new TextEncoder().encode(JSON.stringify(config)), 'adapter_model.safetensors': file });
 }
