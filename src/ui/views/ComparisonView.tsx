@@ -193,7 +193,7 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
       </div>
       {table && (
         <TableScroll label="Comparison results">
-          <table className="data-table" data-testid="comparison-table">
+          <table className="data-table comparison-table" data-testid="comparison-table">
             <thead>
               <tr>
                 <th scope="col">Method</th>
@@ -229,7 +229,12 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
                     <td>{pct(last?.taskMean)}</td>
                     {types.map((t) => {
                       const g = m.ownGroup?.find((x) => x.type === t);
-                      return <td key={`own-${t}`}>{g ? `${pct(g.share)}${g.target === null ? '' : ` (optimum ${pct(g.target)})`}` : '—'}</td>;
+                      return (
+                        <td key={`own-${t}`}>
+                          {g ? pct(g.share) : '—'}
+                          {g && g.target !== null && <span className="optimum">optimum {pct(g.target)}</span>}
+                        </td>
+                      );
                     })}
                   </tr>
                 );
