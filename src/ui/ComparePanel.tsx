@@ -85,7 +85,7 @@ export function ComparePanel() {
         <summary>The settings every method uses (shared with the Training panel: a change here changes them there)</summary>
         <div className="fields">
           {SHARED_KEYS.map((k) => (
-            <SettingField key={k} k={k} idPrefix="compare-" disabled={running || (holdsModel(status) && !running)} />
+            <SettingField key={k} k={k} idPrefix="compare-" disabled={holdsModel(status)} />
           ))}
         </div>
       </details>
