@@ -20,6 +20,7 @@ import { forgetSeenStep, newRunRecord, rememberSeenStep, resumeInterrupted, warm
 import { findRun, refreshUsage, saveRecord, showProbeAndChat } from './run-library';
 import { restoreOnce, saveRunSoon } from './run-persistence';
 import { useSettingsStore } from './settings';
+import { useViewStore } from './view';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
 
 // ---- events -------------------------------------------------------------------------------------
@@ -114,7 +115,11 @@ function onEvent(ev: WorkerEvent): void {
         modelRun: r.runId,
       });
       useModelStore.setState({ memory: r.memory });
-      if (!r.resumed) useRunStore.setState({ autoResumed: null });
+      if (!r.resumed) {
+        useRunStore.setState({ autoResumed: null });
+        // What an earlier import changed in the settings is old news once a run starts.
+        useViewStore.setState({ importNote: null });
+      }
       const rec = findRun(r.runId);
       if (r.resumed && rec) showProbeAndChat(rec);
       if (!r.resumed || !rec) {
