@@ -5,6 +5,7 @@ import { useRunStore } from '../store/run';
 import { setView, useViewStore } from '../store/view';
 import { generate, stopGenerate } from '../store/model-actions';
 import { withColors } from './colors';
+import { count } from './format';
 import { SettingField } from './SettingField';
 import { ChatTranscript } from './views/ChatTranscript';
 
@@ -77,7 +78,7 @@ export function ChatPanel() {
       <ChatTranscript tokens={tokens} groups={colored} />
       {(finishReason || running) && (
         <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''}>
-          {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {tokens.length} tokens
+          {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {count(tokens.length, 'token')}
           {tokensPerSecond > 0 ? ` · ${tokensPerSecond.toFixed(1)} tokens/s` : ''} · {answeredBy}
         </p>
       )}

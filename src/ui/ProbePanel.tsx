@@ -6,6 +6,7 @@ import { useLibraryStore } from '../store/run-library';
 import { loadDemoProbe, uploadDatasetFile } from '../store/data-actions';
 import { runProbe } from '../store/model-actions';
 import { DropZone } from './DropZone';
+import { count } from './format';
 import { ProbeView } from './views/ProbeView';
 
 /** Closed-book questions held out of training: exact-match accuracy of the frozen backbone and of the trained model. */
@@ -48,7 +49,7 @@ export function ProbePanel() {
       </div>
       {probe && (
         <p className="small" data-testid="probe-data" data-count={probe.counts.good}>
-          <strong>{probe.name}</strong>: {probe.counts.good} questions
+          <strong>{probe.name}</strong>: {count(probe.counts.good, 'question')}
         </p>
       )}
       {probeError && <p className="error-box">{probeError}</p>}

@@ -78,7 +78,7 @@ export function LossCharts({ points }: LossChartsProps) {
   return (
     <section className="view loss-charts" data-testid="loss-charts" data-points={points.length} data-drawn={rows.length}>
       <p className="view-note muted">
-        {points.length === 0 ? 'No training steps yet.' : `${points.length.toLocaleString()} steps`}
+        {points.length === 0 ? 'No training steps yet.' : `${points.length.toLocaleString()} step${points.length === 1 ? '' : 's'}`}
         {points.length > MAX_POINTS && ` (drawing ${rows.length.toLocaleString()})`}
         {skipped > 0 && (
           <span className="view-warn" data-testid="skipped-steps">

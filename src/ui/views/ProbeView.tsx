@@ -48,7 +48,7 @@ export function ProbeView({ before, after }: ProbeViewProps) {
       <TypeAccuracy before={before} after={after} />
       <div className="view-toolbar">
         <span className="muted">
-          {n} questions{both && `, ${changedCount} changed`}
+          {n} question{n === 1 ? '' : 's'}{both && `, ${changedCount} changed`}
         </span>
         <span className="view-spacer" />
         <label>

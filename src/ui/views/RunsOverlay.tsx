@@ -36,7 +36,9 @@ export function RunsOverlay({ series }: RunsOverlayProps) {
   return (
     <figure className="small-chart" data-testid="runs-overlay" data-runs={series.length} aria-label={`Loss of ${series.length} runs by step`} role="img">
       <figcaption>
-        <span>Loss by step, {series.length} runs</span>
+        <span>
+          Loss by step, {series.length} run{series.length === 1 ? '' : 's'}
+        </span>
       </figcaption>
       <LineChart responsive data={rows} style={{ width: '100%', height: 220 }} margin={{ top: 6, right: 12, bottom: 18, left: 0 }} accessibilityLayer={false}>
         <CartesianGrid strokeDasharray="3 3" />
