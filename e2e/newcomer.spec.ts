@@ -118,6 +118,14 @@ test('the newcomer journey at 1,400 px and at 390 px', async ({ page }, testInfo
   await expect(readings.filter({ hasText: 'world knowledge' })).toHaveText(/^world knowledge → experts 0-3: \d+%, target \d+%$/);
   for (const text of await readings.allTextContents()) expect(text).toMatch(/^[a-z ]+ → experts 4-7: \d+%, target \d+%$|^world knowledge/);
 
+  // 8. A chart's tooltip goes when the pointer leaves.
+  const ce = page.getByTestId('chart-ce').locator('.recharts-wrapper');
+  const box = (await ce.boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await expect(page.getByTestId('chart-ce').locator('.recharts-tooltip-wrapper')).toBeVisible();
+  await page.mouse.move(box.x + box.width / 2, box.y - 150);
+  await expect(page.getByTestId('chart-ce').locator('.recharts-tooltip-wrapper')).toBeHidden();
+
   // A second run with another seed: another model.
   await page.getByTestId('setting-seed').fill('8');
   const second = await trainToEnd(page);
@@ -170,6 +178,11 @@ test('the newcomer journey at 1,400 px and at 390 px', async ({ page }, testInfo
   await expect(page.getByTestId('nav-runs')).toBeVisible();
   await page.getByTestId('nav-runs').click();
   await expect(page.getByTestId('runs-panel')).toBeInViewport();
+  // Open the first run again: its curves and routing at phone width, every chart label whole.
+  await page.locator(`[data-testid="run-row"][data-run="${first}"]`).getByTestId('run-open').click();
+  await expect(page.getByTestId('probe-model')).toHaveAttribute('data-run', first);
+  const tick = page.getByTestId('group-share-chart').locator('.recharts-xAxis .recharts-cartesian-axis-tick').filter({ hasText: 'world' });
+  await expect(tick).toHaveText(/^world\s*knowledge\s*\(\d+\s*tokens\)$/);
   await expectNoOverflow(page, '.panel, .runbar, .app-header, .sidebar', 'the playground at 390 px');
   const nameBox = await page.locator(`[data-testid="run-row"][data-run="${first}"] .run-name`).boundingBox();
   expect(nameBox!.width, 'a run name is not wrapped letter by letter').toBeGreaterThan(100);

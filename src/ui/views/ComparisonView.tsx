@@ -1,6 +1,6 @@
-import { useState } from 'react';
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { csvField } from './export';
+import { usePointerInside } from './pointer';
 import { TableScroll } from './TableScroll';
 import './views.css';
 
@@ -143,9 +143,9 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
   // Legend and tooltip list the methods in the comparison's order (recharts sorts by name otherwise).
   const order = (key: unknown) => methods.findIndex((m) => m.key === key);
   // The tooltip shows only while the pointer is over the chart (recharts keeps the last one otherwise).
-  const [pointer, setPointer] = useState(false);
+  const pointer = usePointerInside();
   return (
-    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points} onMouseEnter={() => setPointer(true)} onMouseLeave={() => setPointer(false)}>
+    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points} {...pointer.handlers}>
       <figcaption>
         <span>{title}</span>
       </figcaption>
@@ -162,7 +162,7 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
         <CartesianGrid stroke="#eceef2" vertical={false} />
         <XAxis dataKey="samples" type="number" domain={[0, 'dataMax']} tick={{ fontSize: 11 }} allowDecimals={false} label={{ value: 'instruction samples seen', position: 'insideBottom', offset: -10, fontSize: 11 }} />
         <YAxis tick={{ fontSize: 11 }} width={46} domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} />
-        <Tooltip active={pointer ? undefined : false} isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+        <Tooltip active={pointer.inside ? undefined : false} isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
         {methods.map((m, i) => (
           <Line key={m.key} type="linear" dataKey={m.key} name={m.name} stroke={color(m.key, i)} strokeWidth={1.5} dot={{ r: 2 }} isAnimationActive={false} connectNulls />
         ))}

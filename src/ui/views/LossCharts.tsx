@@ -1,4 +1,5 @@
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { usePointerInside } from './pointer';
 import type { StepMetrics } from './types';
 import './views.css';
 
@@ -97,8 +98,9 @@ export function LossCharts({ points }: LossChartsProps) {
 }
 
 function SmallChart({ spec, rows, latest, off }: { spec: SeriesSpec; rows: Row[]; latest: number | null; off: boolean }) {
+  const pointer = usePointerInside();
   return (
-    <figure className="small-chart" data-testid={spec.testid} data-off={off ? 'true' : undefined}>
+    <figure className="small-chart" data-testid={spec.testid} data-off={off ? 'true' : undefined} {...pointer.handlers}>
       <figcaption>
         <span>{spec.title}</span>
         {off ? (
@@ -134,6 +136,7 @@ function SmallChart({ spec, rows, latest, off }: { spec: SeriesSpec; rows: Row[]
           />
           <YAxis tick={{ fontSize: 11 }} width={46} tickFormatter={compact} domain={['auto', 'auto']} />
           <Tooltip
+            active={pointer.inside ? undefined : false}
             isAnimationActive={false}
             formatter={(v) => (typeof v === 'number' ? spec.format(v) : String(v))}
             labelFormatter={(l) => `step ${String(l)}`}
