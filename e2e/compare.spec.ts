@@ -81,8 +81,9 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   expect(tableFits, 'the comparison table is not cut off at 1,400 px').toBe(true);
   // The tooltip leaves with the pointer.
   const plot = page.getByTestId('comparison-probe-chart').locator('.recharts-wrapper');
+  await plot.scrollIntoViewIfNeeded();
   const pb = (await plot.boundingBox())!;
-  await page.mouse.move(pb.x + pb.width / 2, pb.y + pb.height / 2);
+  await page.mouse.move(pb.x + pb.width / 2, pb.y + pb.height / 2, { steps: 4 });
   await expect(page.getByTestId('comparison-probe-chart').locator('.recharts-tooltip-wrapper')).toBeVisible();
   await page.mouse.move(pb.x + pb.width / 2, pb.y - 200);
   await expect(page.getByTestId('comparison-probe-chart').locator('.recharts-tooltip-wrapper')).toBeHidden();

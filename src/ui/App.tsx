@@ -29,12 +29,14 @@ export const SECTIONS = [
 /**
  * The playground: the run's controls always at the top, a sidebar (a strip of tabs on a phone) that
  * jumps between its parts, and the parts: backbone and data, training (curves, routing, probe beside
- * the settings), the method comparison, chat and the runs library. While a run holds the model the
- * training part comes first, so its live curves and heatmaps are the first thing seen.
+ * the settings), the method comparison, chat and the runs library. While a run is going, and while one is on
+ * screen with its curves, the training part comes first, so its live curves and heatmaps are the
+ * first thing seen.
  */
 export function App() {
   const status = useGpuStore((s) => s.status);
-  const live = useRunStore((s) => holdsModel(s.status));
+  // A run going, or one on screen with its curves: its views come first (and stay first when it ends).
+  const live = useRunStore((s) => holdsModel(s.status) || s.metrics.length > 0);
   if (status === 'unavailable') {
     return (
       <div className="app narrow">
