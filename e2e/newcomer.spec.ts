@@ -27,11 +27,14 @@ async function loadDemo(page: Page, testInfo: TestInfo): Promise<void> {
   await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
 }
 
-/** Trains the form's run to its end; returns its id in the library. */
-async function trainToEnd(page: Page): Promise<string> {
+/** Trains the form's run to its end; returns its id in the library (a new one: not `previous`). */
+async function trainToEnd(page: Page, previous: string): Promise<string> {
+  const onScreen = () => page.locator('[data-testid="run-row"][aria-current="true"]').getAttribute('data-run');
   await page.getByTestId('start-run').click();
+  // The run bar still says "done" of the previous run until the new one starts: wait for the new run's row.
+  await expect.poll(onScreen, { timeout: 60_000 }).not.toBe(previous);
   await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done', { timeout: 150_000 });
-  return (await page.locator('[data-testid="run-row"][aria-current="true"]').getAttribute('data-run'))!;
+  return (await onScreen())!;
 }
 
 /**
@@ -64,7 +67,7 @@ function peftRsLoraZip(): Uint8Array {
 
 test('the newcomer journey at 1,400 px and at 390 px', async ({ page }, testInfo) => {
   await page.setViewportSize(WIDE);
-  await openApp(page, '?batch=2&steps=6&ckpt=0&routing=3&lr=0.002&seed=7&maxnew=4');
+  await openApp(page, '?batch=2&steps=24&ckpt=0&routing=8&lr=0.002&seed=7&maxnew=4');
 
   // 8. The sidebar names the parts and jumps to them.
   const nav = page.getByTestId('section-nav');
@@ -130,7 +133,7 @@ test('the newcomer journey at 1,400 px and at 390 px', async ({ page }, testInfo
 
   // A second run with another seed: another model.
   await page.getByTestId('setting-seed').fill('8');
-  const second = await trainToEnd(page);
+  const second = await trainToEnd(page, first);
   expect(second).not.toBe(first);
   await expect(page.getByTestId('probe-model')).toHaveAttribute('data-run', second);
   await expect.poll(async () => Number(await page.getByTestId('probe-loglik').getAttribute('data-after'))).not.toBe(firstLoglik);
