@@ -9,9 +9,7 @@
  */
 import AxeBuilder from '@axe-core/playwright';
 import { expect, type Page, test } from '@playwright/test';
-import { openApp, writeTrainingFile } from './app';
-
-const PHONE = { width: 390, height: 844 };
+import { expectNoOverflow, openApp, PHONE, writeTrainingFile } from './app';
 
 /** axe's serious and critical violations on the page: one entry per rule, with the first few elements. */
 async function seriousViolations(page: Page): Promise<string[]> {
@@ -29,44 +27,6 @@ async function expectAccessible(page: Page, what: string): Promise<void> {
   const found = await seriousViolations(page);
   if (found.length > 0) console.log(`[axe] ${what}:\n${found.join('\n')}`);
   expect.soft(found, `${what}: serious or critical axe violations:\n${found.join('\n')}`).toEqual([]);
-}
-
-/**
- * Elements that stick out of their panel sideways (outside any box that scrolls or clips), and the
- * page's scroll width.
- */
-async function overflow(page: Page, panels: string): Promise<{ scrollWidth: number; outside: string[] }> {
-  return page.evaluate((selector) => {
-    const describe = (el: Element) => {
-      const id = el.getAttribute('data-testid');
-      const cls = typeof el.className === 'string' && el.className ? `.${el.className.trim().split(/\s+/).join('.')}` : '';
-      return `${el.tagName.toLowerCase()}${id ? `[data-testid=${id}]` : ''}${cls}`;
-    };
-    const outside: string[] = [];
-    const reported = new Set<Element>();
-    for (const panel of document.querySelectorAll(selector)) {
-      const box = panel.getBoundingClientRect();
-      for (const el of panel.querySelectorAll('*')) {
-        const r = el.getBoundingClientRect();
-        if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
-        // Inside a box that scrolls or clips, or inside an element already reported: not reported again.
-        let skip = false;
-        for (let a = el.parentElement; a && a !== panel; a = a.parentElement) if (getComputedStyle(a).overflowX !== 'visible' || reported.has(a)) skip = true;
-        if (skip) continue;
-        if (r.left < box.left - 1 || r.right > box.right + 1) {
-          reported.add(el);
-          outside.push(`${describe(el)} in ${describe(panel)}: ${Math.round(r.left)}-${Math.round(r.right)} px, the panel ${Math.round(box.left)}-${Math.round(box.right)} px`);
-        }
-      }
-    }
-    return { scrollWidth: document.documentElement.scrollWidth, outside };
-  }, panels);
-}
-
-async function expectNoOverflow(page: Page, panels: string, what: string): Promise<void> {
-  const { scrollWidth, outside } = await overflow(page, panels);
-  expect.soft(outside, `${what}: elements wider than their panel:\n${outside.join('\n')}`).toEqual([]);
-  expect.soft(scrollWidth, `${what}: the page is wider than the screen`).toBeLessThanOrEqual(PHONE.width);
 }
 
 test('every view with sample data: no serious axe violation, nothing wider than a phone screen', async ({ page }, testInfo) => {

@@ -6,7 +6,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { expect, test } from '@playwright/test';
-import { LOCAL, openApp, recordRequests, writeTrainingFile } from './app';
+import { LOCAL, openApp, pngSize, recordRequests, writeTrainingFile } from './app';
 
 const METHODS = ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'];
 
@@ -35,6 +35,7 @@ function csvCells(line: string): string[] {
 
 test('a short comparison of the five methods plots every curve, ends with the table, and exports CSV and PNG', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
+  await page.setViewportSize({ width: 1400, height: 900 });
   await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
@@ -47,6 +48,10 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '24');
 
   await page.getByTestId('compare-steps').fill('4');
+  // The settings the methods take from the Training panel are shown here, editable.
+  await expect(page.getByTestId('compare-setting-batch')).toHaveValue('2');
+  await expect(page.getByTestId('compare-setting-seed')).toHaveValue('5');
+  await expect(page.getByTestId('compare-setting-lbcDelta')).toHaveValue('0.1');
   await page.getByTestId('compare-start').click();
   await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'running');
   await expect(page.getByTestId('compare-panel')).toHaveAttribute('data-status', 'done', { timeout: 170_000 });
@@ -68,6 +73,26 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   expect(knocked.map(([g]) => g)).toEqual(['world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks', 'world knowledge', 'downstream tasks']);
   for (const [, v] of knocked) expect(v >= 0 && v <= 1).toBe(true);
   await page.getByTestId('compare-panel').screenshot({ path: testInfo.outputPath('comparison.png') });
+
+  // At 1,400 px the two charts share the width, the legends sit above the plots, the table is not cut off.
+  const view = (await page.getByTestId('comparison-view').boundingBox())!;
+  for (const id of ['comparison-probe-chart', 'comparison-task-chart']) {
+    const box = (await page.getByTestId(id).boundingBox())!;
+    expect(box.width, `${id} takes half the width`).toBeGreaterThan(view.width * 0.45);
+    const legend = (await page.getByTestId(`${id}-legend`).boundingBox())!;
+    const plot = (await page.getByTestId(id).locator('.recharts-wrapper').boundingBox())!;
+    expect(legend.y + legend.height, `${id}: the legend ends above the plot`).toBeLessThanOrEqual(plot.y + 1);
+  }
+  const tableFits = await page.getByTestId('comparison-table').evaluate((t) => t.scrollWidth <= (t.parentElement?.clientWidth ?? 0) + 1);
+  expect(tableFits, 'the comparison table is not cut off at 1,400 px').toBe(true);
+  // The tooltip leaves with the pointer.
+  const plot = page.getByTestId('comparison-probe-chart').locator('.recharts-wrapper');
+  await plot.scrollIntoViewIfNeeded();
+  const pb = (await plot.boundingBox())!;
+  await page.mouse.move(pb.x + pb.width / 2, pb.y + pb.height / 2, { steps: 4 });
+  await expect(page.getByTestId('comparison-probe-chart').locator('.recharts-tooltip-wrapper')).toBeVisible();
+  await page.mouse.move(pb.x + pb.width / 2, pb.y - 200);
+  await expect(page.getByTestId('comparison-probe-chart').locator('.recharts-tooltip-wrapper')).toBeHidden();
 
   // Each method's run is an ordinary run of the library.
   await expect(page.locator('[data-testid="run-row"]', { hasText: 'Comparison 1:' })).toHaveCount(5);
@@ -94,8 +119,10 @@ test('a short comparison of the five methods plots every curve, ends with the ta
   expect(new Set(lines.slice(1).map((l) => csvCells(l)[header.indexOf('probe before')])).size).toBe(1);
 
   const [png] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-png').click()]);
-  const bytes = await readFile((await png.path())!);
-  expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  // The chart itself (not a 14 px legend icon), drawn at twice its size on screen.
+  const size = pngSize(await readFile((await png.path())!));
+  expect(size.width).toBeGreaterThanOrEqual(2 * Math.floor((await page.getByTestId('comparison-probe-chart').locator('.recharts-wrapper').boundingBox())!.width));
+  expect(size.height).toBeGreaterThan(400);
 
   // A second comparison, cancelled while its first method trains: that run stops and no other starts.
   await page.getByTestId('compare-steps').fill('400');

@@ -138,7 +138,8 @@ export function readDelimited(text: string, delimiter: string, c: Collector, ref
         return;
       }
       if (res.errors.length > 0) {
-        c.addBad(location, 'record', `${kind} syntax: ${res.errors.map((e) => e.message).join('; ')}`);
+        // papaparse may report one problem once per quote it meets: each message is said once.
+        c.addBad(location, 'record', `${kind} syntax: ${[...new Set(res.errors.map((e) => e.message))].join('; ')}`);
         return;
       }
       if (row.length !== header.length) {

@@ -288,6 +288,14 @@ describe('refusals', () => {
       'many.jsonl: no usable record: all 5 records are bad (line 1: output: missing output; line 2: output: missing output; line 3: output: missing output; and 2 more)',
     );
     expect(await refusal(utf8('instruction,output\n'), 'header-only.csv')).toBe('header-only.csv: no records found');
+    expect(await refusal(utf8('{"instruction": "a"}\n'), 'one.jsonl')).toBe('one.jsonl: no usable record: the only record is bad (line 1: output: missing output)');
+  });
+
+  it('a CSV row with a syntax problem names each problem once', async () => {
+    // papaparse reports "Trailing quote on quoted field is malformed" once per quote it meets in the row.
+    const r = await parseDataset(utf8('instruction,output\ng,h\n"a"b,c\n"d"e,f\n'), 'quotes.csv');
+    expect(r.records).toHaveLength(1);
+    expect(r.errors.map((e) => e.message)).toEqual(['CSV syntax: Trailing quote on quoted field is malformed; Quoted field unterminated']);
   });
 
   it('a CSV missing the instruction or output column', async () => {

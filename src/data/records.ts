@@ -271,7 +271,7 @@ export class Collector {
         this.fileName,
         this.total === 0
           ? 'no records found'
-          : `no usable record: all ${this.total} record${this.total === 1 ? ' is' : 's are'} bad (${shown.join('; ')}${more})`,
+          : this.total === 1 ? `no usable record: the only record is bad (${shown.join('; ')}${more})` : `no usable record: all ${this.total} records are bad (${shown.join('; ')}${more})`,
       );
     }
     // Counted in a Map: type names come from the file ("__proto__", "constructor" are names too).

@@ -14,11 +14,13 @@ import { useDatasetStore } from './dataset';
 import { useGpuStore } from './gpu';
 import { useModelStore } from './model';
 import { useProbeStore } from './probe';
-import { MAX_RUN_EVENTS, useRunStore } from './run';
-import { newRunRecord, resumeInterrupted, warmUp } from './run-actions';
+import { probeWhenRunEnds } from './model-actions';
+import { isTraining, MAX_RUN_EVENTS, useRunStore } from './run';
+import { forgetSeenStep, newRunRecord, rememberSeenStep, resumeInterrupted, warmUp } from './run-actions';
 import { findRun, refreshUsage, saveRecord, showProbeAndChat } from './run-library';
 import { restoreOnce, saveRunSoon } from './run-persistence';
 import { useSettingsStore } from './settings';
+import { useViewStore } from './view';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
 
 // ---- events -------------------------------------------------------------------------------------
@@ -113,7 +115,11 @@ function onEvent(ev: WorkerEvent): void {
         modelRun: r.runId,
       });
       useModelStore.setState({ memory: r.memory });
-      if (!r.resumed) useRunStore.setState({ autoResumed: null });
+      if (!r.resumed) {
+        useRunStore.setState({ autoResumed: null });
+        // What an earlier import changed in the settings is old news once a run starts.
+        useViewStore.setState({ importNote: null });
+      }
       const rec = findRun(r.runId);
       if (r.resumed && rec) showProbeAndChat(rec);
       if (!r.resumed || !rec) {
@@ -128,7 +134,8 @@ function onEvent(ev: WorkerEvent): void {
       // The warm-up's compiles count only while a start waits for them; the first step's phase comes after runStarted.
       useRunStore.setState((s) => (s.busy === 'starting' || s.busy === 'restoring' || ev.progress.phase === 'firstStep' ? { startup: ev.progress } : {}));
       return;
-    case 'runStatus':
+    case 'runStatus': {
+      const was = useRunStore.getState();
       useRunStore.setState((s) => ({
         status: ev.status,
         step: Math.max(s.step, ev.step),
@@ -137,9 +144,16 @@ function onEvent(ev: WorkerEvent): void {
       }));
       // Where a run rests is recorded at once: whether a reload resumes it depends on it.
       saveRunSoon(ev.status === 'running' ? 1000 : 0);
+      // A run that ends leaves a model to probe: the panel's "after" is scored without a click.
+      if (was.runId && isTraining(was.status) && (ev.status === 'done' || ev.status === 'stopped')) {
+        forgetSeenStep(was.runId);
+        void probeWhenRunEnds(was.runId);
+      }
       return;
+    }
     case 'metrics':
       useRunStore.setState((s) => ({ metrics: [...s.metrics, ...ev.points], step: ev.points[ev.points.length - 1]?.step ?? s.step, startup: null }));
+      rememberSeenStep(useRunStore.getState().runId, useRunStore.getState().step);
       saveRunSoon();
       return;
     case 'routing':

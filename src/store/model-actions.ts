@@ -9,10 +9,13 @@ import * as persist from '../io/persist';
 import { runSpecOf } from '../train/run-settings';
 import { useChatStore } from './chat';
 import { useProbeStore } from './probe';
-import { useRunStore } from './run';
+import { useDatasetStore } from './dataset';
+import { useModelStore } from './model';
+import { holdsModel, useRunStore } from './run';
 import { newRunRecord } from './run-actions';
-import { clearRunViews, refreshUsage, type RunRecord, saveRecord } from './run-library';
+import { clearRunViews, findRun, openRun, refreshUsage, type RunRecord, saveRecord, useLibraryStore } from './run-library';
 import { setSettings, useSettingsStore } from './settings';
+import { formatSetting, SETTINGS, type SettingKey, type Settings } from './settings-table';
 import { useViewStore } from './view';
 import { call, type DistributiveOmit, errorText, type Requested, send } from './worker-link';
 
@@ -70,8 +73,10 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
     if (isZip(entries)) entriesFromZip(new Uint8Array(await entries[0].file.arrayBuffer()), entries[0].path); // fails fast on a bad zip
     await call({ type: 'importAdapter', name, files: entries });
     const a = useRunStore.getState().adapter;
+    useViewStore.setState({ importNote: null });
     if (a.cfg && a.cfg.mode !== 'full' && a.cfg.mode !== 'none') {
-      // The form follows the imported adapter, so "continue training" starts from its shape.
+      // The form follows the imported adapter, so "continue training" starts from its shape; the user is told what changed.
+      const before = useSettingsStore.getState().values;
       setSettings({
         mode: a.cfg.mode,
         experts: a.cfg.mode === 'loramoe' ? a.cfg.numExperts : useSettingsStore.getState().values.experts,
@@ -84,14 +89,42 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
         lbcDirection: a.cfg.lbcDirection,
         lbcImportance: a.cfg.lbcImportance,
       });
-      useViewStore.setState({ continueAdapter: true });
+      useViewStore.setState({ continueAdapter: true, importNote: settingsChangeNote(before, useSettingsStore.getState().values) });
     }
-    await recordImport(entries, name);
+    await recordImport(entries, importName(entries, name, a.baseModel ?? ''));
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
     useRunStore.setState({ busy: null });
   }
+}
+
+/** The training settings an import sets, in the Training panel's order. */
+const IMPORTED_KEYS: SettingKey[] = ['mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbcDelta', 'lbcBeta', 'lbcDirection', 'lbcImportance'];
+
+/**
+ * What an import changed in the training settings, as one sentence ("The Training settings now
+ * follow the imported adapter: Rank (r) 4 → 8, Alpha 32 → 16."), or a sentence saying they already
+ * matched.
+ */
+export function settingsChangeNote(before: Settings, after: Settings): string {
+  const changed = IMPORTED_KEYS.filter((k) => formatSetting(k, before[k] as never) !== formatSetting(k, after[k] as never)).map(
+    (k) => `${SETTINGS[k].label} ${formatSetting(k, before[k] as never)} → ${formatSetting(k, after[k] as never)}`,
+  );
+  return changed.length === 0
+    ? 'The Training settings already matched the imported adapter; "Start from the current adapter" is ticked.'
+    : `The Training settings now follow the imported adapter, so that training continues it: ${changed.join(', ')}. "Start from the current adapter" is ticked.`;
+}
+
+/**
+ * An imported adapter's name in the library: its folder's or zip's name (a lone adapter_config.json
+ * or weights file says nothing) and the base model it was trained on, "my-adapter (SmolLM2-135M)".
+ */
+export function importName(entries: readonly FileEntry[], name: string, baseModel: string): string {
+  const generic = /^adapter_(config\.json|model\.(safetensors|bin))$/;
+  const folder = entries.map((e) => e.path.split('/')).find((parts) => parts.length > 1)?.[0];
+  const own = !generic.test(name) ? name.replace(/\.zip$/i, '') : folder ?? 'adapter';
+  return baseModel ? `${own} (${baseModel})` : own;
 }
 
 /**
@@ -106,7 +139,7 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
   const id = `import-${Date.now().toString(36)}`;
   const rec: RunRecord = {
     ...newRunRecord(id, 0, a.cfg),
-    name: `Imported: ${name}`,
+    name,
     origin: 'imported',
     status: 'idle',
     groups: a.groups,
@@ -118,7 +151,7 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
   useChatStore.setState({ tokens: [], finishReason: null, prompt: '' });
   if (persist.persistenceAvailable()) {
     try {
-      const file = await persist.saveRunAdapter(id, isZip(entries) ? name : `${name}.zip`, bytes, 0);
+      const file = await persist.saveRunAdapter(id, isZip(entries) ? entries[0].path.split('/').pop()! : `${name.replace(/[^\w.-]+/g, '-')}.zip`, bytes, 0);
       rec.adapter = { name: file.name, step: 0, bytes: file.bytes.byteLength };
     } catch (e) {
       useRunStore.setState({ storageError: `The imported adapter is loaded but could not be kept in the runs library: ${errorText(e)}` });
@@ -128,3 +161,63 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
   await refreshUsage();
 }
 
+
+/**
+ * Opens a run of the library with its model: its curves, routing, probe results and chat replace
+ * the views (run-library.ts openRun), and the adapter it keeps is loaded onto the backbone, so the
+ * probe and chat answer with the run on screen. Where that cannot be (no adapter kept yet, full
+ * fine-tuning, another backbone), the runs panel says so and the probe panel names the model it scores.
+ */
+export async function openRunWithModel(id: string): Promise<void> {
+  const rec = findRun(id);
+  if (!rec) return;
+  if (!openRun(id)) return;
+  const info = useModelStore.getState().info;
+  const cannot = !rec.adapter
+    ? 'it keeps no adapter yet (a run keeps its adapter once it stops or finishes)'
+    : rec.adapterCfg?.mode === 'full'
+      ? 'it trained every weight (full fine-tuning): continue it from its checkpoint to load them'
+      : !info
+        ? 'no backbone is loaded'
+        : rec.backbone !== '' && rec.backbone !== info.name
+          ? `it was trained on ${rec.backbone}, and ${info.name} is loaded`
+          : null;
+  if (cannot) {
+    useLibraryStore.setState({ error: `${rec.name} is on screen, but its model is not loaded: ${cannot}. The probe and chat answer with ${describeModel()}.` });
+    return;
+  }
+  useRunStore.setState({ busy: 'importing' });
+  try {
+    const file = await persist.loadRunAdapter(id);
+    if (!file) throw new Error('its adapter is no longer in this browser');
+    await call({ type: 'importAdapter', name: file.name, files: [{ path: file.name, file: new Blob([file.bytes], { type: 'application/zip' }) }] });
+    // The model now carries this run's adapter: probe results and chat are recorded with it.
+    useRunStore.setState((s) => ({ modelRun: id, runId: id, adapter: { ...s.adapter, origin: rec.origin, label: rec.name } }));
+    useViewStore.setState({ importNote: null });
+  } catch (e) {
+    useLibraryStore.setState({ error: `${rec.name} is on screen, but its adapter could not be loaded: ${errorText(e)}. The probe and chat answer with ${describeModel()}.` });
+  } finally {
+    useRunStore.setState({ busy: null });
+  }
+}
+
+/** The model the probe and chat answer with, in words. */
+function describeModel(): string {
+  const r = useRunStore.getState();
+  if (r.adapter.origin === 'none') return 'the frozen backbone';
+  return `the adapter of ${findRun(r.modelRun)?.name ?? r.adapter.label}`;
+}
+
+/**
+ * When a run ends (finished or stopped), the knowledge probe scores the model it leaves, and the
+ * frozen backbone first where it was never scored, so "before → after" needs no click. Not for the
+ * comparison's runs (they score their own held-out points) or when no probe questions are loaded.
+ */
+export async function probeWhenRunEnds(runId: string): Promise<void> {
+  if (!useDatasetStore.getState().probe || useProbeStore.getState().running !== null) return;
+  if (findRun(runId)?.comparison) return;
+  if (!useProbeStore.getState().before) await runProbe('before');
+  const r = useRunStore.getState();
+  if (r.runId !== runId || r.modelRun !== runId || holdsModel(r.status)) return;
+  await runProbe('after');
+}

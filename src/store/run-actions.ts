@@ -181,13 +181,47 @@ export function newRunRecord(runId: string, totalSteps: number, adapter: RunReco
 }
 
 /**
+ * The last step the page showed of a run, kept synchronously in localStorage on every metrics batch:
+ * the library's record is written a second after a burst of events, so at a reload it may lag the
+ * step the header showed. The resume banner reads it.
+ */
+const SEEN_KEY = (runId: string) => `loramoe-seen-step:${runId}`;
+
+export function rememberSeenStep(runId: string | null, step: number): void {
+  if (!runId) return;
+  try {
+    localStorage.setItem(SEEN_KEY(runId), String(step));
+  } catch {
+    // No localStorage (a private window's quota): the banner falls back to the library's record.
+  }
+}
+
+export function forgetSeenStep(runId: string): void {
+  try {
+    localStorage.removeItem(SEEN_KEY(runId));
+  } catch {
+    // As above.
+  }
+}
+
+function seenStep(runId: string): number | null {
+  try {
+    const v = Number(localStorage.getItem(SEEN_KEY(runId)));
+    return Number.isInteger(v) && v > 0 ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * A run the reload interrupted continues by itself from its last checkpoint; the banner names the
- * step and how many steps are trained again (those the page had seen after the checkpoint).
+ * run, the step the page had shown, the checkpoint it continues from and the steps trained again.
  */
 export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Promise<void> {
-  const rec = findRun(pointerRun(pointer));
-  const seen = rec ? rec.step : pointer.step;
-  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' } });
+  const runId = pointerRun(pointer);
+  const rec = findRun(runId);
+  const seen = Math.max(rec ? rec.step : 0, seenStep(runId) ?? 0, pointer.step);
+  useRunStore.setState({ autoResumed: { runId, name: rec?.name ?? runId, seenStep: seen, fromStep: pointer.step, redone: seen - pointer.step, state: 'resuming' } });
   await resumeFromCheckpoint();
   const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
   useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));

@@ -265,16 +265,20 @@ export async function refreshUsage(): Promise<void> {
   }
 }
 
-/** Opens a run of the library: its curves, routing, probe and chat replace the views (not while a run holds the model). */
-export function openRun(id: string): void {
+/**
+ * Opens a run of the library: its curves, routing, probe and chat replace the views (not while a run
+ * holds the model). True when it did; model-actions.ts openRunWithModel also loads its adapter.
+ */
+export function openRun(id: string): boolean {
   const rec = findRun(id);
-  if (!rec) return;
+  if (!rec) return false;
   if (holdsModel(useRunStore.getState().status) && useRunStore.getState().runId !== id) {
     useLibraryStore.setState({ error: 'Stop the current run before opening another one.' });
-    return;
+    return false;
   }
   useLibraryStore.setState({ error: null });
   showRecord(rec);
+  return true;
 }
 
 /** Downloads the adapter a run keeps (the zip its Download gave when it stopped or finished). */

@@ -33,8 +33,11 @@ export interface RunState {
   checkpoint: { step: number; savedAt: number; bytes: number } | null;
   /** A checkpoint stored by an earlier visit that this session can continue. */
   resumable: CheckpointPointer<RunMeta> | null;
-  /** A run the reload interrupted, resumed without a click: from which step, and how many steps are trained again. */
-  autoResumed: { runId: string; fromStep: number; redone: number; state: 'resuming' | 'resumed' | 'failed' } | null;
+  /**
+   * A run the reload interrupted, resumed without a click: its name, the last step the page had shown
+   * (seenStep), the checkpoint's step it continues from, and how many steps are trained again.
+   */
+  autoResumed: { runId: string; name: string; seenStep: number; fromStep: number; redone: number; state: 'resuming' | 'resumed' | 'failed' } | null;
   message: string | null;
   storageError: string | null;
   /** What happened to the run that the user must know (faults, rollbacks, a lost device), oldest first. */

@@ -12,9 +12,20 @@ export interface ViewState {
   /** Experts switched off (knockout) for the probe of the trained model, and for the chat: the group switches' state. */
   probeExpertsOff: number[];
   chatExpertsOff: number[];
+  /** What importing an adapter changed in the training settings, said once beside the adapter (null: nothing to say). */
+  importNote: string | null;
 }
 
-export const useViewStore = create<ViewState>(() => ({ projection: 'gate_proj', useAdapterInChat: true, continueAdapter: false, chatPrompt: 'what is the capital of france ?', routingView: 'routingSet', probeExpertsOff: [], chatExpertsOff: [] }));
+export const useViewStore = create<ViewState>(() => ({
+  projection: 'gate_proj',
+  useAdapterInChat: true,
+  continueAdapter: false,
+  chatPrompt: 'what is the capital of france ?',
+  routingView: 'routingSet',
+  probeExpertsOff: [],
+  chatExpertsOff: [],
+  importNote: null,
+}));
 
 export function setView(partial: Partial<ViewState>): void {
   useViewStore.setState(partial);

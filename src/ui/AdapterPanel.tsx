@@ -4,6 +4,7 @@ import { useDatasetStore } from '../store/dataset';
 import { exportAdapter, exportOfficialRun, importAdapter } from '../store/model-actions';
 import { exportMetrics } from '../store/run-actions';
 import { useSettingsStore } from '../store/settings';
+import { useViewStore } from '../store/view';
 import { DropZone } from './DropZone';
 
 /** The adapter as files (download a zip in the official layout, import a zip or folder) and the run's metrics. */
@@ -14,6 +15,7 @@ export function AdapterPanel() {
   const cfg = adapter.cfg;
   const hasData = useDatasetStore((s) => s.train !== null);
   const mode = useSettingsStore((s) => s.values.mode);
+  const importNote = useViewStore((s) => s.importNote);
   const officialBlocked = !hasData ? 'Load training data first: the hand-off carries it.' : mode === 'full' ? 'The official trainer trains adapters only (LoRAMoE or, with one expert, LoRA).' : null;
   return (
     <section className="panel" data-testid="adapter-panel">
@@ -34,6 +36,16 @@ export function AdapterPanel() {
           </>
         )}
       </p>
+      {adapter.note && (
+        <p className="small info-box" data-testid="adapter-note">
+          {adapter.note}
+        </p>
+      )}
+      {importNote && (
+        <p className="small info-box" data-testid="import-settings-note" role="status">
+          {importNote}
+        </p>
+      )}
       <div className="buttons">
         <button type="button" className="primary" data-testid="download-adapter" disabled={!ready || adapter.origin === 'none' || busy !== null} onClick={() => void exportAdapter()}>
           {busy === 'exporting' ? 'Packing…' : cfg?.mode === 'full' ? 'Download the model (zip)' : 'Download adapter (zip)'}

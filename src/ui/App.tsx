@@ -1,3 +1,5 @@
+import { useEffect, useState } from 'react';
+import { holdsModel, useRunStore } from '../store/run';
 import { useGpuStore } from '../store/gpu';
 import { AdapterPanel } from './AdapterPanel';
 import { BackbonePanel } from './BackbonePanel';
@@ -14,9 +16,27 @@ import { RunsPanel } from './RunsPanel';
 import { SettingsPanel } from './SettingsPanel';
 import { WebGpuUnavailable } from './WebGpuUnavailable';
 
-/** The playground: controls on the left, live views on the right, the run's controls always at the top. */
+/** The page's parts, in the sidebar's order; each is an element id the sidebar jumps to. */
+export const SECTIONS = [
+  { id: 'data', label: 'Data' },
+  { id: 'train', label: 'Train' },
+  { id: 'routing', label: 'Routing' },
+  { id: 'compare', label: 'Compare' },
+  { id: 'chat', label: 'Chat' },
+  { id: 'runs', label: 'Runs' },
+] as const;
+
+/**
+ * The playground: the run's controls always at the top, a sidebar (a strip of tabs on a phone) that
+ * jumps between its parts, and the parts: backbone and data, training (curves, routing, probe beside
+ * the settings), the method comparison, chat and the runs library. While a run is going, and while one is on
+ * screen with its curves, the training part comes first, so its live curves and heatmaps are the
+ * first thing seen.
+ */
 export function App() {
   const status = useGpuStore((s) => s.status);
+  // A run going, or one on screen with its curves: its views come first (and stay first when it ends).
+  const live = useRunStore((s) => holdsModel(s.status) || s.metrics.length > 0);
   if (status === 'unavailable') {
     return (
       <div className="app narrow">
@@ -33,25 +53,94 @@ export function App() {
         <Header />
         <RunBar />
       </div>
-      <div className="layout">
-        <aside className="controls" aria-label="Backbone, data and training settings">
-          <BackbonePanel />
-          <DataPanel />
-          <SettingsPanel />
-          <GpuPanel />
-        </aside>
-        <main className="views" aria-label="Live views">
-          <RunPanel />
-          <ChartsPanel />
-          <RoutingPanel />
-          <ProbePanel />
-          <ChatPanel />
-          <AdapterPanel />
-          <ComparePanel />
-          <RunsPanel />
+      <div className="shell">
+        <SectionNav />
+        <main className="sections" data-live={live ? 'true' : 'false'} aria-label="Playground">
+          <section id="data" className="page-section data-section" aria-label="Backbone and data">
+            <div className="data-grid">
+              <div className="column">
+                <BackbonePanel />
+                <GpuPanel />
+              </div>
+              <div className="column">
+                <DataPanel />
+              </div>
+            </div>
+          </section>
+          <section id="train" className="page-section train-section" aria-label="Training">
+            <div className="train-grid">
+              <div className="column views">
+                <RunPanel />
+                <ChartsPanel />
+                <div id="routing" className="anchor">
+                  <RoutingPanel />
+                </div>
+                <ProbePanel />
+              </div>
+              <div className="column controls">
+                <SettingsPanel />
+                <AdapterPanel />
+              </div>
+            </div>
+          </section>
+          <section id="compare" className="page-section" aria-label="Compare methods">
+            <ComparePanel />
+          </section>
+          <section id="chat" className="page-section" aria-label="Chat">
+            <ChatPanel />
+          </section>
+          <section id="runs" className="page-section" aria-label="Runs">
+            <RunsPanel />
+          </section>
         </main>
       </div>
     </div>
+  );
+}
+
+/** The sidebar: one link per part, the one in view marked (aria-current). */
+function SectionNav() {
+  const [active, setActive] = useState<string>(SECTIONS[0].id);
+  useEffect(() => {
+    if (typeof IntersectionObserver === 'undefined') return;
+    // The part whose top crossed the upper third of the window last is the one in view.
+    const seen = new Map<string, boolean>();
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) seen.set(e.target.id, e.isIntersecting);
+        const first = SECTIONS.find((s) => seen.get(s.id));
+        if (first) setActive(first.id);
+      },
+      { rootMargin: '0px 0px -66% 0px' },
+    );
+    for (const s of SECTIONS) {
+      const el = document.getElementById(s.id);
+      if (el) io.observe(el);
+    }
+    return () => io.disconnect();
+  }, []);
+  return (
+    <nav className="sidebar" aria-label="Parts of the playground" data-testid="section-nav">
+      <ul>
+        {SECTIONS.map((s) => (
+          <li key={s.id}>
+            <a
+              href={`#${s.id}`}
+              data-testid={`nav-${s.id}`}
+              aria-current={active === s.id ? 'location' : undefined}
+              onClick={(e) => {
+                // Jump without adding the part to the URL (the query holds the settings; a hash would be shared with them).
+                e.preventDefault();
+                document.getElementById(s.id)?.scrollIntoView({ block: 'start' });
+                setActive(s.id);
+              }}
+            >
+              {s.label}
+            </a>
+          </li>
+        ))}
+      </ul>
+    </nav>
   );
 }
 

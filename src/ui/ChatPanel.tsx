@@ -6,6 +6,7 @@ import { setView, useViewStore } from '../store/view';
 import { generate, stopGenerate } from '../store/model-actions';
 import { withColors } from './colors';
 import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
+import { count } from './format';
 import { SettingField } from './SettingField';
 import { rangeText } from '../worker/groups';
 import { ChatTranscript } from './views/ChatTranscript';
@@ -83,7 +84,7 @@ export function ChatPanel() {
       <ChatTranscript tokens={tokens} groups={colored} />
       {(finishReason || running) && (
         <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''} data-mask={expertMask.join(',')}>
-          {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {tokens.length} tokens
+          {running ? 'Generating…' : `Finished (${finishReason === 'stop' ? 'end of sequence' : finishReason === 'length' ? 'token limit' : finishReason})`} · {count(tokens.length, 'token')}
           {tokensPerSecond > 0 ? ` · ${tokensPerSecond.toFixed(1)} tokens/s` : ''} · {answeredBy}
           {expertMask.length > 0 ? `, experts ${rangeText(expertMask)} off` : ''}
         </p>

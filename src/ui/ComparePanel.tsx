@@ -5,8 +5,16 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { holdsModel, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
+import type { SettingKey } from '../store/settings-table';
 import { formatDuration } from './format';
-import { comparisonCsv, ComparisonView, svgPng } from './views/ComparisonView';
+import { SettingField } from './SettingField';
+import { comparisonCsv, ComparisonView, methodColor, svgPng } from './views/ComparisonView';
+
+/**
+ * The Training panel's settings the comparison takes (src/store/comparison.ts startComparison):
+ * shown and editable here so that none is used unseen.
+ */
+const SHARED_KEYS: SettingKey[] = ['batch', 'accum', 'maxLength', 'seed', 'schedule', 'warmup', 'experts', 'rank', 'alpha', 'dropout', 'lbcDelta', 'lbcBeta', 'lbcImportance', 'targets'];
 
 const STATE_TEXT: Record<string, string> = { waiting: 'waiting', running: 'training', done: 'done', stopped: 'stopped', failed: 'failed' };
 
@@ -34,12 +42,14 @@ export function ComparePanel() {
   async function exportPng(): Promise<void> {
     setExportError(null);
     try {
-      const charts = viewRef.current?.querySelectorAll<SVGSVGElement>('.comparison-chart svg.recharts-surface') ?? [];
+      // The plot's own surface, not the legend's icons (also svg.recharts-surface, 14 px wide).
+      const charts = viewRef.current?.querySelectorAll<SVGSVGElement>('.comparison-chart .recharts-wrapper > svg.recharts-surface') ?? [];
       const titles = ['knowledge-probe', 'task-accuracy'];
+      const legend = c.methods.map((m, k) => ({ name: m.name, color: methodColor(m.key, k) }));
       let i = 0;
       for (const svg of charts) {
         const title = titles[i] ?? `chart-${i}`;
-        downloadBlob(await svgPng(svg, i === 0 ? 'Knowledge probe (held-out facts) by instruction samples seen' : 'Held-out task accuracy by instruction samples seen'), `comparison-${c.id ?? 'run'}-${title}.png`);
+        downloadBlob(await svgPng(svg, i === 0 ? 'Knowledge probe (held-out facts) by instruction samples seen' : 'Held-out task accuracy by instruction samples seen', legend), `comparison-${c.id ?? 'run'}-${title}.png`);
         i++;
       }
       if (i === 0) throw new Error('no chart is drawn yet');
@@ -75,6 +85,14 @@ export function ComparePanel() {
           <input type="number" min={0} step="any" value={c.form.lrFull} disabled={running} data-testid="compare-lr-full" onChange={(e) => setComparisonForm({ lrFull: Number(e.target.value) })} />
         </label>
       </div>
+      <details className="group compare-settings" data-testid="compare-settings" open>
+        <summary>The settings every method uses (shared with the Training panel: a change here changes them there)</summary>
+        <div className="fields">
+          {SHARED_KEYS.map((k) => (
+            <SettingField key={k} k={k} idPrefix="compare-" disabled={holdsModel(status)} />
+          ))}
+        </div>
+      </details>
       <div className="buttons">
         {running ? (
           <button type="button" data-testid="compare-cancel" disabled={c.status === 'cancelling'} onClick={cancelComparison}>

@@ -11,7 +11,7 @@ import { loadDemoData, uploadDatasetFile } from '../store/data-actions';
 import type { DatasetInfo } from '../worker/protocol';
 import { DropZone } from './DropZone';
 import { HubDataSection } from './HubDataSection';
-import { formatBytes } from './format';
+import { count, formatBytes } from './format';
 import { SettingField } from './SettingField';
 import { ClippedText } from './views/ClippedText';
 import { TableScroll } from './views/TableScroll';
@@ -77,8 +77,8 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
         </span>
       </p>
       <p data-testid="dataset-counts" data-good={c.good} data-bad={c.bad}>
-        {c.good.toLocaleString()} records kept{c.bad > 0 ? `, ${c.bad.toLocaleString()} rejected` : ''}
-        {c.defaultedType > 0 ? ` · ${c.defaultedType.toLocaleString()} without a type (counted as downstream task)` : ''}
+        {count(c.good, 'record')} kept{c.bad > 0 ? `, ${c.bad.toLocaleString('en-US')} rejected` : ''}
+        {c.defaultedType > 0 ? ` · ${c.defaultedType.toLocaleString('en-US')} without a type (counted as downstream task)` : ''}
       </p>
       <table className="data-table compact-table" data-testid="type-counts">
         <thead>
@@ -135,7 +135,7 @@ function DatasetDetails({ info, restored }: { info: DatasetInfo; restored: boole
         </p>
       ))}
       <details>
-        <summary>Preview ({info.preview.length} records)</summary>
+        <summary>Preview ({count(info.preview.length, 'record')})</summary>
         <TableScroll label="Preview of the first records">
           <table className="data-table" data-testid="dataset-preview">
             <thead>

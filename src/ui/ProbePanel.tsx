@@ -2,11 +2,13 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { useProbeStore } from '../store/probe';
 import { useRunStore } from '../store/run';
+import { useLibraryStore } from '../store/run-library';
 import { loadDemoProbe, uploadDatasetFile } from '../store/data-actions';
 import { runProbe } from '../store/model-actions';
 import { setView, useViewStore } from '../store/view';
 import { DropZone } from './DropZone';
 import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
+import { count } from './format';
 import { ProbeView } from './views/ProbeView';
 
 /** Closed-book questions held out of training: exact-match accuracy of the frozen backbone and of the trained model. */
@@ -17,7 +19,14 @@ export function ProbePanel() {
   const probeError = useDatasetStore((s) => s.errors.probe);
   const ready = useModelStore((s) => s.info !== null);
   const adapter = useRunStore((s) => s.adapter);
-  const can = ready && probe !== null && running === null;
+  const modelRun = useRunStore((s) => s.modelRun);
+  const shownRun = useRunStore((s) => s.runId);
+  const busy = useRunStore((s) => s.busy);
+  const runs = useLibraryStore((s) => s.runs);
+  const can = ready && probe !== null && running === null && busy === null;
+  // "After" scores the model the worker holds: say whose it is, and refuse while another run is on screen.
+  const modelName = adapter.origin === 'none' ? null : (runs.find((r) => r.id === modelRun)?.name ?? adapter.label);
+  const afterWhy = adapter.origin === 'none' ? 'Train or import an adapter first' : shownRun !== null && modelRun !== shownRun ? "The run on screen is not the loaded model: open it from the runs library to load it" : '';
   const routed = adapter.origin !== 'none' && adapter.cfg?.mode === 'loramoe';
   const off = useViewStore((s) => s.probeExpertsOff);
   const mask = routed ? effectiveMask(adapter.groups, off) : [];
@@ -45,7 +54,7 @@ export function ProbePanel() {
       </div>
       {probe && (
         <p className="small" data-testid="probe-data" data-count={probe.counts.good}>
-          <strong>{probe.name}</strong>: {probe.counts.good} questions
+          <strong>{probe.name}</strong>: {count(probe.counts.good, 'question')}
         </p>
       )}
       {probeError && <p className="error-box">{probeError}</p>}
@@ -53,11 +62,15 @@ export function ProbePanel() {
         <button type="button" data-testid="probe-before" disabled={!can} onClick={() => void runProbe('before')}>
           {running === 'before' ? 'Probing…' : 'Probe the frozen backbone'}
         </button>
-        <button type="button" data-testid="probe-after" disabled={!can || adapter.origin === 'none'} onClick={() => void runProbe('after', mask)} title={adapter.origin === 'none' ? 'Train or import an adapter first' : ''}>
+        <button type="button" data-testid="probe-after" disabled={!can || afterWhy !== ''} onClick={() => void runProbe('after', mask)} title={afterWhy}>
           {running === 'after' ? 'Probing…' : mask.length > 0 ? 'Probe the trained model, groups off' : 'Probe the trained model'}
         </button>
       </div>
       {routed && <ExpertSwitches groups={adapter.groups} off={mask} onChange={(o) => setView({ probeExpertsOff: o })} testid="probe-experts" disabled={running !== null} />}
+      <p className="small muted" data-testid="probe-model" data-run={modelRun ?? ''}>
+        {modelName ? `"After" scores ${modelName}.` : '"After" needs an adapter: train a run or import one.'}
+        {afterWhy && modelName ? ` ${afterWhy}.` : ''}
+      </p>
       {error && (
         <p className="error-box" data-testid="probe-error">
           {error}

@@ -12,6 +12,18 @@ import { formatBytes, formatTime } from './format';
 const EVENTS_SHOWN = 6;
 
 /**
+ * What the banner says of a run the reload interrupted: which run, the step the page had shown, the
+ * checkpoint it continues from, and which steps are trained again ("steps 11-12").
+ */
+export function resumedSentence(a: { name: string; seenStep: number; fromStep: number; redone: number; state: string }): string {
+  const verb = a.state === 'resuming' ? 'Resuming' : 'Resumed';
+  const from = `from its checkpoint at step ${a.fromStep}`;
+  if (a.redone <= 0) return `${verb} ${a.name}, which the reload interrupted at step ${a.seenStep}, ${from}: no step is trained again.`;
+  const again = a.redone === 1 ? `step ${a.seenStep} is` : `steps ${a.fromStep + 1}-${a.seenStep} are`;
+  return `${verb} ${a.name}, which the reload interrupted at step ${a.seenStep}, ${from}: ${again} trained again.`;
+}
+
+/**
  * Run messages: a saved run to resume, errors, storage problems, what happened to the run (skipped
  * steps with non-finite numbers, rollbacks, a lost GPU device), checkpoints, and the memory the run
  * really uses.
@@ -44,11 +56,15 @@ export function RunPanel() {
         </div>
       )}
       {autoResumed && autoResumed.state !== 'failed' && (
-        <div className="info-box resumed-banner" data-testid="resumed-banner" data-from-step={autoResumed.fromStep} data-redone={autoResumed.redone} role="status">
-          <span>
-            {autoResumed.state === 'resuming' ? 'Resuming' : 'Resumed'} the run the reload interrupted from its checkpoint at <strong>step {autoResumed.fromStep}</strong>
-            {autoResumed.redone > 0 ? `: ${autoResumed.redone} step${autoResumed.redone === 1 ? '' : 's'} after it ${autoResumed.redone === 1 ? 'is' : 'are'} trained again.` : '; no step is trained again.'}
-          </span>
+        <div
+          className="info-box resumed-banner"
+          data-testid="resumed-banner"
+          data-from-step={autoResumed.fromStep}
+          data-seen-step={autoResumed.seenStep}
+          data-redone={autoResumed.redone}
+          role="status"
+        >
+          <span>{resumedSentence(autoResumed)}</span>
           {isTraining(status) && (
             <button type="button" className="small" data-testid="resumed-stop" onClick={stopRun}>
               Stop

@@ -1,7 +1,9 @@
 import { continueRun } from '../store/run-actions';
 import { holdsModel, useRunStore } from '../store/run';
-import { deleteRun, downloadRunAdapter, finalLoss, openRun, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
+import { openRunWithModel } from '../store/model-actions';
+import { deleteRun, downloadRunAdapter, finalLoss, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
 import { formatBytes } from './format';
+import { ReasonButton } from './ReasonButton';
 import { RunsOverlay } from './views/RunsOverlay';
 import { TableScroll } from './views/TableScroll';
 
@@ -76,28 +78,38 @@ export function RunsPanel() {
                     <td>{loss === null ? '—' : loss.toFixed(4)}</td>
                     <td>{probeCell(r)}</td>
                     <td className="run-actions">
-                      <button type="button" className="small" data-testid="run-open" disabled={isShown || training} onClick={() => openRun(r.id)}>
+                      <ReasonButton className="small" data-testid="run-open" reason={isShown ? 'This run is on screen' : training ? 'Stop the current run to open another' : null} onClick={() => void openRunWithModel(r.id)}>
                         Open
-                      </button>
+                      </ReasonButton>
                       {r.origin === 'trained' && (
-                        <button type="button" className="small" data-testid="run-continue" disabled={!canContinue} title={r.step >= r.totalSteps ? 'This run finished all its steps' : undefined} onClick={() => void continueRun(r.id)}>
+                        <ReasonButton
+                          className="small"
+                          data-testid="run-continue"
+                          reason={canContinue ? null : r.step >= r.totalSteps ? 'This run finished all its steps' : training ? 'Stop the current run first' : 'This run keeps no checkpoint'}
+                          onClick={() => void continueRun(r.id)}
+                        >
                           Continue
-                        </button>
+                        </ReasonButton>
                       )}
-                      <button type="button" className="small" data-testid="run-download" disabled={!r.adapter} title={r.adapter ? `${r.adapter.name}, ${formatBytes(r.adapter.bytes)}` : 'A run keeps its adapter once it stops or finishes'} onClick={() => void downloadRunAdapter(r.id)}>
+                      <ReasonButton
+                        className="small"
+                        data-testid="run-download"
+                        reason={r.adapter ? null : 'A run keeps its adapter once it stops or finishes'}
+                        title={r.adapter ? `${r.adapter.name}, ${formatBytes(r.adapter.bytes)}` : undefined}
+                        onClick={() => void downloadRunAdapter(r.id)}
+                      >
                         Adapter
-                      </button>
-                      <button
-                        type="button"
+                      </ReasonButton>
+                      <ReasonButton
                         className="small"
                         data-testid="run-delete"
-                        disabled={isShown && training}
+                        reason={isShown && training ? 'Stop the run before deleting it' : null}
                         onClick={() => {
                           if (window.confirm(`Delete ${r.name} with its checkpoint and adapter?`)) void deleteRun(r.id);
                         }}
                       >
                         Delete
-                      </button>
+                      </ReasonButton>
                     </td>
                   </tr>
                 );

@@ -7,10 +7,10 @@ import { formatSetting, parseSetting, SETTINGS, type SettingKey, type Settings }
  * One setting from the typed table: its label, input, one-line explanation and validation error.
  * Text is parsed by the table on every edit; the store only ever holds valid values.
  */
-export function SettingField({ k, disabled }: { k: SettingKey; disabled?: boolean }) {
+export function SettingField({ k, disabled, idPrefix = '' }: { k: SettingKey; disabled?: boolean; /** Where one setting shows twice (the comparison's fields): its ids and test ids start with this. */ idPrefix?: string }) {
   const def = SETTINGS[k];
   const value = useSettingsStore((s) => s.values[k]);
-  const id = `setting-${k}`;
+  const id = `${idPrefix}setting-${k}`;
   const help = (
     <small className="help" id={`${id}-help`}>
       {def.help}

@@ -11,7 +11,9 @@ const MODES: { key: TrainMode; label: string; help: string }[] = [
   { key: 'full', label: 'Full', help: 'Every weight trains (small backbones only): the forgetting baseline.' },
 ];
 
-const ADAPTER_KEYS: SettingKey[] = ['experts', 'rank', 'alpha', 'dropout', 'targets', 'lbcDelta', 'lbcBeta'];
+const ADAPTER_KEYS: SettingKey[] = ['experts', 'rank', 'alpha', 'dropout', 'targets', 'lbcDelta', 'lbcBeta', 'lbcDirection', 'lbcImportance'];
+/** The settings only LoRAMoE has (the router's experts and the balancing constraint). */
+const LORAMOE_ONLY: SettingKey[] = ['experts', 'lbcDelta', 'lbcBeta', 'lbcDirection', 'lbcImportance'];
 const TRAINING_KEYS: SettingKey[] = ['lr', 'schedule', 'warmup', 'batch', 'accum', 'maxLength', 'steps', 'seed'];
 const MORE_KEYS: SettingKey[] = ['weightDecay', 'clip', 'checkpointEvery', 'faultLimit', 'routingEvery', 'weights'];
 
@@ -22,7 +24,7 @@ export function SettingsPanel() {
   const adapter = useRunStore((s) => s.adapter);
   const continueAdapter = useViewStore((s) => s.continueAdapter);
   const locked = holdsModel(status);
-  const shown = (k: SettingKey) => mode === 'loramoe' || (mode === 'lora' && !['experts', 'lbcDelta', 'lbcBeta'].includes(k));
+  const shown = (k: SettingKey) => mode === 'loramoe' || (mode === 'lora' && !LORAMOE_ONLY.includes(k));
   return (
     <section className="panel" data-testid="settings-panel">
       <h2>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeStartup } from './format';
+import { count, describeStartup } from './format';
 
 describe('describeStartup', () => {
   it('names the phase and how far it is', () => {
@@ -9,5 +9,14 @@ describe('describeStartup', () => {
     expect(describeStartup({ phase: 'compiling', done: 0, total: 0 })).toBe('Compiling kernels');
     expect(describeStartup({ phase: 'uploading', done: 0, total: 0 })).toBe('Uploading the weights to the GPU');
     expect(describeStartup({ phase: 'firstStep', done: 0, total: 0 })).toBe('Running the first step');
+  });
+});
+
+describe('count', () => {
+  it('says one in the singular and every other number in the plural', () => {
+    expect(count(1, 'record')).toBe('1 record');
+    expect(count(0, 'record')).toBe('0 records');
+    expect(count(1234, 'record')).toBe('1,234 records');
+    expect(count(2, 'query', 'queries')).toBe('2 queries');
   });
 });

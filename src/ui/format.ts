@@ -31,3 +31,8 @@ export function describeStartup(p: StartupProgress): string {
       return 'Running the first step';
   }
 }
+
+/** "1 record", "2 records", "1,234 records" (an irregular plural is given: count(3, 'query', 'queries')). */
+export function count(n: number, word: string, plural = `${word}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? word : plural}`;
+}

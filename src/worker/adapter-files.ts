@@ -66,6 +66,9 @@ export async function exportOfficial(s: Session, spec: RunSpec): Promise<void> {
   s.post({ type: 'adapterZip', name: 'loramoe-official-run.zip', bytes: buf }, [buf]);
 }
 
+/** A number as the adapter's note says it: at most 4 decimals, no trailing zeros. */
+const fmt = (x: number): string => String(Math.round(x * 1e4) / 1e4);
+
 /** Loads an adapter from picked files or a zip onto the GPU, in place of the current adapter (and run). */
 export async function importAdapter(s: Session, name: string, files: FileEntry[]): Promise<void> {
   if (s.isTraining() || s.run?.status === 'paused') throw new Error('stop the training run before importing an adapter');
@@ -79,7 +82,19 @@ export async function importAdapter(s: Session, name: string, files: FileEntry[]
     s.run = null;
     s.rebuildWeights(loaded.cfg, loaded.set);
     s.imported = { cfg: loaded.cfg, set: loaded.set };
-    s.adapter = { origin: 'imported', cfg: loaded.cfg, label: name + (loaded.baseModel ? ` (trained on ${loaded.baseModel})` : ''), typeNames, groups: displayGroups(loaded.cfg, typeNames) };
+    const rs = loaded.peft.rsLora;
+    const note = rs
+      ? `PEFT's lora_alpha ${rs.loraAlpha} with use_rslora at rank ${rs.rank} scales the update by lora_alpha / √r = ${fmt(rs.loraAlpha / Math.sqrt(rs.rank))}; held here as alpha ${fmt(rs.alpha)}, the same scale as alpha / r.`
+      : undefined;
+    s.adapter = {
+      origin: 'imported',
+      cfg: loaded.cfg,
+      label: name + (loaded.baseModel ? ` (trained on ${loaded.baseModel})` : ''),
+      typeNames,
+      groups: displayGroups(loaded.cfg, typeNames),
+      baseModel: loaded.baseModel,
+      ...(note ? { note } : {}),
+    };
   });
   s.postStatus();
   s.postAdapter();

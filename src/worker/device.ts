@@ -117,7 +117,8 @@ export async function replaceDevice(s: Session, ctx: GpuContext, reason: string)
   const r = s.run as Run | null;
   if (r && restoredTo !== null) {
     const next = r.status === 'running' ? 'training goes on' : r.status === 'paused' ? 'press Resume to continue' : `the run stays ${r.status}`;
-    const redo = lostAt > restoredTo ? ` Steps ${restoredTo + 1}-${lostAt} are computed again (the same batches and dropout masks, so the same results).` : '';
+    const again = lostAt === restoredTo + 1 ? `Step ${lostAt} is` : `Steps ${restoredTo + 1}-${lostAt} are`;
+    const redo = lostAt > restoredTo ? ` ${again} computed again (the same batches and dropout masks, so the same results).` : '';
     postRunStarted(s, r, true);
     s.runEvent({
       kind: 'deviceLost',

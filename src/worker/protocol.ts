@@ -135,6 +135,10 @@ export interface AdapterState {
   label: string;
   typeNames: string[];
   groups: DisplayGroup[];
+  /** An imported adapter's base_model_name_or_path ('' when its config names none). */
+  baseModel?: string;
+  /** How an imported adapter's settings were read where that is not plain (PEFT's use_rslora folded into alpha). */
+  note?: string;
 }
 
 /** The frozen backbone alone: no adapter trained or imported. A function, so no caller shares its arrays. */

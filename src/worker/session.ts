@@ -292,7 +292,7 @@ export class Session {
     } catch (e) {
       throw new Error(e instanceof DatasetImportError ? e.message : `${name}: ${message(e)}`, { cause: e });
     }
-    if (res.records.length === 0) throw new Error(`${name}: no usable records (${res.errors.length} problems; the first: ${res.errors[0] ? `${formatLocation(res.errors[0].location)}: ${res.errors[0].message}` : 'none'})`);
+    if (res.records.length === 0) throw new Error(`${name}: no usable records (${res.errors.length} problem${res.errors.length === 1 ? '' : 's'}; the first: ${res.errors[0] ? `${formatLocation(res.errors[0].location)}: ${res.errors[0].message}` : 'none'})`);
     const info: DatasetInfo = {
       role,
       name,

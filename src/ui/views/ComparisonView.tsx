@@ -1,6 +1,7 @@
-import { Area, CartesianGrid, ComposedChart, Legend, Line, Tooltip, XAxis, YAxis } from 'recharts';
+import { Area, CartesianGrid, ComposedChart, Line, Tooltip, XAxis, YAxis } from 'recharts';
 import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../../util/stats';
 import { csvField } from './export';
+import { usePointerInside } from './pointer';
 import { TableScroll } from './TableScroll';
 import './views.css';
 
@@ -188,7 +189,7 @@ export function comparisonCsv(methods: readonly ComparisonMethodView[]): string 
  * Draws a chart's SVG (as laid out on the page) onto a white canvas and encodes a PNG. The SVG is
  * serialised with its computed size; recharts sets its text styles inline, so it renders alone.
  */
-export async function svgPng(svg: SVGSVGElement, title: string): Promise<Blob> {
+export async function svgPng(svg: SVGSVGElement, title: string, legend: readonly { name: string; color: string }[] = [], scale = 2): Promise<Blob> {
   const box = svg.getBoundingClientRect();
   const width = Math.max(1, Math.round(box.width));
   const height = Math.max(1, Math.round(box.height));
@@ -204,19 +205,31 @@ export async function svgPng(svg: SVGSVGElement, title: string): Promise<Blob> {
       img.onerror = () => reject(new Error(`the chart "${title}" could not be drawn as an image`));
       img.src = url;
     });
+    // Layout in CSS pixels, drawn at `scale` device pixels each: title, legend (the page's is HTML, not in the SVG), chart.
     const titleH = 28;
+    const legendH = legend.length > 0 ? 22 : 0;
     const canvas = document.createElement('canvas');
-    canvas.width = width + 24;
-    canvas.height = height + titleH + 12;
+    canvas.width = Math.round((width + 24) * scale);
+    canvas.height = Math.round((height + titleH + legendH + 12) * scale);
     const ctx = canvas.getContext('2d');
     if (!ctx) throw new Error('no 2D canvas context');
+    ctx.scale(scale, scale);
     ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillRect(0, 0, width + 24, height + titleH + legendH + 12);
     ctx.fillStyle = '#1d2330';
     ctx.font = 'bold 13px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
     ctx.textBaseline = 'middle';
     ctx.fillText(title, 12, titleH / 2 + 4);
-    ctx.drawImage(img, 12, titleH);
+    ctx.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+    let x = 12;
+    for (const item of legend) {
+      ctx.fillStyle = item.color;
+      ctx.fillRect(x, titleH + 5, 14, 3);
+      ctx.fillStyle = '#1d2330';
+      ctx.fillText(item.name, x + 18, titleH + 7);
+      x += 18 + ctx.measureText(item.name).width + 16;
+    }
+    ctx.drawImage(img, 12, titleH + legendH, width, height);
     return await new Promise<Blob>((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('the PNG could not be encoded'))), 'image/png'));
   } finally {
     URL.revokeObjectURL(url);
@@ -259,17 +272,27 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
   const rows = [...bySamples.entries()].sort((a, b) => a[0] - b[0]).map(([samples, r]) => ({ samples, ...r }));
   // Legend and tooltip list the methods in the comparison's order (recharts sorts by name otherwise).
   const order = (key: unknown) => methods.findIndex((m) => m.key === key);
+  // The tooltip shows only while the pointer is over the chart (recharts keeps the last one otherwise).
+  const pointer = usePointerInside();
   return (
-    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points} data-bands={bands}>
+    <figure className="small-chart comparison-chart" data-testid={testid} data-points={points} data-bands={bands} {...pointer.handlers}>
       <figcaption>
         <span>{title}</span>
       </figcaption>
+      {/* The legend as HTML above the plot: it wraps on a narrow screen instead of overlapping the lines. */}
+      <ul className="chart-legend" data-testid={`${testid}-legend`}>
+        {methods.map((m, i) => (
+          <li key={m.key}>
+            <span className="swatch" style={{ background: color(m.key, i) }} />
+            {m.name}
+          </li>
+        ))}
+      </ul>
       <ComposedChart responsive data={rows} style={{ width: '100%', height: 220 }} margin={{ top: 6, right: 12, bottom: 18, left: 0 }} aria-label={`${title}: one line per method`}>
         <CartesianGrid stroke="#eceef2" vertical={false} />
         <XAxis dataKey="samples" type="number" domain={[0, 'dataMax']} tick={{ fontSize: 11 }} allowDecimals={false} label={{ value: 'instruction samples seen', position: 'insideBottom', offset: -10, fontSize: 11 }} />
         <YAxis tick={{ fontSize: 11 }} width={46} domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} />
-        <Tooltip isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : Array.isArray(v) ? `${pct(Number(v[0]))} – ${pct(Number(v[1]))}` : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
-        <Legend verticalAlign="top" height={36} wrapperStyle={{ fontSize: 12 }} itemSorter={(item) => order(item.dataKey)} />
+        <Tooltip active={pointer.inside ? undefined : false} isAnimationActive={false} itemSorter={(item) => order(item.dataKey)} formatter={(v) => (typeof v === 'number' ? pct(v) : Array.isArray(v) ? `${pct(Number(v[0]))} – ${pct(Number(v[1]))}` : String(v))} labelFormatter={(l) => `${String(l)} samples`} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
         {methods.map((m, i) =>
           banded.has(m.key) ? (
             <Area key={bandKey(m.key)} type="linear" dataKey={bandKey(m.key)} name={`${m.name}, 95% interval`} legendType="none" tooltipType="none" fill={color(m.key, i)} fillOpacity={0.15} stroke="none" isAnimationActive={false} connectNulls />
@@ -289,18 +312,23 @@ function CurveChart({ methods, title, testid, value }: CurveChartProps) {
  * the table of probe before and after, gold-answer log-likelihood, each task and the router's
  * own-group shares.
  */
+/** A method's line colour, as the charts draw it (for the PNG's legend). */
+export function methodColor(key: string, i: number): string {
+  return color(key, i);
+}
+
 export function ComparisonView({ methods, table }: ComparisonViewProps) {
   const tasks = comparisonTasks(methods);
   const types = ownGroupTypes(methods);
   return (
     <section className="view comparison-view" data-testid="comparison-view">
-      <div className="chart-grid">
+      <div className="chart-grid comparison-charts">
         <CurveChart methods={methods} title="Knowledge probe (held-out facts)" testid="comparison-probe-chart" value={(p) => p.probe} />
         <CurveChart methods={methods} title="Held-out task examples" testid="comparison-task-chart" value={(p) => p.taskMean} />
       </div>
       {table && (
         <TableScroll label="Comparison results">
-          <table className="data-table" data-testid="comparison-table">
+          <table className="data-table comparison-table" data-testid="comparison-table">
             <thead>
               <tr>
                 <th scope="col">Method</th>
@@ -341,7 +369,12 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
                     <td>{ci(last?.taskMean)}</td>
                     {types.map((t) => {
                       const g = own?.find((x) => x.type === t);
-                      return <td key={`own-${t}`}>{g ? `${ci(g.share)}${g.target === null ? '' : ` (optimum ${pct(g.target)})`}` : '—'}</td>;
+                      return (
+                        <td key={`own-${t}`}>
+                          {g ? ci(g.share) : '—'}
+                          {g && g.target !== null && <span className="optimum">optimum {pct(g.target)}</span>}
+                        </td>
+                      );
                     })}
                   </tr>
                 );

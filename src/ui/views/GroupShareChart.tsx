@@ -1,4 +1,5 @@
 import { Bar, BarChart, CartesianGrid, ReferenceLine, Text, Tooltip, XAxis, type XAxisTickContentProps, YAxis } from 'recharts';
+import { usePointerInside } from './pointer';
 import { TableScroll } from './TableScroll';
 import type { ExpertGroup, RoutingSummary } from './types';
 import './views.css';
@@ -27,7 +28,7 @@ export function typeLabel(summary: RoutingSummary, t: number): string {
 function TypeTick({ x, y, payload, width, visibleTicksCount }: XAxisTickContentProps) {
   const band = payload.offset ? 2 * payload.offset : Number(width) / Math.max(1, visibleTicksCount);
   return (
-    <Text x={Number(x)} y={Number(y)} width={Math.max(40, band - 6)} maxLines={3} textAnchor="middle" verticalAnchor="start" fontSize={11} fill="#1d2330">
+    <Text x={Number(x)} y={Number(y)} width={Math.max(40, band - 6)} maxLines={4} textAnchor="middle" verticalAnchor="start" fontSize={11} fill="#1d2330">
       {String(payload.value)}
     </Text>
   );
@@ -44,6 +45,7 @@ function ownGroupIndex(summary: RoutingSummary, groups: readonly ExpertGroup[]):
  */
 export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
   const own = ownGroupIndex(summary, groups);
+  const pointer = usePointerInside();
   const targetOf = (t: number): number | null => {
     const v = summary.ownGroup[t]?.target;
     return v !== null && v !== undefined && Number.isFinite(v) ? v : null;
@@ -67,7 +69,7 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
     .map((type, t) => `${type}: ${groups.map((g, i) => `${g.name} ${pct(summary.groupMean[t]?.[i] ?? NaN)}`).join(', ')}`)
     .join('; ');
   return (
-    <section className="view group-share" data-testid="group-share-chart">
+    <section className="view group-share" data-testid="group-share-chart" {...pointer.handlers}>
       {anyTokens ? (
         <>
           <BarChart
@@ -79,9 +81,9 @@ export function GroupShareChart({ summary, groups }: GroupShareChartProps) {
             aria-label={`Share of router weight per expert group and data type (${described}); the left and right arrow keys step through the types`}
           >
             <CartesianGrid stroke="#eceef2" vertical={false} />
-            <XAxis dataKey="label" tick={TypeTick} interval={0} height={60} label={{ value: 'data type', position: 'insideBottom', offset: 0, fontSize: 11, fill: '#4a5366' }} />
+            <XAxis dataKey="label" tick={TypeTick} interval={0} height={72} label={{ value: 'data type', position: 'insideBottom', offset: 0, fontSize: 11, fill: '#4a5366' }} />
             <YAxis domain={[0, 1]} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} tick={{ fontSize: 11 }} width={44} />
-            <Tooltip isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : 'no tokens')} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+            <Tooltip active={pointer.inside ? undefined : false} isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : 'no tokens')} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
             {groups.map((g, i) => (
               <Bar key={i} dataKey={`g${i}`} name={g.name} fill={g.color} isAnimationActive={false} />
             ))}

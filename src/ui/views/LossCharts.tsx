@@ -1,4 +1,5 @@
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { usePointerInside } from './pointer';
 import type { StepMetrics } from './types';
 import './views.css';
 
@@ -78,7 +79,7 @@ export function LossCharts({ points }: LossChartsProps) {
   return (
     <section className="view loss-charts" data-testid="loss-charts" data-points={points.length} data-drawn={rows.length}>
       <p className="view-note muted">
-        {points.length === 0 ? 'No training steps yet.' : `${points.length.toLocaleString()} steps`}
+        {points.length === 0 ? 'No training steps yet.' : `${points.length.toLocaleString()} step${points.length === 1 ? '' : 's'}`}
         {points.length > MAX_POINTS && ` (drawing ${rows.length.toLocaleString()})`}
         {skipped > 0 && (
           <span className="view-warn" data-testid="skipped-steps">
@@ -97,8 +98,9 @@ export function LossCharts({ points }: LossChartsProps) {
 }
 
 function SmallChart({ spec, rows, latest, off }: { spec: SeriesSpec; rows: Row[]; latest: number | null; off: boolean }) {
+  const pointer = usePointerInside();
   return (
-    <figure className="small-chart" data-testid={spec.testid} data-off={off ? 'true' : undefined}>
+    <figure className="small-chart" data-testid={spec.testid} data-off={off ? 'true' : undefined} {...pointer.handlers}>
       <figcaption>
         <span>{spec.title}</span>
         {off ? (
@@ -134,6 +136,7 @@ function SmallChart({ spec, rows, latest, off }: { spec: SeriesSpec; rows: Row[]
           />
           <YAxis tick={{ fontSize: 11 }} width={46} tickFormatter={compact} domain={['auto', 'auto']} />
           <Tooltip
+            active={pointer.inside ? undefined : false}
             isAnimationActive={false}
             formatter={(v) => (typeof v === 'number' ? spec.format(v) : String(v))}
             labelFormatter={(l) => `step ${String(l)}`}

@@ -49,7 +49,7 @@ export function ProbeView({ before, after }: ProbeViewProps) {
       <TypeAccuracy before={before} after={after} />
       <div className="view-toolbar">
         <span className="muted">
-          {n} questions{both && `, ${changedCount} changed`}
+          {n} question{n === 1 ? '' : 's'}{both && `, ${changedCount} changed`}
         </span>
         <span className="view-spacer" />
         <label>
@@ -112,7 +112,7 @@ function ProbeSummary({ before, after }: ProbeViewProps) {
       </div>
       <div>
         <dt>mean log p(gold)</dt>
-        <dd data-testid="probe-loglik">
+        <dd data-testid="probe-loglik" data-after={after ? after.meanLogLikelihood : ''}>
           {before ? before.meanLogLikelihood.toFixed(3) : '—'} → {after ? after.meanLogLikelihood.toFixed(3) : '—'}
           {llDelta !== null && <span className={`delta ${trend(llDelta)}`}> ({signed(llDelta, 3)})</span>}
         </dd>

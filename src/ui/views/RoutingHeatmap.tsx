@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { downloadBlob } from '../../io/download';
 import { formatWeight, groupOfExpert, heatColor, heatGradient, heatmapPng, heatScale, routingCsv, type HeatScale } from './export';
 import { GroupLegend } from './GroupLegend';
+import { rangeText } from '../../worker/groups';
 import type { ExpertGroup, Projection, RoutingSummary } from './types';
 import './views.css';
 
@@ -79,6 +80,22 @@ export function RoutingHeatmap({ summary, groups, projection, onProjectionChange
   );
 }
 
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+
+/**
+ * A heatmap's reading in one line: the type's share of router weight on its own expert group (every
+ * layer and adapted projection, token mean) and the constraint's optimum for it,
+ * "world knowledge → experts 0-3: 69%, target 75%".
+ */
+export function ownGroupReading(summary: RoutingSummary, groups: readonly ExpertGroup[], t: number): string {
+  const type = summary.types[t];
+  const own = groups.find((g) => g.types?.includes(type));
+  const share = summary.ownGroup[t];
+  if (!own || !share) return `${type}: no expert group of its own`;
+  const target = share.target === null ? 'no target (constraint off)' : `target ${pct(share.target)}`;
+  return `${type} → expert${own.experts.length === 1 ? '' : 's'} ${rangeText(own.experts)}: ${pct(share.share)}, ${target}`;
+}
+
 interface TypeHeatmapProps {
   summary: RoutingSummary;
   groups: ExpertGroup[];
@@ -103,6 +120,11 @@ function TypeHeatmap({ summary, groups, typeIndex: t, typeName, pi, scale, hover
           {summary.ownGroup[t] ? `, ${summary.ownGroup[t].samples.toLocaleString()} sample${summary.ownGroup[t].samples === 1 ? '' : 's'}` : ''}
         </span>
       </figcaption>
+      {tokens > 0 && (
+        <p className="heatmap-reading small" data-testid={`heatmap-reading-${t}`}>
+          {ownGroupReading(summary, groups, t)}
+        </p>
+      )}
       {tokens > 0 ? (
         <div className="heatmap-body">
           <div className="heatmap-grid" style={{ gridTemplateColumns: `var(--label-w) repeat(${summary.experts}, var(--cell-w))` }} role="table" aria-label={`Mean router weight for ${typeName}, ${projection}`}>
