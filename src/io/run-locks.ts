@@ -41,8 +41,8 @@ export async function heldRuns(): Promise<Set<string>> {
   return held;
 }
 
-/** Gives a held run lock back. */
-export type ReleaseLock = () => void;
+/** Gives a held run lock back; settles once the browser has released it (other tabs then see it free). */
+export type ReleaseLock = () => Promise<void>;
 
 /**
  * Takes run `runId`'s lock: at once or not at all (`wait: false`: null when another holder has it),
@@ -51,19 +51,27 @@ export type ReleaseLock = () => void;
  */
 export function acquireRunLock(runId: string, opts: { wait: boolean; signal?: AbortSignal }): Promise<ReleaseLock | null> {
   const m = locks();
-  if (!m) return Promise.resolve(() => undefined);
+  if (!m) return Promise.resolve(() => Promise.resolve());
   return new Promise<ReleaseLock | null>((resolve, reject) => {
-    let release: ReleaseLock = () => undefined;
-    const held = new Promise<void>((r) => (release = r));
+    let letGo: () => void = () => undefined;
+    const held = new Promise<void>((r) => (letGo = r));
     const options: LockOptions = opts.wait ? (opts.signal ? { signal: opts.signal } : {}) : { ifAvailable: true };
-    m.request(runLockName(runId), options, async (lock) => {
+    // The request settles when its callback's promise does, i.e. when the lock is released.
+    const request: Promise<unknown> = m.request(runLockName(runId), options, async (lock) => {
       if (!lock) {
         resolve(null);
         return;
       }
-      resolve(release);
+      resolve(() => {
+        letGo();
+        return request.then(
+          () => undefined,
+          () => undefined,
+        );
+      });
       await held;
-    }).catch((e: unknown) => {
+    });
+    request.catch((e: unknown) => {
       if (opts.signal?.aborted) resolve(null);
       else reject(e instanceof Error ? e : new Error(String(e)));
     });

@@ -132,7 +132,7 @@ async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
-    if (!ok && !heldElsewhere(runId)) releaseRun(runId);
+    if (!ok && !heldElsewhere(runId)) void releaseRun(runId);
     useRunStore.setState({ busy: null });
   }
 }

@@ -67,18 +67,18 @@ export async function claimRun(runId: string): Promise<boolean> {
   return true;
 }
 
-/** Gives run `runId` back (after its stop, end or failure is recorded). */
-export function releaseRun(runId: string): void {
+/** Gives run `runId` back (after its stop, end or failure is recorded); settles once the other tabs are told. */
+export async function releaseRun(runId: string): Promise<void> {
   const release = owned.get(runId);
   if (!release) return;
   owned.delete(runId);
-  release();
+  await release();
   announce('released', runId);
 }
 
 /** Gives back every run this tab holds but `keep`. */
 export function releaseOthers(keep: string): void {
-  for (const id of [...owned.keys()]) if (id !== keep) releaseRun(id);
+  for (const id of [...owned.keys()]) if (id !== keep) void releaseRun(id);
 }
 
 /** Tells the other tabs that run `runId`'s record was written. */
@@ -104,7 +104,7 @@ export function awaitRun(runId: string, decide: () => Promise<boolean>): void {
       console.warn(`[runs] taking over run ${runId} failed: ${e instanceof Error ? e.message : String(e)}`);
     }
     if (keep) announce('owned', runId);
-    else releaseRun(runId);
+    else await releaseRun(runId);
     await refreshHeld();
   });
 }
