@@ -229,8 +229,8 @@ export function newRunRecord(runId: string, totalSteps: number, adapter: RunReco
 export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Promise<void> {
   const rec = findRun(pointerRun(pointer));
   const seen = rec ? rec.step : pointer.step;
-  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' } });
-  await resumeFromCheckpoint();
+  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' }, resumable: null });
+  await continueFrom(pointer);
   const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
   useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));
 }
