@@ -159,10 +159,12 @@ test('closing both tabs at a random moment, 20 times, leaves every run resumable
   // A page of the same origin that does not start the playground: it reads the storage only.
   const reader = await context.newPage();
   await reader.goto('/data/demo-train.jsonl');
+  const steps: number[] = [];
   for (let i = 0; i < 20; i++) {
     await new Promise((r) => setTimeout(r, Math.floor(random() * 4000)));
     await Promise.all(pages.map((p) => p.close()));
     const s = await stored(reader);
+    steps.push(s.runs.find((r) => r.id === runId)?.checkpoint?.step ?? 0);
     expectResumable(s);
     expect(s.runs.map((r) => r.id)).toContain(runId);
     expect(s.pointers[`checkpoint:${runId}`], `run ${runId} keeps a checkpoint after close ${i + 1}`).toBeDefined();
@@ -170,6 +172,7 @@ test('closing both tabs at a random moment, 20 times, leaves every run resumable
     await Promise.all(pages.map((p) => p.goto(`/${SETTINGS}`)));
   }
 
+  console.log(`[e2e] the run's recorded checkpoint after each close: ${steps.join(' ')}`);
   // At the end one tab resumes the run from its stored checkpoint and trains on.
   const { checkpoint } = (await stored(reader)).runs.find((r) => r.id === runId)!;
   const banners = async () => (await pages[0].getByTestId('resumed-banner').count()) + (await pages[1].getByTestId('resumed-banner').count());
