@@ -2,7 +2,8 @@
  * Two tabs of one browser never share a run (two pages of one context, Chromium with WebGPU on
  * SwiftShader, the demo backbone, tiny runs):
  *
- * 1. A trains; B opens: it shows the run read-only and says so, and resumes nothing. A stops: the
+ * 1. A trains (and has asked the browser to keep its storage, and shows the answer); B opens: it
+ *    shows the run read-only and says so, and resumes nothing. A stops: the
  *    run stays stopped in storage and in B. A starts another run and is closed in the middle of a
  *    checkpoint write: exactly one of the open tabs (B, C) resumes it, from a stored checkpoint.
  * 2. Both tabs are closed at a random moment (startup, resume, training, a checkpoint write), 20
@@ -87,6 +88,10 @@ test('a second tab shows a run read-only; a stop stays a stop; closing the owner
   await a.getByTestId('start-run').click();
   await expect.poll(() => checkpointStep(a), { timeout: 120_000 }).toBeGreaterThanOrEqual(2);
   const first = (await a.getByTestId('run-row').first().getAttribute('data-run'))!;
+  // The first stored run asked the browser to keep the storage; the panel says how it answered and what is used.
+  await expect(a.getByTestId('storage-persistence')).toHaveAttribute('data-asked', 'true');
+  await expect(a.getByTestId('storage-persistence')).toHaveAttribute('data-persisted', /^(true|false)$/);
+  await expect(a.getByTestId('storage-used')).toContainText('this site uses');
 
   // B: the run is training in A: read-only, said so, and not resumed.
   const b = await context.newPage();

@@ -7,6 +7,7 @@
  * promise settles when the worker answers. What survives a visit is ./run-persistence.ts's.
  */
 import { downloadBlob } from '../io/download';
+import * as persist from '../io/persist';
 import type { DebugAction, WorkerEvent } from '../worker/protocol';
 import { useChatStore } from './chat';
 import { requestSummary } from './data-actions';
@@ -16,10 +17,9 @@ import { useModelStore } from './model';
 import { useProbeStore } from './probe';
 import { MAX_RUN_EVENTS, useRunStore } from './run';
 import { newRunRecord, resumeInterrupted, warmUp, watchRunsElsewhere } from './run-actions';
-import { findRun, followRecord, type RunRecord, keepStorage, recordFromStores, refreshUsage, saveRecord, showProbeAndChat, updateRecord } from './run-library';
+import { findRun, followRecord, keepStorage, type RunRecord, recordFromStores, refreshUsage, saveRecord, showProbeAndChat, updateRecord } from './run-library';
 import { announceRecord, claimRun, connectOwnership, type OwnershipMessage, ownsRun, releaseOthers, releaseRun } from './run-ownership';
 import { restoreOnce, saveRunNow, saveRunSoon } from './run-persistence';
-import * as persist from '../io/persist';
 import { useSettingsStore } from './settings';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
 

@@ -153,6 +153,8 @@ async function takeOver(runId: string): Promise<boolean> {
     return false;
   }
   if (status.runId !== runId) showRecord(rec);
+  // Offered again should the resume fail.
+  useRunStore.setState({ resumable: pointer });
   void resumeInterrupted(pointer);
   return true;
 }
@@ -229,7 +231,7 @@ export function newRunRecord(runId: string, totalSteps: number, adapter: RunReco
 export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Promise<void> {
   const rec = findRun(pointerRun(pointer));
   const seen = rec ? rec.step : pointer.step;
-  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' }, resumable: null });
+  useRunStore.setState({ autoResumed: { runId: pointerRun(pointer), fromStep: pointer.step, redone: Math.max(0, seen - pointer.step), state: 'resuming' } });
   await continueFrom(pointer);
   const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
   useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));

@@ -107,9 +107,10 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
       useRunStore.setState({ checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
       // A run another tab holds is shown read-only; one whose tab went while training resumes here
       // (the lock makes this tab the only one that does).
+      // The resume box stays offered should the resume fail.
       if (!held.has(runId)) {
         if (last && isTraining(last.status) && (await claimRun(runId))) interrupted = pointer;
-        else if (!heldElsewhere(runId)) useRunStore.setState({ resumable: pointer });
+        if (!heldElsewhere(runId)) useRunStore.setState({ resumable: pointer });
       }
     }
     await whenReady();
