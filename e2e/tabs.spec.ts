@@ -6,8 +6,8 @@
  *    shows the run read-only and says so, and resumes nothing. A stops: the
  *    run stays stopped in storage and in B. A starts another run and is closed in the middle of a
  *    checkpoint write: exactly one of the open tabs (B, C) resumes it, from a stored checkpoint.
- * 2. Both tabs are closed at a random moment (startup, resume, training, a checkpoint write), 20
- *    times in a row: after each close every stored pointer names a stored checkpoint and every run
+ * 2. Both tabs are closed at a random moment, 20 times in a row: ten times during their startup
+ *    (restore, resume, kernels), ten times while one of them trains (a checkpoint every step): after each close every stored pointer names a stored checkpoint and every run
  *    that was training has one to resume from; at the end a tab resumes the run.
  */
 import { expect, type Page, test, type TestInfo } from '@playwright/test';
@@ -147,6 +147,8 @@ test('a second tab shows a run read-only; a stop stays a stop; closing the owner
 });
 
 test('closing both tabs at a random moment, 20 times, leaves every run resumable', async ({ browser }, testInfo) => {
+  // Twenty closes, ten of them after a resume reached training: about 3.5 minutes on SwiftShader.
+  test.setTimeout(600_000);
   const context = await browser.newContext();
   const a = await context.newPage();
   await openApp(a, SETTINGS.replace('ckpt=2', 'ckpt=1'));
@@ -165,11 +167,19 @@ test('closing both tabs at a random moment, 20 times, leaves every run resumable
   const reader = await context.newPage();
   await reader.goto('/data/demo-train.jsonl');
   const steps: number[] = [];
+  const recorded: number[] = [];
+  // A tab trains once its step is past the step recorded before (a tab that only shows the run shows the recorded one).
+  const stepOf = async (p: Page) => Number((await p.getByTestId('run-step').getAttribute('data-value', { timeout: 1000 }).catch(() => null)) ?? 0);
+  const training = async (recorded: number) => (await Promise.all(pages.map(stepOf))).some((step) => step > recorded);
   for (let i = 0; i < 20; i++) {
-    await new Promise((r) => setTimeout(r, Math.floor(random() * 4000)));
+    // Even closes: at a random moment of the tabs' startup (restore, resume, kernels); odd ones: of
+    // the training that one of them resumed (a checkpoint is written every step).
+    if (i % 2 === 1) await expect.poll(() => training(recorded[i - 1]), { timeout: 120_000 }).toBe(true);
+    await new Promise((r) => setTimeout(r, Math.floor(random() * (i % 2 === 1 ? 2000 : 4000))));
     await Promise.all(pages.map((p) => p.close()));
     const s = await stored(reader);
     steps.push(s.runs.find((r) => r.id === runId)?.checkpoint?.step ?? 0);
+    recorded.push(s.runs.find((r) => r.id === runId)?.step ?? 0);
     expectResumable(s);
     expect(s.runs.map((r) => r.id)).toContain(runId);
     expect(s.pointers[`checkpoint:${runId}`], `run ${runId} keeps a checkpoint after close ${i + 1}`).toBeDefined();
