@@ -56,7 +56,9 @@ export async function saveRunNow(): Promise<void> {
   const id = useRunStore.getState().runId;
   if (!id || heldElsewhere(id)) return;
   try {
-    if (await updateRecord(id, recordFromStores)) announceRecord(id);
+    // The stores may have moved on to the next run (the comparison starts one as the last ends) by the time the write runs.
+    const rec = await updateRecord(id, (latest) => (useRunStore.getState().runId === id ? recordFromStores(latest) : latest));
+    if (rec) announceRecord(id);
   } catch (e) {
     useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` });
   }
