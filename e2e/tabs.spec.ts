@@ -142,6 +142,11 @@ test('a second tab shows a run read-only; a stop stays a stop; closing the owner
   const s = await stored(other);
   expectResumable(s);
   expect(s.runs.find((r) => r.id === first)?.status).toBe('stopped');
+  // No record write was refused or lost on the way, in either tab.
+  for (const p of [owner, other]) {
+    await expect(p.getByTestId('runs-error')).toHaveCount(0);
+    await expect(p.getByTestId('storage-error')).toHaveCount(0);
+  }
   console.log(`[e2e] ${second} resumed from checkpoint ${last} in ${owner === b ? 'B' : 'C'}`);
   await context.close();
 });
@@ -197,6 +202,8 @@ test('closing both tabs at a random moment, 20 times, leaves every run resumable
   await expect(owner.getByTestId('run-bar')).toHaveAttribute('data-status', 'running', { timeout: 120_000 });
   await owner.getByTestId('stop-run').click();
   await expect(owner.getByTestId('run-bar')).toHaveAttribute('data-status', 'stopped');
+  await expect(owner.getByTestId('runs-error')).toHaveCount(0);
+  await expect(owner.getByTestId('storage-error')).toHaveCount(0);
   expectResumable(await stored(reader));
   await context.close();
 });
