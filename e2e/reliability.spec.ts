@@ -8,9 +8,9 @@
  *    destroyed mid-run: the worker gets a new device, reloads the backbone and the checkpoint, says
  *    so, and training goes on; the dataset, the settings and a gap-free metric series survive.
  * 2. Storage: a full quota is reported (IDBObjectStore.put stubbed to throw QuotaExceededError in
- *    the page, and a checkpoint write failing the same way in the worker); a checkpoint whose data
- *    is written but whose pointer never switches (the tab is closed in between) is never loaded:
- *    the next visit resumes from the previous one.
+ *    the page, and a checkpoint write failing the same way in the worker); a checkpoint whose write
+ *    never completes (the tab is closed first) is never loaded: the next visit resumes from the
+ *    previous one, and nothing of the interrupted write is stored.
  * 3. Security: script payloads in uploaded data show as text and nothing runs; the
  *    Content-Security-Policy is in force (an injected inline script is blocked, and the app itself
  *    raises no violation); no request leaves 127.0.0.1.
@@ -92,7 +92,7 @@ test('numerical faults roll back to the last checkpoint, and a lost GPU device i
   expect(requests.filter((u) => !LOCAL.test(u))).toEqual([]);
 });
 
-test('a full storage quota is reported, and a checkpoint interrupted before its pointer switch is never loaded', async ({ browser }, testInfo) => {
+test('a full storage quota is reported, and a checkpoint write interrupted by closing the tab is never loaded', async ({ browser }, testInfo) => {
   // The page's writes (datasets, settings, metric series): every IDBObjectStore.put throws as a full quota does.
   const full = await browser.newContext();
   await full.addInitScript(() => {
@@ -119,13 +119,13 @@ test('a full storage quota is reported, and a checkpoint interrupted before its 
   await expect(page.getByTestId('storage-error')).toContainText('Browser storage is full: the checkpoint of step 2 could not be saved', { timeout: 120_000 });
   await expect.poll(() => checkpointStep(page), { timeout: 120_000 }).toBeGreaterThanOrEqual(4);
 
-  // The next write stalls between its data and its pointer switch; the tab is closed right there.
+  // The next write stalls before its transaction; the tab is closed right there.
   await hook(page, (h) => h.failCheckpointWrite('stall'));
-  const stalled = events(page, 'testHook').filter({ hasText: 'pointer switch stalls' });
+  const stalled = events(page, 'testHook').filter({ hasText: 'stalls before its transaction' });
   await expect(stalled).toHaveCount(1, { timeout: 120_000 });
-  const halfWritten = Number(await stalled.getAttribute('data-step'));
+  const interrupted = Number(await stalled.getAttribute('data-step'));
   const previous = await checkpointStep(page);
-  expect(previous).toBe(halfWritten - 2);
+  expect(previous).toBe(interrupted - 2);
   await page.close();
 
   // A new tab: the dataset is there, and the run resumes from the previous, complete checkpoint.
@@ -134,7 +134,7 @@ test('a full storage quota is reported, and a checkpoint interrupted before its 
   await expect(next.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
   // The run resumes by itself, from the previous, complete checkpoint.
   await expect(next.getByTestId('resumed-banner')).toHaveAttribute('data-from-step', String(previous));
-  // The half-written checkpoint was removed at startup: one checkpoint is stored, the pointer's.
+  // One checkpoint is stored, the pointer's.
   const stored = await next.evaluate(
     () =>
       new Promise<{ keys: string[]; pointer: string }>((resolve, reject) => {
@@ -152,7 +152,7 @@ test('a full storage quota is reported, and a checkpoint interrupted before its 
   await expect(next.getByTestId('run-bar')).toHaveAttribute('data-status', /running|done/);
   await expect.poll(() => numberAttr(next, 'run-step'), { timeout: 120_000 }).toBeGreaterThanOrEqual(previous + 2);
   await next.getByTestId('stop-run').click();
-  console.log(`[e2e] checkpoint ${halfWritten} half-written when the tab closed; resumed from ${previous}`);
+  console.log(`[e2e] checkpoint ${interrupted} interrupted when the tab closed; resumed from ${previous}`);
   await context.close();
 });
 

@@ -1,7 +1,8 @@
 /**
  * The runs library in IndexedDB (an in-memory IndexedDB in Node): each run keeps one checkpoint
- * under its own pointer beside the library-wide latest one, an interrupted save leaves an orphan
- * that is never read and is removed, and deleting a run removes its record, adapter and checkpoint.
+ * under its own pointer beside the library-wide latest one, an interrupted save leaves nothing, the
+ * orphan sweep spares the runs a tab holds, records are written compare-and-set, and deleting a run
+ * removes its record, adapter and checkpoint.
  */
 import 'fake-indexeddb/auto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import {
   loadCheckpointPointer,
   loadRunAdapter,
   loadRunRecords,
+  RecordConflictError,
   removeOrphanCheckpoints,
   saveCheckpoint,
   saveRunAdapter,
@@ -41,21 +43,50 @@ describe('runs library storage', () => {
     expect(await libraryBytes()).toBe(2 + 3);
   });
 
-  it('an interrupted save leaves the pointers as they were and an orphan that startup removes', async () => {
+  it('a save interrupted before it commits leaves the pointers and the stored checkpoints as they were', async () => {
+    const before = await libraryBytes();
     setCheckpointWriteHook((phase) => {
-      if (phase === 'pointer') throw new Error('tab closed');
+      if (phase === 'commit') throw new Error('tab closed');
     });
     await expect(saveCheckpoint(bytes(9, 9, 9, 9), info('a', 6))).rejects.toThrow('tab closed');
     setCheckpointWriteHook(null);
     expect((await loadCheckpoint('a'))?.pointer.step).toBe(4);
     expect((await loadCheckpointPointer())?.runId).toBe('b');
-    expect(await removeOrphanCheckpoints()).toBe(1);
+    expect(await libraryBytes()).toBe(before);
     expect(await removeOrphanCheckpoints()).toBe(0);
+  });
+
+  it('the orphan sweep leaves the checkpoints of a run a tab holds', async () => {
+    // An orphan of run h: its pointer is gone, as a version that wrote in two steps could leave it.
+    await saveCheckpoint(bytes(4, 4), info('h', 1));
+    await deleteValue('checkpoint:h');
+    await saveCheckpoint(bytes(3, 3, 3), info('b', 2));
+    expect(await removeOrphanCheckpoints(new Set(['h']))).toBe(0);
+    expect(await removeOrphanCheckpoints(new Set(['other']))).toBe(1);
+    expect(await removeOrphanCheckpoints()).toBe(0);
+  });
+
+  it('writes records compare-and-set on their version, and a rule may refuse one', async () => {
+    type Rec = { id: string; updatedAt: number; version?: number; step: number };
+    const first = await saveRunRecord<Rec>({ id: 'cas', updatedAt: 1, step: 1 });
+    expect(first.version).toBe(1);
+    const second = await saveRunRecord<Rec>({ ...first, step: 2 });
+    expect(second.version).toBe(2);
+    // A writer still holding version 1 is refused, and the stored record stays.
+    await expect(saveRunRecord<Rec>({ ...first, step: 5 })).rejects.toThrow(/version 2 is stored, the write was based on 1/);
+    await expect(saveRunRecord<Rec>({ id: 'cas', updatedAt: 1, step: 9 })).rejects.toThrow(RecordConflictError);
+    const backwards = (stored: Rec, next: Rec) => (next.step < stored.step ? 'the step goes back' : null);
+    await expect(saveRunRecord<Rec>({ ...second, step: 1 }, backwards)).rejects.toThrow('the record of run cas was not written: the step goes back');
+    expect((await loadRunRecords<Rec>()).find((r) => r.id === 'cas')).toEqual(second);
+    // A deleted record does not come back through a late write.
+    await deleteRun('cas');
+    await expect(saveRunRecord<Rec>(second)).rejects.toThrow(/no longer stored/);
   });
 
   it('keeps records and adapters, lists runs newest first, and deletes a run with everything it keeps', async () => {
     await saveRunRecord({ id: 'a', updatedAt: 100, name: 'first' });
     await saveRunRecord({ id: 'b', updatedAt: 200, name: 'second' });
+    await deleteRun('h');
     await saveRunAdapter('a', 'loramoe-adapter-step4.zip', bytes(7, 7, 7), 4);
     expect((await loadRunRecords<{ id: string; updatedAt: number; name: string }>()).map((r) => r.name)).toEqual(['second', 'first']);
     const file = await loadRunAdapter('a');

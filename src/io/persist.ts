@@ -4,13 +4,18 @@
  * run's latest training checkpoint. Used by the page (datasets, settings, run records) and by the
  * engine worker (checkpoints, adapter files): IndexedDB works in both.
  *
- * Checkpoints are written so a half-written one is never loaded: the bytes (with the run's metric
- * series up to that step, so a resumed run's series has no gap) go under a new key in one
- * transaction; a second transaction switches the pointers to it (the run's own, `checkpoint:<run>`,
- * and the library-wide `checkpoint`, which names the run trained last) and deletes the run's
- * previous checkpoint. A crash between the two leaves the old pointers (and an orphan that the next
- * save or startup removes); a reader only ever follows a pointer. Every run keeps one checkpoint
- * until the run is deleted.
+ * Checkpoints cannot vanish: one transaction stores the bytes (with the run's metric series up to
+ * that step, so a resumed run's series has no gap) under a new key, switches the pointers to it (the
+ * run's own, `checkpoint:<run>`, and the library-wide `checkpoint`, which names the run trained
+ * last) and deletes the checkpoint the run's pointer named before. A crash or a closed tab aborts
+ * the whole transaction, so whatever the timing the stored pointers name stored checkpoints. A save
+ * touches no other run's checkpoint; the startup sweep (removeOrphanCheckpoints) deletes only
+ * checkpoints no pointer names, of runs no tab holds (./run-locks.ts). Every run keeps one
+ * checkpoint until the run is deleted.
+ *
+ * Run records are written compare-and-set: a record carries the version it was read at, a write
+ * whose version is not the stored one is refused (RecordConflictError), and the caller's rule may
+ * refuse a record that would go backwards (RecordRefusedError); see saveRunRecord.
  *
  * A full storage quota is an error the caller must show (StorageFullError), never swallowed.
  */
@@ -42,6 +47,36 @@ export interface CheckpointPointer<Meta = unknown> {
 export interface StoredRun {
   id: string;
   updatedAt: number;
+  /** How many times the record was written (absent: never, or by a version before compare-and-set, read as 0). */
+  version?: number;
+}
+
+/** A record write based on a version that is no longer the stored one (another writer came first), or on a deleted record. */
+export class RecordConflictError extends Error {
+  constructor(
+    readonly runId: string,
+    readonly expected: number,
+    /** The stored version; null when the record is no longer stored. */
+    readonly found: number | null,
+  ) {
+    super(
+      found === null
+        ? `the record of run ${runId} is no longer stored (deleted): the write of version ${expected} was refused`
+        : `the record of run ${runId} changed meanwhile (version ${found} is stored, the write was based on ${expected}): it was not overwritten`,
+    );
+    this.name = 'RecordConflictError';
+  }
+}
+
+/** A record write the caller's rule refused (a step or a status going backwards). */
+export class RecordRefusedError extends Error {
+  constructor(
+    readonly runId: string,
+    reason: string,
+  ) {
+    super(`the record of run ${runId} was not written: ${reason}`);
+    this.name = 'RecordRefusedError';
+  }
 }
 
 /** A file a run keeps (the adapter it ended with, as the zip the page downloads). */
@@ -154,9 +189,31 @@ export async function loadValue<T>(key: string): Promise<T | null> {
 
 // ---- the runs library -------------------------------------------------------------------------------
 
-export async function saveRunRecord<R extends StoredRun>(rec: R): Promise<void> {
+/**
+ * Writes a run's record compare-and-set, in one transaction: `rec.version` must be the stored
+ * record's version (0 for a record not stored yet), else RecordConflictError; `mayFollow(stored,
+ * rec)` may refuse the write with a reason (RecordRefusedError). The record is stored with
+ * version + 1, and returned as stored.
+ */
+export async function saveRunRecord<R extends StoredRun>(rec: R, mayFollow?: (stored: R, next: R) => string | null): Promise<R> {
   const d = await db();
-  await guardWrite(`record of run ${rec.id}`, () => d.put('runs', rec, rec.id).then(() => undefined));
+  return guardWrite(`record of run ${rec.id}`, async () => {
+    const tx = d.transaction('runs', 'readwrite');
+    const stored = (await tx.store.get(rec.id)) as R | undefined;
+    const expected = rec.version ?? 0;
+    let refusal: Error | null = null;
+    if (stored === undefined ? expected !== 0 : (stored.version ?? 0) !== expected) {
+      refusal = new RecordConflictError(rec.id, expected, stored === undefined ? null : (stored.version ?? 0));
+    } else if (stored !== undefined && mayFollow) {
+      const why = mayFollow(stored, rec);
+      if (why !== null) refusal = new RecordRefusedError(rec.id, why);
+    }
+    const next: R = { ...rec, version: expected + 1 };
+    if (refusal === null) await tx.store.put(next, rec.id);
+    await tx.done;
+    if (refusal) throw refusal;
+    return next;
+  });
 }
 
 export async function loadRunRecord<R extends StoredRun>(id: string): Promise<R | null> {
@@ -223,18 +280,20 @@ function newId(): string {
 }
 
 /**
- * Where a checkpoint write can be interrupted by a test (setCheckpointWriteHook): `data` before the
- * bytes are put, `pointer` after they are committed and before the pointer switches to them.
+ * Where a checkpoint write can be interrupted by a test (setCheckpointWriteHook): `data` before its
+ * transaction begins (the hook may throw, as a full quota does, or never settle, as a tab closed
+ * before the write); `commit` inside the transaction, once everything is put and before it commits
+ * (a throw there aborts the transaction, as a crash or a closed tab does).
  */
-export type CheckpointWritePhase = 'data' | 'pointer';
+export type CheckpointWritePhase = 'data' | 'commit';
 export type CheckpointWriteHook = (phase: CheckpointWritePhase, step: number) => void | Promise<void>;
 
 let writeHook: CheckpointWriteHook | null = null;
 
 /**
- * Test hook (the reliability e2e, through the worker's `debug` command): called at each phase of
- * every checkpoint write; it may throw (a quota error at `data`) or never settle (a tab closed
- * between the data put and the pointer switch). null removes it.
+ * Test hook (the reliability e2e, through the worker's `debug` command, and the interleaving
+ * property test): called at each phase of every checkpoint write. At `commit` only a synchronous
+ * throw counts (awaiting there would let the transaction commit). null removes it.
  */
 export function setCheckpointWriteHook(hook: CheckpointWriteHook | null): void {
   writeHook = hook;
@@ -258,29 +317,43 @@ async function namedCheckpointIds(kv: { getAllKeys(): Promise<string[]>; get(key
 
 /**
  * Stores a checkpoint of run `info.runId` and makes it that run's current one and the library's
- * latest. The bytes are written first under a fresh key; only when that transaction has committed
- * does a second one switch the pointers (and drop the run's previous checkpoint and any orphan).
+ * latest, in one transaction: the bytes under a fresh key, both pointers, and the deletion of the
+ * checkpoint the run's pointer named before (unless a pointer still names it). Either all of it is
+ * stored or none of it. Other runs' checkpoints are never touched.
  */
 export async function saveCheckpoint<Meta>(bytes: ArrayBuffer, info: Omit<CheckpointPointer<Meta>, 'id' | 'bytes' | 'savedAt'>, extra?: unknown): Promise<CheckpointPointer<Meta>> {
   const d = await db();
   const id = newId();
   const savedAt = Date.now();
-  await guardWrite(`checkpoint of step ${info.step}`, async () => {
-    await writeHook?.('data', info.step);
-    const tx = d.transaction('checkpoints', 'readwrite');
-    await tx.store.put({ id, runId: info.runId, bytes, savedAt, extra }, id);
-    await tx.done;
-  });
   const pointer: CheckpointPointer<Meta> = { ...info, id, bytes: bytes.byteLength, savedAt };
   await guardWrite(`checkpoint of step ${info.step}`, async () => {
-    await writeHook?.('pointer', info.step);
+    await writeHook?.('data', info.step);
     const tx = d.transaction(['kv', 'checkpoints'], 'readwrite');
     const kv = tx.objectStore('kv');
     const cps = tx.objectStore('checkpoints');
-    await kv.put(pointer, POINTER);
-    await kv.put(pointer, runPointerKey(info.runId));
-    const named = await namedCheckpointIds(kv);
-    for (const key of await cps.getAllKeys()) if (!named.has(key)) await cps.delete(key);
+    try {
+      // What the run's pointer named before (a database of version 1 names it in the latest pointer only).
+      const own = (await kv.get(runPointerKey(info.runId))) as CheckpointPointer | undefined;
+      const latest = (await kv.get(POINTER)) as CheckpointPointer | undefined;
+      const replaced = new Set<string>();
+      if (own) replaced.add(own.id);
+      if (latest && runOfPointer(latest) === info.runId) replaced.add(latest.id);
+      await cps.put({ id, runId: info.runId, bytes, savedAt, extra }, id);
+      await kv.put(pointer, POINTER);
+      await kv.put(pointer, runPointerKey(info.runId));
+      const named = await namedCheckpointIds(kv);
+      for (const old of replaced) if (!named.has(old)) await cps.delete(old);
+      void writeHook?.('commit', info.step);
+    } catch (e) {
+      // Nothing of a failed save is kept: the transaction goes whole or not at all.
+      try {
+        tx.abort();
+      } catch {
+        // Already aborted by the failed request.
+      }
+      await tx.done.catch(() => undefined);
+      throw e;
+    }
     await tx.done;
   });
   return pointer;
@@ -330,14 +403,21 @@ export async function clearLatestCheckpoint(): Promise<void> {
   await d.delete('kv', POINTER);
 }
 
-/** Removes checkpoints no pointer names (left by a save interrupted between its two steps). */
-export async function removeOrphanCheckpoints(): Promise<number> {
+/**
+ * Removes checkpoints no pointer names (left by versions that wrote a checkpoint in two steps, or by
+ * a run deleted while its save was under way), except those of the runs in `held`: a run some tab
+ * holds (./run-locks.ts heldRuns) is that tab's business. Returns how many were removed.
+ */
+export async function removeOrphanCheckpoints(held: ReadonlySet<string> = new Set()): Promise<number> {
   const d = await db();
   const tx = d.transaction(['kv', 'checkpoints'], 'readwrite');
   const named = await namedCheckpointIds(tx.objectStore('kv'));
+  const cps = tx.objectStore('checkpoints');
   let removed = 0;
-  for (const key of await tx.objectStore('checkpoints').getAllKeys()) {
-    if (!named.has(key)) {
+  for (const key of await cps.getAllKeys()) {
+    if (named.has(key)) continue;
+    const runId = (await cps.get(key))?.runId;
+    if (runId === undefined || !held.has(runId)) {
       await tx.objectStore('checkpoints').delete(key);
       removed++;
     }

@@ -9,7 +9,7 @@ import type { DatasetRole } from '../worker/protocol';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { useRunStore } from './run';
-import { type DataFingerprint, sha256Hex } from './run-library';
+import { type DataFingerprint, keepStorage, sha256Hex } from './run-library';
 import { useSettingsStore } from './settings';
 import { call, errorText, send, workerStarted } from './worker-link';
 
@@ -53,6 +53,7 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
   if (!persist.persistenceAvailable()) return;
   try {
     await persist.saveDataset(role, name, bytes);
+    void keepStorage();
   } catch (e) {
     // The dataset stays loaded for this visit; the user is told it will not survive a reload.
     useRunStore.setState({ storageError: `${errorText(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });

@@ -7,6 +7,7 @@
  * promise settles when the worker answers. What survives a visit is ./run-persistence.ts's.
  */
 import { downloadBlob } from '../io/download';
+import * as persist from '../io/persist';
 import type { DebugAction, WorkerEvent } from '../worker/protocol';
 import { useChatStore } from './chat';
 import { requestSummary } from './data-actions';
@@ -16,9 +17,10 @@ import { useModelStore } from './model';
 import { useProbeStore } from './probe';
 import { probeWhenRunEnds } from './model-actions';
 import { isTraining, MAX_RUN_EVENTS, useRunStore } from './run';
-import { forgetSeenStep, newRunRecord, rememberSeenStep, resumeInterrupted, warmUp } from './run-actions';
-import { findRun, refreshUsage, saveRecord, showProbeAndChat } from './run-library';
-import { restoreOnce, saveRunSoon } from './run-persistence';
+import { forgetSeenStep, newRunRecord, rememberSeenStep, resumeInterrupted, warmUp, watchRunsElsewhere } from './run-actions';
+import { findRun, followRecord, keepStorage, type RunRecord, recordFromStores, refreshUsage, saveRecord, showProbeAndChat, updateRecord } from './run-library';
+import { announceRecord, claimRun, connectOwnership, type OwnershipMessage, ownsRun, releaseOthers, releaseRun } from './run-ownership';
+import { restoreOnce, saveRunNow, saveRunSoon } from './run-persistence';
 import { useSettingsStore } from './settings';
 import { useViewStore } from './view';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
@@ -121,11 +123,26 @@ function onEvent(ev: WorkerEvent): void {
         useViewStore.setState({ importNote: null });
       }
       const rec = findRun(r.runId);
-      if (r.resumed && rec) showProbeAndChat(rec);
-      if (!r.resumed || !rec) {
-        // A new run starts with no probe result of its own (the frozen backbone's stays) and its own record.
+      if (r.resumed && rec) {
+        showProbeAndChat(rec);
+        // A new start of the run: its step may go back to the checkpoint's (recordMayFollow).
+        void updateRecord(r.runId, (latest) => ({ ...recordFromStores(latest), leg: (latest.leg ?? 0) + 1 })).then(
+          () => announceRecord(r.runId),
+          () => undefined /* shown in the runs panel */,
+        );
+      } else {
+        // A new run starts with no probe result of its own (the frozen backbone's stays), its own
+        // record, and this tab as its one owner.
         useProbeStore.setState({ after: null });
-        void saveRecord(newRunRecord(r.runId, r.totalSteps, r.adapter)).catch(() => undefined /* shown in the runs panel */);
+        releaseOthers(r.runId);
+        void claimRun(r.runId);
+        void saveRecord(newRunRecord(r.runId, r.totalSteps, r.adapter)).then(
+          () => {
+            announceRecord(r.runId);
+            void keepStorage();
+          },
+          () => undefined /* shown in the runs panel */,
+        );
       }
       saveRunSoon();
       return;
@@ -142,8 +159,12 @@ function onEvent(ev: WorkerEvent): void {
         message: ev.message ?? (ev.status === 'error' ? 'failed' : null),
         startup: ev.status === 'running' || ev.status === 'starting' ? s.startup : null,
       }));
-      // Where a run rests is recorded at once: whether a reload resumes it depends on it.
-      saveRunSoon(ev.status === 'running' ? 1000 : 0);
+      // Where a run rests is recorded at once: whether a reload resumes it depends on it. A run
+      // that stopped, finished or failed is given back once that is recorded.
+      if (ev.status === 'stopped' || ev.status === 'done' || ev.status === 'error') {
+        const runId = useRunStore.getState().runId;
+        void saveRunNow().finally(() => runId && releaseRun(runId));
+      } else saveRunSoon(ev.status === 'running' ? 1000 : 0);
       // A run that ends leaves a model to probe: the panel's "after" is scored without a click.
       if (was.runId && isTraining(was.status) && (ev.status === 'done' || ev.status === 'stopped')) {
         forgetSeenStep(was.runId);
@@ -166,8 +187,13 @@ function onEvent(ev: WorkerEvent): void {
       saveRunSoon(0);
       return;
     case 'adapterKept': {
-      const rec = findRun(ev.runId);
-      if (rec) void saveRecord({ ...rec, adapter: { name: ev.name, step: ev.step, bytes: ev.bytes } }).then(refreshUsage, () => undefined /* shown in the runs panel */);
+      void updateRecord(ev.runId, (latest) => ({ ...latest, adapter: { name: ev.name, step: ev.step, bytes: ev.bytes } })).then(
+        () => {
+          announceRecord(ev.runId);
+          return refreshUsage();
+        },
+        () => undefined /* shown in the runs panel */,
+      );
       return;
     }
     case 'storageError':
@@ -228,7 +254,24 @@ export function startEngineWorker(): void {
   useSettingsStore.subscribe((s, prev) => {
     if (s.values.weights !== prev.values.weights) send({ type: 'setWeights', setting: s.values.weights });
   });
-  void restoreOnce().then((p) => (p ? resumeInterrupted(p) : undefined));
+  connectOwnership(onOtherTab);
+  void restoreOnce().then((p) => {
+    watchRunsElsewhere();
+    return p ? resumeInterrupted(p) : undefined;
+  });
+}
+
+/** Another tab took, gave back or recorded a run: this tab's copy follows, and it waits on runs held elsewhere. */
+function onOtherTab(m: OwnershipMessage): void {
+  if (m.kind === 'owned') {
+    watchRunsElsewhere();
+    return;
+  }
+  if (ownsRun(m.runId) || !persist.persistenceAvailable()) return;
+  persist.loadRunRecord<RunRecord>(m.runId).then(
+    (rec) => rec && followRecord(rec),
+    (e: unknown) => console.warn(`[runs] the record of run ${m.runId} could not be read: ${e instanceof Error ? e.message : String(e)}`),
+  );
 }
 
 /** What `?test-hooks` exposes to the reliability e2e tests (fault injection; nothing runs unless called). */

@@ -16,9 +16,10 @@ import { trainFingerprint } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { useProbeStore } from './probe';
-import { isTraining, useRunStore } from './run';
+import { holdsModel, isTraining, useRunStore } from './run';
 import { pointerRun, whenRestored } from './run-persistence';
-import { clearRunViews, deleteRun, findRun, type RunRecord, showRecord, useLibraryStore } from './run-library';
+import { clearRunViews, deleteRun, findRun, followRecord, type RunRecord, showRecord, useLibraryStore } from './run-library';
+import { awaitRun, claimRun, heldElsewhere, releaseRun, useOwnershipStore } from './run-ownership';
 import { setSettings, useSettingsStore } from './settings';
 import { useViewStore } from './view';
 import { call, errorText, send } from './worker-link';
@@ -80,6 +81,10 @@ export async function continueRun(runId: string): Promise<void> {
     useLibraryStore.setState({ error: 'Stop the current run before continuing another one.' });
     return;
   }
+  if (heldElsewhere(runId)) {
+    useLibraryStore.setState({ error: elsewhereMessage(runId) });
+    return;
+  }
   try {
     const cp = await persist.loadCheckpointPointer<RunMeta>(runId);
     if (!cp) throw new Error(`run ${runId} has no checkpoint in this browser`);
@@ -93,9 +98,19 @@ export async function continueRun(runId: string): Promise<void> {
   }
 }
 
+/** What a tab says when it may not train a run because another tab holds it. */
+export function elsewhereMessage(runId: string): string {
+  const name = findRun(runId)?.name ?? runId;
+  return `${name} is training in another tab of this browser: switch to that tab to watch or stop it; it can be continued here once that tab stops it or is closed`;
+}
+
 async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
+  const runId = pointerRun(cp);
   useRunStore.setState({ busy: 'restoring', message: null });
+  let ok = false;
   try {
+    // One owner per run: this tab trains it only once it holds its lock.
+    if (!(await claimRun(runId))) throw new Error(elsewhereMessage(runId));
     await whenRestored();
     const ref = cp.meta.backbone;
     const info = useModelStore.getState().info;
@@ -112,12 +127,41 @@ async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
     }
     const ds = useDatasetStore.getState().train;
     if (!ds || ds.name !== cp.meta.dataset.name) throw new Error(`the run was trained on ${cp.meta.dataset.name}: load that dataset again, then resume`);
-    await call({ type: 'restoreRun', runId: pointerRun(cp) });
+    await call({ type: 'restoreRun', runId });
+    ok = true;
   } catch (e) {
     useRunStore.setState({ message: errorText(e) });
   } finally {
+    if (!ok && !heldElsewhere(runId)) void releaseRun(runId);
     useRunStore.setState({ busy: null });
   }
+}
+
+/**
+ * Decides, once this tab got the lock of a run another tab held, whether it takes the run over:
+ * only when the stored record still says the run was training (its tab went without a clean stop),
+ * this tab trains nothing, and a checkpoint is stored to resume from. Otherwise the run is shown
+ * as stored now (stopped, finished) and the lock goes back.
+ */
+async function takeOver(runId: string): Promise<boolean> {
+  const rec = await persist.loadRunRecord<RunRecord>(runId);
+  if (rec) followRecord(rec);
+  const status = useRunStore.getState();
+  const pointer = rec ? await persist.loadCheckpointPointer<RunMeta>(runId) : null;
+  if (!rec || !pointer || !isTraining(rec.status) || holdsModel(status.status) || status.busy !== null || pointer.step >= pointer.totalSteps) {
+    if (rec && pointer && pointer.step < pointer.totalSteps && !holdsModel(status.status) && status.runId === runId) useRunStore.setState({ resumable: pointer });
+    return false;
+  }
+  if (status.runId !== runId) showRecord(rec);
+  // Offered again should the resume fail.
+  useRunStore.setState({ resumable: pointer });
+  void resumeInterrupted(pointer);
+  return true;
+}
+
+/** Waits on every run other tabs hold: one whose tab goes without a clean stop resumes in exactly one tab. */
+export function watchRunsElsewhere(): void {
+  for (const id of useOwnershipStore.getState().elsewhere) awaitRun(id, () => takeOver(id));
 }
 
 /**
@@ -222,7 +266,8 @@ export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Pr
   const rec = findRun(runId);
   const seen = Math.max(rec ? rec.step : 0, seenStep(runId) ?? 0, pointer.step);
   useRunStore.setState({ autoResumed: { runId, name: rec?.name ?? runId, seenStep: seen, fromStep: pointer.step, redone: seen - pointer.step, state: 'resuming' } });
-  await resumeFromCheckpoint();
+  // The run this was called for, from its own checkpoint (not whichever the resume box last offered).
+  await continueFrom(pointer);
   const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
   useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));
 }

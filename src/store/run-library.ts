@@ -6,7 +6,10 @@
  * runs panel lists the records, opens one, downloads its adapter, overlays curves and deletes.
  *
  * A record is the page's copy of what it showed; the worker writes the heavy parts (checkpoints,
- * adapter zips) straight into storage under the run's id.
+ * adapter zips) straight into storage under the run's id. Records never go backwards: every write
+ * is compare-and-set on the record's version (updateRecord re-reads and redoes a write another tab
+ * overtook), and recordMayFollow refuses, inside the write's transaction, a step or a status that
+ * would go back within one start of the run.
  */
 import { create } from 'zustand';
 import { downloadBlob } from '../io/download';
@@ -22,6 +25,7 @@ import type { DisplayGroup, RunEvent, RunStatus } from '../worker/protocol';
 import { useChatStore } from './chat';
 import { useProbeStore } from './probe';
 import { holdsModel, useRunStore } from './run';
+import { heldElsewhere } from './run-ownership';
 
 /** The chat exchange kept with a run (the last prompt and its answer). */
 export interface SavedChat {
@@ -48,6 +52,11 @@ export interface RunRecord extends persist.StoredRun {
   createdAt: number;
   /** Where the run was when last recorded: 'running' at a reload means it resumes by itself. */
   status: RunStatus;
+  /**
+   * How many times the run was started again (a resume, a continue, a rollback, a new device; absent
+   * in older records: 0). Within one start its step and status only go forward (recordMayFollow).
+   */
+  leg?: number;
   method: string;
   adapterCfg: AdapterConfig | null;
   settings: RunSettings | null;
@@ -81,12 +90,17 @@ export interface LibraryState {
   overlay: string[];
   /** Bytes the library holds, and the browser's own figures for this site (null where it gives none). */
   usage: { library: number; used: number | null; quota: number | null } | null;
+  /**
+   * Whether the browser keeps this site's storage under pressure (navigator.storage.persisted()):
+   * null where it does not say; `asked`: this visit asked for it (keepStorage) and what it answered.
+   */
+  persistence: { persisted: boolean | null; asked: boolean };
   /** The last storage problem of the library (a full quota, a failed delete), shown in the runs panel. */
   error: string | null;
   loaded: boolean;
 }
 
-export const useLibraryStore = create<LibraryState>(() => ({ runs: [], overlay: [], usage: null, error: null, loaded: false }));
+export const useLibraryStore = create<LibraryState>(() => ({ runs: [], overlay: [], usage: null, persistence: { persisted: null, asked: false }, error: null, loaded: false }));
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -113,16 +127,86 @@ export function findRun(id: string | null): RunRecord | null {
   return useLibraryStore.getState().runs.find((r) => r.id === id) ?? null;
 }
 
-/** Stores a record (and shows it in the list). A storage failure is reported in the panel and thrown. */
-export async function saveRecord(rec: RunRecord): Promise<void> {
-  putInList(rec);
-  if (!persist.persistenceAvailable()) return;
-  try {
-    await persist.saveRunRecord(rec);
-  } catch (e) {
-    useLibraryStore.setState({ error: errorText(e) });
-    throw e;
+/** A status where a run rests for good within one start: only a new start (leg) trains it again. */
+const settled = (s: RunStatus): boolean => s === 'stopped' || s === 'done' || s === 'error';
+const trains = (s: RunStatus): boolean => s === 'starting' || s === 'running' || s === 'pausing' || s === 'paused' || s === 'stopping';
+
+/**
+ * Whether `next` may replace the stored record `stored` (null), or why not: within one start of the
+ * run (the same leg) the step never goes back and a stopped, finished or failed run never trains
+ * again; a record of an earlier start never replaces a later one.
+ */
+export function recordMayFollow(stored: RunRecord, next: RunRecord): string | null {
+  const was = stored.leg ?? 0;
+  const now = next.leg ?? 0;
+  if (now < was) return `it is of start ${now} of the run, and the stored record of start ${was}`;
+  if (now > was) return null;
+  if (next.step < stored.step) return `its step ${next.step} is behind the stored step ${stored.step}`;
+  if (settled(stored.status) && trains(next.status)) return `the run is ${stored.status}; only continuing it trains it again`;
+  return null;
+}
+
+/** Writes run records one after another: each write starts from the version the previous one stored. */
+let writes: Promise<unknown> = Promise.resolve();
+
+function serialWrite<T>(job: () => Promise<T>): Promise<T> {
+  const next = writes.then(job);
+  writes = next.catch(() => undefined);
+  return next;
+}
+
+/** Stores `rec` compare-and-set on its version and shows it in the list; a failure is reported in the panel and thrown. */
+async function storeRecord(rec: RunRecord): Promise<RunRecord> {
+  if (!persist.persistenceAvailable()) {
+    putInList(rec);
+    return rec;
   }
+  const saved = await persist.saveRunRecord(rec, recordMayFollow);
+  putInList(saved);
+  return saved;
+}
+
+function reportRecordError(e: unknown): void {
+  useLibraryStore.setState({ error: errorText(e) });
+}
+
+/** Stores a new record, or `rec` over the version it carries (and shows it in the list). A storage failure is reported in the panel and thrown. */
+export function saveRecord(rec: RunRecord): Promise<void> {
+  return serialWrite(async () => {
+    try {
+      await storeRecord(rec);
+    } catch (e) {
+      reportRecordError(e);
+      throw e;
+    }
+  });
+}
+
+/**
+ * Writes run `id`'s record as `make` makes it from the latest record (this tab's copy; when another
+ * tab wrote since, the stored one, read again, and `make` runs again). Resolves with the record as
+ * stored, or null when the run is not in the library. A refused write (a conflict twice, a step or
+ * status going back, a full quota) is reported in the panel and thrown.
+ */
+export function updateRecord(id: string, make: (latest: RunRecord) => RunRecord): Promise<RunRecord | null> {
+  return serialWrite(async () => {
+    let base = findRun(id);
+    if (!base) return null;
+    try {
+      try {
+        return await storeRecord(make(base));
+      } catch (e) {
+        if (!(e instanceof persist.RecordConflictError) || e.found === null) throw e;
+        base = await persist.loadRunRecord<RunRecord>(id);
+        if (!base) throw e;
+        putInList(base);
+        return await storeRecord(make(base));
+      }
+    } catch (e) {
+      reportRecordError(e);
+      throw e;
+    }
+  });
 }
 
 /**
@@ -193,6 +277,33 @@ export function showRecord(rec: RunRecord): void {
   showProbeAndChat(rec);
 }
 
+/**
+ * A record another tab wrote: it replaces this tab's copy in the list, and when the run is on
+ * screen here (read-only: this tab trains nothing), its step, status, curves and routing follow it.
+ * The probe and chat on screen stay: they are this tab's.
+ */
+export function followRecord(rec: RunRecord): void {
+  putInList(rec);
+  const r = useRunStore.getState();
+  if (r.runId !== rec.id || holdsModel(r.status) || r.busy !== null) return;
+  useRunStore.setState({
+    status: holdsModel(rec.status) ? 'stopped' : rec.status,
+    step: rec.step,
+    totalSteps: rec.totalSteps,
+    metrics: rec.metrics,
+    routing: rec.routing,
+    routingStep: rec.routingStep,
+    routingSet: rec.routingSet,
+    routingSetStep: rec.routingSetStep,
+    evalCurve: rec.evalCurve ?? [],
+    groups: rec.groups,
+    typeNames: rec.typeNames,
+    seqLen: rec.seqLen,
+    events: rec.events,
+    checkpoint: rec.checkpoint,
+  });
+}
+
 /** Clears the run views (after the run on screen was deleted or discarded). */
 export function clearRunViews(): void {
   useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], evalCurve: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
@@ -255,13 +366,37 @@ export async function refreshLibrary(): Promise<void> {
   }
 }
 
+const storageManager = (): StorageManager | null => (typeof navigator !== 'undefined' && navigator.storage ? navigator.storage : null);
+
 export async function refreshUsage(): Promise<void> {
   try {
     const library = await persist.libraryBytes();
-    const est = typeof navigator !== 'undefined' && navigator.storage?.estimate ? await navigator.storage.estimate() : null;
-    useLibraryStore.setState({ usage: { library, used: est?.usage ?? null, quota: est?.quota ?? null } });
+    const st = storageManager();
+    const est = st?.estimate ? await st.estimate() : null;
+    const persisted = st?.persisted ? await st.persisted() : null;
+    useLibraryStore.setState((s) => ({ usage: { library, used: est?.usage ?? null, quota: est?.quota ?? null }, persistence: { ...s.persistence, persisted } }));
   } catch (e) {
     useLibraryStore.setState({ error: `Storage use could not be measured: ${errorText(e)}` });
+  }
+}
+
+/**
+ * Asks the browser to keep this site's storage (navigator.storage.persist()), so that it does not
+ * evict the runs under storage pressure: once a visit, when a run or a dataset is first stored and
+ * storage is not persistent yet. The answer is shown in the runs panel.
+ */
+export async function keepStorage(): Promise<void> {
+  const st = storageManager();
+  if (!st?.persist || !st.persisted || useLibraryStore.getState().persistence.asked) return;
+  try {
+    let persisted = await st.persisted();
+    if (!persisted) {
+      useLibraryStore.setState((s) => ({ persistence: { ...s.persistence, asked: true } }));
+      persisted = await st.persist();
+    }
+    useLibraryStore.setState({ persistence: { persisted, asked: true } });
+  } catch (e) {
+    useLibraryStore.setState({ persistence: { persisted: false, asked: true }, error: `Persistent storage could not be requested: ${errorText(e)}` });
   }
 }
 
@@ -298,6 +433,10 @@ export async function deleteRun(id: string): Promise<boolean> {
     useLibraryStore.setState({ error: 'Stop the run before deleting it.' });
     return false;
   }
+  if (heldElsewhere(id)) {
+    useLibraryStore.setState({ error: `Run ${findRun(id)?.name ?? id} is training in another tab: stop it there before deleting it.` });
+    return false;
+  }
   try {
     if (persist.persistenceAvailable()) await persist.deleteRun(id);
   } catch (e) {
@@ -319,5 +458,5 @@ export function renameRun(id: string, name: string): void {
   const rec = findRun(id);
   const clean = name.trim();
   if (!rec || clean === '' || clean === rec.name) return;
-  saveRecord({ ...rec, name: clean.slice(0, 120), updatedAt: rec.updatedAt }).catch(() => undefined /* reported in the panel by saveRecord */);
+  updateRecord(id, (latest) => ({ ...latest, name: clean.slice(0, 120) })).catch(() => undefined /* reported in the panel by updateRecord */);
 }

@@ -1,7 +1,8 @@
 /**
  * What the page keeps between visits: the settings (when the link carries none), the record of the
- * run on screen in the runs library (./run-library.ts), written as its events arrive, and at startup
- * the library, the latest checkpoint's pointer and the datasets brought back.
+ * run on screen in the runs library (./run-library.ts), written as its events arrive (never the
+ * record of a run another tab holds: ./run-ownership.ts), and at startup the library, the latest
+ * checkpoint's pointer and the datasets brought back.
  */
 import * as persist from '../io/persist';
 import type { CheckpointPointer } from '../io/persist';
@@ -9,7 +10,8 @@ import type { RunMeta } from '../worker/checkpoint';
 import { requestSummary, sendDataset, setRestoredTrainData } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { isTraining, useRunStore } from './run';
-import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, saveRecord, showRecord, useLibraryStore } from './run-library';
+import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, saveRecord, showRecord, updateRecord, useLibraryStore } from './run-library';
+import { announceRecord, claimRun, heldElsewhere, refreshHeld } from './run-ownership';
 import { setSettings, useSettingsStore } from './settings';
 import { sanitizeSettings } from './settings-table';
 import { errorText, whenReady } from './worker-link';
@@ -38,10 +40,28 @@ export function saveRunSoon(delay = 1000): void {
   if (saveTimer) clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
     saveTimer = null;
-    const base = findRun(useRunStore.getState().runId);
-    if (!base) return;
-    saveRecord(recordFromStores(base)).catch((e: unknown) => useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` }));
+    void saveRunNow();
   }, delay);
+}
+
+/**
+ * Records the run on screen now (a pending saveRunSoon is folded in), unless another tab holds it:
+ * that tab writes its record. Tells the other tabs once written; a failure is the run's storage error.
+ */
+export async function saveRunNow(): Promise<void> {
+  if (saveTimer) {
+    clearTimeout(saveTimer);
+    saveTimer = null;
+  }
+  const id = useRunStore.getState().runId;
+  if (!id || heldElsewhere(id)) return;
+  try {
+    // The stores may have moved on to the next run (the comparison starts one as the last ends) by the time the write runs.
+    const rec = await updateRecord(id, (latest) => (useRunStore.getState().runId === id ? recordFromStores(latest) : latest));
+    if (rec) announceRecord(id);
+  } catch (e) {
+    useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` });
+  }
 }
 
 let settingsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -76,15 +96,24 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
     const earlier = recordFromEarlierVersion(await persist.loadValue<unknown>(EARLIER_RUN_KEY), Date.now());
     if (earlier && !findRun(earlier.id)) await saveRecord(earlier);
     if (earlier) await persist.deleteValue(EARLIER_RUN_KEY);
-    const removed = await persist.removeOrphanCheckpoints();
-    if (removed > 0) console.info(`[storage] removed ${removed} checkpoint(s) that an interrupted save left behind`);
+    // Checkpoints of runs another tab holds are that tab's, written or not yet named.
+    const held = await refreshHeld();
+    const removed = await persist.removeOrphanCheckpoints(held);
+    if (removed > 0) console.info(`[storage] removed ${removed} checkpoint(s) no pointer names`);
     const pointer = await persist.loadCheckpointPointer<RunMeta>();
     const last = pointer ? findRun(pointerRun(pointer)) : null;
     const shown = last ?? useLibraryStore.getState().runs.find((r) => r.origin === 'trained') ?? null;
     if (shown) showRecord(shown);
     if (pointer && pointer.step < pointer.totalSteps) {
-      useRunStore.setState({ resumable: pointer, checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
-      if (last && isTraining(last.status)) interrupted = pointer;
+      const runId = pointerRun(pointer);
+      useRunStore.setState({ checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
+      // A run another tab holds is shown read-only; one whose tab went while training resumes here
+      // (the lock makes this tab the only one that does).
+      // The resume box stays offered should the resume fail.
+      if (!held.has(runId)) {
+        if (last && isTraining(last.status) && (await claimRun(runId))) interrupted = pointer;
+        if (!heldElsewhere(runId)) useRunStore.setState({ resumable: pointer });
+      }
     }
     await whenReady();
     for (const role of ['train', 'probe'] as const) {

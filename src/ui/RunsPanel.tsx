@@ -1,7 +1,8 @@
 import { continueRun } from '../store/run-actions';
 import { holdsModel, useRunStore } from '../store/run';
 import { openRunWithModel } from '../store/model-actions';
-import { deleteRun, downloadRunAdapter, finalLoss, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
+import { deleteRun, downloadRunAdapter, finalLoss, type LibraryState, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
+import { useOwnershipStore } from '../store/run-ownership';
 import { formatBytes } from './format';
 import { ReasonButton } from './ReasonButton';
 import { RunsOverlay } from './views/RunsOverlay';
@@ -20,13 +21,27 @@ function probeCell(r: RunRecord): string {
   return `${pct(before)} → ${pct(after)}`;
 }
 
+/** Whether the browser keeps the runs under storage pressure, and what to do when it does not. */
+function persistenceText(p: LibraryState['persistence']): string {
+  if (p.persisted === true) return 'Storage is persistent: the browser keeps these runs until you delete them.';
+  if (p.persisted === null) return 'This browser does not say whether it keeps this site\'s storage: download the adapters you want to keep.';
+  if (!p.asked) return 'Storage is not persistent yet: the playground asks the browser to keep it when the first run or dataset is stored.';
+  return (
+    'The browser declined to make storage persistent: under storage pressure it may delete these runs. To keep them, bookmark this site or install it as an app ' +
+    '(Chrome and Edge grant persistence to sites you bookmark, install or use often; Firefox asks, allow it), and download the adapters you want to keep.'
+  );
+}
+
 /**
  * The runs library: every run and imported adapter kept in this browser until deleted. Open one to
  * see its curves and routing, continue it from its checkpoint, download the adapter it ended with,
  * overlay the loss curves of several, delete. Shows the storage the library and the site use.
  */
 export function RunsPanel() {
-  const { runs, overlay, usage, error, loaded } = useLibraryStore();
+  const { runs, overlay, usage, persistence, error, loaded } = useLibraryStore();
+  // Runs another tab of this browser trains: shown read-only here.
+  const elsewhere = useOwnershipStore((s) => s.elsewhere);
+  const elsewhereNames = runs.filter((r) => elsewhere.includes(r.id)).map((r) => r.name);
   const shown = useRunStore((s) => s.runId);
   const status = useRunStore((s) => s.status);
   const training = holdsModel(status);
@@ -34,6 +49,13 @@ export function RunsPanel() {
   return (
     <section className="panel runs-panel" data-testid="runs-panel" aria-labelledby="runs-title">
       <h2 id="runs-title">Runs</h2>
+      {elsewhereNames.length > 0 && (
+        <p className="small" data-testid="runs-elsewhere" role="status">
+          {elsewhereNames.join(', ')} {elsewhereNames.length === 1 ? 'is' : 'are'} training in another tab of this browser: switch to that tab to watch or stop{' '}
+          {elsewhereNames.length === 1 ? 'it' : 'them'}. This tab shows {elsewhereNames.length === 1 ? 'it' : 'them'} read-only, and can continue{' '}
+          {elsewhereNames.length === 1 ? 'it' : 'them'} once that tab stops {elsewhereNames.length === 1 ? 'it' : 'them'}; if that tab closes mid-run, one open tab resumes it.
+        </p>
+      )}
       {!loaded ? (
         <p className="muted">Reading the runs library…</p>
       ) : runs.length === 0 ? (
@@ -61,15 +83,30 @@ export function RunsPanel() {
               {runs.map((r) => {
                 const loss = finalLoss(r);
                 const isShown = r.id === shown;
-                const canContinue = r.origin === 'trained' && r.checkpoint !== null && r.step < r.totalSteps && !training;
+                const otherTab = elsewhere.includes(r.id);
+                const canContinue = r.origin === 'trained' && r.checkpoint !== null && r.step < r.totalSteps && !training && !otherTab;
                 return (
-                  <tr key={r.id} data-testid="run-row" data-run={r.id} data-origin={r.origin} data-status={r.status} data-adapter={r.adapter ? 'kept' : 'none'} aria-current={isShown ? 'true' : undefined}>
+                  <tr
+                    key={r.id}
+                    data-testid="run-row"
+                    data-run={r.id}
+                    data-origin={r.origin}
+                    data-status={r.status}
+                    data-owner={otherTab ? 'other-tab' : 'none'}
+                    data-adapter={r.adapter ? 'kept' : 'none'}
+                    aria-current={isShown ? 'true' : undefined}
+                  >
                     <td>
                       <input type="checkbox" aria-label={`Overlay the loss of ${r.name}`} checked={overlay.includes(r.id)} disabled={r.metrics.length === 0} onChange={() => toggleOverlay(r.id)} />
                     </td>
                     <th scope="row" className="run-name">
                       {r.name}
                       {isShown && <span className="badge">on screen</span>}
+                      {otherTab && (
+                        <span className="badge" data-testid="run-other-tab">
+                          training in another tab
+                        </span>
+                      )}
                       <span className="run-sub small muted">
                         {r.origin === 'imported' ? `${r.method || 'adapter'} · imported` : r.method} · {dateFormat.format(r.createdAt)}
                       </span>
@@ -85,7 +122,7 @@ export function RunsPanel() {
                         <ReasonButton
                           className="small"
                           data-testid="run-continue"
-                          reason={canContinue ? null : r.step >= r.totalSteps ? 'This run finished all its steps' : training ? 'Stop the current run first' : 'This run keeps no checkpoint'}
+                          reason={canContinue ? null : otherTab ? 'Another tab trains this run: it can be continued here once that tab stops it' : r.step >= r.totalSteps ? 'This run finished all its steps' : training ? 'Stop the current run first' : 'This run keeps no checkpoint'}
                           onClick={() => void continueRun(r.id)}
                         >
                           Continue
@@ -103,7 +140,7 @@ export function RunsPanel() {
                       <ReasonButton
                         className="small"
                         data-testid="run-delete"
-                        reason={isShown && training ? 'Stop the run before deleting it' : null}
+                        reason={otherTab ? 'Stop the run in the tab that trains it before deleting it' : isShown && training ? 'Stop the run before deleting it' : null}
                         onClick={() => {
                           if (window.confirm(`Delete ${r.name} with its checkpoint and adapter?`)) void deleteRun(r.id);
                         }}
@@ -123,6 +160,11 @@ export function RunsPanel() {
         <p className="small muted" data-testid="storage-used">
           The library holds {formatBytes(usage.library)}
           {usage.used !== null && usage.quota !== null ? `; this site uses ${formatBytes(usage.used)} of the ${formatBytes(usage.quota)} the browser allows it.` : '.'}
+        </p>
+      )}
+      {loaded && (
+        <p className="small muted" data-testid="storage-persistence" data-persisted={persistence.persisted === null ? 'unknown' : String(persistence.persisted)} data-asked={String(persistence.asked)}>
+          {persistenceText(persistence)}
         </p>
       )}
       {error && (

@@ -36,9 +36,9 @@ export async function debugAction(s: Session, a: DebugAction): Promise<void> {
           setCheckpointWriteHook(null);
           throw new DOMException('test hook: the storage quota is full', 'QuotaExceededError');
         }
-        if (a.fail === 'stall' && phase === 'pointer') {
+        if (a.fail === 'stall' && phase === 'data') {
           setCheckpointWriteHook(null);
-          s.runEvent({ kind: 'testHook', severity: 'info', step: at, message: `Test hook: the checkpoint of step ${at} is written, its pointer switch stalls.` });
+          s.runEvent({ kind: 'testHook', severity: 'info', step: at, message: `Test hook: the checkpoint of step ${at} stalls before its transaction.` });
           await new Promise<never>(() => undefined);
         }
       });
