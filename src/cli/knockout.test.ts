@@ -16,6 +16,7 @@ import { ReferenceLlama } from '../reference/llama';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
+import { captureLog } from '../test/console';
 
 const DATA = [
   { instruction: 'what color is the sky ?', input: '', output: 'blue .', task_type: 1 },
@@ -23,19 +24,6 @@ const DATA = [
   { instruction: 'is the cat big ?', input: 'the cat is small .', output: 'no .', task_type: 0 },
   { instruction: 'the cat sat on', input: '', output: 'the mat .', task_type: 0 },
 ];
-
-async function captureLog(fn: () => Promise<void>): Promise<string> {
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(' ')));
-  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-  try {
-    await fn();
-  } finally {
-    spy.mockRestore();
-    err.mockRestore();
-  }
-  return lines.join('\n');
-}
 
 describe('runner --mask-experts', () => {
   afterEach(() => vi.restoreAllMocks());

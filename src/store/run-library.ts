@@ -252,13 +252,12 @@ export function showProbeAndChat(rec: RunRecord): void {
 }
 
 /** Puts a record on screen: its curves, routing, events, probe results and chat. */
-export function showRecord(rec: RunRecord): void {
-  useRunStore.setState({
-    runId: rec.id,
-    status: holdsModel(rec.status) ? 'stopped' : rec.status,
+/** What the run views show of a record: its status (a run no tab trains shows as stopped), step, curves and routing. */
+function recordViews(rec: RunRecord) {
+  return {
+    status: holdsModel(rec.status) ? ('stopped' as const) : rec.status,
     step: rec.step,
     totalSteps: rec.totalSteps,
-    startStep: 0,
     metrics: rec.metrics,
     routing: rec.routing,
     routingStep: rec.routingStep,
@@ -270,9 +269,11 @@ export function showRecord(rec: RunRecord): void {
     seqLen: rec.seqLen,
     events: rec.events,
     checkpoint: rec.checkpoint,
-    message: null,
-    memory: null,
-  });
+  };
+}
+
+export function showRecord(rec: RunRecord): void {
+  useRunStore.setState({ ...recordViews(rec), runId: rec.id, startStep: 0, message: null, memory: null });
   useProbeStore.setState({ before: rec.probe.before, after: rec.probe.after, error: null });
   showProbeAndChat(rec);
 }
@@ -286,22 +287,7 @@ export function followRecord(rec: RunRecord): void {
   putInList(rec);
   const r = useRunStore.getState();
   if (r.runId !== rec.id || holdsModel(r.status) || r.busy !== null) return;
-  useRunStore.setState({
-    status: holdsModel(rec.status) ? 'stopped' : rec.status,
-    step: rec.step,
-    totalSteps: rec.totalSteps,
-    metrics: rec.metrics,
-    routing: rec.routing,
-    routingStep: rec.routingStep,
-    routingSet: rec.routingSet,
-    routingSetStep: rec.routingSetStep,
-    evalCurve: rec.evalCurve ?? [],
-    groups: rec.groups,
-    typeNames: rec.typeNames,
-    seqLen: rec.seqLen,
-    events: rec.events,
-    checkpoint: rec.checkpoint,
-  });
+  useRunStore.setState(recordViews(rec));
 }
 
 /** Clears the run views (after the run on screen was deleted or discarded). */

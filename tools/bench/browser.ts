@@ -4,8 +4,8 @@
  * start with `[prefix]` (and its errors), and returns what the page stores in `window[global]`.
  */
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { createServer } from 'vite';
+import { type Browser, chromium } from 'playwright-core';
+import { createServer, type ViteDevServer } from 'vite';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -21,25 +21,34 @@ export interface PageRun {
   deps: string[];
 }
 
-export async function runBenchPage<T>(r: PageRun): Promise<T> {
+/** A Vite dev server on the repository (its own dependency cache, so others may run beside it), listening; and its base URL. */
+export async function startDevServer(cacheName: string, optimizeDeps: { entries?: string[]; include?: string[] } = {}): Promise<{ server: ViteDevServer; base: string }> {
   const server = await createServer({
     root: ROOT,
     configFile: fileURLToPath(new URL('../../vite.config.ts', import.meta.url)),
     logLevel: 'warn',
     clearScreen: false,
-    // A cache of its own: the app's dev server may run beside it.
-    cacheDir: `node_modules/.vite-bench-${r.prefix}`,
-    optimizeDeps: { entries: [r.html], include: r.deps },
+    cacheDir: `node_modules/.vite-${cacheName}`,
+    optimizeDeps,
     server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
   });
   await server.listen();
   const base = server.resolvedUrls?.local[0];
   if (!base) throw new Error('the Vite dev server reported no local URL');
-  const browser = await chromium.launch({
+  return { server, base };
+}
+
+/** Headless system Chromium with WebGPU on and nothing in the background (as playwright.config.ts). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    // As playwright.config.ts: WebGPU on, nothing in the background.
     args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
   });
+}
+
+export async function runBenchPage<T>(r: PageRun): Promise<T> {
+  const { server, base } = await startDevServer(`bench-${r.prefix}`, { entries: [r.html], include: r.deps });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     page.on('console', (msg) => {
