@@ -4,6 +4,7 @@ import { App } from './ui/App';
 import { startUrlSync } from './store/settings';
 import { startEngineWorker } from './store/engine-bridge';
 import './ui/styles.css';
+import { errorMessage } from './util/errors';
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');
@@ -22,7 +23,7 @@ if (viewsDemoBuilt && new URLSearchParams(window.location.search).has('views-dem
       );
     },
     (e: unknown) => {
-      root.textContent = `The views demo could not be loaded: ${e instanceof Error ? e.message : String(e)}`;
+      root.textContent = `The views demo could not be loaded: ${errorMessage(e)}`;
     },
   );
 } else {

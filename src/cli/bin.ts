@@ -1,10 +1,11 @@
 /** Process entry of the runner (`npm run runner -- <command> ...`, under vite-node). */
 import { main } from './main';
+import { errorMessage } from '../util/errors';
 
 main(process.argv.slice(2)).then(
   () => process.exit(0),
   (e: unknown) => {
-    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(`error: ${errorMessage(e)}`);
     process.exit(1);
   },
 );

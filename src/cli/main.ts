@@ -52,6 +52,7 @@ import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trai
 import { presetNamed, PRESETS } from '../train/presets';
 import { parseRunDescription, type RunDescription } from '../train/run-description';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
+import { errorMessage } from '../util/errors';
 
 const HELP = `LoRAMoE Playground runner
 
@@ -306,7 +307,7 @@ async function readRunFile(dir: string): Promise<RunFile> {
   try {
     run = JSON.parse(await readFile(path, 'utf8')) as RunFile;
   } catch (e) {
-    throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${e instanceof Error ? e.message : String(e)}); is it a run folder written by train?`, { cause: e });
+    throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${errorMessage(e)}); is it a run folder written by train?`, { cause: e });
   }
   if (run.version !== 1 || typeof run.model !== 'string' || typeof run.data !== 'string' || !run.cfg || !run.settings) {
     throw new Error(`--resume ${dir}: ${RUN_FILE} is not a run description of this version`);
@@ -326,7 +327,7 @@ async function readPreset(arg: string): Promise<RunDescription> {
   try {
     text = await readFile(arg, 'utf8');
   } catch (e) {
-    throw new Error(`--preset ${arg}: cannot read it (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`--preset ${arg}: cannot read it (${errorMessage(e)})`, { cause: e });
   }
   return parseRunDescription(text, arg);
 }

@@ -9,6 +9,7 @@ import { checkParquetPages, ParquetPageError } from './parquet-guard';
 import { snappyDecompress } from './snappy';
 import { type Collector, describeValue, type DatasetFormat, isPlainObject, type RecordLocation, type Refuse, TYPE_FIELDS } from './records';
 import { jsonErrorText, lineColumn, lineStarts, locateJsonError } from './text-errors';
+import { errorMessage } from '../util/errors';
 
 // ---------------------------------------------------------------------------------------------
 // JSON and JSON Lines
@@ -192,7 +193,7 @@ export async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refus
     columns = parquetSchema(metadata).children.map((ch) => ch.element.name);
     if (!columns.every((name) => typeof name === 'string')) throw new Error('a column of the schema has no name');
   } catch (e) {
-    return refuse(`not a readable Parquet file: ${e instanceof Error ? e.message : String(e)}`);
+    return refuse(`not a readable Parquet file: ${errorMessage(e)}`);
   }
   const rows = Number(metadata.num_rows);
   const lower = new Map(columns.map((name) => [name.toLowerCase(), name] as const));
@@ -220,7 +221,7 @@ export async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refus
     checkParquetPages(bytes, metadata, wanted);
   } catch (e) {
     if (e instanceof ParquetPageError) return refuse(`not a readable Parquet file: ${e.message}`);
-    return refuse(`the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    return refuse(`the Parquet data could not be read: ${errorMessage(e)}`);
   }
   let objects: Record<string, unknown>[];
   try {
@@ -233,7 +234,7 @@ export async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refus
       compressors: { SNAPPY: snappyDecompress },
     })) as Record<string, unknown>[];
   } catch (e) {
-    return refuse(`the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
+    return refuse(`the Parquet data could not be read: ${errorMessage(e)}`);
   }
   // A damaged page can decode to more (or fewer) rows than the footer declares: never invent records.
   if (objects.length !== rows) refuse(`the Parquet data has ${objects.length} rows but the file's footer says ${rows}: the file is damaged`);

@@ -27,6 +27,7 @@
  */
 import { snappyDecompress } from './snappy';
 import { type FileMetaData, parquetSchema, type SchemaTree } from 'hyparquet';
+import { errorMessage } from '../util/errors';
 
 /** Most values (page num_values summed over the columns read) a file may hold; bounds time and memory. */
 export const MAX_PARQUET_VALUES = 1 << 26;
@@ -606,7 +607,7 @@ function decompress(codec: string, compressed: Uint8Array, size: number, what: s
   try {
     return snappyDecompress(compressed, size);
   } catch (e) {
-    return problem(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+    return problem(`${what}: ${errorMessage(e)}`);
   }
 }
 
@@ -755,7 +756,7 @@ export function checkParquetPages(file: Uint8Array, metadata: FileMetaData, colu
   try {
     tree = parquetSchema(metadata);
   } catch (e) {
-    throw new ParquetPageError(`the schema cannot be read: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ParquetPageError(`the schema cannot be read: ${errorMessage(e)}`);
   }
   const leaves = leafPaths(tree, columns);
   const budget = { left: MAX_PARQUET_VALUES };

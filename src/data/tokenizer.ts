@@ -3,6 +3,7 @@
  * with the special-token ids the data layer needs resolved once and checked.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
+import { errorMessage } from '../util/errors';
 
 export interface TextTokenizer {
   encode(text: string, addSpecialTokens?: boolean): number[];
@@ -50,14 +51,14 @@ function checkUnknownText(tok: Tokenizer, config: Record<string, unknown>, token
   try {
     ids = tok.encode(UNKNOWN_TEXT_PROBE, { add_special_tokens: false }).ids;
   } catch (e) {
-    throw new Error(`${fileName}: the tokenizer could not encode a test text: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new Error(`${fileName}: the tokenizer could not encode a test text: ${errorMessage(e)}`, { cause: e });
   }
   if (ids.every((id) => Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) < size)) {
     // Decoding goes through the decoder section, which the library trusts to hold strings.
     try {
       if (ids.length > 0) tok.decode([...(ids as number[])], { skip_special_tokens: false });
     } catch (e) {
-      throw new Error(`${fileName}: the tokenizer could not decode a test text: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new Error(`${fileName}: the tokenizer could not decode a test text: ${errorMessage(e)}`, { cause: e });
     }
     return;
   }
@@ -127,7 +128,7 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown, 
   try {
     tok = new Tokenizer(tokenizerJson, config);
   } catch (e) {
-    throw new Error(`${fileName}: the tokenizer could not be built: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new Error(`${fileName}: the tokenizer could not be built: ${errorMessage(e)}`, { cause: e });
   }
   // Batches hold ids (and targets) as 32-bit integers: ids past that are refused here, not wrapped there.
   const badId = (id: unknown): boolean => !Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= MAX_TOKEN_ID;

@@ -27,6 +27,7 @@ import {
 import { destroyOps, type Op, recordOps, runOps } from './op';
 import { createTensor } from './tensor';
 import { type LlamaShape, type Projection, PROJECTIONS, projectionShape } from '../method/shapes';
+import { errorMessage } from '../util/errors';
 
 /** Bumped whenever a kernel changes enough that a stored tuning no longer says anything. */
 export const TUNING_VERSION = 1;
@@ -410,6 +411,6 @@ export async function autotuneReport(ctx: GpuContext, shapes: readonly TuneShape
     return { source: out.source, force, matmul: ctx.kernels?.matmul ?? {}, tuning: out.tuning };
   } catch (e) {
     ctx.kernels = { matmul: {}, force };
-    return { source: 'failed', force, matmul: {}, tuning: null, error: e instanceof Error ? e.message : String(e) };
+    return { source: 'failed', force, matmul: {}, tuning: null, error: errorMessage(e) };
   }
 }

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { requestGpu, type GpuContext } from './gpu';
+import { errorMessage } from '../util/errors';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -36,7 +37,7 @@ export async function nodeGpu(): Promise<GpuContext> {
       }
     }
     throw new Error(
-      `No WebGPU adapter in Node (${first instanceof Error ? first.message : String(first)}). With no GPU, install Debian's chromium and ` +
+      `No WebGPU adapter in Node (${errorMessage(first)}). With no GPU, install Debian's chromium and ` +
         `libvulkan1 and set VK_ICD_FILENAMES=${SWIFTSHADER_ICD}.`,
       { cause: first },
     );

@@ -18,6 +18,7 @@ import { dirname, relative as relativePath, resolve as resolvePath } from 'node:
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
+import { errorMessage } from '../util/errors';
 
 // ---------------------------------------------------------------------------------------------
 // Run counts, seeds, time limits.
@@ -1082,7 +1083,7 @@ export async function fuzzLoadTokenizer(tokenizerJson: string, tokenizerConfig: 
     }
     summary.decoded.push(tok.decode([tok.eosId, tok.padId, ...(tok.bosId === null ? [] : [tok.bosId])]));
   } catch (e) {
-    summary.useError = { ctor: e instanceof Error ? e.constructor.name : typeof e, message: e instanceof Error ? e.message : String(e) };
+    summary.useError = { ctor: e instanceof Error ? e.constructor.name : typeof e, message: errorMessage(e) };
   }
   return summary;
 }

@@ -7,6 +7,7 @@
  */
 import { unzipSync } from 'fflate';
 import type { FileSource } from './files';
+import { errorMessage } from '../util/errors';
 
 export interface FileEntry {
   path: string;
@@ -115,7 +116,7 @@ export function entriesFromZip(bytes: Uint8Array, name = 'archive.zip'): FileEnt
   try {
     files = unzipSync(bytes);
   } catch (e) {
-    throw new Error(`${name}: not a readable zip archive (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`${name}: not a readable zip archive (${errorMessage(e)})`, { cause: e });
   }
   return normalizeEntries(Object.entries(files).map(([path, data]) => ({ path, file: new Blob([data as Uint8Array<ArrayBuffer>]) })));
 }

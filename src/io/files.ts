@@ -1,3 +1,4 @@
+import { errorMessage } from '../util/errors';
 /**
  * A backbone or adapter directory, wherever it lives: a folder on disk (Node runner), files the user
  * picked or dropped (browser), or a base URL (the shipped demo, the Hugging Face Hub). Loading code
@@ -24,7 +25,7 @@ export async function readJson(src: FileSource, path: string): Promise<unknown> 
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new Error(`${src.label}/${path}: invalid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new Error(`${src.label}/${path}: invalid JSON: ${errorMessage(e)}`, { cause: e });
   }
 }
 

@@ -25,6 +25,7 @@ import { checkParquetPages, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
 import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
 import { isQuotaError } from './persist';
+import { errorMessage } from '../util/errors';
 
 /** A dataset by name: `owner/name[:config][@split]`. */
 export interface HubDatasetRef {
@@ -130,7 +131,7 @@ async function hubFetch(
     res = await fetchFn(url, { method: init.method ?? 'GET', headers: authHeaders(opts, init.headers), signal: opts.signal });
   } catch (e) {
     if (opts.signal?.aborted) throw e;
-    throw new HubError(`${repo}: the Hugging Face Hub could not be reached for ${what} (${e instanceof Error ? e.message : String(e)}); check the connection (offline?)`);
+    throw new HubError(`${repo}: the Hugging Face Hub could not be reached for ${what} (${errorMessage(e)}); check the connection (offline?)`);
   }
   if ((res.status === 401 || res.status === 403) && !init.keepDenied) throw new HubError(accessMessage(repo, res.status, opts), res.status);
   return res;
@@ -146,7 +147,7 @@ async function cachePut(cache: Cache | null, key: string, body: Uint8Array, head
   try {
     await cache.put(key, new Response(body as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(body.byteLength), 'x-cached-at': String(Date.now()), ...headers } }));
   } catch (e) {
-    const why = isQuotaError(e) ? 'browser storage is full' : e instanceof Error ? e.message : String(e);
+    const why = isQuotaError(e) ? 'browser storage is full' : errorMessage(e);
     opts.onCacheError?.(`${repo}: part of the dataset was downloaded but not cached (${why}); the next load downloads it again`);
   }
 }
@@ -332,7 +333,7 @@ async function readFooter(files: HubDatasetFiles, index: number, opts: HubDataOp
     const buf = tail.buffer.slice(tail.byteOffset, tail.byteOffset + tail.byteLength) as ArrayBuffer;
     return { metadata: parquetMetadata(buf, { geoparquet: false }), size };
   } catch (e) {
-    throw new HubError(`${label}: not a readable Parquet file: ${e instanceof Error ? e.message : String(e)}`);
+    throw new HubError(`${label}: not a readable Parquet file: ${errorMessage(e)}`);
   }
 }
 
@@ -487,7 +488,7 @@ export async function readHubDatasetRows(
         compressors: { SNAPPY: snappyDecompress },
       })) as Record<string, unknown>[];
     } catch (e) {
-      throw new HubError(`${label}: the Parquet data could not be read: ${e instanceof Error ? e.message : String(e)}`);
+      throw new HubError(`${label}: the Parquet data could not be read: ${errorMessage(e)}`);
     }
     if (objects.length !== take) throw new HubError(`${label}: ${objects.length} rows decoded where ${take} were expected: the file is damaged`);
     rows.push(...objects);

@@ -12,6 +12,7 @@
  */
 import type { FileEntry } from './browser-files';
 import { isQuotaError } from './persist';
+import { errorMessage } from '../util/errors';
 
 export const HUB_ORIGIN = 'https://huggingface.co';
 export const HUB_CACHE = 'loramoe-hub-v1';
@@ -129,7 +130,7 @@ async function getFile(
     res = await fetchFn(url, { signal: opts.signal });
   } catch (e) {
     if (opts.signal?.aborted) throw e;
-    throw new HubError(`${repo}: ${file}: the download failed (${e instanceof Error ? e.message : String(e)}); check the connection`);
+    throw new HubError(`${repo}: ${file}: the download failed (${errorMessage(e)}); check the connection`);
   }
   if (!res.ok) {
     if (optional && res.status === 404) return null;
@@ -146,7 +147,7 @@ async function getFile(
       );
     } catch (e) {
       // The download itself succeeded: load it, and tell the user it will not be there next time.
-      const why = isQuotaError(e) ? 'browser storage is full' : e instanceof Error ? e.message : String(e);
+      const why = isQuotaError(e) ? 'browser storage is full' : errorMessage(e);
       opts.onCacheError?.(`${repo}: ${file} was downloaded but not cached (${why}); the next visit downloads it again`);
     }
   }
@@ -161,7 +162,7 @@ async function listRepoFiles(repo: string, opts: HubOptions): Promise<string[] |
     res = await fetchFn(hubApiUrl(repo), { signal: opts.signal });
   } catch (e) {
     if (opts.signal?.aborted) throw e;
-    throw new HubError(`${repo}: the Hugging Face Hub could not be reached (${e instanceof Error ? e.message : String(e)})`);
+    throw new HubError(`${repo}: the Hugging Face Hub could not be reached (${errorMessage(e)})`);
   }
   if (res.status === 404) throw new HubError(`${repo}: no such model repository on the Hugging Face Hub (HTTP 404)`, 404);
   if (res.status === 401 || res.status === 403) throw new HubError(explain(res.status, repo, 'the file list'), res.status);
@@ -180,7 +181,7 @@ export async function fetchHubConfig(repo: string, opts: HubOptions = {}): Promi
   try {
     return JSON.parse(await blob!.text()) as unknown;
   } catch (e) {
-    throw new HubError(`${repo}: config.json is not JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new HubError(`${repo}: config.json is not JSON (${errorMessage(e)})`);
   }
 }
 
@@ -236,7 +237,7 @@ export async function downloadHubModel(repoIn: string, opts: HubOptions = {}): P
       try {
         map = (JSON.parse(await index.text()) as { weight_map: Record<string, unknown> }).weight_map;
       } catch (e) {
-        throw new HubError(`${repo}: ${WEIGHTS_INDEX} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+        throw new HubError(`${repo}: ${WEIGHTS_INDEX} is not valid JSON (${errorMessage(e)})`);
       }
       const shards = [...new Set(Object.values(map ?? {}).filter((v): v is string => typeof v === 'string'))];
       filesTotal = 4 + shards.length;

@@ -2,6 +2,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileSource } from './files';
+import { errorMessage } from '../util/errors';
 
 export class DirectorySource implements FileSource {
   constructor(readonly label: string) {}
@@ -18,7 +19,7 @@ export class DirectorySource implements FileSource {
       const buf = await readFile(join(this.label, path));
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
-      throw new Error(`${join(this.label, path)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new Error(`${join(this.label, path)}: ${errorMessage(e)}`, { cause: e });
     }
   }
 }

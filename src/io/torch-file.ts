@@ -21,6 +21,7 @@
 import { inflateSync } from 'fflate';
 import { decodeToF32, FLOAT_DTYPE_BYTES, type FloatDtype } from './dtypes';
 import { type TorchTensorRef, unpickleStateDict } from './torch-pickle';
+import { errorMessage } from '../util/errors';
 
 /** Largest zip entry inflated (a deflated storage): 1 GiB. Stored entries are not copied. */
 export const MAX_ENTRY_BYTES = 1 << 30;
@@ -171,7 +172,7 @@ function entryBytes(bytes: Uint8Array, e: ZipEntry, fail: (msg: string) => never
   try {
     out = inflateSync(raw, { out: new Uint8Array(e.size) });
   } catch (err) {
-    return fail(`${what}: the deflated data is damaged (${err instanceof Error ? err.message : String(err)})`);
+    return fail(`${what}: the deflated data is damaged (${errorMessage(err)})`);
   }
   if (out.length !== e.size) fail(`${what} inflates to ${out.length} bytes, its header says ${e.size}`);
   return out;

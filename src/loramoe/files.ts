@@ -25,6 +25,7 @@ import { checkAdapterConfig, defaultAdapterConfig } from './config';
 import { type AdapterConfig, type AdapterMode, isRouted, orderedTargets, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { type Projection, PROJECTIONS, projectionShape, type LlamaShape } from '../method/shapes';
 import { adapterKey, type AdapterArrays, type AdapterSet } from './init';
+import { errorMessage } from '../util/errors';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 /** Largest expert count accepted from a file (the paper uses 2 to 8). */
@@ -294,7 +295,7 @@ export function parseAdapterConfig(json: unknown, fileName = ADAPTER_CONFIG_FILE
   try {
     checkAdapterConfig(cfg);
   } catch (e) {
-    fail(e instanceof Error ? e.message : String(e));
+    fail(errorMessage(e));
   }
   return { cfg, baseModel: typeof base === 'string' ? base : '', ...(dataTypes ? { dataTypes } : {}) };
 }

@@ -9,6 +9,7 @@
  */
 
 import { WORLD_KNOWLEDGE } from './data-types';
+import { errorMessage } from '../util/errors';
 
 /** Sorted, distinct indices of the experts switched off; [] switches none off. */
 export type ExpertMask = readonly number[];
@@ -130,7 +131,7 @@ function withWhere<T>(where: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
+    const msg = errorMessage(e);
     throw new Error(`${where}: ${msg.replace(/^expert mask: /, '')}`, { cause: e });
   }
 }

@@ -7,7 +7,8 @@ import { deleteHubCache, downloadHubModel, fetchHubConfig, listHubCache } from '
 import { parseModelConfig } from '../model/config';
 import type { BackboneRef, BackboneSource } from '../worker/protocol';
 import { type SourceKind, useModelStore } from './model';
-import { call, errorText } from './worker-link';
+import { call } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 /** Files of the local folder the user picked (kept here: Blobs are not store state). */
 let localEntries: FileEntry[] = [];
@@ -26,7 +27,7 @@ function previewFrom(ref: BackboneRef, json: unknown, extra: { weightFileBytes?:
     const config = parseModelConfig(json, `${ref.kind === 'hub' ? ref.repo : ref.kind === 'local' ? ref.name : 'demo'}/config.json`);
     useModelStore.setState({ preview: { ref, config, error: null, weightFileBytes: extra.weightFileBytes ?? null, files: extra.files ?? [] }, status: useModelStore.getState().info ? 'ready' : 'idle' });
   } catch (e) {
-    useModelStore.setState({ preview: { ref, config: null, error: errorText(e), weightFileBytes: null, files: extra.files ?? [] }, status: 'idle' });
+    useModelStore.setState({ preview: { ref, config: null, error: errorMessage(e), weightFileBytes: null, files: extra.files ?? [] }, status: 'idle' });
   }
 }
 
@@ -37,7 +38,7 @@ export async function inspectDemo(): Promise<void> {
     if (!res.ok) throw new Error(`demo backbone: config.json: HTTP ${res.status}`);
     previewFrom({ kind: 'demo' }, await res.json());
   } catch (e) {
-    useModelStore.setState({ preview: { ref: { kind: 'demo' }, config: null, error: errorText(e), weightFileBytes: null, files: [] } });
+    useModelStore.setState({ preview: { ref: { kind: 'demo' }, config: null, error: errorMessage(e), weightFileBytes: null, files: [] } });
   }
 }
 
@@ -46,7 +47,7 @@ async function loadFrom(source: BackboneSource): Promise<void> {
   try {
     await call({ type: 'loadBackbone', source });
   } catch (e) {
-    useModelStore.setState({ status: 'error', error: errorText(e), progress: null });
+    useModelStore.setState({ status: 'error', error: errorMessage(e), progress: null });
     throw e;
   }
 }
@@ -63,7 +64,7 @@ export async function inspectHub(repo: string): Promise<void> {
     previewFrom({ kind: 'hub', repo: repo.trim() }, json);
     await refreshHubCache();
   } catch (e) {
-    useModelStore.setState({ status: 'idle', preview: { ref: { kind: 'hub', repo }, config: null, error: errorText(e), weightFileBytes: null, files: [] } });
+    useModelStore.setState({ status: 'idle', preview: { ref: { kind: 'hub', repo }, config: null, error: errorMessage(e), weightFileBytes: null, files: [] } });
   }
 }
 
@@ -78,7 +79,7 @@ export async function loadHubBackbone(repoIn: string): Promise<void> {
       onCacheError: (m) => useModelStore.setState((s) => ({ cacheNotes: [...s.cacheNotes, m] })),
     });
   } catch (e) {
-    useModelStore.setState({ status: 'error', error: errorText(e), progress: null });
+    useModelStore.setState({ status: 'error', error: errorMessage(e), progress: null });
     await refreshHubCache();
     return;
   }
@@ -90,7 +91,7 @@ export async function loadHubBackbone(repoIn: string): Promise<void> {
     try {
       json = JSON.parse(await config.file.text());
     } catch (e) {
-      const error = `${repo}: config.json is not valid JSON (${errorText(e)}); the backbone was not loaded`;
+      const error = `${repo}: config.json is not valid JSON (${errorMessage(e)}); the backbone was not loaded`;
       useModelStore.setState({ status: 'error', error, progress: null });
       return;
     }
@@ -105,7 +106,7 @@ export async function refreshHubCache(): Promise<void> {
   try {
     useModelStore.setState({ hubCache: await listHubCache(), cacheError: null });
   } catch (e) {
-    useModelStore.setState({ hubCache: [], cacheError: `The models cached in this browser could not be listed: ${errorText(e)}` });
+    useModelStore.setState({ hubCache: [], cacheError: `The models cached in this browser could not be listed: ${errorMessage(e)}` });
   }
 }
 
@@ -114,7 +115,7 @@ export async function deleteCachedRepo(repo: string): Promise<void> {
     await deleteHubCache(repo);
   } catch (e) {
     await refreshHubCache();
-    useModelStore.setState({ cacheError: `${repo} could not be deleted from the cache: ${errorText(e)}` });
+    useModelStore.setState({ cacheError: `${repo} could not be deleted from the cache: ${errorMessage(e)}` });
     return;
   }
   await refreshHubCache();
@@ -140,7 +141,7 @@ async function inspectLocal(nameIn?: string): Promise<void> {
   try {
     previewFrom(ref, JSON.parse(await config.file.text()), { weightFileBytes, files });
   } catch (e) {
-    useModelStore.setState({ preview: { ref, config: null, error: `config.json: ${errorText(e)}`, weightFileBytes, files } });
+    useModelStore.setState({ preview: { ref, config: null, error: `config.json: ${errorMessage(e)}`, weightFileBytes, files } });
   }
 }
 

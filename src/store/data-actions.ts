@@ -11,7 +11,8 @@ import { useModelStore } from './model';
 import { useRunStore } from './run';
 import { type DataFingerprint, keepStorage, sha256Hex } from './run-library';
 import { useSettingsStore } from './settings';
-import { call, errorText, send, workerStarted } from './worker-link';
+import { call, send, workerStarted } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 /** The fingerprint of the training data loaded now (set when it is loaded or restored). */
 let fingerprint: DataFingerprint | null = null;
@@ -34,7 +35,7 @@ export async function sendDataset(role: DatasetRole, name: string, bytes: ArrayB
     const copy = bytes.slice(0);
     await call({ type: 'loadDataset', role, name, bytes: copy }, [copy]);
   } catch (e) {
-    useDatasetStore.setState((s) => ({ errors: { ...s.errors, [role]: errorText(e) } }));
+    useDatasetStore.setState((s) => ({ errors: { ...s.errors, [role]: errorMessage(e) } }));
     throw e;
   } finally {
     useDatasetStore.setState((s) => ({ loading: { ...s.loading, [role]: undefined } }));
@@ -56,7 +57,7 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
     void keepStorage();
   } catch (e) {
     // The dataset stays loaded for this visit; the user is told it will not survive a reload.
-    useRunStore.setState({ storageError: `${errorText(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });
+    useRunStore.setState({ storageError: `${errorMessage(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });
   }
 }
 
@@ -67,7 +68,7 @@ export async function uploadDatasetFile(role: DatasetRole, entry: FileEntry): Pr
   try {
     bytes = await entry.file.arrayBuffer();
   } catch (e) {
-    useDatasetStore.setState((s) => ({ errors: { ...s.errors, [role]: `${name} could not be read: ${errorText(e)}` } }));
+    useDatasetStore.setState((s) => ({ errors: { ...s.errors, [role]: `${name} could not be read: ${errorMessage(e)}` } }));
     return;
   }
   await uploadDataset(role, name, bytes);
@@ -83,7 +84,7 @@ export async function loadDemoData(): Promise<void> {
   try {
     await uploadDataset('train', 'demo-train.jsonl', await fetchBytes('data/demo-train.jsonl'));
   } catch (e) {
-    useDatasetStore.setState((s) => ({ errors: { ...s.errors, train: errorText(e) } }));
+    useDatasetStore.setState((s) => ({ errors: { ...s.errors, train: errorMessage(e) } }));
   }
 }
 
@@ -91,7 +92,7 @@ export async function loadDemoProbe(): Promise<void> {
   try {
     await uploadDataset('probe', 'demo-probe.jsonl', await fetchBytes('data/demo-probe.jsonl'));
   } catch (e) {
-    useDatasetStore.setState((s) => ({ errors: { ...s.errors, probe: errorText(e) } }));
+    useDatasetStore.setState((s) => ({ errors: { ...s.errors, probe: errorMessage(e) } }));
   }
 }
 

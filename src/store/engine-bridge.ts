@@ -24,6 +24,7 @@ import { restoreOnce, saveRunNow, saveRunSoon } from './run-persistence';
 import { useSettingsStore } from './settings';
 import { useViewStore } from './view';
 import { connectWorker, markReady, send, settleReply, workerStarted } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 // ---- events -------------------------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ function onOtherTab(m: OwnershipMessage): void {
   if (ownsRun(m.runId) || !persist.persistenceAvailable()) return;
   persist.loadRunRecord<RunRecord>(m.runId).then(
     (rec) => rec && followRecord(rec),
-    (e: unknown) => console.warn(`[runs] the record of run ${m.runId} could not be read: ${e instanceof Error ? e.message : String(e)}`),
+    (e: unknown) => console.warn(`[runs] the record of run ${m.runId} could not be read: ${errorMessage(e)}`),
   );
 }
 

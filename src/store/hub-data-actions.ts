@@ -9,7 +9,7 @@ import { downloadBlob } from '../io/download';
 import { uploadDataset } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { type HubMixPart, rowLimit, useHubDataStore } from './hub-data';
-import { errorText } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 let controller: AbortController | null = null;
 
@@ -28,7 +28,7 @@ export async function inspectHubData(): Promise<void> {
     const mapping: ColumnMapping = detectMapping(info.columns) ?? { layout: 'custom', instruction: '', output: '', type: { name: DEFAULT_DATASET_TYPE } };
     useHubDataStore.setState({ info, mapping });
   } catch (e) {
-    useHubDataStore.setState({ error: controller.signal.aborted ? 'Cancelled.' : errorText(e) });
+    useHubDataStore.setState({ error: controller.signal.aborted ? 'Cancelled.' : errorMessage(e) });
   } finally {
     controller = null;
     useHubDataStore.setState({ busy: null });
@@ -66,7 +66,7 @@ export async function addHubData(): Promise<void> {
     if (await loadMix(parts)) useHubDataStore.setState({ parts });
   } catch (e) {
     // Nothing is lost: the mix and the training data stay as they were.
-    useHubDataStore.setState({ error: controller.signal.aborted ? 'Cancelled: nothing was added; the training data is as it was.' : errorText(e) });
+    useHubDataStore.setState({ error: controller.signal.aborted ? 'Cancelled: nothing was added; the training data is as it was.' : errorMessage(e) });
   } finally {
     controller = null;
     useHubDataStore.setState({ busy: null, progress: null });
@@ -120,7 +120,7 @@ export async function refreshHubDataCache(): Promise<void> {
   try {
     useHubDataStore.setState({ cached: await listCachedDatasets() });
   } catch (e) {
-    useHubDataStore.setState({ notes: [`The datasets cached in this browser could not be listed: ${errorText(e)}`] });
+    useHubDataStore.setState({ notes: [`The datasets cached in this browser could not be listed: ${errorMessage(e)}`] });
   }
 }
 
@@ -128,7 +128,7 @@ export async function deleteHubDataCache(repo: string): Promise<void> {
   try {
     await deleteCachedDataset(repo);
   } catch (e) {
-    useHubDataStore.setState({ error: `${repo} could not be deleted from the cache: ${errorText(e)}` });
+    useHubDataStore.setState({ error: `${repo} could not be deleted from the cache: ${errorMessage(e)}` });
   }
   await refreshHubDataCache();
 }

@@ -17,7 +17,8 @@ import { clearRunViews, findRun, openRun, refreshUsage, type RunRecord, saveReco
 import { setSettings, useSettingsStore } from './settings';
 import { formatSetting, SETTINGS, type SettingKey, type Settings } from './settings-table';
 import { useViewStore } from './view';
-import { call, type DistributiveOmit, errorText, type Requested, send } from './worker-link';
+import { call, type DistributiveOmit, type Requested, send } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 /** `expertMask`: experts of the adapter switched off for 'after' (knockout). */
 export async function runProbe(which: 'before' | 'after', expertMask: number[] = []): Promise<void> {
@@ -25,7 +26,7 @@ export async function runProbe(which: 'before' | 'after', expertMask: number[] =
   try {
     await call({ type: 'runProbe', which, expertMask });
   } catch (e) {
-    useProbeStore.setState({ error: errorText(e) });
+    useProbeStore.setState({ error: errorMessage(e) });
   } finally {
     useProbeStore.setState({ running: null });
   }
@@ -40,7 +41,7 @@ export async function generate(prompt: string, useAdapter: boolean, expertMask: 
   try {
     await call({ type: 'generate', prompt, useAdapter, expertMask, sampling: { temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxNewTokens, seed: s.seed } });
   } catch (e) {
-    useChatStore.setState({ error: errorText(e) });
+    useChatStore.setState({ error: errorMessage(e) });
   } finally {
     useChatStore.setState({ running: false });
   }
@@ -54,7 +55,7 @@ async function exportZip(cmd: DistributiveOmit<Requested, 'reqId'>): Promise<voi
   try {
     await call(cmd);
   } catch (e) {
-    useRunStore.setState({ message: errorText(e) });
+    useRunStore.setState({ message: errorMessage(e) });
   } finally {
     useRunStore.setState({ busy: null });
   }
@@ -93,7 +94,7 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
     }
     await recordImport(entries, importName(entries, name, a.baseModel ?? ''));
   } catch (e) {
-    useRunStore.setState({ message: errorText(e) });
+    useRunStore.setState({ message: errorMessage(e) });
   } finally {
     useRunStore.setState({ busy: null });
   }
@@ -154,7 +155,7 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
       const file = await persist.saveRunAdapter(id, isZip(entries) ? entries[0].path.split('/').pop()! : `${name.replace(/[^\w.-]+/g, '-')}.zip`, bytes, 0);
       rec.adapter = { name: file.name, step: 0, bytes: file.bytes.byteLength };
     } catch (e) {
-      useRunStore.setState({ storageError: `The imported adapter is loaded but could not be kept in the runs library: ${errorText(e)}` });
+      useRunStore.setState({ storageError: `The imported adapter is loaded but could not be kept in the runs library: ${errorMessage(e)}` });
     }
   }
   await saveRecord(rec).catch(() => undefined /* shown in the runs panel */);
@@ -195,7 +196,7 @@ export async function openRunWithModel(id: string): Promise<void> {
     useRunStore.setState((s) => ({ modelRun: id, runId: id, adapter: { ...s.adapter, origin: rec.origin, label: rec.name } }));
     useViewStore.setState({ importNote: null });
   } catch (e) {
-    useLibraryStore.setState({ error: `${rec.name} is on screen, but its adapter could not be loaded: ${errorText(e)}. The probe and chat answer with ${describeModel()}.` });
+    useLibraryStore.setState({ error: `${rec.name} is on screen, but its adapter could not be loaded: ${errorMessage(e)}. The probe and chat answer with ${describeModel()}.` });
   } finally {
     useRunStore.setState({ busy: null });
   }

@@ -22,7 +22,8 @@ import { clearRunViews, deleteRun, findRun, followRecord, type RunRecord, showRe
 import { awaitRun, claimRun, heldElsewhere, releaseRun, useOwnershipStore } from './run-ownership';
 import { setSettings, useSettingsStore } from './settings';
 import { useViewStore } from './view';
-import { call, errorText, send } from './worker-link';
+import { call, send } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 /**
  * Compiles the kernels of a run with the form's settings ahead of Train, once a backbone and
@@ -31,7 +32,7 @@ import { call, errorText, send } from './worker-link';
  */
 export function warmUp(): void {
   call({ type: 'warmUp', spec: runSpecOf(useSettingsStore.getState().values) }).catch((e: unknown) =>
-    useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorText(e)}` }),
+    useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorMessage(e)}` }),
   );
 }
 
@@ -56,7 +57,7 @@ export async function startRun(req: RunRequest = {}): Promise<boolean> {
     await call({ type: 'startRun', spec: runSpecOf(settings), continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
     return true;
   } catch (e) {
-    useRunStore.setState({ message: errorText(e), startup: null });
+    useRunStore.setState({ message: errorMessage(e), startup: null });
     return false;
   } finally {
     starting = null;
@@ -94,7 +95,7 @@ export async function continueRun(runId: string): Promise<void> {
     useLibraryStore.setState({ error: null });
     await continueFrom(cp);
   } catch (e) {
-    useLibraryStore.setState({ error: errorText(e) });
+    useLibraryStore.setState({ error: errorMessage(e) });
   }
 }
 
@@ -130,7 +131,7 @@ async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
     await call({ type: 'restoreRun', runId });
     ok = true;
   } catch (e) {
-    useRunStore.setState({ message: errorText(e) });
+    useRunStore.setState({ message: errorMessage(e) });
   } finally {
     if (!ok && !heldElsewhere(runId)) void releaseRun(runId);
     useRunStore.setState({ busy: null });

@@ -26,6 +26,7 @@ import { useChatStore } from './chat';
 import { useProbeStore } from './probe';
 import { holdsModel, useRunStore } from './run';
 import { heldElsewhere } from './run-ownership';
+import { errorMessage } from '../util/errors';
 
 /** The chat exchange kept with a run (the last prompt and its answer). */
 export interface SavedChat {
@@ -102,8 +103,6 @@ export interface LibraryState {
 
 export const useLibraryStore = create<LibraryState>(() => ({ runs: [], overlay: [], usage: null, persistence: { persisted: null, asked: false }, error: null, loaded: false }));
 
-const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 /** The loss a run ended on (its last step's), or null before any step. */
 export function finalLoss(r: Pick<RunRecord, 'metrics'>): number | null {
   const last = r.metrics[r.metrics.length - 1];
@@ -167,7 +166,7 @@ async function storeRecord(rec: RunRecord): Promise<RunRecord> {
 }
 
 function reportRecordError(e: unknown): void {
-  useLibraryStore.setState({ error: errorText(e) });
+  useLibraryStore.setState({ error: errorMessage(e) });
 }
 
 /** Stores a new record, or `rec` over the version it carries (and shows it in the list). A storage failure is reported in the panel and thrown. */
@@ -348,7 +347,7 @@ export async function refreshLibrary(): Promise<void> {
     useLibraryStore.setState({ runs, loaded: true });
     await refreshUsage();
   } catch (e) {
-    useLibraryStore.setState({ loaded: true, error: `The runs library could not be read: ${errorText(e)}` });
+    useLibraryStore.setState({ loaded: true, error: `The runs library could not be read: ${errorMessage(e)}` });
   }
 }
 
@@ -362,7 +361,7 @@ export async function refreshUsage(): Promise<void> {
     const persisted = st?.persisted ? await st.persisted() : null;
     useLibraryStore.setState((s) => ({ usage: { library, used: est?.usage ?? null, quota: est?.quota ?? null }, persistence: { ...s.persistence, persisted } }));
   } catch (e) {
-    useLibraryStore.setState({ error: `Storage use could not be measured: ${errorText(e)}` });
+    useLibraryStore.setState({ error: `Storage use could not be measured: ${errorMessage(e)}` });
   }
 }
 
@@ -382,7 +381,7 @@ export async function keepStorage(): Promise<void> {
     }
     useLibraryStore.setState({ persistence: { persisted, asked: true } });
   } catch (e) {
-    useLibraryStore.setState({ persistence: { persisted: false, asked: true }, error: `Persistent storage could not be requested: ${errorText(e)}` });
+    useLibraryStore.setState({ persistence: { persisted: false, asked: true }, error: `Persistent storage could not be requested: ${errorMessage(e)}` });
   }
 }
 
@@ -409,7 +408,7 @@ export async function downloadRunAdapter(id: string): Promise<void> {
     if (!file) throw new Error(`run ${id} keeps no adapter (it has not stopped or finished, or was trained before runs kept theirs)`);
     downloadBlob(new Blob([file.bytes], { type: 'application/zip' }), file.name);
   } catch (e) {
-    useLibraryStore.setState({ error: `The adapter could not be downloaded: ${errorText(e)}` });
+    useLibraryStore.setState({ error: `The adapter could not be downloaded: ${errorMessage(e)}` });
   }
 }
 
@@ -426,7 +425,7 @@ export async function deleteRun(id: string): Promise<boolean> {
   try {
     if (persist.persistenceAvailable()) await persist.deleteRun(id);
   } catch (e) {
-    useLibraryStore.setState({ error: `Run ${id} could not be deleted: ${errorText(e)}` });
+    useLibraryStore.setState({ error: `Run ${id} could not be deleted: ${errorMessage(e)}` });
     return false;
   }
   useLibraryStore.setState((s) => ({ runs: s.runs.filter((r) => r.id !== id), overlay: s.overlay.filter((o) => o !== id), error: null }));

@@ -12,6 +12,7 @@
  */
 import { create } from 'zustand';
 import { acquireRunLock, heldRuns, type ReleaseLock } from '../io/run-locks';
+import { errorMessage } from '../util/errors';
 
 export interface OwnershipState {
   /** Runs another tab of this browser holds (trains, or keeps paused). */
@@ -101,7 +102,7 @@ export function awaitRun(runId: string, decide: () => Promise<boolean>): void {
     try {
       keep = await decide();
     } catch (e) {
-      console.warn(`[runs] taking over run ${runId} failed: ${e instanceof Error ? e.message : String(e)}`);
+      console.warn(`[runs] taking over run ${runId} failed: ${errorMessage(e)}`);
     }
     if (keep) announce('owned', runId);
     else await releaseRun(runId);

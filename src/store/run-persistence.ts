@@ -14,7 +14,8 @@ import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, sa
 import { announceRecord, claimRun, heldElsewhere, refreshHeld } from './run-ownership';
 import { setSettings, useSettingsStore } from './settings';
 import { sanitizeSettings } from './settings-table';
-import { errorText, whenReady } from './worker-link';
+import { whenReady } from './worker-link';
+import { errorMessage } from '../util/errors';
 
 /** Where versions before the runs library kept the one run they knew. */
 const EARLIER_RUN_KEY = 'run';
@@ -60,7 +61,7 @@ export async function saveRunNow(): Promise<void> {
     const rec = await updateRecord(id, (latest) => (useRunStore.getState().runId === id ? recordFromStores(latest) : latest));
     if (rec) announceRecord(id);
   } catch (e) {
-    useRunStore.setState({ storageError: `The run could not be recorded: ${errorText(e)}` });
+    useRunStore.setState({ storageError: `The run could not be recorded: ${errorMessage(e)}` });
   }
 }
 
@@ -88,7 +89,7 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
     useSettingsStore.subscribe((s, prev) => {
       if (s.values === prev.values) return;
       if (settingsTimer) clearTimeout(settingsTimer);
-      settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => useRunStore.setState({ storageError: errorText(e) })), 500);
+      settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => useRunStore.setState({ storageError: errorMessage(e) })), 500);
       if (s.values.maxLength !== prev.values.maxLength) requestSummary();
     });
     await refreshLibrary();
@@ -123,14 +124,14 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
         await sendDataset(role, d.name, d.bytes);
       } catch (e) {
         // Shown in the data panel (sendDataset set the error); the dataset is not marked restored.
-        console.warn(`[storage] the stored ${role} dataset ${d.name} could not be loaded: ${errorText(e)}`);
+        console.warn(`[storage] the stored ${role} dataset ${d.name} could not be loaded: ${errorMessage(e)}`);
         continue;
       }
       if (role === 'train') await setRestoredTrainData(d.name, d.bytes);
       useDatasetStore.setState((s) => ({ restored: [...s.restored, role] }));
     }
   } catch (e) {
-    useRunStore.setState({ storageError: `Stored data could not be read: ${errorText(e)}` });
+    useRunStore.setState({ storageError: `Stored data could not be read: ${errorMessage(e)}` });
   }
   return interrupted;
 }

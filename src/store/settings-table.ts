@@ -15,6 +15,7 @@ import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance 
 import { DEFAULT_PRESET } from '../train/presets';
 import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
 import { WEIGHT_SETTINGS, type WeightSetting } from '../model/tensor-plan';
+import { errorMessage } from '../util/errors';
 
 export type TrainMode = 'loramoe' | 'lora' | 'full';
 export type Section = 'adapter' | 'training' | 'run' | 'chat' | 'model';
@@ -255,7 +256,7 @@ export function parseSettingsQuery(search: string): { settings: Settings; errors
       out[key] = (def as DefBase<unknown>).parse(raw);
       present.push(key);
     } catch (e) {
-      errors.push({ key, param: def.url, raw, message: e instanceof Error ? e.message : String(e) });
+      errors.push({ key, param: def.url, raw, message: errorMessage(e) });
     }
   }
   return { settings, errors, present };

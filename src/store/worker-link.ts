@@ -12,8 +12,6 @@ const pending = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let readyResolve: (() => void) | null = null;
 const ready = new Promise<void>((r) => (readyResolve = r));
 
-export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 /** The worker to talk to (set once, when the bridge starts it). */
 export function connectWorker(w: Worker): void {
   worker = w;

@@ -1,3 +1,4 @@
+import { errorMessage } from '../util/errors';
 /**
  * WebGPU errors fail GPU tests. The test device (src/test/gpu.ts) registers here; around every test
  * (src/test/setup.ts, a Vitest setup file) the device gets a validation, an out-of-memory and an
@@ -42,7 +43,7 @@ export async function endGpuTest(): Promise<void> {
         const e = await device.popErrorScope();
         if (e) errors.push(`${f}: ${e.message}`);
       } catch (e) {
-        errors.push(`the test left its error scopes unbalanced (${e instanceof Error ? e.message : String(e)})`);
+        errors.push(`the test left its error scopes unbalanced (${errorMessage(e)})`);
         break;
       }
     }

@@ -7,13 +7,14 @@
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
 import { watchDevice } from './gpu-errors';
+import { errorMessage } from '../util/errors';
 
 let pending: Promise<GpuContext> | undefined;
 
 export function testGpu(): Promise<GpuContext> {
   pending ??= (async () => {
     const ctx = await nodeGpu().catch((e: unknown) => {
-      throw new Error(`No WebGPU adapter for the GPU tests: ${e instanceof Error ? e.message : String(e)} (see README).`);
+      throw new Error(`No WebGPU adapter for the GPU tests: ${errorMessage(e)} (see README).`);
     });
     console.log(`[webgpu] tests run on: ${describeAdapter(ctx.adapter)}`);
     watchDevice(ctx.device);

@@ -14,6 +14,7 @@
  */
 import { getTensorF32, parseSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 import type { SamplerState, TrainerCheckpoint } from './trainer';
+import { errorMessage } from '../util/errors';
 
 export const CHECKPOINT_FORMAT = 'loramoe-playground-checkpoint-v1';
 
@@ -39,7 +40,7 @@ export function decodeTrainerState(bytes: Uint8Array, fileName = 'checkpoint'): 
   try {
     trainer = JSON.parse(md.trainer ?? '') as typeof trainer;
   } catch (e) {
-    throw new Error(`${fileName}: metadata is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`${fileName}: metadata is not valid JSON (${errorMessage(e)})`, { cause: e });
   }
   if (!Array.isArray(trainer.names)) throw new Error(`${fileName}: metadata lists no tensors`);
   const tensors = trainer.names.map((name) => {

@@ -23,6 +23,7 @@
 import { LBC_DIRECTIONS, LBC_IMPORTANCES } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import type { TrainedSettings } from './run-settings';
+import { errorMessage } from '../util/errors';
 
 export const RUN_DESCRIPTION_VERSION = 1;
 
@@ -108,7 +109,7 @@ export function parseRunDescription(json: string, source: string): RunDescriptio
   try {
     raw = JSON.parse(json);
   } catch (e) {
-    throw new Error(`${source}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`${source}: not valid JSON (${errorMessage(e)})`, { cause: e });
   }
   if (!isObject(raw)) throw new Error(`${source}: expected a JSON object with ${TOP_FIELDS.join(', ')}`);
   const d = migrate(raw, source);

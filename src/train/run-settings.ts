@@ -10,6 +10,7 @@ import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig, AdapterMode } from '../method/adapter';
 import type { Projection } from '../method/shapes';
 import { defaultTrainSettings, type TrainSettings } from './trainer';
+import { errorMessage } from '../util/errors';
 
 export interface RunSettings {
   // ---- what trains
@@ -119,7 +120,7 @@ export function resolveGroups(names: readonly string[], experts: number, spec: s
     }
     return { groups: parseTypeGroups(spec, names, experts), error: null };
   } catch (e) {
-    return { groups: null, error: e instanceof Error ? e.message : String(e) };
+    return { groups: null, error: errorMessage(e) };
   }
 }
 

@@ -9,6 +9,7 @@ import type { SettingKey } from '../store/settings-table';
 import { formatDuration } from './format';
 import { SettingField } from './SettingField';
 import { comparisonCsv, ComparisonView, methodColor, svgPng } from './views/ComparisonView';
+import { errorMessage } from '../util/errors';
 
 /**
  * The Training panel's settings the comparison takes (src/store/comparison.ts startComparison):
@@ -54,7 +55,7 @@ export function ComparePanel() {
       }
       if (i === 0) throw new Error('no chart is drawn yet');
     } catch (e) {
-      setExportError(e instanceof Error ? e.message : String(e));
+      setExportError(errorMessage(e));
     }
   }
 

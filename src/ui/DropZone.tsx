@@ -1,5 +1,6 @@
 import { useRef, useState, type DragEvent, type ReactNode } from 'react';
 import { entriesFromDataTransfer, entriesFromFiles, type FileEntry } from '../io/browser-files';
+import { errorMessage } from '../util/errors';
 
 export interface DropZoneProps {
   testid: string;
@@ -36,7 +37,7 @@ export function DropZone({ testid, children, accept, multiple, directory, disabl
     const name = first?.name ?? e.dataTransfer.files[0]?.name ?? 'dropped files';
     entriesFromDataTransfer(e.dataTransfer).then(
       (entries) => deliver(entries, name),
-      (err: unknown) => setError(err instanceof Error ? err.message : String(err)),
+      (err: unknown) => setError(errorMessage(err)),
     );
   };
 

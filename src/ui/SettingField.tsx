@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { useModelStore } from '../store/model';
 import { setSetting, useSettingsStore } from '../store/settings';
 import { formatSetting, parseSetting, SETTINGS, type SettingKey, type Settings } from '../store/settings-table';
+import { errorMessage } from '../util/errors';
 
 /**
  * One setting from the typed table: its label, input, one-line explanation and validation error.
@@ -96,7 +97,7 @@ function TextSetting({ k, id, disabled, value, help }: { k: SettingKey; id: stri
             setSetting(k, parseSetting(k, e.target.value));
             setError(null);
           } catch (err) {
-            setError(err instanceof Error ? err.message : String(err));
+            setError(errorMessage(err));
           }
         }}
       />

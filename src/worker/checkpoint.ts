@@ -9,6 +9,7 @@ import type { MethodKey } from '../train/comparison';
 import type { RoutingSetSelection } from '../train/routing-set';
 import type { TrainerCheckpoint, TrainSettings } from '../train/trainer';
 import type { BackboneRef } from './protocol';
+import { errorMessage } from '../util/errors';
 
 /** What a checkpoint was trained on and with: enough to rebuild the run around it. */
 export interface RunMeta {
@@ -53,7 +54,7 @@ export function decodeCheckpoint(bytes: Uint8Array): DecodedCheckpoint {
   try {
     meta = JSON.parse(metadata.run ?? '') as RunMeta;
   } catch (e) {
-    throw new Error(`checkpoint: metadata is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new Error(`checkpoint: metadata is not valid JSON (${errorMessage(e)})`, { cause: e });
   }
   return { meta, trainer };
 }

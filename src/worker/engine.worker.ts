@@ -11,6 +11,7 @@ import { forceMatmul, tuneForBackbone } from './kernel-tuning';
 import type { WorkerCommand, WorkerEvent } from './protocol';
 import { superviseDevice } from './recovery';
 import { Session } from './session';
+import { errorMessage } from '../util/errors';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -36,8 +37,6 @@ async function chooseKernels(): Promise<void> {
   post({ type: 'kernelChoices', report: await tuneForBackbone(ctx, loadedConfig) });
 }
 
-const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 function need(): Session {
   if (!session) throw new Error('the GPU is not initialised yet');
   return session;
@@ -49,7 +48,7 @@ async function answer(reqId: number, fn: () => Promise<void>): Promise<void> {
     await fn();
     post({ type: 'reply', reqId, ok: true });
   } catch (e) {
-    post({ type: 'reply', reqId, ok: false, error: errorText(e) });
+    post({ type: 'reply', reqId, ok: false, error: errorMessage(e) });
   }
 }
 
@@ -61,7 +60,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         try {
           forceMatmul(ctx, cmd.matmul);
         } catch (e) {
-          post({ type: 'error', message: `?matmul: ${errorText(e)}` });
+          post({ type: 'error', message: `?matmul: ${errorMessage(e)}` });
         }
         session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
         session.weightSetting = cmd.weights ?? 'auto';
@@ -73,7 +72,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
             next.kernels ??= ctx?.kernels;
             ctx = next;
           },
-        }).catch((e: unknown) => post({ type: 'error', message: `Replacing the lost GPU device failed: ${errorText(e)}` }));
+        }).catch((e: unknown) => post({ type: 'error', message: `Replacing the lost GPU device failed: ${errorMessage(e)}` }));
         post({ type: 'ready', adapter: ctx.adapter });
       } catch (e) {
         post({ type: 'unavailable', reason: e instanceof WebGpuUnavailableError ? e.message : String(e) });
@@ -83,7 +82,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'setWeights': {
       need()
         .setWeightSetting(cmd.setting)
-        .catch((e: unknown) => post({ type: 'error', message: `Storing the backbone weights as ${cmd.setting} failed: ${errorText(e)}` }));
+        .catch((e: unknown) => post({ type: 'error', message: `Storing the backbone weights as ${cmd.setting} failed: ${errorMessage(e)}` }));
       return;
     }
     case 'kernelCheck': {
@@ -152,5 +151,5 @@ async function handle(cmd: WorkerCommand): Promise<void> {
 }
 
 self.onmessage = (e: MessageEvent<WorkerCommand>) => {
-  handle(e.data).catch((err: unknown) => post({ type: 'error', message: errorText(err) }));
+  handle(e.data).catch((err: unknown) => post({ type: 'error', message: errorMessage(err) }));
 };

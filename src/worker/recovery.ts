@@ -6,6 +6,7 @@
  */
 import type { GpuContext } from '../engine/gpu';
 import type { Session } from './session';
+import { errorMessage } from '../util/errors';
 
 /** What supervising needs of the session (the engine worker's Session). */
 export type SupervisedSession = Pick<Session, 'gpu' | 'deviceLost' | 'deviceUnavailable' | 'replaceDevice' | 'deviceReplacementFailed'>;
@@ -20,7 +21,7 @@ export interface SuperviseOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const text = (e: unknown): string => errorMessage(e);
 
 /**
  * Settles when `ctx`'s device is lost and the session has moved on (or given up). Never rejects: a

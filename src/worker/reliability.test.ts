@@ -34,6 +34,7 @@ import { superviseDevice } from './recovery';
 import { Session } from './session';
 import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, Trainer, type TrainSettings } from '../train/trainer';
 import { tinyRunSettings } from '../test/run-settings';
+import { errorMessage } from '../util/errors';
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -358,7 +359,7 @@ describe('soak', () => {
     // Between steps: a probe every 5 steps, a chat every 7, a pause at 12 (and resume).
     let pausedAt = 0;
     const failures: string[] = [];
-    const fail = (e: unknown) => failures.push(e instanceof Error ? e.message : String(e));
+    const fail = (e: unknown) => failures.push(errorMessage(e));
     h.onEvent = (ev) => {
       if (ev.type !== 'metrics') return;
       for (const m of ev.points) {

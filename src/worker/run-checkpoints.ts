@@ -10,6 +10,7 @@ import { encodeCheckpoint, type RunMeta } from './checkpoint';
 import { describeRollback, type StepFault } from './faults';
 import { type CheckpointExtra, flushMetrics, type GoodState, goodStateName, postRunStarted, type Run } from './run-state';
 import type { Session } from './session';
+import { errorMessage } from '../util/errors';
 
 /**
  * Seconds of training a reload may cost at most: besides every `checkpointEvery` steps, a checkpoint
@@ -18,7 +19,7 @@ import type { Session } from './session';
  */
 export const CHECKPOINT_SECONDS = 5;
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const message = (e: unknown): string => errorMessage(e);
 
 /** "param of L0 gate_proj router" for the first non-finite value of a checkpoint, or null. */
 function firstNonFinite(cp: TrainerCheckpoint): string | null {

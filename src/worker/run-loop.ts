@@ -14,8 +14,9 @@ import { withDisplayGroups } from './groups';
 import { CHECKPOINT_SECONDS, keepAdapter, remember, rollback, saveCheckpoint } from './run-checkpoints';
 import { flushMetrics, type Run } from './run-state';
 import type { Session } from './session';
+import { errorMessage } from '../util/errors';
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const message = (e: unknown): string => errorMessage(e);
 const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

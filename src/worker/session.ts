@@ -66,6 +66,7 @@ import * as runLoop from './run-loop';
 import type { Run } from './run-state';
 import { StartupReporter } from './startup';
 import { debugAction } from './test-hooks';
+import { errorMessage } from '../util/errors';
 
 export type Post = (ev: WorkerEvent, transfer?: Transferable[]) => void;
 
@@ -82,7 +83,7 @@ export interface SessionOptions {
   testHooks?: boolean;
 }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const message = (e: unknown): string => errorMessage(e);
 
 export class Session {
   // ---- state the worker's modules share (read and written by ./run.ts, ./chat.ts, ./device.ts ...) ----

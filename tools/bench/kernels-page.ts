@@ -36,6 +36,7 @@ import { Rng } from '../../src/util/random';
 import { attentionRef, checkAgainst, loraRef, matmulRef, routerRef, type Reference } from './kernels-ref';
 import { tfjsOnDevice } from './tfjs-device';
 import { optionsFromQuery, type BenchGroup, type BenchModel, type BenchOptions, type BenchResult, type BenchRow } from './kernels-shared';
+import { errorMessage } from '../../src/util/errors';
 
 /** Batch * sequence of the benchmark: one sequence of 256 tokens. */
 const SEQ = 256;
@@ -417,7 +418,7 @@ async function run(): Promise<BenchResult> {
       row.ratio = row.tfjsMs / row.projectMs;
     } catch (e) {
       row.ok = false;
-      row.note = `error: ${e instanceof Error ? e.message : String(e)}`;
+      row.note = `error: ${errorMessage(e)}`;
     } finally {
       prep.dispose();
     }

@@ -1,6 +1,7 @@
 /**
  * The README's screenshots (docs/playground.png, docs/routing.png), taken in headless Chromium from
- * a served build of the playground training LoRAMoE on the demo backbone and demo data:
+ * a served build of the playground training the default preset (LoRAMoE on the demo backbone and
+ * demo data):
  *
  *   npx vite build --outDir dist-shots && npx vite preview --outDir dist-shots --port 4180 &
  *   npx vite-node tools/docs/screenshots.ts -- http://127.0.0.1:4180
@@ -16,8 +17,9 @@ if (!base) {
   process.exit(2);
 }
 
-const STEPS = 60;
-const SETTINGS = `?batch=4&steps=${STEPS}&routing=10&lr=0.002&seed=3&ckpt=0`;
+// The default preset (the form's defaults: 80 steps of 16 samples), measured every 10 steps, no checkpoints.
+const STEPS = 80;
+const SETTINGS = '?routing=10&ckpt=0';
 
 async function waitFor(page: Page, testid: string, attr: string, ok: (v: string | null) => boolean, what: string, ms = 600_000): Promise<void> {
   const until = Date.now() + ms;
@@ -36,10 +38,10 @@ try {
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   await page.goto(`${base}/${SETTINGS}`);
   await waitFor(page, 'kernel-check', 'data-passed', (v) => v === 'true', 'the WebGPU adapter');
-  await page.getByTestId('load-demo').click();
+  // Apply loads the default preset's backbone and data (the demo's).
+  await page.getByTestId('preset-apply').click();
   await page.getByTestId('backbone-loaded').waitFor();
-  await page.getByTestId('use-demo-data').click();
-  await page.getByTestId('dataset-name').waitFor();
+  await page.locator('[data-testid=dataset-name]', { hasText: 'demo-train.jsonl' }).waitFor();
   await page.getByTestId('start-run').click();
   await waitFor(page, 'run-step', 'data-value', (v) => Number(v) >= STEPS / 2, `step ${STEPS / 2}`);
   await page.getByTestId('pause-run').click();

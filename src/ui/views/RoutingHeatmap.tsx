@@ -5,6 +5,7 @@ import { GroupLegend } from './GroupLegend';
 import { rangeText } from '../../worker/groups';
 import type { ExpertGroup, Projection, RoutingSummary } from './types';
 import './views.css';
+import { errorMessage } from '../../util/errors';
 
 export interface RoutingHeatmapProps {
   summary: RoutingSummary;
@@ -35,7 +36,7 @@ export function RoutingHeatmap({ summary, groups, projection, onProjectionChange
     setExportError(null);
     heatmapPng(summary, groups, shown ?? projection).then(
       (blob) => downloadBlob(blob, `routing-${shown ?? projection}.png`),
-      (e: unknown) => setExportError(`PNG export failed: ${e instanceof Error ? e.message : String(e)}`),
+      (e: unknown) => setExportError(`PNG export failed: ${errorMessage(e)}`),
     );
   };
   const downloadCsv = () => downloadBlob(new Blob([routingCsv(summary, groups)], { type: 'text/csv' }), 'routing.csv');
