@@ -397,12 +397,6 @@ export async function loadCheckpoint<Meta>(runId?: string): Promise<{ pointer: C
   return { pointer, bytes: rec.bytes, extra: rec.extra };
 }
 
-/** Forgets the library-wide latest pointer (the run's own checkpoint stays in the library). */
-export async function clearLatestCheckpoint(): Promise<void> {
-  const d = await db();
-  await d.delete('kv', POINTER);
-}
-
 /**
  * Removes checkpoints no pointer names (left by versions that wrote a checkpoint in two steps, or by
  * a run deleted while its save was under way), except those of the runs in `held`: a run some tab

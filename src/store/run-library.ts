@@ -438,10 +438,3 @@ export async function deleteRun(id: string): Promise<boolean> {
 export function toggleOverlay(id: string): void {
   useLibraryStore.setState((s) => ({ overlay: s.overlay.includes(id) ? s.overlay.filter((o) => o !== id) : [...s.overlay, id] }));
 }
-
-export function renameRun(id: string, name: string): void {
-  const rec = findRun(id);
-  const clean = name.trim();
-  if (!rec || clean === '' || clean === rec.name) return;
-  updateRecord(id, (latest) => ({ ...latest, name: clean.slice(0, 120) })).catch(() => undefined /* reported in the panel by updateRecord */);
-}
