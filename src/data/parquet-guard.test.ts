@@ -1,6 +1,6 @@
 /**
  * Regression tests of the Parquet page checks (parquet-guard.ts) on hand-built files
- * (parquet-testfile.ts): each damaged file here made hyparquet 1.33 loop forever or for minutes
+ * (src/test/parquet-file.ts): each damaged file here made hyparquet 1.33 loop forever or for minutes
  * (checked when these tests were written, on hyparquet alone, in a worker with a time limit), and
  * must now end in a clear refusal naming the file, row group, column, page and what was expected.
  * The damaged files run in a worker thread with a hard time limit, so a regression is reported as a
@@ -21,7 +21,7 @@ import {
   stringColumnV1,
   v1Header,
   v2Header,
-} from './parquet-testfile';
+} from '../test/parquet-file';
 
 /**
  * Longest a damaged file may take here (ms): the checks take about a millisecond and the loops
