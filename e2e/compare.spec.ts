@@ -36,7 +36,7 @@ function csvCells(line: string): string[] {
 test('a short comparison of the five methods plots every curve, ends with the table, and exports CSV and PNG', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
   await page.setViewportSize({ width: 1400, height: 900 });
-  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
+  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5&delta=0.1');
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
   await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
@@ -139,7 +139,7 @@ test('a short comparison of the five methods plots every curve, ends with the ta
 });
 
 test('a seeded comparison: every method from two seeds, curves in bands, the table with intervals', async ({ page }, testInfo) => {
-  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5');
+  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5&delta=0.1');
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
   await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));

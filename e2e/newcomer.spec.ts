@@ -67,7 +67,7 @@ function peftRsLoraZip(): Uint8Array {
 
 test('the newcomer journey at 1,400 px and at 390 px', async ({ page }, testInfo) => {
   await page.setViewportSize(WIDE);
-  await openApp(page, '?batch=2&steps=24&ckpt=0&routing=8&lr=0.002&seed=7&maxnew=4');
+  await openApp(page, '?batch=2&steps=24&ckpt=0&routing=8&lr=0.002&seed=7&maxnew=4&delta=0.1');
 
   // 8. The sidebar names the parts and jumps to them.
   const nav = page.getByTestId('section-nav');
