@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { openApp } from './app';
 
-test('presets: the page opens on the default preset; picking one sets the form and the URL and loads its backbone and data', async ({ page }) => {
+test('presets: the page opens on the default preset; picking one sets the form and the URL and loads its backbone and data; a run takes the whole width', async ({ page }) => {
   await openApp(page);
   const picker = page.getByTestId('preset-select');
   await expect(picker).toHaveValue('default');
@@ -29,4 +29,18 @@ test('presets: the page opens on the default preset; picking one sets the form a
   await page.getByTestId('start-run').click();
   await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done');
   await expect(page.getByTestId('constraint-direction')).toContainText("toward its own data type's expert group, to 75%");
+
+  // While a run holds the model, its views take the whole width: the five curves in one row, the
+  // locked settings below them.
+  await page.getByTestId('setting-steps').fill('400');
+  await page.getByTestId('start-run').click();
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'running');
+  await expect(page.locator('main.sections')).toHaveAttribute('data-running', 'true');
+  const box = async (id: string) => (await page.getByTestId(id).first().boundingBox())!;
+  expect((await box('chart-throughput')).y).toBe((await box('chart-ce')).y);
+  const charts = await box('loss-charts');
+  expect((await box('settings-panel')).y).toBeGreaterThan(charts.y + charts.height);
+  await page.getByTestId('stop-run').click();
+  await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'stopped');
+  await expect(page.locator('main.sections')).toHaveAttribute('data-running', 'false');
 });

@@ -31,12 +31,15 @@ export const SECTIONS = [
  * jumps between its parts, and the parts: backbone and data, training (curves, routing, probe beside
  * the settings), the method comparison, chat and the runs library. While a run is going, and while one is on
  * screen with its curves, the training part comes first, so its live curves and heatmaps are the
- * first thing seen.
+ * first thing seen; while a run holds the model, the views take the whole width (settings below).
  */
 export function App() {
   const status = useGpuStore((s) => s.status);
   // A run going, or one on screen with its curves: its views come first (and stay first when it ends).
   const live = useRunStore((s) => holdsModel(s.status) || s.metrics.length > 0);
+  // While a run holds the model its settings are locked: the live views take the whole width (as
+  // TensorBoard and W&B show a run), the settings move below them.
+  const running = useRunStore((s) => holdsModel(s.status));
   if (status === 'unavailable') {
     return (
       <div className="app narrow">
@@ -55,7 +58,7 @@ export function App() {
       </div>
       <div className="shell">
         <SectionNav />
-        <main className="sections" data-live={live ? 'true' : 'false'} aria-label="Playground">
+        <main className="sections" data-live={live ? 'true' : 'false'} data-running={running ? 'true' : 'false'} aria-label="Playground">
           <section id="data" className="page-section data-section" aria-label="Backbone and data">
             <div className="data-grid">
               <div className="column">
