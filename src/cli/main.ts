@@ -38,8 +38,8 @@ import { adapterTypeNames, typeNamesFor } from '../method/data-types';
 import { initAdapter, type AdapterSet } from '../loramoe/init';
 import { expectedTensorNames } from '../model/config';
 import { DEMO_SEED } from '../demo/build';
-import { differencesTable, EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, methodDifferences, NOISE_RULE, runExperiment, specialisationTable, summarizeSeeds } from '../demo/experiment';
-import { curvesSvg } from '../demo/plot';
+import { differencesTable, EXPERIMENT_DEFAULTS, experimentTable, METHOD_KEYS, methodDifferences, NOISE_RULE, parseLrGrid, runExperiment, specialisationTable, summarizeSeeds } from '../demo/experiment';
+import { curvesSvg, tradeoffSvg } from '../demo/plot';
 import { DEMO_SIZE, pretrainDemo } from '../demo/pretrain';
 import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
@@ -102,6 +102,7 @@ const HELP = `LoRAMoE Playground runner
             rebuilds the demo backbone from scratch (data, tokenizer, pretraining, probe)
   experiment [--model public/models/demo] [--data-dir public/data] [--steps ${EXPERIMENT_DEFAULTS.steps}] [--batch ${EXPERIMENT_DEFAULTS.batchSize}]
             [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--seeds ${EXPERIMENT_DEFAULTS.seeds}] [--json FILE] [--svg FILE]
+            [--lr-grid default|METHOD=LR,LR;...|LR,LR] [--tradeoff-svg FILE]
             [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
@@ -110,7 +111,12 @@ const HELP = `LoRAMoE Playground runner
             the specialisation table); --seeds N trains every method from seeds seed .. seed+N-1:
             every figure is the mean ± its 95% confidence interval (Student t over the seeds), the
             curves carry bands, and differences between methods are marked * when a paired t-test
-            across seeds puts them beyond noise (the interval of the per-seed differences excludes 0)
+            across seeds puts them beyond noise (the interval of the per-seed differences excludes 0);
+            --lr-grid trains each method once per learning rate (default: 4e-4, 1e-3, 2.5e-3 for
+            full fine-tuning, 2e-3, 5e-3, 1.25e-2 for the adapters; a plain list: every adapter
+            method); --tradeoff-svg FILE: knowledge kept against tasks learnt, a point per method
+            and learning rate with its intervals. LoRA is parameter-matched: rank experts x rank
+            and alpha experts x alpha (the experts' trainable parameters and scale alpha / rank)
 
 Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
 router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
@@ -561,7 +567,7 @@ const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
-  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds',
+  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
@@ -620,6 +626,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
       seeds: num(flags, 'seeds', EXPERIMENT_DEFAULTS.seeds),
       lrAdapter: num(flags, 'lr', EXPERIMENT_DEFAULTS.lrAdapter),
       lrFull: num(flags, 'lr-full', EXPERIMENT_DEFAULTS.lrFull),
+      lrGrid: str(flags, 'lr-grid') !== undefined ? parseLrGrid(str(flags, 'lr-grid')!) : undefined,
       evalEvery: num(flags, 'eval-every', EXPERIMENT_DEFAULTS.evalEvery),
       methods: str(flags, 'methods')?.split(',').map((m) => m.trim()),
       targets: targetsFlag(flags),
@@ -637,6 +644,8 @@ async function experimentCommand(flags: Flags): Promise<void> {
   const svg = str(flags, 'svg');
   const band = seeds.length > 1 ? `, mean and 95% interval over ${seeds.length} seeds` : '';
   if (svg) await writeFile(svg, curvesSvg(summary, `forgetting and learning curves (${summary[0]?.curve.at(-1)?.step ?? 0} steps of ${num(flags, 'batch', EXPERIMENT_DEFAULTS.batchSize)}${band})`));
+  const tradeoff = str(flags, 'tradeoff-svg');
+  if (tradeoff) await writeFile(tradeoff, tradeoffSvg(summary, `knowledge kept against tasks learnt${band}`));
   console.log(seeds.length > 1 ? `Mean ± 95% confidence interval (Student t) over seeds ${seeds.join(', ')}:\n` : `One seed (${seeds.join('')}): no intervals.\n`);
   console.log(experimentTable(results));
   const differences = differencesTable(results);

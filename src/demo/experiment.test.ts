@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../cli/main';
-import type { MethodDifference, MethodResult, MethodSummary } from './experiment';
+import { DEFAULT_LR_GRID, experimentMethods, type MethodDifference, type MethodResult, type MethodSummary, parseLrGrid, summarizeSeeds } from './experiment';
+import { tradeoffSvg } from './plot';
 import { TASK_TYPES } from './tasks';
 
 /** The first `n` records of each data type of a shipped JSON Lines file. */
@@ -128,5 +129,63 @@ describe('experiment command', () => {
     );
     expect(table[3 + summary.length + 2]).toMatch(/^\| full fine-tuning − LoRA \| [+−]\d+\.\d ± \d+\.\d pp( \*)? \|/);
     expect(table.at(-1)).toContain('| LoRAMoE + LBC (own-group) |');
+  });
+});
+
+describe('learning-rate grid', () => {
+  const result = (key: MethodResult['key'], lr: number, seed: number, probe: number, tasks: number): MethodResult => ({
+    key,
+    method: `${key}, lr ${lr.toExponential()}`,
+    lr,
+    seed,
+    probeBefore: 0.9,
+    probeAfter: probe,
+    probeLogLikelihoodAfter: -1,
+    tasksBefore: { a: 0.5 },
+    tasks: { a: tasks },
+    taskMean: tasks,
+    finalCe: 0.5,
+    knowledgeShare: null,
+    ownGroupShare: null,
+    curve: [],
+    knockout: null,
+    seconds: 1,
+  });
+
+  it('reads the default grid, a grid per method and a plain list, and refuses a bad one by name', () => {
+    expect(parseLrGrid('default')).toEqual(DEFAULT_LR_GRID);
+    expect(parseLrGrid('lora=1e-3, 2e-3; full=3e-4')).toEqual({ lora: [1e-3, 2e-3], full: [3e-4] });
+    expect(parseLrGrid('1e-3,5e-3')).toEqual({ lora: [1e-3, 5e-3], loramoe: [1e-3, 5e-3], 'lbc-official': [1e-3, 5e-3], 'lbc-own': [1e-3, 5e-3] });
+    expect(() => parseLrGrid('lora=0.001;dora=0.01')).toThrow('--lr-grid: "dora=0.01" should be METHOD=LR,LR with METHOD one of full, lora, loramoe, lbc-official, lbc-own');
+    expect(() => parseLrGrid('lora=-1')).toThrow('--lr-grid: lora needs a list of positive learning rates, got "-1"');
+  });
+
+  it('trains a method once per rate of the grid, named by its rate, and keeps the others at theirs', () => {
+    const o = { steps: 1, batchSize: 1, maxLength: 8, seed: 1, lrAdapter: 5e-3, lrFull: 1e-3, lrGrid: { lora: [1e-3, 2e-3] }, methods: ['full', 'lora'], log: () => undefined };
+    const methods = experimentMethods(o, ['world knowledge', 'downstream task']);
+    expect(methods.map((m) => [m.key, m.lr, m.name])).toEqual([
+      ['full', 1e-3, 'full fine-tuning'],
+      ['lora', 1e-3, 'LoRA, lr 1e-3'],
+      ['lora', 2e-3, 'LoRA, lr 2e-3'],
+    ]);
+    // LoRA is parameter-matched with LoRAMoE: rank experts x rank.
+    expect(methods[1].adapter.rank).toBe(8 * 4);
+  });
+
+  it('summarises each method and rate over its seeds, and plots knowledge against tasks per method and rate', () => {
+    const results = [result('lora', 1e-3, 1, 0.8, 0.5), result('lora', 1e-3, 2, 0.6, 0.7), result('lora', 2e-3, 1, 0.4, 0.9), result('lora', 2e-3, 2, 0.2, 0.9)];
+    const summary = summarizeSeeds(results);
+    expect(summary.map((s) => [s.lr, s.seeds])).toEqual([
+      [1e-3, [1, 2]],
+      [2e-3, [1, 2]],
+    ]);
+    // Mean of 0.8 and 0.6; half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.1414 / 1.414.
+    expect(summary[0].probeAfter.mean).toBeCloseTo(0.7, 12);
+    expect(summary[0].probeAfter.half).toBeCloseTo(12.706 * 0.1, 3);
+    const svg = tradeoffSvg(summary, 'knowledge kept against tasks learnt');
+    expect(svg.match(/<circle /g)).toHaveLength(2 * 2);
+    expect(svg).toContain('<title>lora, lr 1e-3</title>');
+    expect(svg).toContain('<title>lora, lr 2e-3</title>');
+    expect(svg).toContain('backbone alone');
   });
 });

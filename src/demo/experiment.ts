@@ -70,6 +70,8 @@ export interface ExperimentOptions {
   /** Learning rate of the adapter methods and of full fine-tuning. */
   lrAdapter: number;
   lrFull: number;
+  /** Learning rates per method (parseLrGrid): every method listed trains once per rate, the others at lrAdapter / lrFull. */
+  lrGrid?: LrGrid;
   /** Projections LoRA and LoRAMoE adapt (default: the official feed-forward three). */
   targets?: Projection[];
   /** Keys of the methods to run (default: all, see experimentMethods). */
@@ -91,13 +93,51 @@ export function experimentSeeds(seed: number, count: number): number[] {
 
 export { METHOD_KEYS };
 
+/** Learning rates per method: each listed method trains once per rate (and per seed). */
+export type LrGrid = Partial<Record<MethodKey, number[]>>;
+
+/**
+ * The documented grid (`--lr-grid default`): about a factor of 2.5 between neighbours around each
+ * method's rate in the shipped experiment (5e-3 for the adapters, 1e-3 for full fine-tuning), one
+ * step down and one up, so that a method's forgetting can be told apart from its step size.
+ */
+export const DEFAULT_LR_GRID: LrGrid = Object.fromEntries(METHOD_KEYS.map((k) => [k, k === 'full' ? [4e-4, 1e-3, 2.5e-3] : [2e-3, 5e-3, 1.25e-2]]));
+
+/**
+ * `--lr-grid`: "default" (DEFAULT_LR_GRID), or "KEY=LR,LR;KEY=LR" per method (keys: METHOD_KEYS),
+ * or a plain "LR,LR" for every adapter method (full fine-tuning keeps --lr-full).
+ */
+export function parseLrGrid(text: string): LrGrid {
+  if (text.trim() === 'default') return DEFAULT_LR_GRID;
+  const rates = (list: string, what: string): number[] => {
+    const out = list.split(',').map((x) => x.trim()).filter((x) => x !== '').map(Number);
+    if (out.length === 0 || out.some((x) => !Number.isFinite(x) || x <= 0)) throw new Error(`--lr-grid: ${what} needs a list of positive learning rates, got "${list}"`);
+    return [...new Set(out)];
+  };
+  if (!text.includes('=')) {
+    const lrs = rates(text, 'the adapter methods');
+    return Object.fromEntries(METHOD_KEYS.filter((k) => k !== 'full').map((k) => [k, lrs]));
+  }
+  const grid: LrGrid = {};
+  for (const part of text.split(';').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = part.indexOf('=');
+    const key = part.slice(0, eq).trim();
+    if (eq < 0 || !isMethodKey(key)) throw new Error(`--lr-grid: "${part}" should be METHOD=LR,LR with METHOD one of ${METHOD_KEYS.join(', ')}`);
+    grid[key] = rates(part.slice(eq + 1), key);
+  }
+  return grid;
+}
+
 export function experimentMethods(o: ExperimentOptions, typeNames: readonly string[]): Method[] {
   const base = defaultAdapterConfig('loramoe');
   const moe: AdapterConfig = { ...base, ...(o.targets ? { targets: o.targets } : {}), groups: binaryGroups(typeNames, base.numExperts) };
-  const all: Method[] = METHOD_KEYS.map((key) => ({ key, name: METHOD_NAMES[key], adapter: comparedAdapter(key, moe), lr: key === 'full' ? o.lrFull : o.lrAdapter }));
-  if (!o.methods) return all;
-  for (const k of o.methods) if (!isMethodKey(k)) throw new Error(`unknown method "${k}"; known: ${METHOD_KEYS.join(', ')}`);
-  return all.filter((m) => o.methods!.includes(m.key));
+  if (o.methods) for (const k of o.methods) if (!isMethodKey(k)) throw new Error(`unknown method "${k}"; known: ${METHOD_KEYS.join(', ')}`);
+  const keys = METHOD_KEYS.filter((k) => !o.methods || o.methods.includes(k));
+  // One method per learning rate of the grid; its name says the rate when the grid gives it several.
+  return keys.flatMap((key) => {
+    const lrs = o.lrGrid?.[key] ?? [key === 'full' ? o.lrFull : o.lrAdapter];
+    return lrs.map((lr) => ({ key, name: lrs.length > 1 ? `${METHOD_NAMES[key]}, lr ${lr.toExponential()}` : METHOD_NAMES[key], adapter: comparedAdapter(key, moe), lr }));
+  });
 }
 
 async function readJsonl(readFile: (path: string) => Promise<Uint8Array>, path: string): Promise<InstructionRecord[]> {
@@ -236,13 +276,13 @@ export interface MethodSummary {
   curve: CurvePointCI[];
 }
 
-/** The runs of each method, in method order (results come method by method, seed by seed). */
+/** The runs of each method and learning rate, in method order (results come method by method, seed by seed). */
 function byMethod(results: readonly MethodResult[]): MethodResult[][] {
   const groups = new Map<string, MethodResult[]>();
   for (const r of results) {
-    const g = groups.get(r.key);
+    const g = groups.get(`${r.key}@${r.lr}`);
     if (g) g.push(r);
-    else groups.set(r.key, [r]);
+    else groups.set(`${r.key}@${r.lr}`, [r]);
   }
   return [...groups.values()];
 }
@@ -346,12 +386,12 @@ export function experimentTable(results: readonly MethodResult[]): string {
     let share = '—';
     if (s.ownGroupShare) {
       // The tasks' share: per seed, the mean over the task types; then over the seeds.
-      const runs = results.filter((r) => r.key === s.key);
+      const runs = results.filter((r) => r.key === s.key && r.lr === s.lr);
       const taskShare = meanCI(runs.map((r) => mean(Object.entries(r.ownGroupShare ?? {}).filter(([t]) => t !== WORLD_KNOWLEDGE && t !== DOWNSTREAM_TASK).map(([, v]) => v))));
       share = `${share3(s.ownGroupShare[WORLD_KNOWLEDGE])} / ${share3(taskShare)}`;
     }
     const ll = s.probeLogLikelihoodAfter;
-    return [`${s.method} (lr ${s.lr.toExponential()})`, pct(s.probeBefore), ci(s.probeAfter), ll.half === null ? ll.mean.toFixed(2) : `${ll.mean.toFixed(2)} ± ${ll.half.toFixed(2)}`, ...taskNames.map((t) => ci(s.tasks[t])), ci(s.taskMean), share];
+    return [s.method.includes(', lr ') ? s.method : `${s.method} (lr ${s.lr.toExponential()})`, pct(s.probeBefore), ci(s.probeAfter), ll.half === null ? ll.mean.toFixed(2) : `${ll.mean.toFixed(2)} ± ${ll.half.toFixed(2)}`, ...taskNames.map((t) => ci(s.tasks[t])), ci(s.taskMean), share];
   });
   const base = summary[0];
   const before = base ? [['backbone alone', pct(base.probeBefore), '', '', ...taskNames.map((t) => pct(base.tasksBefore[t] ?? NaN)), pct(mean(Object.values(base.tasksBefore))), '—']] : [];

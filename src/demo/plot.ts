@@ -66,3 +66,51 @@ export function curvesSvg(results: readonly MethodSummary[], title = ''): string
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+/**
+ * Knowledge kept against tasks learnt: one point per method and learning rate (x: mean exact match
+ * on the held-out task examples, y: on the held-out facts), with whiskers of their 95% intervals
+ * over the seeds (none with one seed), and the backbone alone as a grey diamond. Up and to the right
+ * is better: a method that learns the tasks without forgetting sits in the top right corner.
+ */
+export function tradeoffSvg(results: readonly MethodSummary[], title = ''): string {
+  const W = 820;
+  const H = 520;
+  const left = 70;
+  const top = 50;
+  const size = 400;
+  const x = (v: number) => left + v * size;
+  const y = (v: number) => top + (1 - v) * size;
+  const keys = [...new Set(results.map((r) => r.key))];
+  const color = (key: MethodSummary['key']) => COLORS[keys.indexOf(key) % COLORS.length];
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  if (title) out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`);
+  for (let t = 0; t <= 1.0001; t += 0.25) {
+    out.push(`<line x1="${x(0)}" y1="${y(t)}" x2="${x(1)}" y2="${y(t)}" stroke="#eee"/><text x="${left - 6}" y="${y(t) + 4}" text-anchor="end">${Math.round(t * 100)}%</text>`);
+    out.push(`<line x1="${x(t)}" y1="${y(0)}" x2="${x(t)}" y2="${y(1)}" stroke="#eee"/><text x="${x(t)}" y="${y(0) + 18}" text-anchor="middle">${Math.round(t * 100)}%</text>`);
+  }
+  out.push(`<text x="${x(0.5)}" y="${y(0) + 40}" text-anchor="middle">tasks learnt: held-out task examples, mean exact match</text>`);
+  out.push(`<text transform="translate(18 ${y(0.5)}) rotate(-90)" text-anchor="middle">knowledge kept: held-out facts, exact match</text>`);
+  const base = results[0];
+  if (base) {
+    const bt = Object.values(base.tasksBefore);
+    const bx = bt.length ? bt.reduce((a, b) => a + b, 0) / bt.length : 0;
+    out.push(`<path d="M ${x(bx)} ${y(base.probeBefore) - 6} l 6 6 l -6 6 l -6 -6 z" fill="#999"><title>backbone alone</title></path>`);
+    out.push(`<text x="${x(bx) + 9}" y="${y(base.probeBefore) + 4}" fill="#666">backbone alone</text>`);
+  }
+  results.forEach((r, i) => {
+    const c = color(r.key);
+    const px = x(r.taskMean.mean);
+    const py = y(r.probeAfter.mean);
+    if (r.taskMean.half !== null) out.push(`<line x1="${x(r.taskMean.mean - r.taskMean.half)}" y1="${py}" x2="${x(r.taskMean.mean + r.taskMean.half)}" y2="${py}" stroke="${c}"/>`);
+    if (r.probeAfter.half !== null) out.push(`<line x1="${px}" y1="${y(r.probeAfter.mean - r.probeAfter.half)}" x2="${px}" y2="${y(r.probeAfter.mean + r.probeAfter.half)}" stroke="${c}"/>`);
+    const label = r.method.includes(', lr ') ? r.method : `${r.method}, lr ${r.lr.toExponential()}`;
+    out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${c}"><title>${esc(label)}</title></circle>`);
+    // The legend beside the plot: every point named, in the results' order.
+    out.push(`<circle cx="${left + size + 22}" cy="${top + 8 + i * 18}" r="4" fill="${c}"/><text x="${left + size + 30}" y="${top + 12 + i * 18}">${esc(label)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
