@@ -5,7 +5,7 @@
  * comparison is cancelled while its first method trains.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { expect, test } from '@playwright/test';
+import { expect, type Page, test, type TestInfo } from '@playwright/test';
 import { LOCAL, openApp, pngSize, recordRequests, writeTrainingFile } from './app';
 
 const METHODS = ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'];
@@ -33,19 +33,23 @@ function csvCells(line: string): string[] {
   return cells;
 }
 
-test('a short comparison of the five methods plots every curve, ends with the table, and exports CSV and PNG', async ({ page, context }, testInfo) => {
-  const requests = recordRequests(context);
-  await page.setViewportSize({ width: 1400, height: 900 });
+/** The page on the demo backbone with the tiny training file and the first `facts` held-out facts of the demo probe. */
+async function openWithTinyData(page: Page, testInfo: TestInfo, facts: number): Promise<void> {
   await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5&delta=0.1');
   await page.getByTestId('load-demo').click();
   await expect(page.getByTestId('backbone-loaded')).toBeVisible();
   await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
   await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
-  // A small probe: the first 24 held-out facts of the demo probe.
   const probePath = testInfo.outputPath('tiny-probe.jsonl');
-  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, 24).join('\n') + '\n');
+  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, facts).join('\n') + '\n');
   await page.getByTestId('probe-drop-input').setInputFiles(probePath);
-  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '24');
+  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', String(facts));
+}
+
+test('a short comparison of the five methods plots every curve, ends with the table, and exports CSV and PNG', async ({ page, context }, testInfo) => {
+  const requests = recordRequests(context);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await openWithTinyData(page, testInfo, 24);
 
   await page.getByTestId('compare-steps').fill('4');
   // The settings the methods take from the Training panel are shown here, editable.
@@ -139,15 +143,7 @@ test('a short comparison of the five methods plots every curve, ends with the ta
 });
 
 test('a seeded comparison: every method from two seeds, curves in bands, the table with intervals', async ({ page }, testInfo) => {
-  await openApp(page, '?batch=2&maxlen=14&routing=3&ckpt=0&seed=5&delta=0.1');
-  await page.getByTestId('load-demo').click();
-  await expect(page.getByTestId('backbone-loaded')).toBeVisible();
-  await page.getByTestId('data-drop-input').setInputFiles(await writeTrainingFile(testInfo));
-  await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
-  const probePath = testInfo.outputPath('tiny-probe.jsonl');
-  await writeFile(probePath, (await readFile('public/data/demo-probe.jsonl', 'utf8')).trim().split('\n').slice(0, 12).join('\n') + '\n');
-  await page.getByTestId('probe-drop-input').setInputFiles(probePath);
-  await expect(page.getByTestId('probe-data')).toHaveAttribute('data-count', '12');
+  await openWithTinyData(page, testInfo, 12);
 
   await page.getByTestId('compare-steps').fill('1');
   await page.getByTestId('compare-seeds').fill('2');
