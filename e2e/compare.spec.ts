@@ -164,6 +164,15 @@ test('a seeded comparison: every method from two seeds, curves in bands, the tab
     expect(text).toBe(`${(mean * 100).toFixed(1)}% ± ${(half * 100).toFixed(1)}`);
   }
   await expect(page.getByTestId('specialisation-row')).toHaveCount(3);
+  // Knowledge kept against tasks learnt: a point per method, with its intervals' whiskers.
+  const tradeoff = page.getByTestId('comparison-tradeoff-chart');
+  await expect(tradeoff).toHaveAttribute('data-points', '5');
+  await expect(tradeoff.locator('.recharts-scatter-symbol')).toHaveCount(5);
+  await expect(tradeoff.locator('.recharts-errorBar').first()).toBeAttached();
+  // Its axes stay at 0-100% however wide an interval is (two seeds).
+  const ticks = (await tradeoff.locator('svg text').allTextContents()).filter((t) => /^-?\d+%$/.test(t)).map((t) => Number(t.slice(0, -1)));
+  expect(ticks).toContain(100);
+  expect(ticks.every((t) => t >= 0 && t <= 100)).toBe(true);
   // Every pair of the five methods, paired by seed, with the rule stated.
   await expect(page.getByTestId('difference-row')).toHaveCount(10);
   await expect(page.getByTestId('differences-table')).toContainText('paired t-test across seeds at the 5% level');

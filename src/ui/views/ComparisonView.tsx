@@ -1,4 +1,4 @@
-import { Area, CartesianGrid, ComposedChart, Line, Tooltip, XAxis, YAxis } from 'recharts';
+import { Area, CartesianGrid, ComposedChart, ErrorBar, Line, Scatter, ScatterChart, Tooltip, XAxis, YAxis, ZAxis } from 'recharts';
 import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../../util/stats';
 import { csvField } from './export';
 import { usePointerInside } from './pointer';
@@ -383,9 +383,52 @@ export function ComparisonView({ methods, table }: ComparisonViewProps) {
           </table>
         </TableScroll>
       )}
+      {table && <TradeoffChart methods={methods} />}
       {table && <SpecialisationTable methods={methods} />}
       {table && <DifferencesTable methods={methods} />}
     </section>
+  );
+}
+
+/**
+ * Knowledge kept against tasks learnt at the end: one point per method (x: held-out task examples,
+ * y: held-out facts) with whiskers of its 95% intervals over the seeds (none with one seed). Up and
+ * to the right is better: learning the tasks without forgetting.
+ */
+function TradeoffChart({ methods }: { methods: ComparisonMethodView[] }) {
+  const points = methods.flatMap((m, i) => {
+    const last = seedCurve(m).points.at(-1);
+    if (!last) return [];
+    return [{ key: m.key, name: m.name, color: color(m.key, i), tasks: last.taskMean.mean, probe: last.probe.mean, tasksHalf: last.taskMean.half ?? 0, probeHalf: last.probe.half ?? 0 }];
+  });
+  return (
+    <figure className="small-chart comparison-chart tradeoff-chart" data-testid="comparison-tradeoff-chart" data-points={points.length}>
+      <figcaption>
+        <span>Knowledge kept against tasks learnt (at the end)</span>
+      </figcaption>
+      <ul className="chart-legend">
+        {points.map((p) => (
+          <li key={p.key}>
+            <span className="swatch" style={{ background: p.color }} />
+            {p.name}: tasks {pct(p.tasks)}, probe {pct(p.probe)}
+          </li>
+        ))}
+      </ul>
+      <ScatterChart responsive style={{ width: '100%', maxWidth: 520, height: 300 }} margin={{ top: 6, right: 16, bottom: 18, left: 0 }} aria-label="Knowledge kept against tasks learnt: one point per method">
+        <CartesianGrid stroke="#eceef2" />
+        {/* Whiskers of a wide interval (two seeds: t = 12.7) are clipped at the axes, not allowed to widen them. */}
+        <XAxis dataKey="tasks" type="number" domain={[0, 1]} allowDataOverflow tick={{ fontSize: 11 }} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} label={{ value: 'held-out task examples', position: 'insideBottom', offset: -10, fontSize: 11 }} />
+        <YAxis dataKey="probe" type="number" domain={[0, 1]} allowDataOverflow tick={{ fontSize: 11 }} width={46} tickFormatter={(v: number) => `${Math.round(v * 100)}%`} />
+        <ZAxis range={[60, 60]} />
+        <Tooltip isAnimationActive={false} formatter={(v) => (typeof v === 'number' ? pct(v) : String(v))} contentStyle={{ fontSize: 12, padding: '4px 8px' }} />
+        {points.map((p) => (
+          <Scatter key={p.key} name={p.name} data={[p]} fill={p.color} isAnimationActive={false}>
+            <ErrorBar dataKey="tasksHalf" direction="x" stroke={p.color} width={4} />
+            <ErrorBar dataKey="probeHalf" direction="y" stroke={p.color} width={4} />
+          </Scatter>
+        ))}
+      </ScatterChart>
+    </figure>
   );
 }
 
