@@ -80,9 +80,12 @@ async function fetchBytes(path: string): Promise<ArrayBuffer> {
   return res.arrayBuffer();
 }
 
+/** The demo training file's name, as the data panel shows it once loaded. */
+export const DEMO_TRAIN_NAME = 'demo-train.jsonl';
+
 export async function loadDemoData(): Promise<void> {
   try {
-    await uploadDataset('train', 'demo-train.jsonl', await fetchBytes('data/demo-train.jsonl'));
+    await uploadDataset('train', DEMO_TRAIN_NAME, await fetchBytes(`data/${DEMO_TRAIN_NAME}`));
   } catch (e) {
     useDatasetStore.setState((s) => ({ errors: { ...s.errors, train: errorMessage(e) } }));
   }

@@ -6,14 +6,11 @@
  */
 import type { RunDescription } from '../train/run-description';
 import { chooseSource, loadDemoBackbone } from './backbone-actions';
-import { loadDemoData } from './data-actions';
+import { DEMO_TRAIN_NAME, loadDemoData } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { setSettings } from './settings';
 import type { Settings } from './settings-table';
-
-/** The demo training file's name as the data panel shows it once loaded (data-actions.ts loadDemoData). */
-const DEMO_TRAIN_NAME = 'demo-train.jsonl';
 
 /** Sets the form to the preset's training settings and loads its backbone and data where others are loaded. */
 export async function applyPreset(d: RunDescription): Promise<void> {

@@ -21,8 +21,6 @@ export interface SuperviseOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const text = (e: unknown): string => errorMessage(e);
-
 /**
  * Settles when `ctx`'s device is lost and the session has moved on (or given up). Never rejects: a
  * device that cannot be had, or a session that cannot be moved onto the new one, is reported to the
@@ -40,7 +38,7 @@ export function superviseDevice(ctx: GpuContext, session: SupervisedSession, opt
       try {
         next = await opts.acquire();
       } catch (e) {
-        error = text(e);
+        error = errorMessage(e);
         if (i + 1 < tries) await sleep(500 * 2 ** i);
       }
     }
@@ -54,7 +52,7 @@ export function superviseDevice(ctx: GpuContext, session: SupervisedSession, opt
       void superviseDevice(next, session, opts);
       await session.replaceDevice(next, reason);
     } catch (e) {
-      session.deviceReplacementFailed(reason, text(e), lostAt);
+      session.deviceReplacementFailed(reason, errorMessage(e), lostAt);
     }
   });
 }

@@ -19,8 +19,6 @@ import { errorMessage } from '../util/errors';
  */
 export const CHECKPOINT_SECONDS = 5;
 
-const message = (e: unknown): string => errorMessage(e);
-
 /** "param of L0 gate_proj router" for the first non-finite value of a checkpoint, or null. */
 function firstNonFinite(cp: TrainerCheckpoint): string | null {
   for (const t of cp.tensors) {
@@ -83,7 +81,7 @@ export async function saveCheckpoint(s: Session, r: Run): Promise<void> {
   } catch (e) {
     // Training goes on; the user is told the checkpoint is missing and why.
     if (e instanceof StorageFullError) s.post({ type: 'storageError', message: e.message });
-    else s.post({ type: 'storageError', message: `The checkpoint could not be saved: ${message(e)}` });
+    else s.post({ type: 'storageError', message: `The checkpoint could not be saved: ${errorMessage(e)}` });
   }
 }
 
@@ -129,6 +127,6 @@ export async function keepAdapter(s: Session, r: Run): Promise<void> {
     const file = await saveRunAdapter(r.id, zip.name, zip.bytes.buffer, r.trainer.stepsDone);
     s.post({ type: 'adapterKept', runId: r.id, name: file.name, step: file.step, bytes: file.bytes.byteLength });
   } catch (e) {
-    s.post({ type: 'storageError', message: e instanceof StorageFullError ? e.message : `The adapter of run ${r.id} could not be kept in the library: ${message(e)}` });
+    s.post({ type: 'storageError', message: e instanceof StorageFullError ? e.message : `The adapter of run ${r.id} could not be kept in the library: ${errorMessage(e)}` });
   }
 }

@@ -16,7 +16,6 @@ import { flushMetrics, type Run } from './run-state';
 import type { Session } from './session';
 import { errorMessage } from '../util/errors';
 
-const message = (e: unknown): string => errorMessage(e);
 const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -98,7 +97,7 @@ export async function loop(s: Session): Promise<void> {
     if (await lostDevice(s, ctx)) return;
     flushMetrics(s, true);
     r.status = 'error';
-    s.postStatus(message(e));
+    s.postStatus(errorMessage(e));
   } finally {
     r.looping = false;
   }

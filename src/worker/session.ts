@@ -83,8 +83,6 @@ export interface SessionOptions {
   testHooks?: boolean;
 }
 
-const message = (e: unknown): string => errorMessage(e);
-
 export class Session {
   // ---- state the worker's modules share (read and written by ./run.ts, ./chat.ts, ./device.ts ...) ----
 
@@ -291,7 +289,7 @@ export class Session {
     try {
       res = await parseDataset(new Uint8Array(bytes), name);
     } catch (e) {
-      throw new Error(e instanceof DatasetImportError ? e.message : `${name}: ${message(e)}`, { cause: e });
+      throw new Error(e instanceof DatasetImportError ? e.message : `${name}: ${errorMessage(e)}`, { cause: e });
     }
     if (res.records.length === 0) throw new Error(`${name}: no usable records (${res.errors.length} problem${res.errors.length === 1 ? '' : 's'}; the first: ${res.errors[0] ? `${formatLocation(res.errors[0].location)}: ${res.errors[0].message}` : 'none'})`);
     const info: DatasetInfo = {
