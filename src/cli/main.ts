@@ -10,7 +10,7 @@
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
@@ -26,6 +26,8 @@ import { nodeGpu } from '../engine/node-gpu';
 import { runnerKernels } from './kernel-cache';
 import { DirectorySource } from '../io/node-files';
 import { writeSafetensors } from '../io/safetensors';
+import { writeAtomic } from './files';
+import { directoryStudy, parseShard, runShards } from './study';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, type AdapterMode, hasAdapter, isRouted, LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { PROJECTIONS, type Projection } from '../method/shapes';
@@ -103,6 +105,7 @@ const HELP = `LoRAMoE Playground runner
   experiment [--model public/models/demo] [--data-dir public/data] [--steps ${EXPERIMENT_DEFAULTS.steps}] [--batch ${EXPERIMENT_DEFAULTS.batchSize}]
             [--max-length ${EXPERIMENT_DEFAULTS.maxLength}] [--lr ${EXPERIMENT_DEFAULTS.lrAdapter}] [--lr-full ${EXPERIMENT_DEFAULTS.lrFull}] [--seed ${EXPERIMENT_DEFAULTS.seed}] [--seeds ${EXPERIMENT_DEFAULTS.seeds}] [--json FILE] [--svg FILE]
             [--lr-grid default|METHOD=LR,LR;...|LR,LR] [--tradeoff-svg FILE]
+            [--study DIR [--checkpoint-every 50] [--jobs N]]
             [--eval-every ${EXPERIMENT_DEFAULTS.evalEvery}] [--methods ${METHOD_KEYS.join(',')}] [--targets gate_proj,up_proj,down_proj]
             full fine-tuning vs LoRA vs LoRAMoE without the LBC and with it (official and own-group
             direction): knowledge kept, tasks learnt; --eval-every N scores the probe and the tasks
@@ -116,7 +119,13 @@ const HELP = `LoRAMoE Playground runner
             full fine-tuning, 2e-3, 5e-3, 1.25e-2 for the adapters; a plain list: every adapter
             method); --tradeoff-svg FILE: knowledge kept against tasks learnt, a point per method
             and learning rate with its intervals. LoRA is parameter-matched: rank experts x rank
-            and alpha experts x alpha (the experts' trainable parameters and scale alpha / rank)
+            and alpha experts x alpha (the experts' trainable parameters and scale alpha / rank).
+            --study DIR keeps each finished run in DIR and a checkpoint of each run in progress
+            (every --checkpoint-every steps): the same command run again resumes where it stopped,
+            bit-identical, and a wider one (more seeds, methods or rates) keeps what DIR has;
+            other steps, batch, length, scoring, targets, backbone or data are refused.
+            --jobs N trains the runs in N processes at once on the one study (--shard I/N: one
+            process's share; the tables come when all are in)
 
 Balancing constraint: --lbc-direction official (the released code: its optimum moves a sample's
 router weight away from its own group, to (1-delta)/2 for two groups) or own-group (the sign
@@ -300,12 +309,6 @@ const RUN_SHAPING_FLAGS = [
   'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights', 'rows', 'data-type', 'type-column', 'columns',
 ];
-
-/** Writes a file whole or not at all (a crash mid-write leaves the previous version). */
-async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  await writeFile(`${path}.partial`, bytes);
-  await rename(`${path}.partial`, path);
-}
 
 async function readRunFile(dir: string): Promise<RunFile> {
   const path = join(dir, RUN_FILE);
@@ -568,6 +571,7 @@ const STRING_OPTIONS = [
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
   'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg',
+  'study', 'jobs', 'shard',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */
@@ -607,8 +611,19 @@ function targetsFlag(flags: Flags): Projection[] | undefined {
 async function experimentCommand(flags: Flags): Promise<void> {
   const backbone = await loadModel(str(flags, 'model') ?? 'public/models/demo');
   const dataDir = str(flags, 'data-dir') ?? 'public/data';
-  const ctx = await runnerGpu();
+  const studyDir = str(flags, 'study');
+  const jobs = num(flags, 'jobs', 1);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer, got ${str(flags, 'jobs')}`);
+  const shard = str(flags, 'shard') !== undefined ? parseShard(str(flags, 'shard')!) : undefined;
   const t0 = performance.now();
+  if (jobs > 1) {
+    if (!studyDir) throw new Error('--jobs needs --study DIR: the processes share their runs through the study folder');
+    if (shard) throw new Error('--jobs and --shard go separately: --jobs starts the shards');
+    // The shards train; this process then reads their runs from the study and writes the tables.
+    const childFlags = Object.entries(flags).filter(([k, v]) => typeof v === 'string' && !['jobs', 'json', 'svg', 'tradeoff-svg'].includes(k));
+    await runShards(childFlags.flatMap(([k, v]) => [`--${k}`, v as string]), jobs, (l) => console.error(l));
+  }
+  const ctx = await runnerGpu();
   const results = await runExperiment(
     ctx,
     backbone,
@@ -630,10 +645,17 @@ async function experimentCommand(flags: Flags): Promise<void> {
       evalEvery: num(flags, 'eval-every', EXPERIMENT_DEFAULTS.evalEvery),
       methods: str(flags, 'methods')?.split(',').map((m) => m.trim()),
       targets: targetsFlag(flags),
+      study: studyDir ? await directoryStudy(studyDir) : undefined,
+      checkpointEvery: num(flags, 'checkpoint-every', 50),
+      shard,
       log: (l) => console.error(l),
     },
   );
   const seconds = (performance.now() - t0) / 1000;
+  if (shard) {
+    console.error(`experiment shard ${shard.index}/${shard.count}: ${seconds.toFixed(0)} s; its runs are in ${studyDir ?? 'no study folder (give --study DIR to keep them)'}`);
+    return;
+  }
   console.error(`experiment: ${seconds.toFixed(0)} s in all`);
   const summary = summarizeSeeds(results);
   const seeds = summary[0]?.seeds ?? [];

@@ -5,7 +5,7 @@
  * curves) and, for LoRAMoE, with each expert group off (the specialisation table), and lands in the
  * JSON (runs, and each method's mean and 95% interval over the seeds) and the tables.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -13,26 +13,12 @@ import { main } from '../cli/main';
 import { DEFAULT_LR_GRID, experimentMethods, type MethodDifference, type MethodResult, type MethodSummary, parseLrGrid, summarizeSeeds } from './experiment';
 import { tradeoffSvg } from './plot';
 import { TASK_TYPES } from './tasks';
-
-/** The first `n` records of each data type of a shipped JSON Lines file. */
-async function slice(file: string, n: number): Promise<string> {
-  const lines = (await readFile(join('public/data', file), 'utf8')).trim().split('\n');
-  const taken = new Map<string, number>();
-  const kept = lines.filter((l) => {
-    const type = String((JSON.parse(l) as { type: unknown }).type);
-    const k = taken.get(type) ?? 0;
-    taken.set(type, k + 1);
-    return k < n;
-  });
-  return kept.join('\n') + '\n';
-}
+import { writeDemoSlice } from '../test/demo-data';
 
 describe('experiment command', () => {
   it('trains three methods from two seeds on the demo, records their curves and knockouts, and prints the tables with intervals', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'loramoe-experiment-'));
-    await writeFile(join(dir, 'demo-train.jsonl'), await slice('demo-train.jsonl', 8));
-    await writeFile(join(dir, 'demo-probe.jsonl'), await slice('demo-probe.jsonl', 10));
-    await writeFile(join(dir, 'demo-task-eval.jsonl'), await slice('demo-task-eval.jsonl', 4));
+    await writeDemoSlice(dir, 8, 10, 4);
     const json = join(dir, 'results.json');
     const out: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.map(String).join(' ')));

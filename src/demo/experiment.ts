@@ -20,9 +20,11 @@ import { binaryGroups } from '../loramoe/groups';
 import { initAdapter } from '../loramoe/init';
 import type { Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
-import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, heldOutScore, isMethodKey, knockoutScores, type KnockoutScore, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
+import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, type HeldOutScore, heldOutScore, isMethodKey, knockoutScores, type KnockoutScore, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
+import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { errorMessage } from '../util/errors';
 import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../util/stats';
 
 export interface Method {
@@ -78,6 +80,16 @@ export interface ExperimentOptions {
   methods?: string[];
   /** Score the probe and the tasks every this many steps (0: only before and after). */
   evalEvery?: number;
+  /** Keeps finished runs and checkpoints of runs in progress: an interrupted study resumes (see StudyStore). */
+  study?: StudyStore;
+  /** Steps between a study run's checkpoints (default 50). */
+  checkpointEvery?: number;
+  /**
+   * Trains only the runs whose place in the run list, modulo `count`, is `index` (the runs are
+   * methods x learning rates x seeds, in that order); finished runs of other shards found in the
+   * study are read. `experiment --jobs N` starts N processes, one shard each, on one study.
+   */
+  shard?: { index: number; count: number };
   log: (line: string) => void;
 }
 
@@ -140,13 +152,87 @@ export function experimentMethods(o: ExperimentOptions, typeNames: readonly stri
   });
 }
 
-async function readJsonl(readFile: (path: string) => Promise<Uint8Array>, path: string): Promise<InstructionRecord[]> {
-  const res = await parseDataset(await readFile(path), path.split('/').pop() ?? path);
+async function readJsonl(readFile: (path: string) => Promise<Uint8Array>, path: string): Promise<{ records: InstructionRecord[]; bytes: Uint8Array }> {
+  const bytes = await readFile(path);
+  const res = await parseDataset(bytes, path.split('/').pop() ?? path);
   if (res.errors.length > 0) throw new Error(`${path}: ${res.errors.length} bad records`);
-  return res.records;
+  return { records: res.records, bytes };
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/**
+ * Where a study keeps its progress, so that an interrupted `experiment --study DIR` resumes where it
+ * stopped: the settings it was started with (`study.json`, checked on every start), the backbone's
+ * scores before training, one file per finished run, and the latest checkpoint of each run in
+ * progress. Names are plain file names; `where` names the study in messages.
+ */
+export interface StudyStore {
+  where: string;
+  read(name: string): Promise<Uint8Array | null>;
+  /** Replaces the file whole or not at all (a crash mid-write leaves the previous version). */
+  write(name: string, bytes: Uint8Array | string): Promise<void>;
+  remove(name: string): Promise<void>;
+}
+
+/** A run's name in a study: method, learning rate and seed (its result is NAME.json, its checkpoint NAME.checkpoint). */
+export function studyRunName(key: MethodKey, lr: number, seed: number): string {
+  return `${key}_lr${lr.toExponential()}_seed${seed}`;
+}
+
+/**
+ * What a study's results depend on besides the run names: a resumed study must train with the same
+ * steps, batch, length, scoring cadence and targets, on the same backbone and data (SHA-256 of the
+ * weights and of each data file). Methods, learning rates and seeds are not here: they only pick
+ * runs, so a study can be widened later (more seeds, another rate) and keeps what it has.
+ */
+interface StudySettings {
+  version: 1;
+  steps: number;
+  batchSize: number;
+  maxLength: number;
+  evalEvery: number;
+  targets: string;
+  backbone: string;
+  data: { train: string; probe: string; taskEval: string };
+}
+
+async function sha256(parts: readonly Uint8Array[]): Promise<string> {
+  const hex = (b: ArrayBuffer) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
+  // One digest per part, then a digest of the digests: no copy of a large backbone into one buffer.
+  const digests = await Promise.all(parts.map((p) => crypto.subtle.digest('SHA-256', p.slice())));
+  if (digests.length === 1) return hex(digests[0]);
+  const joined = new Uint8Array(digests.length * 32);
+  digests.forEach((d, i) => joined.set(new Uint8Array(d), i * 32));
+  return hex(await crypto.subtle.digest('SHA-256', joined));
+}
+
+/** Checks a study's saved settings against this command's (first start: saves them). */
+async function openStudy(store: StudyStore, settings: StudySettings): Promise<void> {
+  const saved = await store.read('study.json');
+  if (!saved) {
+    await store.write('study.json', JSON.stringify(settings, null, 1));
+    return;
+  }
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(new TextDecoder().decode(saved)) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${store.where}/study.json is damaged (${errorMessage(e)}); remove the folder to start the study again`, { cause: e });
+  }
+  for (const [k, v] of Object.entries(settings)) {
+    if (JSON.stringify(old[k]) !== JSON.stringify(v)) {
+      throw new Error(`${store.where} was started with ${k} ${JSON.stringify(old[k])}, this command has ${JSON.stringify(v)}: results trained differently cannot be pooled; give another --study folder, or the study's own settings`);
+    }
+  }
+}
+
+/** What a run in progress keeps beside its trainer checkpoint (in the checkpoint's metadata). */
+interface RunProgress {
+  curve: CurvePoint[];
+  finalCe: number;
+  seconds: number;
+}
 
 export async function runExperiment(
   ctx: GpuContext,
@@ -154,94 +240,142 @@ export async function runExperiment(
   files: { train: string; probe: string; taskEval: string; readFile: (path: string) => Promise<Uint8Array> },
   o: ExperimentOptions,
 ): Promise<MethodResult[]> {
-  const train = await readJsonl(files.readFile, files.train);
-  const probe = await readJsonl(files.readFile, files.probe);
-  const taskEval = await readJsonl(files.readFile, files.taskEval);
+  const trainFile = await readJsonl(files.readFile, files.train);
+  const probeFile = await readJsonl(files.readFile, files.probe);
+  const taskEvalFile = await readJsonl(files.readFile, files.taskEval);
+  const [train, probe, taskEval] = [trainFile.records, probeFile.records, taskEvalFile.records];
   const tok = backbone.tokenizer;
   const names = typeNamesFor(train.map((r) => r.type));
   const samples = train.map((r) => encodeOfficial(tok, r, o.maxLength));
   const cut = samples.filter((s) => s.truncated).length;
   if (cut > 0) o.log(`note: ${cut} training samples cut to ${o.maxLength} tokens`);
   const typeIndex = (t: string) => names.indexOf(t);
+  const evalEvery = o.evalEvery ?? 0;
+  const study = o.study ?? null;
+  const checkpointEvery = o.checkpointEvery ?? 50;
+  if (study) {
+    await openStudy(study, {
+      version: 1,
+      steps: o.steps,
+      batchSize: o.batchSize,
+      maxLength: o.maxLength,
+      evalEvery,
+      targets: (o.targets ?? defaultAdapterConfig('loramoe').targets).join(','),
+      backbone: await sha256([...backbone.weights.values()].map((w) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength))),
+      data: { train: await sha256([trainFile.bytes]), probe: await sha256([probeFile.bytes]), taskEval: await sha256([taskEvalFile.bytes]) },
+    });
+  }
+  const readJson = async <T>(name: string): Promise<T | null> => {
+    const bytes = study ? await study.read(name) : null;
+    return bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as T) : null;
+  };
   const results: MethodResult[] = [];
   /** Probe and task accuracy of `weights` (one teacher-forced pass over both sets). */
   const score = (weights: GpuWeights) => heldOutScore(ctx, weights, tok, probe, taskEval);
-  const baseline = new GpuWeights(ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, o.maxLength);
-  const before = await score(baseline);
-  baseline.destroy();
+  let before = await readJson<HeldOutScore>('before.json');
+  if (!before) {
+    const baseline = new GpuWeights(ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, o.maxLength);
+    before = await score(baseline);
+    baseline.destroy();
+    await study?.write('before.json', JSON.stringify(before));
+  }
   const probeBefore = before.probe;
   o.log(`knowledge probe before fine-tuning: ${pct(probeBefore)} (${probe.length} held-out questions); tasks: ${Object.entries(before.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')}`);
   // Routing is read on a fixed mix: the probe questions (world knowledge) and the task evaluation set.
   const routingSet = [...probe, ...taskEval].map((r) => encodeOfficial(tok, r, o.maxLength));
-  const evalEvery = o.evalEvery ?? 0;
   const seeds = experimentSeeds(o.seed, o.seeds ?? 1);
-  for (const m of experimentMethods(o, names)) {
-    for (const seed of seeds) {
-      const t0 = performance.now();
-      const label = seeds.length > 1 ? `${m.name} (seed ${seed})` : m.name;
-      const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
-      const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
-      const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
-      const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
-      const samplesPerStep = settings.batchSize * settings.gradAccum;
-      const curve: CurvePoint[] = [];
-      if (evalEvery > 0) curve.push({ step: 0, samples: 0, ...before });
-      let finalCe = 0;
-      let after: Awaited<ReturnType<typeof score>> | null = null;
-      for (let i = 0; i < o.steps; i++) {
-        const s = await trainer.step();
-        finalCe = s.ce;
-        if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
-        if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
-          const sc = await score(weights);
-          curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
-          o.log(`${label}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
-          if (s.step === o.steps) after = sc;
-        }
-      }
-      trainer.destroy();
-      after ??= await score(weights);
-      let knowledgeShare: Record<string, number> | null = null;
-      let ownGroupShare: Record<string, number> | null = null;
-      let knockout: KnockoutScore[] | null = null;
-      if (m.adapter.mode === 'loramoe') {
-        knockout = await knockoutScores(ctx, weights, tok, probe, taskEval, names);
-        for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
-        const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
-        const routing = ev.routing!;
-        const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
-        knowledgeShare = {};
-        ownGroupShare = {};
-        routing.types.forEach((t, ti) => {
-          if (routing.tokens[ti] === 0) return;
-          let share = 0;
-          for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
-          knowledgeShare![t] = share / (routing.layers * routing.projections.length);
-        });
-        for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
-      }
-      weights.destroy();
-      const r: MethodResult = {
-        key: m.key,
-        method: m.name,
-        lr: m.lr,
-        seed,
-        probeBefore,
-        probeAfter: after.probe,
-        probeLogLikelihoodAfter: after.probeLogLikelihood,
-        tasksBefore: before.tasks,
-        tasks: after.tasks,
-        taskMean: after.taskMean,
-        finalCe,
-        knowledgeShare,
-        ownGroupShare,
-        curve,
-        knockout,
-        seconds: (performance.now() - t0) / 1000,
-      };
-      o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
-      results.push(r);
+  const runs = experimentMethods(o, names).flatMap((m) => seeds.map((seed) => ({ m, seed })));
+  const shard = o.shard ?? { index: 0, count: 1 };
+  for (const [ordinal, { m, seed }] of runs.entries()) {
+    const name = studyRunName(m.key, m.lr, seed);
+    const label = seeds.length > 1 ? `${m.name} (seed ${seed})` : m.name;
+    const done = await readJson<MethodResult>(`${name}.json`);
+    if (done) {
+      o.log(`${label}: finished earlier (${study!.where}/${name}.json)`);
+      results.push(done);
+      continue;
     }
+    // Another shard's run: its result is read when that shard has written it.
+    if (ordinal % shard.count !== shard.index) continue;
+    const t0 = performance.now();
+    const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
+    const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
+    const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
+    const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
+    const samplesPerStep = settings.batchSize * settings.gradAccum;
+    let progress: RunProgress = { curve: evalEvery > 0 ? [{ step: 0, samples: 0, ...before }] : [], finalCe: 0, seconds: 0 };
+    const saved = study ? await study.read(`${name}.checkpoint`) : null;
+    if (saved) {
+      // The same trainer state (weights, moments, sampler, dropout RNG) as when it was saved: the run
+      // goes on bit-identical to one never interrupted.
+      const cp = decodeTrainerState(saved, `${study!.where}/${name}.checkpoint`);
+      trainer.importCheckpoint(cp.trainer);
+      progress = JSON.parse(cp.metadata.progress) as RunProgress;
+      o.log(`${label}: resumed at step ${cp.trainer.stepsDone}/${o.steps}`);
+    }
+    const { curve } = progress;
+    let after: HeldOutScore | null = null;
+    for (let i = trainer.stepsDone; i < o.steps; i++) {
+      const s = await trainer.step();
+      progress.finalCe = s.ce;
+      if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
+      if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
+        const sc = await score(weights);
+        curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
+        o.log(`${label}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
+        if (s.step === o.steps) after = sc;
+      }
+      if (study && s.step % checkpointEvery === 0 && s.step < o.steps) {
+        const seconds = progress.seconds + (performance.now() - t0) / 1000;
+        await study.write(`${name}.checkpoint`, encodeTrainerState(await trainer.exportCheckpoint(), { progress: JSON.stringify({ ...progress, seconds }) }));
+      }
+    }
+    trainer.destroy();
+    after ??= await score(weights);
+    let knowledgeShare: Record<string, number> | null = null;
+    let ownGroupShare: Record<string, number> | null = null;
+    let knockout: KnockoutScore[] | null = null;
+    if (m.adapter.mode === 'loramoe') {
+      knockout = await knockoutScores(ctx, weights, tok, probe, taskEval, names);
+      for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
+      const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
+      const routing = ev.routing!;
+      const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
+      knowledgeShare = {};
+      ownGroupShare = {};
+      routing.types.forEach((t, ti) => {
+        if (routing.tokens[ti] === 0) return;
+        let share = 0;
+        for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
+        knowledgeShare![t] = share / (routing.layers * routing.projections.length);
+      });
+      for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
+    }
+    weights.destroy();
+    const r: MethodResult = {
+      key: m.key,
+      method: m.name,
+      lr: m.lr,
+      seed,
+      probeBefore,
+      probeAfter: after.probe,
+      probeLogLikelihoodAfter: after.probeLogLikelihood,
+      tasksBefore: before.tasks,
+      tasks: after.tasks,
+      taskMean: after.taskMean,
+      finalCe: progress.finalCe,
+      knowledgeShare,
+      ownGroupShare,
+      curve,
+      knockout,
+      seconds: progress.seconds + (performance.now() - t0) / 1000,
+    };
+    o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
+    if (study) {
+      await study.write(`${name}.json`, JSON.stringify(r));
+      await study.remove(`${name}.checkpoint`);
+    }
+    results.push(r);
   }
   return results;
 }
