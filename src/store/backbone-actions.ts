@@ -1,12 +1,16 @@
 /**
  * Backbone actions: the demo's, a Hugging Face Hub repository's (config first, then download with
- * caching) or a local folder's; the preview the estimate reads; the Hub cache list.
+ * caching) or a local folder's; the preview the estimate reads; the Hub cache list. The one writer
+ * of the model store (./model.ts): what the worker says of the backbone (its load's progress, the
+ * backbone loaded, the memory measured) arrives through ./worker-events.ts as calls to the
+ * functions at the end of this file.
  */
 import type { FileEntry } from '../io/browser-files';
 import { deleteHubCache, downloadHubModel, fetchHubConfig, listHubCache } from '../io/hub';
 import { parseModelConfig } from '../model/config';
-import type { BackboneRef, BackboneSource } from '../worker/protocol';
+import type { BackboneInfo, BackboneRef, BackboneSource, MeasuredMemory } from '../worker/protocol';
 import { type SourceKind, useModelStore } from './model';
+import { setSettings } from './settings';
 import { call } from './worker-link';
 import { errorMessage } from '../util/errors';
 
@@ -155,3 +159,45 @@ export async function loadLocalBackbone(): Promise<void> {
   await loadFrom({ kind: 'files', ref: p.ref, files: localEntries }).catch(() => undefined);
 }
 
+
+/**
+ * Loads the backbone a run was trained on, with the backbone panel switched to its source (a run
+ * continued from its checkpoint). A local folder cannot be loaded again without the user picking it.
+ */
+export async function loadRunBackbone(ref: BackboneRef): Promise<void> {
+  if (ref.kind === 'demo') {
+    useModelStore.setState({ source: 'demo' });
+    await loadDemoBackbone();
+  } else if (ref.kind === 'hub') {
+    useModelStore.setState({ source: 'hub' });
+    setSettings({ hubRepo: ref.repo });
+    await loadHubBackbone(ref.repo);
+  } else throw new Error(`the run was trained on the local folder ${ref.name}: pick it again in the backbone panel, then resume`);
+}
+
+// ---- what the worker says of the backbone (called by ./worker-events.ts) ------------------------
+
+/** The worker read `loadedBytes` more of file `file` (`files` files so far). */
+export function backboneLoadProgressed(file: string, loadedBytes: number, files: number): void {
+  useModelStore.setState((s) => ({
+    progress: {
+      phase: 'load',
+      file,
+      fileLoaded: loadedBytes,
+      fileTotal: loadedBytes,
+      filesDone: files,
+      filesTotal: Math.max(files, s.progress?.phase === 'load' ? s.progress.filesTotal : 4),
+      loaded: (s.progress?.phase === 'load' ? s.progress.loaded : 0) + loadedBytes,
+      fromCache: false,
+    },
+  }));
+}
+
+export function backboneLoaded(info: BackboneInfo, memory: MeasuredMemory): void {
+  useModelStore.setState({ status: 'ready', info, memory, progress: null, error: null });
+}
+
+/** The worker measured the GPU memory again (a run started, the adapter changed). */
+export function gpuMemoryMeasured(memory: MeasuredMemory): void {
+  useModelStore.setState({ memory });
+}

@@ -73,6 +73,7 @@ export const COMPARISON_FORM: ComparisonForm = { steps: 100, seeds: 1, lrAdapter
 /** Most seeds the panel runs per method. */
 export const MAX_COMPARISON_SEEDS = 10;
 
+/** The comparison store. Written only by ./comparison.ts (this file: the form, the sequence and its cancel). */
 export const useComparisonStore = create<ComparisonState>(() => ({
   id: null,
   status: 'idle',

@@ -1,14 +1,17 @@
 /**
  * Dataset actions: training data and probe questions from a file or the demo, parsed by the worker
  * and kept in the browser; the fingerprint of the training data a new run records; the
- * token-length and unknown-token summary.
+ * token-length and unknown-token summary. The one writer of the dataset store (./dataset.ts): what
+ * the worker says of a dataset (parsed, summarised) arrives through ./worker-events.ts as calls to
+ * the functions at the end of this file.
  */
+import type { DatasetSummary } from '../data/summary';
 import type { FileEntry } from '../io/browser-files';
 import * as persist from '../io/persist';
-import type { DatasetRole } from '../worker/protocol';
+import type { DatasetInfo, DatasetRole } from '../worker/protocol';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
-import { useRunStore } from './run';
+import { storageFailed } from './run';
 import { type DataFingerprint, keepStorage, sha256Hex } from './run-library';
 import { useSettingsStore } from './settings';
 import { call, send, workerStarted } from './worker-link';
@@ -57,7 +60,7 @@ export async function uploadDataset(role: DatasetRole, name: string, bytes: Arra
     void keepStorage();
   } catch (e) {
     // The dataset stays loaded for this visit; the user is told it will not survive a reload.
-    useRunStore.setState({ storageError: `${errorMessage(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.` });
+    storageFailed(`${errorMessage(e)} The dataset ${name} is loaded for this visit but will not be there after a reload.`);
   }
 }
 
@@ -110,8 +113,19 @@ export function requestSummary(): void {
   }, 200);
 }
 
+/** A dataset stored by an earlier visit was loaded again (sendDataset): it is the data loaded now, and marked restored. */
+export async function datasetRestored(role: DatasetRole, name: string, bytes: ArrayBuffer): Promise<void> {
+  if (role === 'train') fingerprint = await fingerprintOf(name, bytes);
+  useDatasetStore.setState((s) => ({ restored: [...s.restored, role] }));
+}
 
-/** The training data restored from storage is the data loaded now. */
-export async function setRestoredTrainData(name: string, bytes: ArrayBuffer): Promise<void> {
-  fingerprint = await fingerprintOf(name, bytes);
+// ---- what the worker says of the datasets (called by ./worker-events.ts) ------------------------
+
+/** The worker parsed a dataset: it is the one loaded in its role, without an error. */
+export function datasetParsed(info: DatasetInfo): void {
+  useDatasetStore.setState((s) => ({ [info.role]: info, errors: { ...s.errors, [info.role]: undefined } }));
+}
+
+export function summaryArrived(summary: DatasetSummary): void {
+  useDatasetStore.setState({ summary });
 }

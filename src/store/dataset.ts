@@ -1,4 +1,7 @@
-/** Datasets as the worker parsed them (training data and probe questions), and the token-length summary. */
+/**
+ * Datasets as the worker parsed them (training data and probe questions), and the token-length
+ * summary. Written only by ./data-actions.ts.
+ */
 import { create } from 'zustand';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetInfo, DatasetRole } from '../worker/protocol';
@@ -13,4 +16,5 @@ export interface DatasetState {
   restored: DatasetRole[];
 }
 
+/** The dataset store. Written only by ./data-actions.ts. */
 export const useDatasetStore = create<DatasetState>(() => ({ train: null, probe: null, summary: null, loading: {}, errors: {}, restored: [] }));

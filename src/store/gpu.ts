@@ -1,4 +1,4 @@
-/** GPU status as the worker reports it. Written only by the worker client (src/store/engine-bridge.ts). */
+/** GPU status as the worker reports it. Written only by ./worker-events.ts (the worker's events). */
 import { create } from 'zustand';
 import type { KernelReport } from '../engine/autotune';
 import type { AdapterSummary } from '../engine/gpu';
@@ -18,6 +18,7 @@ export interface GpuState {
   errors: string[];
 }
 
+/** The GPU store. Written only by ./worker-events.ts. */
 export const useGpuStore = create<GpuState>(() => ({
   status: 'pending',
   adapter: null,

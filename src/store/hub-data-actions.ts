@@ -2,6 +2,7 @@
  * The "From the Hub" actions: look a dataset up (its Parquet files and columns), read the rows asked
  * for with the mapping chosen (progress, cancel, the cache), and load the mix of every dataset read
  * so far as the training data (one JSON Lines file, checked by the worker's importer like any file).
+ * The one writer of the Hub data store (./hub-data.ts), the section's fields included.
  */
 import { type ColumnMapping, DEFAULT_DATASET_TYPE, detectMapping, mappingProblem, mixJsonl, rowRecord } from '../data/columns';
 import { datasetRefText, deleteCachedDataset, inspectHubDataset, listCachedDatasets, parseDatasetRef, readHubDatasetRows } from '../io/hub-datasets';
@@ -34,6 +35,21 @@ export async function inspectHubData(): Promise<void> {
     useHubDataStore.setState({ busy: null });
     await refreshHubDataCache();
   }
+}
+
+/** The dataset's name as typed: what was looked up for another name goes. */
+export function setHubDataName(name: string): void {
+  useHubDataStore.setState({ name, info: null, mapping: null, error: null });
+}
+
+/** The access token as typed (kept in this tab's memory only). */
+export function setHubToken(token: string): void {
+  useHubDataStore.setState({ token });
+}
+
+/** The row limit as typed (rowLimit reads it). */
+export function setHubRows(rowsText: string): void {
+  useHubDataStore.setState({ rowsText });
 }
 
 export function setHubMapping(mapping: ColumnMapping): void {

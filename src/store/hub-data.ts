@@ -3,7 +3,7 @@
  * mapping being edited, the download in progress, the datasets mixed so far, the cached datasets,
  * and the access token. Nothing here is persisted: the token lives in this tab's memory only (never
  * in the URL, the settings, a run's record or an export); the mix itself is kept as the training
- * data (data-actions `uploadDataset`).
+ * data (data-actions `uploadDataset`). Written only by ./hub-data-actions.ts.
  */
 import { create } from 'zustand';
 import type { ColumnMapping } from '../data/columns';
@@ -45,6 +45,7 @@ export function rowLimit(text: string): number | null {
   return text.trim() !== '' && Number.isSafeInteger(n) && n >= 1 ? n : null;
 }
 
+/** The Hub data store. Written only by ./hub-data-actions.ts. */
 export const useHubDataStore = create<HubDataState>(() => ({
   name: '',
   token: '',

@@ -7,28 +7,28 @@ import { zipSync } from 'fflate';
 import { entriesFromZip, type FileEntry, isZip } from '../io/browser-files';
 import * as persist from '../io/persist';
 import { runSpecOf } from '../train/run-settings';
-import { useChatStore } from './chat';
-import { useProbeStore } from './probe';
+import { chatAsked, chatCleared, chatEnded, chatFailed } from './chat';
+import { probeEnded, probeFailed, probeStarted, useProbeStore } from './probe';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
-import { holdsModel, useRunStore } from './run';
+import { holdsModel, importedRunShown, runBusy, runIdle, runModelLoaded, showRunMessage, storageFailed, useRunStore } from './run';
 import { newRunRecord } from './run-actions';
-import { clearRunViews, findRun, openRun, refreshUsage, type RunRecord, saveRecord, useLibraryStore } from './run-library';
+import { clearRunViews, findRun, openRun, refreshUsage, type RunRecord, saveRecord, showLibraryError } from './run-library';
 import { setSettings, useSettingsStore } from './settings';
 import { formatSetting, SETTINGS, type SettingKey, type Settings } from './settings-table';
-import { useViewStore } from './view';
+import { setView } from './view';
 import { call, type DistributiveOmit, type Requested, send } from './worker-link';
 import { errorMessage } from '../util/errors';
 
 /** `expertMask`: experts of the adapter switched off for 'after' (knockout). */
 export async function runProbe(which: 'before' | 'after', expertMask: number[] = []): Promise<void> {
-  useProbeStore.setState({ running: which, error: null });
+  probeStarted(which);
   try {
     await call({ type: 'runProbe', which, expertMask });
   } catch (e) {
-    useProbeStore.setState({ error: errorMessage(e) });
+    probeFailed(errorMessage(e));
   } finally {
-    useProbeStore.setState({ running: null });
+    probeEnded();
   }
 }
 
@@ -37,13 +37,13 @@ export async function generate(prompt: string, useAdapter: boolean, expertMask: 
   const s = useSettingsStore.getState().values;
   const full = useRunStore.getState().adapter.cfg?.mode === 'full';
   const answeredBy = full ? 'fully fine-tuned weights' : useAdapter ? 'adapter on' : 'frozen backbone';
-  useChatStore.setState({ running: true, error: null, prompt, answeredBy, tokens: [], finishReason: null });
+  chatAsked(prompt, answeredBy);
   try {
     await call({ type: 'generate', prompt, useAdapter, expertMask, sampling: { temperature: s.temperature, topK: s.topK, topP: s.topP, maxNewTokens: s.maxNewTokens, seed: s.seed } });
   } catch (e) {
-    useChatStore.setState({ error: errorMessage(e) });
+    chatFailed(errorMessage(e));
   } finally {
-    useChatStore.setState({ running: false });
+    chatEnded();
   }
 }
 
@@ -51,13 +51,13 @@ export const stopGenerate = () => send({ type: 'stopGenerate' });
 
 /** Runs a worker command that produces a download (the worker answers with an 'adapterZip'). */
 async function exportZip(cmd: DistributiveOmit<Requested, 'reqId'>): Promise<void> {
-  useRunStore.setState({ busy: 'exporting', message: null });
+  runBusy('exporting');
   try {
     await call(cmd);
   } catch (e) {
-    useRunStore.setState({ message: errorMessage(e) });
+    showRunMessage(errorMessage(e));
   } finally {
-    useRunStore.setState({ busy: null });
+    runIdle();
   }
 }
 
@@ -68,13 +68,13 @@ export const exportOfficialRun = () => exportZip({ type: 'exportOfficial', spec:
 
 /** An adapter zip or folder: loaded onto the backbone for inspection, chat or further training. */
 export async function importAdapter(entries: FileEntry[], name: string): Promise<void> {
-  useRunStore.setState({ busy: 'importing', message: null });
+  runBusy('importing');
   try {
     if (!isZip(entries) && entries.length === 0) throw new Error('no files');
     if (isZip(entries)) entriesFromZip(new Uint8Array(await entries[0].file.arrayBuffer()), entries[0].path); // fails fast on a bad zip
     await call({ type: 'importAdapter', name, files: entries });
     const a = useRunStore.getState().adapter;
-    useViewStore.setState({ importNote: null });
+    setView({ importNote: null });
     if (a.cfg && a.cfg.mode !== 'full' && a.cfg.mode !== 'none') {
       // The form follows the imported adapter, so "continue training" starts from its shape; the user is told what changed.
       const before = useSettingsStore.getState().values;
@@ -90,13 +90,13 @@ export async function importAdapter(entries: FileEntry[], name: string): Promise
         lbcDirection: a.cfg.lbcDirection,
         lbcImportance: a.cfg.lbcImportance,
       });
-      useViewStore.setState({ continueAdapter: true, importNote: settingsChangeNote(before, useSettingsStore.getState().values) });
+      setView({ continueAdapter: true, importNote: settingsChangeNote(before, useSettingsStore.getState().values) });
     }
     await recordImport(entries, importName(entries, name, a.baseModel ?? ''));
   } catch (e) {
-    useRunStore.setState({ message: errorMessage(e) });
+    showRunMessage(errorMessage(e));
   } finally {
-    useRunStore.setState({ busy: null });
+    runIdle();
   }
 }
 
@@ -148,14 +148,14 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
     probe: { before: useProbeStore.getState().before, after: null },
   };
   clearRunViews();
-  useRunStore.setState({ runId: id, modelRun: id, groups: a.groups, typeNames: a.typeNames });
-  useChatStore.setState({ tokens: [], finishReason: null, prompt: '' });
+  importedRunShown(id, a.groups, a.typeNames);
+  chatCleared('clear');
   if (persist.persistenceAvailable()) {
     try {
       const file = await persist.saveRunAdapter(id, isZip(entries) ? entries[0].path.split('/').pop()! : `${name.replace(/[^\w.-]+/g, '-')}.zip`, bytes, 0);
       rec.adapter = { name: file.name, step: 0, bytes: file.bytes.byteLength };
     } catch (e) {
-      useRunStore.setState({ storageError: `The imported adapter is loaded but could not be kept in the runs library: ${errorMessage(e)}` });
+      storageFailed(`The imported adapter is loaded but could not be kept in the runs library: ${errorMessage(e)}`);
     }
   }
   await saveRecord(rec).catch(() => undefined /* shown in the runs panel */);
@@ -184,21 +184,22 @@ export async function openRunWithModel(id: string): Promise<void> {
           ? `it was trained on ${rec.backbone}, and ${info.name} is loaded`
           : null;
   if (cannot) {
-    useLibraryStore.setState({ error: `${rec.name} is on screen, but its model is not loaded: ${cannot}. The probe and chat answer with ${describeModel()}.` });
+    showLibraryError(`${rec.name} is on screen, but its model is not loaded: ${cannot}. The probe and chat answer with ${describeModel()}.`);
     return;
   }
-  useRunStore.setState({ busy: 'importing' });
+  // The run's message went when it was put on screen (showRecord).
+  runBusy('importing');
   try {
     const file = await persist.loadRunAdapter(id);
     if (!file) throw new Error('its adapter is no longer in this browser');
     await call({ type: 'importAdapter', name: file.name, files: [{ path: file.name, file: new Blob([file.bytes], { type: 'application/zip' }) }] });
     // The model now carries this run's adapter: probe results and chat are recorded with it.
-    useRunStore.setState((s) => ({ modelRun: id, runId: id, adapter: { ...s.adapter, origin: rec.origin, label: rec.name } }));
-    useViewStore.setState({ importNote: null });
+    runModelLoaded(id, rec.origin, rec.name);
+    setView({ importNote: null });
   } catch (e) {
-    useLibraryStore.setState({ error: `${rec.name} is on screen, but its adapter could not be loaded: ${errorMessage(e)}. The probe and chat answer with ${describeModel()}.` });
+    showLibraryError(`${rec.name} is on screen, but its adapter could not be loaded: ${errorMessage(e)}. The probe and chat answer with ${describeModel()}.`);
   } finally {
-    useRunStore.setState({ busy: null });
+    runIdle();
   }
 }
 

@@ -1,4 +1,7 @@
-/** The backbone: what the user picked, what its config says before loading, and what the worker loaded. */
+/**
+ * The backbone: what the user picked, what its config says before loading, and what the worker
+ * loaded. Written only by ./backbone-actions.ts.
+ */
 import { create } from 'zustand';
 import type { CachedRepo } from '../io/hub';
 import type { ModelConfig } from '../model/config';
@@ -45,6 +48,7 @@ export interface ModelState {
   cacheNotes: string[];
 }
 
+/** The model store. Written only by ./backbone-actions.ts. */
 export const useModelStore = create<ModelState>(() => ({
   source: 'demo',
   preview: null,

@@ -11,16 +11,16 @@ import { type RunSettings, runSpecOf } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
 import type { RunOptions } from '../worker/protocol';
-import { loadDemoBackbone, loadHubBackbone } from './backbone-actions';
+import { loadRunBackbone } from './backbone-actions';
 import { trainFingerprint } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { useProbeStore } from './probe';
-import { holdsModel, isTraining, useRunStore } from './run';
+import { autoResumeEnded, autoResumeStarted, holdsModel, isTraining, offerResume, resumeDiscarded, runBusy, runIdle, runStartFailed, runStarting, showRunMessage, useRunStore } from './run';
 import { pointerRun, whenRestored } from './run-persistence';
-import { clearRunViews, deleteRun, findRun, followRecord, type RunRecord, showRecord, useLibraryStore } from './run-library';
+import { clearRunViews, deleteRun, findRun, followRecord, type RunRecord, showLibraryError, showRecord, useLibraryStore } from './run-library';
 import { awaitRun, claimRun, heldElsewhere, releaseRun, useOwnershipStore } from './run-ownership';
-import { setSettings, useSettingsStore } from './settings';
+import { useSettingsStore } from './settings';
 import { useViewStore } from './view';
 import { call, send } from './worker-link';
 import { errorMessage } from '../util/errors';
@@ -32,7 +32,7 @@ import { errorMessage } from '../util/errors';
  */
 export function warmUp(): void {
   call({ type: 'warmUp', spec: runSpecOf(useSettingsStore.getState().values) }).catch((e: unknown) =>
-    useRunStore.setState({ message: `Preparing the kernels for these settings failed: ${errorMessage(e)}` }),
+    showRunMessage(`Preparing the kernels for these settings failed: ${errorMessage(e)}`),
   );
 }
 
@@ -50,18 +50,18 @@ let starting: (RunRequest & { settings: RunSettings }) | null = null;
 
 /** Starts a run with the form's settings (or `req`'s). Resolves true once the run has started; a failure is the run's message. */
 export async function startRun(req: RunRequest = {}): Promise<boolean> {
-  useRunStore.setState({ busy: 'starting', message: null, storageError: null, startup: null });
+  runStarting();
   const settings: RunSettings = { ...useSettingsStore.getState().values, ...req.settings };
   starting = { ...req, settings };
   try {
     await call({ type: 'startRun', spec: runSpecOf(settings), continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
     return true;
   } catch (e) {
-    useRunStore.setState({ message: errorMessage(e), startup: null });
+    runStartFailed(errorMessage(e));
     return false;
   } finally {
     starting = null;
-    useRunStore.setState({ busy: null });
+    runIdle();
   }
 }
 
@@ -79,11 +79,11 @@ export async function resumeFromCheckpoint(): Promise<void> {
 /** Continues a run of the library from its checkpoint (the run panel's Continue). */
 export async function continueRun(runId: string): Promise<void> {
   if (isTraining(useRunStore.getState().status)) {
-    useLibraryStore.setState({ error: 'Stop the current run before continuing another one.' });
+    showLibraryError('Stop the current run before continuing another one.');
     return;
   }
   if (heldElsewhere(runId)) {
-    useLibraryStore.setState({ error: elsewhereMessage(runId) });
+    showLibraryError(elsewhereMessage(runId));
     return;
   }
   try {
@@ -92,10 +92,10 @@ export async function continueRun(runId: string): Promise<void> {
     if (cp.step >= cp.totalSteps) throw new Error(`run ${runId} has finished all its ${cp.totalSteps} steps: load its adapter and train on from it instead`);
     const rec = findRun(runId);
     if (rec) showRecord(rec);
-    useLibraryStore.setState({ error: null });
+    showLibraryError(null);
     await continueFrom(cp);
   } catch (e) {
-    useLibraryStore.setState({ error: errorMessage(e) });
+    showLibraryError(errorMessage(e));
   }
 }
 
@@ -107,7 +107,7 @@ export function elsewhereMessage(runId: string): string {
 
 async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
   const runId = pointerRun(cp);
-  useRunStore.setState({ busy: 'restoring', message: null });
+  runBusy('restoring');
   let ok = false;
   try {
     // One owner per run: this tab trains it only once it holds its lock.
@@ -116,25 +116,16 @@ async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
     const ref = cp.meta.backbone;
     const info = useModelStore.getState().info;
     const loaded = info && info.ref.kind === ref.kind && info.name === (ref.kind === 'hub' ? ref.repo : ref.kind === 'local' ? ref.name : info.name);
-    if (!loaded) {
-      if (ref.kind === 'demo') {
-        useModelStore.setState({ source: 'demo' });
-        await loadDemoBackbone();
-      } else if (ref.kind === 'hub') {
-        useModelStore.setState({ source: 'hub' });
-        setSettings({ hubRepo: ref.repo });
-        await loadHubBackbone(ref.repo);
-      } else throw new Error(`the run was trained on the local folder ${ref.name}: pick it again in the backbone panel, then resume`);
-    }
+    if (!loaded) await loadRunBackbone(ref);
     const ds = useDatasetStore.getState().train;
     if (!ds || ds.name !== cp.meta.dataset.name) throw new Error(`the run was trained on ${cp.meta.dataset.name}: load that dataset again, then resume`);
     await call({ type: 'restoreRun', runId });
     ok = true;
   } catch (e) {
-    useRunStore.setState({ message: errorMessage(e) });
+    showRunMessage(errorMessage(e));
   } finally {
     if (!ok && !heldElsewhere(runId)) void releaseRun(runId);
-    useRunStore.setState({ busy: null });
+    runIdle();
   }
 }
 
@@ -150,12 +141,12 @@ async function takeOver(runId: string): Promise<boolean> {
   const status = useRunStore.getState();
   const pointer = rec ? await persist.loadCheckpointPointer<RunMeta>(runId) : null;
   if (!rec || !pointer || !isTraining(rec.status) || holdsModel(status.status) || status.busy !== null || pointer.step >= pointer.totalSteps) {
-    if (rec && pointer && pointer.step < pointer.totalSteps && !holdsModel(status.status) && status.runId === runId) useRunStore.setState({ resumable: pointer });
+    if (rec && pointer && pointer.step < pointer.totalSteps && !holdsModel(status.status) && status.runId === runId) offerResume(pointer);
     return false;
   }
   if (status.runId !== runId) showRecord(rec);
   // Offered again should the resume fail.
-  useRunStore.setState({ resumable: pointer });
+  offerResume(pointer);
   void resumeInterrupted(pointer);
   return true;
 }
@@ -174,10 +165,10 @@ export async function discardCheckpoint(): Promise<void> {
   if (!cp) return;
   const ok = await deleteRun(pointerRun(cp));
   if (!ok) {
-    useRunStore.setState({ message: `The saved run could not be discarded: ${useLibraryStore.getState().error ?? 'unknown error'}` });
+    showRunMessage(`The saved run could not be discarded: ${useLibraryStore.getState().error ?? 'unknown error'}`);
     return;
   }
-  useRunStore.setState({ resumable: null, autoResumed: null });
+  resumeDiscarded();
   clearRunViews();
 }
 
@@ -266,11 +257,11 @@ export async function resumeInterrupted(pointer: CheckpointPointer<RunMeta>): Pr
   const runId = pointerRun(pointer);
   const rec = findRun(runId);
   const seen = Math.max(rec ? rec.step : 0, seenStep(runId) ?? 0, pointer.step);
-  useRunStore.setState({ autoResumed: { runId, name: rec?.name ?? runId, seenStep: seen, fromStep: pointer.step, redone: seen - pointer.step, state: 'resuming' } });
+  autoResumeStarted({ runId, name: rec?.name ?? runId, seenStep: seen, fromStep: pointer.step, redone: seen - pointer.step });
   // The run this was called for, from its own checkpoint (not whichever the resume box last offered).
   await continueFrom(pointer);
   const failed = useRunStore.getState().status !== 'running' && useRunStore.getState().status !== 'done';
-  useRunStore.setState((s) => ({ autoResumed: s.autoResumed ? { ...s.autoResumed, state: failed ? 'failed' : 'resumed' } : null }));
+  autoResumeEnded(failed);
 }
 
 // ---- metrics export -----------------------------------------------------------------------------

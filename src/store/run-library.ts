@@ -2,8 +2,9 @@
  * The runs library, the page's side: one record per run (its settings, the fingerprint of its data,
  * metric series, routing summaries, probe results, chat, events, and what it keeps in storage: its
  * checkpoint and the adapter it ended with), kept in IndexedDB (src/io/persist.ts) until the user
- * deletes it. The engine bridge writes the record of the run on screen as its events arrive; the
- * runs panel lists the records, opens one, downloads its adapter, overlays curves and deletes.
+ * deletes it. The record of the run on screen is written as the worker's events arrive
+ * (./worker-events.ts, ./run-persistence.ts); the runs panel lists the records, opens one, downloads
+ * its adapter, overlays curves and deletes. The library store is written only here.
  *
  * A record is the page's copy of what it showed; the worker writes the heavy parts (checkpoints,
  * adapter zips) straight into storage under the run's id. Records never go backwards: every write
@@ -15,27 +16,17 @@ import { create } from 'zustand';
 import { downloadBlob } from '../io/download';
 import * as persist from '../io/persist';
 import type { AdapterConfig } from '../method/adapter';
-import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';
 import type { CurvePoint, MethodKey } from '../train/comparison';
 import type { RoutingSummary } from '../train/routing';
 import type { RunSettings } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 import type { DisplayGroup, RunEvent, RunStatus } from '../worker/protocol';
-import { useChatStore } from './chat';
-import { useProbeStore } from './probe';
-import { holdsModel, useRunStore } from './run';
+import { chatShown, type SavedChat, useChatStore } from './chat';
+import { probeRunCleared, probeShown, useProbeStore } from './probe';
+import { clearRun, followRun, holdsModel, offerResume, type RunViews, showRun, useRunStore } from './run';
 import { heldElsewhere } from './run-ownership';
 import { errorMessage } from '../util/errors';
-
-/** The chat exchange kept with a run (the last prompt and its answer). */
-export interface SavedChat {
-  prompt: string;
-  answeredBy: string;
-  tokens: ChatToken[];
-  groups: DisplayGroup[];
-  finishReason: string | null;
-}
 
 /** The data a run trained on: enough to tell whether the loaded dataset is the same one. */
 export interface DataFingerprint {
@@ -101,7 +92,13 @@ export interface LibraryState {
   loaded: boolean;
 }
 
+/** The runs library store. Written only by ./run-library.ts (this file). */
 export const useLibraryStore = create<LibraryState>(() => ({ runs: [], overlay: [], usage: null, persistence: { persisted: null, asked: false }, error: null, loaded: false }));
+
+/** The library's last problem, shown in the runs panel (null: none to show). */
+export function showLibraryError(error: string | null): void {
+  useLibraryStore.setState({ error });
+}
 
 /** The loss a run ended on (its last step's), or null before any step. */
 export function finalLoss(r: Pick<RunRecord, 'metrics'>): number | null {
@@ -241,18 +238,12 @@ export function recordFromStores(base: RunRecord): RunRecord {
 
 /** Puts a record's probe results and chat on screen (a resumed run gets them back after its backbone loaded). */
 export function showProbeAndChat(rec: RunRecord): void {
-  useProbeStore.setState((p) => ({ before: p.before ?? rec.probe.before, after: rec.probe.after, error: null }));
-  const chat = rec.chat;
-  useChatStore.setState(
-    chat
-      ? { prompt: chat.prompt, answeredBy: chat.answeredBy, tokens: chat.tokens, groups: chat.groups, finishReason: chat.finishReason, running: false, error: null, promptTokens: 0, tokensPerSecond: 0 }
-      : { prompt: '', answeredBy: '', tokens: [], groups: [], finishReason: null, running: false, error: null, promptTokens: 0, tokensPerSecond: 0 },
-  );
+  probeShown(rec.probe, true);
+  chatShown(rec.chat);
 }
 
-/** Puts a record on screen: its curves, routing, events, probe results and chat. */
 /** What the run views show of a record: its status (a run no tab trains shows as stopped), step, curves and routing. */
-function recordViews(rec: RunRecord) {
+function recordViews(rec: RunRecord): RunViews {
   return {
     status: holdsModel(rec.status) ? ('stopped' as const) : rec.status,
     step: rec.step,
@@ -271,10 +262,11 @@ function recordViews(rec: RunRecord) {
   };
 }
 
+/** Puts a record on screen: its curves, routing, events, probe results and chat. */
 export function showRecord(rec: RunRecord): void {
-  useRunStore.setState({ ...recordViews(rec), runId: rec.id, startStep: 0, message: null, memory: null });
-  useProbeStore.setState({ before: rec.probe.before, after: rec.probe.after, error: null });
-  showProbeAndChat(rec);
+  showRun(rec.id, recordViews(rec));
+  probeShown(rec.probe, false);
+  chatShown(rec.chat);
 }
 
 /**
@@ -286,13 +278,13 @@ export function followRecord(rec: RunRecord): void {
   putInList(rec);
   const r = useRunStore.getState();
   if (r.runId !== rec.id || holdsModel(r.status) || r.busy !== null) return;
-  useRunStore.setState(recordViews(rec));
+  followRun(recordViews(rec));
 }
 
 /** Clears the run views (after the run on screen was deleted or discarded). */
 export function clearRunViews(): void {
-  useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], evalCurve: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
-  useProbeStore.setState({ after: null, error: null });
+  clearRun();
+  probeRunCleared();
 }
 
 /**
@@ -430,7 +422,7 @@ export async function deleteRun(id: string): Promise<boolean> {
   }
   useLibraryStore.setState((s) => ({ runs: s.runs.filter((r) => r.id !== id), overlay: s.overlay.filter((o) => o !== id), error: null }));
   if (useRunStore.getState().runId === id) clearRunViews();
-  if (useRunStore.getState().resumable?.runId === id) useRunStore.setState({ resumable: null });
+  if (useRunStore.getState().resumable?.runId === id) offerResume(null);
   await refreshUsage();
   return true;
 }

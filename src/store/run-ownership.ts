@@ -19,6 +19,7 @@ export interface OwnershipState {
   elsewhere: string[];
 }
 
+/** The ownership store. Written only by ./run-ownership.ts (this file: refreshHeld). */
 export const useOwnershipStore = create<OwnershipState>(() => ({ elsewhere: [] }));
 
 /** What a tab tells the others: it took a run, gave it back, or wrote its record. */

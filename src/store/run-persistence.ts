@@ -7,9 +7,8 @@
 import * as persist from '../io/persist';
 import type { CheckpointPointer } from '../io/persist';
 import type { RunMeta } from '../worker/checkpoint';
-import { requestSummary, sendDataset, setRestoredTrainData } from './data-actions';
-import { useDatasetStore } from './dataset';
-import { isTraining, useRunStore } from './run';
+import { datasetRestored, requestSummary, sendDataset } from './data-actions';
+import { isTraining, offerResume, showCheckpoint, storageFailed, useRunStore } from './run';
 import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, saveRecord, showRecord, updateRecord, useLibraryStore } from './run-library';
 import { announceRecord, claimRun, heldElsewhere, refreshHeld } from './run-ownership';
 import { setSettings, useSettingsStore } from './settings';
@@ -61,7 +60,7 @@ export async function saveRunNow(): Promise<void> {
     const rec = await updateRecord(id, (latest) => (useRunStore.getState().runId === id ? recordFromStores(latest) : latest));
     if (rec) announceRecord(id);
   } catch (e) {
-    useRunStore.setState({ storageError: `The run could not be recorded: ${errorMessage(e)}` });
+    storageFailed(`The run could not be recorded: ${errorMessage(e)}`);
   }
 }
 
@@ -89,7 +88,7 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
     useSettingsStore.subscribe((s, prev) => {
       if (s.values === prev.values) return;
       if (settingsTimer) clearTimeout(settingsTimer);
-      settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => useRunStore.setState({ storageError: errorMessage(e) })), 500);
+      settingsTimer = setTimeout(() => persist.saveValue('settings', s.values, 'settings').catch((e: unknown) => storageFailed(errorMessage(e))), 500);
       if (s.values.maxLength !== prev.values.maxLength) requestSummary();
     });
     await refreshLibrary();
@@ -107,13 +106,13 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
     if (shown) showRecord(shown);
     if (pointer && pointer.step < pointer.totalSteps) {
       const runId = pointerRun(pointer);
-      useRunStore.setState({ checkpoint: { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } });
+      showCheckpoint({ step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes });
       // A run another tab holds is shown read-only; one whose tab went while training resumes here
       // (the lock makes this tab the only one that does).
       // The resume box stays offered should the resume fail.
       if (!held.has(runId)) {
         if (last && isTraining(last.status) && (await claimRun(runId))) interrupted = pointer;
-        if (!heldElsewhere(runId)) useRunStore.setState({ resumable: pointer });
+        if (!heldElsewhere(runId)) offerResume(pointer);
       }
     }
     await whenReady();
@@ -127,11 +126,10 @@ export async function restoreFromStorage(): Promise<CheckpointPointer<RunMeta> |
         console.warn(`[storage] the stored ${role} dataset ${d.name} could not be loaded: ${errorMessage(e)}`);
         continue;
       }
-      if (role === 'train') await setRestoredTrainData(d.name, d.bytes);
-      useDatasetStore.setState((s) => ({ restored: [...s.restored, role] }));
+      await datasetRestored(role, d.name, d.bytes);
     }
   } catch (e) {
-    useRunStore.setState({ storageError: `Stored data could not be read: ${errorMessage(e)}` });
+    storageFailed(`Stored data could not be read: ${errorMessage(e)}`);
   }
   return interrupted;
 }

@@ -2,7 +2,8 @@
  * Settings, synced to the URL: the page's query string is parsed once at startup through the typed
  * table (./settings-table.ts) and rewritten (history.replaceState) whenever a setting changes, so
  * the address bar is always a link that reproduces the run. Invalid URL values are kept in
- * `urlErrors` for the page to report; the defaults replace them.
+ * `urlErrors` for the page to report; the defaults replace them. Written only by ./settings.ts (this
+ * file): the form, presets, imports and the restore change it through setSetting and setSettings.
  */
 import { create } from 'zustand';
 import { defaultSettings, parseSettingsQuery, serializeSettingsQuery, type SettingError, type SettingKey, type Settings } from './settings-table';
@@ -21,6 +22,7 @@ function initial(): SettingsState {
   return { values: settings, urlErrors: errors, fromUrl: present.length > 0 || errors.length > 0 };
 }
 
+/** The settings store. Written only by ./settings.ts (setSetting, setSettings, dismissUrlErrors). */
 export const useSettingsStore = create<SettingsState>(initial);
 
 export function setSetting<K extends SettingKey>(key: K, value: Settings[K]): void {

@@ -1,4 +1,7 @@
-/** View state: choices that change what is shown, not what is computed. */
+/**
+ * View state: choices that change what is shown, not what is computed. Written only by ./view.ts
+ * (this file): the panels and actions change it through setView.
+ */
 import { create } from 'zustand';
 import type { Projection } from '../method/shapes';
 
@@ -16,6 +19,7 @@ export interface ViewState {
   importNote: string | null;
 }
 
+/** The view store. Written only by ./view.ts (setView). */
 export const useViewStore = create<ViewState>(() => ({
   projection: 'gate_proj',
   useAdapterInChat: true,

@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import { type ColumnMapping, DEFAULT_DATASET_TYPE, mappingProblem } from '../data/columns';
 import { HubError } from '../io/hub';
 import { parseDatasetRef } from '../io/hub-datasets';
-import { addHubData, cancelHubData, deleteHubDataCache, downloadMix, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubMapping } from '../store/hub-data-actions';
+import { addHubData, cancelHubData, deleteHubDataCache, downloadMix, inspectHubData, mixLines, mixName, refreshHubDataCache, removeHubPart, setHubDataName, setHubMapping, setHubRows, setHubToken } from '../store/hub-data-actions';
 import { rowLimit, useHubDataStore } from '../store/hub-data';
 import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
@@ -53,7 +53,7 @@ export function HubDataSection() {
             value={s.name}
             spellCheck={false}
             placeholder="tatsu-lab/alpaca"
-            onChange={(e) => useHubDataStore.setState({ name: e.target.value, info: null, mapping: null, error: null })}
+            onChange={(e) => setHubDataName(e.target.value)}
           />
           {problem ? <small className="field-error">{problem}</small> : <small className="help">owner/name, optionally :config and @split (default: the only config, "train")</small>}
         </label>
@@ -65,7 +65,7 @@ export function HubDataSection() {
             value={s.token}
             autoComplete="off"
             placeholder="hf_… (gated or private datasets)"
-            onChange={(e) => useHubDataStore.setState({ token: e.target.value })}
+            onChange={(e) => setHubToken(e.target.value)}
           />
           <small className="help">Kept in this tab only: never in the link, a run or an export.</small>
         </label>
@@ -189,7 +189,7 @@ function MappingForm({ busy }: { busy: boolean }) {
             data-testid="hub-data-rows"
             value={rowsText}
             disabled={busy}
-            onChange={(e) => useHubDataStore.setState({ rowsText: e.target.value })}
+            onChange={(e) => setHubRows(e.target.value)}
           />
           {rows === null && <small className="field-error">a whole number of rows, at least 1</small>}
         </label>
