@@ -9,7 +9,7 @@ export interface OverlaySeries {
   points: { step: number; loss: number }[];
 }
 
-export interface RunsOverlayProps {
+interface RunsOverlayProps {
   series: OverlaySeries[];
 }
 
