@@ -5,7 +5,7 @@
  */
 import Papa from 'papaparse';
 import { parquetMetadata, parquetReadObjects, parquetSchema, type FileMetaData } from 'hyparquet';
-import { checkParquetPages, ParquetPageError } from './parquet-guard';
+import { checkParquetPages, footerProblem, ParquetPageError } from './parquet-guard';
 import { snappyDecompress } from './snappy';
 import { type Collector, describeValue, type DatasetFormat, isPlainObject, type RecordLocation, type Refuse, TYPE_FIELDS } from './records';
 import { jsonErrorText, lineColumn, lineStarts, locateJsonError } from './text-errors';
@@ -193,7 +193,7 @@ export async function readParquet(bytes: Uint8Array, c: Collector, refuse: Refus
     columns = parquetSchema(metadata).children.map((ch) => ch.element.name);
     if (!columns.every((name) => typeof name === 'string')) throw new Error('a column of the schema has no name');
   } catch (e) {
-    return refuse(`not a readable Parquet file: ${errorMessage(e)}`);
+    return refuse(`not a readable Parquet file: ${footerProblem(e)}`);
   }
   const rows = Number(metadata.num_rows);
   const lower = new Map(columns.map((name) => [name.toLowerCase(), name] as const));

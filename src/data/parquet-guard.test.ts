@@ -169,6 +169,15 @@ describe('Parquet page checks', () => {
     expect(await outcome(parquetFile([stringColumnV1('instruction', ['q']), out], 1), 'children.parquet')).toBe('loaded 1 records');
   });
 
+  // hyparquet's footer reader crashes on some damage (here the footer's first field header zeroed, so
+  // it reads as ending at once and has no schema): the refusal says the footer is what is damaged.
+  it('a footer hyparquet crashes on is refused as a damaged footer', async () => {
+    const bytes = parquetFile([stringColumnV1('instruction', ['q']), stringColumnV1('output', ['a'])], 1);
+    const footerLength = new DataView(bytes.buffer).getUint32(bytes.length - 8, true);
+    bytes[bytes.length - 8 - footerLength] = 0;
+    expect(await outcome(bytes, 'footer.parquet')).toMatch(/^footer\.parquet: not a readable Parquet file: its footer \(the metadata at the end of the file\) is damaged \(TypeError: .+\)$/);
+  });
+
   it('chunks and pages outside their bounds, and row counts that disagree, are refused', async () => {
     const short = stringColumnV1('output', ['a']);
     short.sizeDelta = -2;

@@ -49,6 +49,16 @@ export class ParquetPageError extends Error {
   }
 }
 
+/**
+ * What to say of an error hyparquet threw while reading a file's footer: its own message when it
+ * wrote one; where the damage is when it crashed on it (a TypeError or RangeError such as "Cannot
+ * read properties of undefined" says nothing about the file).
+ */
+export function footerProblem(e: unknown): string {
+  if (e instanceof TypeError || e instanceof RangeError) return `its footer (the metadata at the end of the file) is damaged (${e.name}: ${e.message})`;
+  return errorMessage(e);
+}
+
 /** A problem found inside one page (or chunk); the caller adds where it is. */
 class Problem extends Error {}
 

@@ -21,7 +21,7 @@ import { parquetMetadata, parquetReadObjects, type FileMetaData, type RowGroup }
 import { type ColumnMapping, mappingColumns, mappingProblem } from '../data/columns';
 import { parquetString } from '../data/formats';
 import { MAX_DATASET_BYTES, MAX_DATASET_RECORDS } from '../data/import';
-import { checkParquetPages, ParquetPageError } from '../data/parquet-guard';
+import { checkParquetPages, footerProblem, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
 import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
 import { isQuotaError } from './persist';
@@ -333,7 +333,7 @@ async function readFooter(files: HubDatasetFiles, index: number, opts: HubDataOp
     const buf = tail.buffer.slice(tail.byteOffset, tail.byteOffset + tail.byteLength) as ArrayBuffer;
     return { metadata: parquetMetadata(buf, { geoparquet: false }), size };
   } catch (e) {
-    throw new HubError(`${label}: not a readable Parquet file: ${errorMessage(e)}`);
+    throw new HubError(`${label}: not a readable Parquet file: ${footerProblem(e)}`);
   }
 }
 
