@@ -9,13 +9,13 @@ import { isRouted } from '../method/adapter';
 import { type ChatToken, Generator } from '../model/generate';
 import { displayGroups, tokenGroupShares } from './groups';
 import type { SamplingSettings } from './protocol';
-import type { Session } from './session';
+import type { WorkerState } from './state';
 
 export class Chat {
   private generator: Generator | null = null;
   private stopGeneration = false;
 
-  constructor(private readonly s: Session) {}
+  constructor(private readonly s: WorkerState) {}
 
   /** `expertMask`: experts switched off in every adapted layer (knockout), with the adapter on. */
   async generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings, expertMask: readonly number[] = []): Promise<void> {
