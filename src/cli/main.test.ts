@@ -15,6 +15,7 @@ import { encodeOfficial } from '../data/template';
 import { loadTokenizer } from '../data/tokenizer';
 import { DirectorySource } from '../io/node-files';
 import { parseSafetensors } from '../io/safetensors';
+import { defaultAdapterConfig } from '../loramoe/config';
 import { loadAdapter } from '../loramoe/files';
 import { lbcOptimum } from '../reference/lbc';
 import { roundToDtype } from '../io/dtypes';
@@ -25,6 +26,7 @@ import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
 import { presetNamed } from '../train/presets';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
+import { defaultTrainSettings } from '../train/trainer';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
@@ -188,6 +190,19 @@ describe('runner', () => {
     expect(script).toMatchObject({ max_steps: 12, lora_nums: 4, blc_weight: 0.3, lora_rank: 4, lora_alpha: 32 });
     const records = JSON.parse(new TextDecoder().decode(zip['data/train.json'])) as typeof DATA;
     expect(records).toEqual(DATA);
+  });
+
+  it('train --resume refuses a run.json from a newer version or with a wrong field, naming it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const good = { version: 1, model: '/m', data: '/d.json', cfg: { ...defaultAdapterConfig('lora'), groups: [[0]] }, settings: defaultTrainSettings(), typeNames: ['downstream task'], checkpointEvery: 5 };
+    const resume = async (run: Record<string, unknown>) => {
+      await writeFile(join(dir, 'run.json'), JSON.stringify(run));
+      return main(['train', '--resume', dir]);
+    };
+    await expect(resume({ ...good, version: 2 })).rejects.toThrow(/run\.json: written by a newer version of the runner \(version 2; this one reads 1\)/);
+    await expect(resume({ ...good, settings: { ...good.settings, lr: -1 } })).rejects.toThrow(/run\.json: settings: training settings: lr must be positive, got -1/);
+    await expect(resume({ ...good, cfg: { mode: 'lora' } })).rejects.toThrow(/run\.json: cfg must be an adapter configuration/);
+    await expect(resume({ ...good, checkpointEvery: 'often' })).rejects.toThrow(/"checkpointEvery" must be a whole number of at least 0, got "often"/);
   });
 
   it('refuses bad arguments with a clear message', async () => {

@@ -49,7 +49,7 @@ import { decodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
-import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, readAdapterConfig, readTrainSettings, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
 import { type CheckpointExtra, type CheckpointStore, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
 import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { presetNamed, PRESETS } from '../train/presets';
@@ -314,18 +314,28 @@ async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<vo
   await rename(`${path}.partial`, path);
 }
 
+/** DIR's run.json, every field checked (a damaged file names its first wrong field). */
 async function readRunFile(dir: string): Promise<RunFile> {
   const path = join(dir, RUN_FILE);
-  let run: RunFile;
+  let raw: unknown;
   try {
-    run = JSON.parse(await readFile(path, 'utf8')) as RunFile;
+    raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
     throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${errorMessage(e)}); is it a run folder written by train?`, { cause: e });
   }
-  if (run.version !== 1 || typeof run.model !== 'string' || typeof run.data !== 'string' || !run.cfg || !run.settings) {
-    throw new Error(`--resume ${dir}: ${RUN_FILE} is not a run description of this version`);
-  }
-  return run;
+  const fail = (what: string) => new Error(`--resume ${dir}: ${RUN_FILE}: ${what}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('not a JSON object');
+  const r = raw as Record<string, unknown>;
+  if (typeof r.version === 'number' && r.version > 1) throw fail(`written by a newer version of the runner (version ${r.version}; this one reads 1): update it to continue this run`);
+  if (r.version !== 1) throw fail(`"version" must be 1, got ${JSON.stringify(r.version)}`);
+  for (const k of ['model', 'data'] as const) if (typeof r[k] !== 'string') throw fail(`"${k}" must be a path, got ${JSON.stringify(r[k])}`);
+  readAdapterConfig(r.cfg, 'cfg', path);
+  readTrainSettings(r.settings, 'settings', path);
+  if (!Array.isArray(r.typeNames) || !r.typeNames.every((t) => typeof t === 'string')) throw fail('"typeNames" must be a list of data type names');
+  if (!(Number.isInteger(r.checkpointEvery) && (r.checkpointEvery as number) >= 0)) throw fail(`"checkpointEvery" must be a whole number of at least 0, got ${JSON.stringify(r.checkpointEvery)}`);
+  if (r.weights !== undefined && r.weights !== 'f32' && r.weights !== 'f16') throw fail(`"weights" must be "f32" or "f16", got ${JSON.stringify(r.weights)}`);
+  if (r.hub !== undefined && (typeof r.hub !== 'object' || r.hub === null)) throw fail('"hub" must be the Hub dataset\'s flags');
+  return r as unknown as RunFile;
 }
 
 /** The shipped demo backbone and training data, as the runner finds them from the repository's root. */
@@ -425,7 +435,7 @@ async function train(flags: Flags): Promise<void> {
     trainer.importCheckpoint(cp);
     const done = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
     if (done.length < cp.stepsDone) throw new Error(`--resume: ${join(out, 'metrics.jsonl')} has ${done.length} steps, the checkpoint ${cp.stepsDone}`);
-    saved = { metrics: done.slice(0, cp.stepsDone).map((l) => JSON.parse(l) as StepMetrics), routing: null, routingSet: null };
+    saved = { metrics: done.slice(0, cp.stepsDone).map((l, i) => metricsLine(l, join(out, 'metrics.jsonl'), i + 1)), routing: null, routingSet: null };
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
     const isHub = dataFile.startsWith(HUB_DATA_PREFIX);
@@ -508,6 +518,18 @@ async function train(flags: Flags): Promise<void> {
     driver.dispose();
     weights.destroy();
   }
+}
+
+/** One line of a run folder's metrics.jsonl: a step's metrics (a damaged line is named). */
+function metricsLine(line: string, file: string, n: number): StepMetrics {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new Error(`${file}:${n}: not valid JSON (${errorMessage(e)})`, { cause: e });
+  }
+  if (typeof v !== 'object' || v === null || typeof (v as { step?: unknown }).step !== 'number') throw new Error(`${file}:${n}: expected a step's metrics (an object with "step")`);
+  return v as StepMetrics;
 }
 
 /**

@@ -88,6 +88,46 @@ export function migrateRunMeta(raw: Record<string, unknown>, source: string): Re
   return raw;
 }
 
+/** Checks that `v` (the field `field` of `source`) is a whole adapter configuration, naming what is wrong. */
+export function readAdapterConfig(v: unknown, field: string, source: string): AdapterConfig {
+  if (
+    !isObject(v) ||
+    !['loramoe', 'lora', 'full', 'none'].includes(v.mode as string) ||
+    !Array.isArray(v.targets) ||
+    !v.targets.every((t) => (PROJECTIONS as readonly unknown[]).includes(t)) ||
+    !Array.isArray(v.groups) ||
+    !v.groups.every((g) => Array.isArray(g) && g.every((e) => Number.isInteger(e) && e >= 0)) ||
+    !(LBC_DIRECTIONS as readonly unknown[]).includes(v.lbcDirection) ||
+    !(LBC_IMPORTANCES as readonly unknown[]).includes(v.lbcImportance) ||
+    !['numExperts', 'rank', 'alpha', 'dropout', 'lbcDelta', 'lbcBeta'].every((k) => typeof v[k] === 'number')
+  ) {
+    throw new Error(`${source}: ${field} must be an adapter configuration (mode, numExperts, rank, alpha, dropout, targets, groups and the balancing constraint's settings)`);
+  }
+  const cfg = v as unknown as AdapterConfig;
+  try {
+    checkAdapterConfig(cfg);
+  } catch (e) {
+    throw new Error(`${source}: ${field}: ${errorMessage(e)}`, { cause: e });
+  }
+  return cfg;
+}
+
+const TRAIN_KEYS = ['lr', 'weightDecay', 'beta1', 'beta2', 'eps', 'warmupRatio', 'batchSize', 'gradAccum', 'maxLength', 'steps', 'maxGradNorm', 'seed'] as const;
+
+/** Checks that `v` (the field `field` of `source`) is whole training settings, naming what is wrong. */
+export function readTrainSettings(v: unknown, field: string, source: string): TrainSettings {
+  if (!isObject(v) || !TRAIN_KEYS.every((k) => typeof v[k] === 'number') || (v.schedule !== 'cosine' && v.schedule !== 'constant')) {
+    throw new Error(`${source}: ${field} must be training settings (${TRAIN_KEYS.join(', ')}, schedule)`);
+  }
+  const settings = v as unknown as TrainSettings;
+  try {
+    checkSettings(settings);
+  } catch (e) {
+    throw new Error(`${source}: ${field}: ${errorMessage(e)}`, { cause: e });
+  }
+  return settings;
+}
+
 /** Reads a run record (a checkpoint's metadata "run"), checking every field; `source` names the file in errors. */
 export function parseRunMeta(json: string, source: string): RunMeta {
   let raw: unknown;
@@ -108,33 +148,8 @@ export function parseRunMeta(json: string, source: string): RunMeta {
   }
   const d = m.dataset;
   if (!isObject(d) || typeof d.name !== 'string' || !int(d.bytes, 0) || !int(d.records, 0)) throw bad('dataset', 'the dataset\'s name, bytes and records');
-  const a = m.adapter;
-  if (
-    !isObject(a) ||
-    !['loramoe', 'lora', 'full', 'none'].includes(a.mode as string) ||
-    !Array.isArray(a.targets) ||
-    !a.targets.every((t) => (PROJECTIONS as readonly unknown[]).includes(t)) ||
-    !Array.isArray(a.groups) ||
-    !a.groups.every(indices) ||
-    !(LBC_DIRECTIONS as readonly unknown[]).includes(a.lbcDirection) ||
-    !(LBC_IMPORTANCES as readonly unknown[]).includes(a.lbcImportance) ||
-    !['numExperts', 'rank', 'alpha', 'dropout', 'lbcDelta', 'lbcBeta'].every((k) => typeof a[k] === 'number')
-  ) {
-    throw bad('adapter', 'an adapter configuration (mode, numExperts, rank, alpha, dropout, targets, groups and the balancing constraint\'s settings)');
-  }
-  try {
-    checkAdapterConfig(a as unknown as AdapterConfig);
-  } catch (e) {
-    throw new Error(`${source}: run.adapter: ${errorMessage(e)}`, { cause: e });
-  }
-  const t = m.train;
-  const trainKeys = ['lr', 'weightDecay', 'beta1', 'beta2', 'eps', 'warmupRatio', 'batchSize', 'gradAccum', 'maxLength', 'steps', 'maxGradNorm', 'seed'];
-  if (!isObject(t) || !trainKeys.every((k) => typeof t[k] === 'number') || (t.schedule !== 'cosine' && t.schedule !== 'constant')) throw bad('train', `training settings (${trainKeys.join(', ')}, schedule)`);
-  try {
-    checkSettings(t as unknown as TrainSettings);
-  } catch (e) {
-    throw new Error(`${source}: run.train: ${errorMessage(e)}`, { cause: e });
-  }
+  readAdapterConfig(m.adapter, 'run.adapter', source);
+  readTrainSettings(m.train, 'run.train', source);
   if (!Array.isArray(m.typeNames) || !m.typeNames.every((n) => typeof n === 'string')) throw bad('typeNames', 'a list of data type names');
   if (!int(m.totalSteps, 1)) throw bad('totalSteps', 'a whole number of at least 1');
   if (!int(m.checkpointEvery, 0)) throw bad('checkpointEvery', 'a whole number of at least 0');

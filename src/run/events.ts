@@ -34,10 +34,8 @@ export type RunStatus = 'idle' | 'starting' | 'running' | 'pausing' | 'paused' |
  * a step with a non-finite loss or gradient norm (skipped), a state with a non-finite value not kept
  * as a checkpoint, samples left out of training (their answer cut away by the maximum length), a rollback to the last good checkpoint, a lost GPU device and the recovery from it. Shown in the run panel and kept with the run's series.
  */
-export type RunEventKind = 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'samplesLeftOut' | 'testHook';
-
 export interface RunEvent {
-  kind: RunEventKind;
+  kind: 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'samplesLeftOut' | 'testHook';
   severity: 'info' | 'warning' | 'error';
   /** The run's step when it happened (steps done; 0 before the first). */
   step: number;

@@ -25,11 +25,11 @@ import type { RoutingSummary } from '../train/routing';
 import type { RunSpec } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 
-import { type BackboneRef, backboneName, type DisplayGroup, type RunEvent, type RunEventKind, type RunStatus } from '../run/events';
+import { type BackboneRef, backboneName, type DisplayGroup, type RunEvent, type RunStatus } from '../run/events';
 
 // The run's words live with the run driver (src/run/events.ts); the protocol speaks them unchanged.
 export { backboneName };
-export type { BackboneRef, DisplayGroup, RunEvent, RunEventKind, RunStatus };
+export type { BackboneRef, DisplayGroup, RunEvent, RunStatus };
 
 /** One file of a picked folder, a zip or the Hub cache, under its path relative to the model folder. */
 export type { FileEntry };
@@ -90,24 +90,6 @@ export interface MeasuredMemory {
   precision: WeightPrecision | null;
 }
 
-export interface RunStartedInfo {
-  runId: string;
-  totalSteps: number;
-  /** Steps already done (0, or the checkpoint's step when resuming). */
-  startStep: number;
-  typeNames: string[];
-  groups: DisplayGroup[];
-  adapter: AdapterConfig;
-  /** Padded sequence length (the longest sample, at most the maximum length). */
-  seqLen: number;
-  memory: MeasuredMemory;
-  resumed: boolean;
-  /** Resumed runs: the metric series and routing saved with the checkpoint. */
-  metrics?: StepMetrics[];
-  routing?: RoutingSummary | null;
-  /** Resumed runs: the last routing-set summary saved with the checkpoint. */
-  routingSet?: RoutingSummary | null;
-}
 
 export interface AdapterState {
   /** none: the frozen backbone; trained: by a run of this session; imported: from files. */
@@ -220,7 +202,27 @@ export type WorkerEvent =
   | { type: 'datasetSummary'; summary: DatasetSummary }
   /** A run's start in progress (startRun, restoreRun): the phase and how far it is; the first metrics end it. */
   | { type: 'startup'; progress: StartupProgress }
-  | { type: 'runStarted'; run: RunStartedInfo }
+  | {
+      type: 'runStarted';
+      run: {
+        runId: string;
+        totalSteps: number;
+        /** Steps already done (0, or the checkpoint's step when resuming). */
+        startStep: number;
+        typeNames: string[];
+        groups: DisplayGroup[];
+        adapter: AdapterConfig;
+        /** Padded sequence length (the longest sample, at most the maximum length). */
+        seqLen: number;
+        memory: MeasuredMemory;
+        resumed: boolean;
+        /** Resumed runs: the metric series and routing saved with the checkpoint. */
+        metrics?: StepMetrics[];
+        routing?: RoutingSummary | null;
+        /** Resumed runs: the last routing-set summary saved with the checkpoint. */
+        routingSet?: RoutingSummary | null;
+      };
+    }
   | { type: 'runStatus'; status: RunStatus; step: number; message?: string }
   | { type: 'metrics'; points: StepMetrics[] }
   /** A routing summary: on the run's routing set or over the last training window (summary.source says which). */
