@@ -282,8 +282,8 @@ const sleep0 = () => new Promise<void>((r) => setTimeout(r, 0));
 
 export class TrainingRun {
   readonly id: string;
-  status: RunStatus = 'running';
-  trainer: Trainer;
+  private current: RunStatus = 'running';
+  private active: Trainer;
   readonly meta: RunMeta;
   readonly groups: DisplayGroup[];
   readonly routingSet: HeldOutSet | null;
@@ -318,7 +318,7 @@ export class TrainingRun {
 
   constructor(o: TrainingRunOptions) {
     this.opts = o;
-    this.trainer = o.trainer;
+    this.active = o.trainer;
     this.meta = o.meta;
     this.id = o.meta.runId;
     this.groups = displayGroups(o.meta.adapter, o.meta.typeNames);
@@ -335,6 +335,16 @@ export class TrainingRun {
     this.evalTasks = o.evalTasks ?? [];
   }
 
+  /** Where the run is: running, pausing, paused, stopping, stopped, done or error (only the run changes it). */
+  get status(): RunStatus {
+    return this.current;
+  }
+
+  /** The trainer on the current device (a new one after moveTo). */
+  get trainer(): Trainer {
+    return this.active;
+  }
+
   get totalSteps(): number {
     return this.meta.totalSteps;
   }
@@ -345,7 +355,7 @@ export class TrainingRun {
 
   /** Training, or about to be: a step may be in flight. */
   get busy(): boolean {
-    const s = this.status;
+    const s = this.current;
     return s === 'running' || s === 'pausing' || s === 'stopping' || s === 'starting';
   }
 
@@ -372,11 +382,11 @@ export class TrainingRun {
     this.looping = true;
     const epoch = this.epoch;
     const live = () => this.epoch === epoch;
-    const trainer = this.trainer;
+    const trainer = this.active;
     try {
       // A run that scores held-out examples scores the model before its first step (the curves' origin).
       if (this.evalEvery > 0 && trainer.stepsDone === 0 && this.lastScored !== 0) await this.scoreHeldOut(live);
-      while (this.status === 'running' && trainer.stepsDone < this.totalSteps && live()) {
+      while (this.current === 'running' && trainer.stepsDone < this.totalSteps && live()) {
         const m = await this.serial(() => trainer.step());
         if (!live()) return;
         this.history.push(m);
@@ -415,9 +425,9 @@ export class TrainingRun {
         await sleep0();
       }
       if (!live()) return;
-      if (this.status === 'stopping') this.status = 'stopped';
-      else if (trainer.stepsDone >= this.totalSteps) this.status = 'done';
-      else if (this.status === 'pausing') this.status = 'paused';
+      if (this.current === 'stopping') this.current = 'stopped';
+      else if (trainer.stepsDone >= this.totalSteps) this.current = 'done';
+      else if (this.current === 'pausing') this.current = 'paused';
       const resting = this.guard.streakLength === 0 && trainer.stepsDone > 0;
       // Where the run rests, its routing is measured on the routing set (unless it just was).
       const measured = this.lastRoutingSet?.source?.kind === 'routingSet' ? this.lastRoutingSet.source.step : -1;
@@ -429,7 +439,7 @@ export class TrainingRun {
       if (!live()) return;
       if (this.guard.streakLength === 0 && this.lastGood.cp.stepsDone !== trainer.stepsDone) await this.remember('rest', live);
       if (!live()) return;
-      if (resting && (this.status === 'stopped' || this.status === 'done')) await this.opts.store.keepAdapter?.(this);
+      if (resting && (this.current === 'stopped' || this.current === 'done')) await this.opts.store.keepAdapter?.(this);
       if (!live()) return;
       this.emit({ type: 'status' });
     } catch (e) {
@@ -444,28 +454,28 @@ export class TrainingRun {
 
   /** Ends the run in an error that says why. */
   fail(message: string): void {
-    this.status = 'error';
+    this.current = 'error';
     this.emit({ type: 'status', message });
   }
 
   pause(): void {
-    if (this.status !== 'running') return;
-    this.status = this.looping ? 'pausing' : 'paused';
+    if (this.current !== 'running') return;
+    this.current = this.looping ? 'pausing' : 'paused';
     this.emit({ type: 'status' });
   }
 
   /** Continues a paused run; the promise is the loop's. */
   resume(): Promise<void> {
-    if (this.status !== 'paused' && this.status !== 'pausing') return Promise.resolve();
-    this.status = 'running';
+    if (this.current !== 'paused' && this.current !== 'pausing') return Promise.resolve();
+    this.current = 'running';
     this.emit({ type: 'status' });
     return this.loop();
   }
 
   stop(): void {
-    if (this.status === 'done' || this.status === 'stopped' || this.status === 'stopping') return;
+    if (this.current === 'done' || this.current === 'stopped' || this.current === 'stopping') return;
     // A step in flight finishes first (its metrics are told), then the loop reports 'stopped'.
-    this.status = this.looping ? 'stopping' : 'stopped';
+    this.current = this.looping ? 'stopping' : 'stopped';
     this.emit({ type: 'status' });
   }
 
@@ -478,9 +488,9 @@ export class TrainingRun {
     this.epoch++;
     this.looping = false;
     trainer.importCheckpoint(this.lastGood.cp);
-    this.trainer = trainer;
-    const s = this.status;
-    this.status = s === 'running' || s === 'starting' ? 'running' : s === 'pausing' ? 'paused' : s === 'stopping' ? 'stopped' : s;
+    this.active = trainer;
+    const s = this.current;
+    this.current = s === 'running' || s === 'starting' ? 'running' : s === 'pausing' ? 'paused' : s === 'stopping' ? 'stopped' : s;
     this.history = this.lastGood.metrics.slice();
     this.windowFrom = this.lastGood.cp.stepsDone + 1;
     this.guard.reset();
@@ -491,7 +501,7 @@ export class TrainingRun {
   /** The run ends here: a loop in flight stops touching it, and its trainer's buffers go. */
   dispose(): void {
     this.epoch++;
-    this.trainer.destroy();
+    this.active.destroy();
   }
 
   /**
@@ -500,7 +510,7 @@ export class TrainingRun {
    * shows only at the next step), and such a state must never become a checkpoint.
    */
   private async remember(origin: GoodState['origin'], live: () => boolean): Promise<TrainerCheckpoint | null> {
-    const cp = await this.serial(() => this.trainer.exportCheckpoint());
+    const cp = await this.serial(() => this.active.exportCheckpoint());
     if (!live()) return null;
     const bad = firstNonFinite(cp);
     if (bad) {
@@ -534,7 +544,7 @@ export class TrainingRun {
 
   /** Whether the checkpoint of the current step is stored. */
   get saved(): boolean {
-    return this.savedStep === this.trainer.stepsDone;
+    return this.savedStep === this.active.stepsDone;
   }
 
   /**
@@ -546,14 +556,14 @@ export class TrainingRun {
     const good = this.lastGood;
     const toStep = good.cp.stepsDone;
     const again = this.rolledBackTo === toStep;
-    await this.serial(async () => this.trainer.importCheckpoint(good.cp));
+    await this.serial(async () => this.active.importCheckpoint(good.cp));
     if (!live()) return;
-    this.trainer.routing?.reset();
+    this.active.routing?.reset();
     this.windowFrom = toStep + 1;
     this.rolledBackTo = toStep;
     this.checkpointDue = false;
     this.history = good.metrics.slice();
-    if (again && this.status === 'running') this.status = 'paused';
+    if (again && this.current === 'running') this.current = 'paused';
     this.emit({ type: 'rewound' });
     this.notice({
       kind: 'rollback',
@@ -567,11 +577,11 @@ export class TrainingRun {
 
   /** Tells the training window's routing summary (the steps since the last one) and starts the next window. */
   private emitWindowRouting(): void {
-    const stats = this.trainer.routing;
+    const stats = this.active.routing;
     if (!stats) return;
-    const fresh: RoutingSummary = { ...withDisplayGroups(stats.summary(), this.groups), source: { kind: 'window', fromStep: this.windowFrom, toStep: this.trainer.stepsDone } };
+    const fresh: RoutingSummary = { ...withDisplayGroups(stats.summary(), this.groups), source: { kind: 'window', fromStep: this.windowFrom, toStep: this.active.stepsDone } };
     stats.reset();
-    this.windowFrom = this.trainer.stepsDone + 1;
+    this.windowFrom = this.active.stepsDone + 1;
     // A small batch may hold no sample of some type in a window: that type keeps its last values.
     const prev = this.lastRouting;
     const keep = (t: number) => prev !== null && !(fresh.tokens[t] > 0) && prev.tokens[t] > 0;
@@ -584,7 +594,7 @@ export class TrainingRun {
         }
       : fresh;
     this.lastRouting = summary;
-    this.emit({ type: 'routing', step: this.trainer.stepsDone, summary });
+    this.emit({ type: 'routing', step: this.active.stepsDone, summary });
   }
 
   /**
@@ -594,7 +604,7 @@ export class TrainingRun {
   private async measureRoutingSet(live: () => boolean): Promise<void> {
     const set = this.routingSet;
     if (!set || !isRouted(this.meta.adapter)) return;
-    const t = this.trainer;
+    const t = this.active;
     const step = t.stepsDone;
     const res = await this.serial(() => evaluate(t.ctx, t.weights, set.samples, t.typeIndex, this.meta.typeNames, { batchSize: set.batch, padId: t.padId }));
     if (!live() || !res.routing) return;
@@ -607,7 +617,7 @@ export class TrainingRun {
   private async scoreHeldOut(live: () => boolean): Promise<void> {
     const probe = this.opts.probe?.();
     if (!probe) return;
-    const t = this.trainer;
+    const t = this.active;
     const step = t.stepsDone;
     const tok = this.opts.tokenizer;
     const positions = this.opts.positions;

@@ -30,13 +30,13 @@ export async function exportAdapter(s: WorkerState): Promise<void> {
 /** The model's adapter (or, after full fine-tuning, the whole model) as the zip Download gives. */
 export async function adapterZip(s: WorkerState): Promise<{ name: string; bytes: Uint8Array<ArrayBuffer> }> {
   const b = s.requireBackbone();
-  const cfg = s.adapter.cfg;
-  if (!cfg || s.adapter.origin === 'none' || !s.weights) throw new Error('there is no adapter yet: train or import one');
+  const cfg = s.model.adapter.cfg;
+  if (!cfg || s.model.adapter.origin === 'none' || !s.model.weights) throw new Error('there is no adapter yet: train or import one');
   const zipped = await s.serial(async () => {
-    const w = s.weights!;
+    const w = s.model.weights!;
     const files: Record<string, Uint8Array> = {};
     if (hasAdapter(cfg)) {
-      for (const [name, bytes] of adapterFiles(cfg, b.config, await w.readAdapter(), backboneName(s.ref!), s.adapter.typeNames)) files[name] = bytes;
+      for (const [name, bytes] of adapterFiles(cfg, b.config, await w.readAdapter(), backboneName(s.ref!), s.model.adapter.typeNames)) files[name] = bytes;
     } else {
       // Full fine-tuning: the whole model in the backbone's layout, with its configuration files.
       const host = await w.readBackbone();
@@ -79,13 +79,13 @@ export async function importAdapter(s: WorkerState, name: string, files: FileEnt
   const typeNames = adapterTypeNames(loaded.dataTypes, loaded.cfg.groups.length) ?? [];
   await s.serial(async () => {
     s.dropRun();
-    s.rebuildWeights(loaded.cfg, loaded.set);
-    s.imported = { cfg: loaded.cfg, set: loaded.set };
+    s.model.rebuildWeights(loaded.cfg, loaded.set);
+    s.model.imported = { cfg: loaded.cfg, set: loaded.set };
     const rs = loaded.peft.rsLora;
     const note = rs
       ? `PEFT's lora_alpha ${rs.loraAlpha} with use_rslora at rank ${rs.rank} scales the update by lora_alpha / √r = ${fmt(rs.loraAlpha / Math.sqrt(rs.rank))}; held here as alpha ${fmt(rs.alpha)}, the same scale as alpha / r.`
       : undefined;
-    s.adapter = {
+    s.model.adapter = {
       origin: 'imported',
       cfg: loaded.cfg,
       label: name + (loaded.baseModel ? ` (trained on ${loaded.baseModel})` : ''),

@@ -65,8 +65,8 @@ export async function replaceDevice(s: WorkerState, ctx: GpuContext, reason: str
   s.restartQueue();
   s.chat.drop();
   run?.trainer.destroy();
-  s.weights?.destroy();
-  s.weights = null;
+  s.model.weights?.destroy();
+  s.model.weights = null;
   const b = s.backbone;
   let restoredTo: number | null = null;
   try {
@@ -79,12 +79,12 @@ export async function replaceDevice(s: WorkerState, ctx: GpuContext, reason: str
         // The same samples and settings on the new device; the run goes on from its last good state.
         const meta = run.meta;
         const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
-        const weights = s.rebuildWeights(meta.adapter, set, meta.weights);
+        const weights = s.model.rebuildWeights(meta.adapter, set, meta.weights);
         restoredTo = run.moveTo(sessionTrainer(s, weights, run.trainer.samples, meta.typeNames, meta.train));
       } else {
-        const imp = s.imported;
-        if (imp) s.rebuildWeights(imp.cfg, imp.set);
-        else s.useFrozenBackbone();
+        const imp = s.model.imported;
+        if (imp) s.model.rebuildWeights(imp.cfg, imp.set);
+        else s.model.useFrozenBackbone();
       }
     });
   } finally {
@@ -106,7 +106,7 @@ export async function replaceDevice(s: WorkerState, ctx: GpuContext, reason: str
         `a new device was acquired and the backbone loaded again, ${next}. Datasets, settings and the metric series are kept.${redo}`,
     });
   } else {
-    const what = s.adapter.origin === 'imported' ? ' with the imported adapter' : '';
+    const what = s.model.adapter.origin === 'imported' ? ' with the imported adapter' : '';
     s.runEvent({ kind: 'deviceLost', severity: 'warning', step: 0, message: `The GPU device was lost (${reason}); a new device was acquired and the backbone loaded again${what}.` });
   }
   s.postAdapter();

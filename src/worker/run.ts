@@ -65,7 +65,7 @@ export async function warmUp(s: WorkerState, spec: RunSpec): Promise<WarmupResul
   }
   const settings = prepared.train;
   return s.serial(async () =>
-    s.startup.build(s.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(s.ctx, b, cfg, settings, prepared.samples, names, s.maxPositions, s.precisionFor(cfg))),
+    s.startup.build(s.ctx.pipelines, buildShape(cfg, settings), () => warmTrainingPipelines(s.ctx, b, cfg, settings, prepared.samples, names, s.maxPositions, s.model.precisionFor(cfg))),
   );
 }
 
@@ -223,10 +223,10 @@ export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: b
   return s.serial(async () => {
     let set: AdapterSet | null = null;
     if (hasAdapter(cfg)) {
-      const cur = s.adapter.cfg;
-      const compatible = continueAdapter && s.weights && cur && cur.mode === cfg.mode && cur.numExperts === cfg.numExperts && cur.rank === cfg.rank && cur.targets.join() === cfg.targets.join();
+      const cur = s.model.adapter.cfg;
+      const compatible = continueAdapter && s.model.weights && cur && cur.mode === cfg.mode && cur.numExperts === cfg.numExperts && cur.rank === cfg.rank && cur.targets.join() === cfg.targets.join();
       if (continueAdapter && !compatible) throw new Error('the current adapter does not match these settings (mode, experts, rank and targets must be equal) to continue from it');
-      set = compatible ? await s.weights!.readAdapter() : initAdapter(b.config, cfg, train.seed);
+      set = compatible ? await s.model.weights!.readAdapter() : initAdapter(b.config, cfg, train.seed);
     }
     s.dropRun();
     let trainer: Trainer;
@@ -234,12 +234,12 @@ export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: b
       s.startup.phase('uploading');
       // A compared method runs on f32 weights whatever the setting: full fine-tuning needs them,
       // and every method must start from the same backbone bits (the same "before" scores).
-      const weights = s.rebuildWeights(cfg, set, opts.method ? 'f32' : undefined);
+      const weights = s.model.rebuildWeights(cfg, set, opts.method ? 'f32' : undefined);
       trainer = s.startup.build(s.ctx.pipelines, buildShape(cfg, train), () => sessionTrainer(s, weights, prepared.samples, names, train));
       s.startup.phase('uploading');
     } catch (e) {
       // Leave a usable model behind: the frozen backbone.
-      s.useFrozenBackbone();
+      s.model.useFrozenBackbone();
       s.postAdapter();
       throw e;
     }
@@ -292,7 +292,7 @@ export async function restoreRun(s: WorkerState, runId?: string): Promise<Starte
     const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
     s.startup.phase('uploading');
     // The run's own precision, whatever the setting now: the run continues as it started.
-    const weights = s.rebuildWeights(meta.adapter, set, meta.weights);
+    const weights = s.model.rebuildWeights(meta.adapter, set, meta.weights);
     const trainer = s.startup.build(s.ctx.pipelines, buildShape(meta.adapter, meta.train), () => sessionTrainer(s, weights, prepared.samples, meta.typeNames, meta.train));
     try {
       trainer.importCheckpoint(cp);

@@ -80,7 +80,7 @@ export class Session extends WorkerState {
       this.rawFiles = src.kept;
       this.maxPositions = runPositions(backbone.config);
       // The frozen backbone on the GPU right away: chat and the "before" probe need nothing else.
-      this.useFrozenBackbone();
+      this.model.useFrozenBackbone();
     });
     this.post({
       type: 'backboneLoaded',
@@ -99,12 +99,9 @@ export class Session extends WorkerState {
   }
 
   private dropModelState(): void {
-    this.imported = null;
     this.chat.drop();
     this.dropRun();
-    this.weights?.destroy();
-    this.weights = null;
-    this.dropSharedBackbone();
+    this.model.drop();
   }
 
   // ---- datasets ------------------------------------------------------------------------------------
@@ -164,8 +161,8 @@ export class Session extends WorkerState {
       const started = await make();
       run = started.run;
       this.adopt(run);
-      this.imported = null;
-      this.adapter = { origin: 'trained', cfg: run.meta.adapter, label: `run ${run.id}`, typeNames: [...run.meta.typeNames], groups: run.groups };
+      this.model.imported = null;
+      this.model.adapter = { origin: 'trained', cfg: run.meta.adapter, label: `run ${run.id}`, typeNames: [...run.meta.typeNames], groups: run.groups };
       runs.postRunStarted(this, run, resumed);
       this.postAdapter();
       this.postStatus();
@@ -199,9 +196,9 @@ export class Session extends WorkerState {
     if (which === 'before' && expertMask.length > 0) throw new Error('the frozen backbone has no experts to switch off');
     const result = await this.serial(async () => {
       // "before" is the frozen backbone: the current weights when they carry nothing trained.
-      const trained = this.adapter.origin !== 'none';
+      const trained = this.model.adapter.origin !== 'none';
       let temp: GpuWeights | null = null;
-      const w = which === 'before' && trained ? (temp = this.frozenWeights()) : this.weights;
+      const w = which === 'before' && trained ? (temp = this.model.frozenWeights()) : this.model.weights;
       if (!w) throw new Error('no model on the GPU');
       try {
         if (expertMask.length > 0 && !isRouted(w.adapterCfg)) throw new Error('switching experts off needs a LoRAMoE adapter');

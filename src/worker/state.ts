@@ -1,22 +1,20 @@
 /**
- * What the engine worker's modules share: the GPU device, the loaded backbone and its weights on the
- * GPU, the datasets, the adapter in use, the current run (a TrainingRun of src/run/driver.ts, owned
- * by the Session), the queue that serialises GPU work, and the line to the page. The Session
- * (./session.ts) extends it with the page's commands and hands each job to a module (./run.ts,
- * ./chat.ts, ./adapter-files.ts, ./device.ts, ./test-hooks.ts); those modules see this class,
- * never the Session, so no file imports another round a circle.
+ * What the engine worker's modules share: the GPU device, the loaded backbone, the datasets, the
+ * model on the GPU (./gpu-model.ts: weights, shared backbone, the adapter in use), the current run
+ * (a TrainingRun of src/run/driver.ts, owned by the Session), the queue that serialises GPU work,
+ * and the line to the page. The Session (./session.ts) extends it with the page's commands and
+ * hands each job to a module (./run.ts, ./chat.ts, ./adapter-files.ts, ./device.ts,
+ * ./test-hooks.ts); those modules see this class, never the Session, so no file imports another
+ * round a circle.
  */
 import type { ImportedRecord } from '../data/import';
-import { isSoftwareAdapter } from '../engine/autotune';
 import type { GpuContext } from '../engine/gpu';
-import { defaultAdapterConfig } from '../loramoe/config';
-import type { AdapterSet } from '../loramoe/init';
-import { type AdapterConfig, hasAdapter } from '../method/adapter';
+import { hasAdapter } from '../method/adapter';
 import type { Backbone } from '../model/load';
-import { resolvePrecision, usablePrecision, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
-import { GpuBackbone, GpuWeights } from '../model/weights';
+import type { WeightSetting } from '../model/tensor-plan';
 import type { TrainingRun } from '../run/driver';
-import { type AdapterState, type BackboneRef, type DatasetInfo, type DatasetRole, type MeasuredMemory, noAdapter, type RunEvent, type WorkerEvent } from './protocol';
+import { GpuModel } from './gpu-model';
+import type { BackboneRef, DatasetInfo, DatasetRole, MeasuredMemory, RunEvent, WorkerEvent } from './protocol';
 import { StartupReporter } from './startup';
 
 export type Post = (ev: WorkerEvent, transfer?: Transferable[]) => void;
@@ -42,17 +40,11 @@ export abstract class WorkerState {
   rawFiles = new Map<string, Uint8Array>();
   /** Positions the weights' RoPE tables and the attention kernel hold. */
   maxPositions = 0;
-  weights: GpuWeights | null = null;
-  /** The backbone on the GPU that the weights of LoRA and LoRAMoE runs share (see sharedBackbone). */
-  private gpuBackbone: GpuBackbone | null = null;
-  adapter: AdapterState = noAdapter();
   readonly datasets = new Map<DatasetRole, LoadedDataset>();
+  /** The model on the GPU: weights, the shared backbone, the adapter in use (./gpu-model.ts). */
+  readonly model: GpuModel = new GpuModel(this);
   /** The run on the weights: made by ./run.ts, owned here (only the session takes, drops or steers it). */
   private current: TrainingRun | null = null;
-  /** The host copy of an imported adapter (rebuilt onto a new device after a device loss). */
-  imported: { cfg: AdapterConfig; set: AdapterSet | null } | null = null;
-  /** How the backbone's matrices are stored (the `weights` setting; precisionFor resolves it). */
-  weightSetting: WeightSetting = 'auto';
   /** The page was told this browser keeps no checkpoints. */
   toldNoStorage = false;
   /** Set while a lost device is being replaced. */
@@ -112,7 +104,7 @@ export abstract class WorkerState {
 
   memory(): MeasuredMemory {
     const t = this.run?.trainer;
-    return { weights: this.weights?.bytes ?? 0, graph: t ? t.graph.bytes : 0, optimizer: t ? t.optimizerBytes : 0, precision: this.weights?.precision ?? null };
+    return { weights: this.model.weights?.bytes ?? 0, graph: t ? t.graph.bytes : 0, optimizer: t ? t.optimizerBytes : 0, precision: this.model.weights?.precision ?? null };
   }
 
   isTraining(): boolean {
@@ -124,55 +116,6 @@ export abstract class WorkerState {
     return this.backbone;
   }
 
-  /** The precision the weight setting gives on this adapter (f32 for full fine-tuning). */
-  precisionFor(cfg: Pick<AdapterConfig, 'mode'>): WeightPrecision {
-    return usablePrecision(cfg, resolvePrecision(this.weightSetting, isSoftwareAdapter(this.ctx.adapter)));
-  }
-
-  /** New GPU weights for the backbone with this adapter (the generator reading the old ones goes). */
-  rebuildWeights(cfg: AdapterConfig, set: AdapterSet | null, precision: WeightPrecision = this.precisionFor(cfg)): GpuWeights {
-    const b = this.requireBackbone();
-    this.chat.drop();
-    this.weights?.destroy();
-    this.weights = null;
-    // Full fine-tuning trains its own copy: the shared one goes first, so two never sit side by side.
-    const shared = cfg.mode === 'full' ? (this.dropSharedBackbone(), null) : this.sharedBackbone(precision);
-    this.weights = new GpuWeights(this.ctx, b.config, b.weights, cfg, set, this.maxPositions, precision, shared);
-    return this.weights;
-  }
-
-  /**
-   * The frozen backbone on the GPU in this precision, uploaded on first use and kept for the next
-   * runs (model/weights.ts GpuBackbone); a new one after a device, backbone or precision change.
-   */
-  sharedBackbone(precision: WeightPrecision): GpuBackbone {
-    const b = this.requireBackbone();
-    const cur = this.gpuBackbone;
-    if (cur && cur.ctx === this.ctx && cur.shape === b.config && cur.precision === precision) return cur;
-    this.dropSharedBackbone();
-    this.gpuBackbone = new GpuBackbone(this.ctx, b.config, b.weights, precision);
-    return this.gpuBackbone;
-  }
-
-  /**
-   * New weights of the frozen backbone alone (no adapter; the caller destroys them): on the shared
-   * backbone when it is in the setting's precision, else on a copy of their own, since the shared
-   * one may hold a run's weights in another precision.
-   */
-  frozenWeights(): GpuWeights {
-    const b = this.requireBackbone();
-    const precision = this.precisionFor({ mode: 'none' });
-    const cur = this.gpuBackbone;
-    const shared = cur && cur.ctx === this.ctx && cur.shape === b.config && cur.precision === precision ? cur : null;
-    return new GpuWeights(this.ctx, b.config, b.weights, defaultAdapterConfig('none'), null, this.maxPositions, precision, shared);
-  }
-
-  /** Frees the shared backbone (the weights built on it must be gone or about to go). */
-  dropSharedBackbone(): void {
-    this.gpuBackbone?.destroy();
-    this.gpuBackbone = null;
-  }
-
   /**
    * A new weight setting. With no run holding the weights, they are stored again now (the adapter
    * read back and kept), so chat, the probe and the measured memory follow at once; a run, going or
@@ -180,20 +123,15 @@ export abstract class WorkerState {
    * load, which takes the setting.
    */
   async setWeightSetting(setting: WeightSetting): Promise<void> {
-    this.weightSetting = setting;
+    const m = this.model;
+    m.weightSetting = setting;
     await this.serial(async () => {
-      const w = this.weights;
-      if (!w || this.run || this.precisionFor(w.adapterCfg) === w.precision) return;
+      const w = m.weights;
+      if (!w || this.run || m.precisionFor(w.adapterCfg) === w.precision) return;
       const set = hasAdapter(w.adapterCfg) ? await w.readAdapter() : null;
-      this.rebuildWeights(w.adapterCfg, set);
+      m.rebuildWeights(w.adapterCfg, set);
     });
     this.postAdapter();
-  }
-
-  /** The frozen backbone alone on the GPU, and no adapter. */
-  useFrozenBackbone(): void {
-    this.rebuildWeights(defaultAdapterConfig('none'), null);
-    this.adapter = noAdapter();
   }
 
   runEvent(ev: Omit<RunEvent, 'at'>): void {
@@ -206,7 +144,7 @@ export abstract class WorkerState {
   }
 
   postAdapter(): void {
-    this.post({ type: 'adapter', state: this.adapter, memory: this.memory() });
+    this.post({ type: 'adapter', state: this.model.adapter, memory: this.memory() });
   }
 
 }
