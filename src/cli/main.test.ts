@@ -192,6 +192,36 @@ describe('runner', () => {
     expect(records).toEqual(DATA);
   });
 
+  it('train scores the probe and held-out tasks with --probe --eval-every, and rolls a diverging run back, then stops it with its reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const model = join(dir, 'model');
+    await writeFiles(model, tinyHfFiles({ seed: 4 }).files);
+    const data = join(dir, 'data.json');
+    // 8 records of each type: the routing set holds one of each out, and its task example is scored.
+    await writeFile(data, JSON.stringify([...DATA, ...DATA, ...DATA, ...DATA]));
+    const probe = join(dir, 'probe.json');
+    await writeFile(probe, JSON.stringify(DATA.filter((r) => r.task_type === 1)));
+    const base = ['--model', model, '--data', data, '--mode', 'lora', '--rank', '2', '--alpha', '4', '--batch', '2', '--max-length', '16', '--checkpoint-every', '0'];
+    await expect(main(['train', ...base, '--out', join(dir, 'x'), '--probe', probe])).rejects.toThrow(/--probe FILE and --eval-every N go together/);
+
+    const out = join(dir, 'scored');
+    await captureLog(() => main(['train', ...base, '--out', out, '--steps', '4', '--lr', '1e-2', '--probe', probe, '--eval-every', '2']));
+    const points = (await readFile(join(out, 'eval.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; samples: number; probe: number; tasks: Record<string, number> });
+    expect(points.map((p) => [p.step, p.samples])).toEqual([[0, 0], [2, 4], [4, 8]]);
+    for (const p of points) {
+      expect(p.probe).toBeGreaterThanOrEqual(0);
+      expect(p.probe).toBeLessThanOrEqual(1);
+      expect(Object.keys(p.tasks)).toEqual(['downstream task']);
+    }
+    expect((JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { evalEvery: number }).evalEvery).toBe(2);
+
+    // A learning rate that blows the adapter up: every step after the first is non-finite, the run
+    // rolls back to its start, the fault comes back, and the runner stops and says why.
+    const blown = join(dir, 'blown');
+    const log = captureLog(() => main(['train', ...base, '--out', blown, '--steps', '8', '--lr', '1e30']));
+    await expect(log).rejects.toThrow(/^training paused at step 0: 3 faulty steps in a row \(steps \d+-\d+; .*the run was rolled back to the checkpoint at step 0 \(the start of the run\).*The same fault came back/);
+  });
+
   it('train --resume refuses a run.json from a newer version or with a wrong field, naming it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
     const good = { version: 1, model: '/m', data: '/d.json', cfg: { ...defaultAdapterConfig('lora'), groups: [[0]] }, settings: defaultTrainSettings(), typeNames: ['downstream task'], checkpointEvery: 5 };

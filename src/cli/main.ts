@@ -10,7 +10,7 @@
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
@@ -50,7 +50,7 @@ import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import { decodeCheckpoint, encodeCheckpoint, readAdapterConfig, readTrainSettings, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
-import { type CheckpointExtra, type CheckpointStore, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
+import { type CheckpointExtra, type CheckpointStore, heldOutTasks, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
 import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { presetNamed, PRESETS } from '../train/presets';
 import { parseRunDescription, type RunDescription } from '../train/run-description';
@@ -68,9 +68,11 @@ const HELP = `LoRAMoE Playground runner
             [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1] [--json FILE|-]
             progress: a bar with ETA and tokens/s on a terminal, plain step lines otherwise;
             --json FILE: the run's summary as JSON ("-": on stdout, instead of step lines)
-            [--checkpoint-every 50] [--stop-after N]
+            [--checkpoint-every 50] [--stop-after N] [--probe FILE --eval-every N]
             writes run.json (the run's setup) and checkpoint.safetensors (every N steps and
-            at the end) into --out; --stop-after N stops after N steps of this invocation
+            at the end) into --out; --stop-after N stops after N steps of this invocation;
+            --probe FILE --eval-every N: scores the knowledge probe FILE and the routing set's
+            held-out task examples before the first step and every N steps (eval.jsonl)
             --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
@@ -298,12 +300,16 @@ interface RunFile {
   weights?: WeightPrecision;
   /** A dataset from the Hub (`data` is its hf: name): the rows, type and columns it was read with. */
   hub?: HubDataFlags;
+  /** --probe FILE (absolute) and --eval-every N: held-out scores every N steps, as the page's comparison runs. */
+  probe?: string;
+  evalEvery?: number;
 }
 
 const RUN_FILE = 'run.json';
 const CHECKPOINT_FILE = 'checkpoint.safetensors';
 /** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
 const RUN_SHAPING_FLAGS = [
+  'probe', 'eval-every',
   'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights', 'rows', 'data-type', 'type-column', 'columns',
 ];
@@ -335,6 +341,8 @@ async function readRunFile(dir: string): Promise<RunFile> {
   if (!(Number.isInteger(r.checkpointEvery) && (r.checkpointEvery as number) >= 0)) throw fail(`"checkpointEvery" must be a whole number of at least 0, got ${JSON.stringify(r.checkpointEvery)}`);
   if (r.weights !== undefined && r.weights !== 'f32' && r.weights !== 'f16') throw fail(`"weights" must be "f32" or "f16", got ${JSON.stringify(r.weights)}`);
   if (r.hub !== undefined && (typeof r.hub !== 'object' || r.hub === null)) throw fail('"hub" must be the Hub dataset\'s flags');
+  if (r.probe !== undefined && typeof r.probe !== 'string') throw fail(`"probe" must be a path, got ${JSON.stringify(r.probe)}`);
+  if (r.evalEvery !== undefined && !(Number.isInteger(r.evalEvery) && (r.evalEvery as number) >= 1)) throw fail(`"evalEvery" must be a whole number of at least 1, got ${JSON.stringify(r.evalEvery)}`);
   return r as unknown as RunFile;
 }
 
@@ -390,6 +398,13 @@ async function train(flags: Flags): Promise<void> {
   if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
   const settings = run ? run.settings : preset ? trainSettingsOf(preset.settings) : trainSettingsFrom(flags);
   const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
+  // --probe FILE --eval-every N: the knowledge probe and the routing set's held-out task examples
+  // scored before the first step and every N steps (eval.jsonl), as the page's comparison runs do.
+  const probeFile = run ? run.probe : str(flags, 'probe');
+  const evalEvery = run ? (run.evalEvery ?? 0) : flags['eval-every'] !== undefined ? num(flags, 'eval-every', 0) : 0;
+  if (!run && (probeFile === undefined) !== (evalEvery === 0)) throw new Error('--probe FILE and --eval-every N go together: the probe is scored every N steps');
+  if (evalEvery < 0 || !Number.isInteger(evalEvery)) throw new Error(`--eval-every must be a whole number of at least 1, got "${String(flags['eval-every'])}"`);
+  const probe = probeFile !== undefined ? (await loadData(probeFile)).records : undefined;
   // How much of the data the tokenizer knows, before any time goes into training on it.
   const summary = summarizeDataset(records, backbone.tokenizer, settings.maxLength);
   for (const line of unknownReport(summary.unknown, summary.byType, backbone.name)) console.error(line);
@@ -400,7 +415,7 @@ async function train(flags: Flags): Promise<void> {
   // as the page does (a run folder from before routing sets held nothing out, and continues so).
   const prepared = resumed
     ? prepareResume({ tokenizer: backbone.tokenizer, records, meta: resumed.meta, samplerSize: resumed.cp.sampler.n })
-    : prepareNew({ tokenizer: backbone.tokenizer, records, typeNames: names, adapter: cfg, train: settings, positions, scores: false });
+    : prepareNew({ tokenizer: backbone.tokenizer, records, typeNames: names, adapter: cfg, train: settings, positions, scores: evalEvery > 0 });
   const leftOut = samplesLeftOut(prepared, resumed?.cp.stepsDone ?? 0);
   if (leftOut) console.error(`warning: ${leftOut.message}`);
   const ctx = await runnerGpu();
@@ -426,6 +441,7 @@ async function train(flags: Flags): Promise<void> {
     routingEvery: settings.steps,
     faultLimit: DEFAULT_FAULT_LIMIT,
     ...(prepared.selection ? { routingSet: prepared.selection } : {}),
+    ...(evalEvery > 0 ? { evalEvery } : {}),
     weights: precision,
     savedAt: 0,
   };
@@ -439,7 +455,18 @@ async function train(flags: Flags): Promise<void> {
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
     const isHub = dataFile.startsWith(HUB_DATA_PREFIX);
-    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: isHub ? dataFile : resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery, weights: precision, ...(isHub ? { hub } : {}) };
+    const runFile: RunFile = {
+      version: 1,
+      model: resolve(modelDir),
+      data: isHub ? dataFile : resolve(dataFile),
+      cfg,
+      settings,
+      typeNames: names,
+      checkpointEvery,
+      weights: precision,
+      ...(isHub ? { hub } : {}),
+      ...(probeFile !== undefined ? { probe: resolve(probeFile), evalEvery } : {}),
+    };
     await writeAtomic(join(out, RUN_FILE), JSON.stringify(runFile, null, 1));
   }
   const logEvery = num(flags, 'log-every', 1);
@@ -449,6 +476,8 @@ async function train(flags: Flags): Promise<void> {
   const ranSteps: ProgressStep[] = [];
   const stopAfter = flags['stop-after'] !== undefined ? num(flags, 'stop-after', 0) : Infinity;
   let failure: string | null = null;
+  /** --stop-after asked the run to pause (any other pause is the driver's, after a fault came back). */
+  let stopping = false;
   // The run folder is the store: the checkpoint (with the run's description) and the series up to it.
   const store: CheckpointStore = {
     persistent: true,
@@ -458,6 +487,7 @@ async function train(flags: Flags): Promise<void> {
       return true;
     },
   };
+  const evalLines: string[] = [];
   const driver: TrainingRun = new TrainingRun({
     trainer,
     meta,
@@ -465,6 +495,8 @@ async function train(flags: Flags): Promise<void> {
     routingSet: prepared.routingSet,
     positions,
     store,
+    probe: () => probe,
+    evalTasks: evalEvery > 0 ? heldOutTasks(backbone.tokenizer, records, meta, positions) : [],
     good: { cp: resumed?.cp ?? (await trainer.exportCheckpoint()), metrics: saved?.metrics ?? [], origin: resumed ? 'checkpoint' : 'start' },
     saved,
     resumed: resumed !== null,
@@ -475,16 +507,25 @@ async function train(flags: Flags): Promise<void> {
           if (ev.point.skipped) progress.note(`step ${ev.point.step}: gradients were not finite; the update was skipped`);
           progress.step(ev.point);
           // --stop-after: the run pauses after this step, checkpointed where it rests.
-          if (ranSteps.length >= stopAfter && ev.point.step < settings.steps) driver.pause();
+          if (ranSteps.length >= stopAfter && ev.point.step < settings.steps && !stopping) {
+            stopping = true;
+            driver.pause();
+          }
           return;
         case 'notice':
           if (ev.event.kind !== 'nonFinite') progress.note(ev.event.message);
+          if (ev.event.kind === 'rollback' && ev.event.severity === 'error') failure = ev.event.message;
           return;
         case 'status':
           if (ev.message) failure = ev.message;
           return;
+        case 'evalPoint': {
+          const p = ev.point;
+          evalLines.push(JSON.stringify(p));
+          progress.note(`step ${p.step}: probe ${(100 * p.probe).toFixed(1)}%${Object.entries(p.tasks).map(([t, v]) => `, ${t} ${(100 * v).toFixed(1)}%`).join('')}`);
+          return;
+        }
         case 'routing':
-        case 'evalPoint':
         case 'rewound':
           return;
       }
@@ -492,8 +533,13 @@ async function train(flags: Flags): Promise<void> {
   });
   try {
     await driver.loop();
+    if (evalLines.length > 0) await appendFile(join(out, 'eval.jsonl'), evalLines.join('\n') + '\n');
     if (driver.status === 'error') throw new Error(`training failed at step ${driver.trainer.stepsDone}: ${failure ?? 'unknown error'}`);
     if (!driver.saved) await driver.saveCheckpoint();
+    if (driver.status === 'paused' && !stopping) {
+      progress.finish();
+      throw new Error(`training paused at step ${driver.trainer.stepsDone}: ${failure ?? 'a fault came back after a rollback'} (its checkpoint is in ${out})`);
+    }
     if (driver.status === 'paused') {
       progress.finish();
       console.error(`stopped at step ${driver.trainer.stepsDone} of ${settings.steps}; continue with: npm run runner -- train --resume ${out}`);
@@ -675,7 +721,7 @@ const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
-  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg',
+  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg', 'probe',
 ];
 
 /** A zip for the official LoRAMoE trainer: the data in its format, a launch script, a note. */

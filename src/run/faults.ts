@@ -109,6 +109,6 @@ export function describeRollback(faults: readonly StepFault[], to: string, pause
     `the run was rolled back to ${to} (parameters, optimizer state, data order). No setting was changed.`;
   return paused
     ? `${base} The same fault came back after an earlier rollback to the same state, so the run is paused: ` +
-        'stop it and start again with a lower learning rate or gradient clipping (tick "start from the current adapter" to keep what was learnt), or press Resume to try once more.'
+        'start it again with a lower learning rate or gradient clipping (from its current adapter, to keep what was learnt), or resume it to try once more.'
     : `${base} Training goes on from there.`;
 }
