@@ -8,12 +8,12 @@
  *
  * - the engine worker (src/worker/run.ts): the device it shares with chat and the probe, IndexedDB
  *   as the store, postMessage as the sink;
- * - the runner's `train` (src/cli/train.ts): a Node device, a run folder as the store, the
+ * - the runner's `train` (src/cli/main.ts): a Node device, a run folder as the store, the
  *   progress bar or JSON as the sink.
  *
  * Both size RoPE and the attention window the same way (runPositions), cut and pad the samples the
  * same way and hold out the same routing set, so the same settings and seed train the same samples
- * in the same order and give the same adapter bytes (src/run/page-equals-runner.test.ts).
+ * in the same order and give the same adapter bytes (src/worker/page-equals-runner.test.ts).
  *
  * A TrainingRun has one owner (the worker's Session, or the runner's train command): only it starts,
  * pauses, stops, moves (to a new device) or disposes the run. A loop still in flight when the run is
