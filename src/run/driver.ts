@@ -274,6 +274,8 @@ export interface TrainingRunOptions {
   probe?: () => readonly InstructionRecord[] | undefined;
   /** The held-out task examples a run with evalEvery scores (heldOutTasks). */
   evalTasks?: InstructionRecord[];
+  /** Seconds after which a checkpoint is due whatever the step (default CHECKPOINT_SECONDS; Infinity: by steps only). */
+  checkpointSeconds?: number;
   /** True when the step that failed failed because the device was lost: the host moves the run, no error. */
   deviceLost?: (ctx: GpuContext) => Promise<boolean>;
 }
@@ -413,7 +415,7 @@ export class TrainingRun {
           if (!live()) return;
         }
         const every = this.meta.checkpointEvery;
-        const late = performance.now() - this.lastCheckpointAt >= Math.max(CHECKPOINT_SECONDS * 1000, 10 * this.checkpointMs);
+        const late = performance.now() - this.lastCheckpointAt >= Math.max((this.opts.checkpointSeconds ?? CHECKPOINT_SECONDS) * 1000, 10 * this.checkpointMs);
         const due = every > 0 && (step % every === 0 || step === this.totalSteps || this.checkpointDue || late);
         if (due && verdict.kind === 'fault') {
           // A state inside a fault streak is never stored: the checkpoint waits for the next good step.
