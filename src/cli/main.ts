@@ -496,6 +496,8 @@ async function train(flags: Flags): Promise<void> {
     positions,
     store,
     probe: () => probe,
+    // Checkpoints every --checkpoint-every steps and where the run rests, as documented (never by time).
+    checkpointSeconds: Infinity,
     evalTasks: evalEvery > 0 ? heldOutTasks(backbone.tokenizer, records, meta, positions) : [],
     good: { cp: resumed?.cp ?? (await trainer.exportCheckpoint()), metrics: saved?.metrics ?? [], origin: resumed ? 'checkpoint' : 'start' },
     saved,
