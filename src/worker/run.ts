@@ -5,10 +5,11 @@
  * built on the session's shared backbone, and the run is handed to the session, its one owner.
  * Warming the pipelines a run will use, before Train is pressed, is here too.
  */
-import { hasAdapter } from '../method/adapter';
+import type { EncodedSample } from '../data/template';
+import type { GpuWeights } from '../model/weights';
 import { loadCheckpoint, persistenceAvailable, saveCheckpoint as storeCheckpoint, saveRunAdapter, StorageFullError } from '../io/persist';
 import { type AdapterSet, initAdapter } from '../loramoe/init';
-import type { AdapterConfig } from '../method/adapter';
+import { type AdapterConfig, hasAdapter } from '../method/adapter';
 import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
 import {
   type CheckpointExtra,
@@ -42,7 +43,7 @@ function sameRef(a: BackboneRef, b: BackboneRef): boolean {
 }
 
 /** The session's trainer for these samples: on its device, with its tokenizer's padding. */
-export function sessionTrainer(s: WorkerState, weights: Parameters<typeof makeTrainer>[1], samples: Parameters<typeof makeTrainer>[2], typeNames: readonly string[], train: TrainSettings): Trainer {
+export function sessionTrainer(s: WorkerState, weights: GpuWeights, samples: readonly EncodedSample[], typeNames: readonly string[], train: TrainSettings): Trainer {
   return makeTrainer(s.ctx, weights, samples, typeNames, train, s.requireBackbone().tokenizer.padId);
 }
 
