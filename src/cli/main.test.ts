@@ -26,6 +26,7 @@ import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
 import { presetNamed } from '../train/presets';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
+import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { defaultTrainSettings } from '../train/trainer';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
@@ -165,6 +166,17 @@ describe('runner', () => {
         });
     expect(await steps(parts)).toEqual(await steps(whole));
     expect((await steps(whole)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+
+    // A folder from before checkpoints carried the run's record (the trainer's state alone) still
+    // continues, as run.json describes it.
+    const old = join(dir, 'old');
+    await captureLog(() => main(['train', ...args, '--out', old, '--stop-after', '2']));
+    const cpPath = join(old, 'checkpoint.safetensors');
+    const { trainer: cp } = decodeTrainerState(new Uint8Array(await readFile(cpPath)), cpPath);
+    await writeFile(cpPath, encodeTrainerState(cp, {}));
+    await captureLog(() => main(['train', '--resume', old]));
+    expect((await steps(old)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+    await expect(readFile(join(old, 'adapter_model.safetensors'))).resolves.toBeInstanceOf(Buffer);
   });
 
   it('train --preset default trains the preset on the demo backbone and data, with the settings the page sends', async () => {
