@@ -1,6 +1,7 @@
 /**
  * The floors check: every import in src/, tools/ and e2e/ must run down a floor (or stay in its own
- * folder), and no two folders may import each other, directly or round a longer loop.
+ * folder), no two folders may import each other, directly or round a longer loop, and no two files
+ * of src/ may either (type imports count: a circle of files is one module in disguise).
  *
  *   npx vite-node tools/check-layers.ts          (part of `npm test`; exits 1 on a violation)
  *
@@ -12,6 +13,7 @@
  *   loramoe  adapter defaults, groups, init, files      (model imports loramoe, never the reverse)
  *   model    the GPU model graph, weights, generation, loading
  *   train    trainer, evaluation, probe, routing statistics
+ *   run      the run driver: a run's whole life, headless (the worker and the runner drive it)
  *   beside   worker | cli, demo, tools, test, fuzz     each imports train and below; cli, demo,
  *            tools and the test helpers use one another, never the worker, the stores or the UI
  *   store    zustand stores and the bridge to the engine worker
@@ -51,10 +53,11 @@ const FLOORS: Floor[] = [
   { name: 'loramoe', rank: 2, folders: ['src/loramoe'], sideways: 'none' },
   { name: 'model', rank: 3, folders: ['src/model'], sideways: 'none' },
   { name: 'train', rank: 4, folders: ['src/train'], sideways: 'none' },
-  { name: 'beside', rank: 5, folders: ['src/worker', ...BESIDE], sideways: (from, to) => BESIDE.includes(from) && BESIDE.includes(to) },
-  { name: 'store', rank: 6, folders: ['src/store'], sideways: 'none' },
-  { name: 'ui', rank: 7, folders: ['src/ui'], sideways: 'none' },
-  { name: 'top', rank: 8, folders: ['src/main.tsx', 'e2e', 'tools/soak.ts'], sideways: 'all' },
+  { name: 'run', rank: 5, folders: ['src/run'], sideways: 'none' },
+  { name: 'beside', rank: 6, folders: ['src/worker', ...BESIDE], sideways: (from, to) => BESIDE.includes(from) && BESIDE.includes(to) },
+  { name: 'store', rank: 7, folders: ['src/store'], sideways: 'none' },
+  { name: 'ui', rank: 8, folders: ['src/ui'], sideways: 'none' },
+  { name: 'top', rank: 9, folders: ['src/main.tsx', 'e2e', 'tools/soak.ts'], sideways: 'all' },
 ];
 
 /**
@@ -152,12 +155,44 @@ export interface Report {
   imports: number;
   upward: { site: ImportSite; why: string }[];
   cycles: { folders: string[]; edges: ImportSite[] }[];
+  /** Circles of files in src/ (type imports included): each file and the imports that close it. */
+  fileCycles: { files: string[]; edges: ImportSite[] }[];
   unplaced: string[];
 }
 
+/** The file an import names, among `known` (the specifier has no extension, or a .js one for a .ts file). */
+function resolveFile(target: string, known: ReadonlySet<string>): string | null {
+  const bare = target.replace(/\.js$/, '');
+  for (const c of [target, `${bare}.ts`, `${bare}.tsx`, `${bare}/index.ts`, `${bare}/index.tsx`]) if (known.has(c)) return c;
+  return null;
+}
+
+/** Strongly connected groups of two or more nodes, with the edges inside each. */
+function circles(edges: Map<string, Map<string, ImportSite[]>>): { nodes: string[]; edges: ImportSite[] }[] {
+  const out: { nodes: string[]; edges: ImportSite[] }[] = [];
+  for (const scc of stronglyConnected(edges)) {
+    if (scc.length < 2) continue;
+    const inside = new Set(scc);
+    const sites: ImportSite[] = [];
+    for (const a of scc) for (const [b, s] of edges.get(a) ?? []) if (inside.has(b)) sites.push(...s);
+    out.push({ nodes: scc.sort(), edges: sites });
+  }
+  return out;
+}
+
+function addEdge(edges: Map<string, Map<string, ImportSite[]>>, from: string, to: string, site: ImportSite): void {
+  const m = edges.get(from) ?? new Map<string, ImportSite[]>();
+  edges.set(from, m);
+  const list = m.get(to) ?? [];
+  m.set(to, list);
+  list.push(site);
+}
+
 export function checkLayers(files: readonly string[], read: (file: string) => string): Report {
-  const report: Report = { files: files.length, imports: 0, upward: [], cycles: [], unplaced: [] };
+  const report: Report = { files: files.length, imports: 0, upward: [], cycles: [], fileCycles: [], unplaced: [] };
   const edges = new Map<string, Map<string, ImportSite[]>>();
+  const fileEdges = new Map<string, Map<string, ImportSite[]>>();
+  const known = new Set(files);
   for (const file of files) {
     const from = folderOf(file);
     if (from === null) {
@@ -175,22 +210,13 @@ export function checkLayers(files: readonly string[], read: (file: string) => st
         report.upward.push({ site, why: `${from} (${floorOf(from).name}) may not import ${to} (${floorOf(to).name})` });
       }
       // Folder cycles are about the product's dependencies: tests are left out.
-      if (from !== to && !isTest(file)) {
-        const m = edges.get(from) ?? new Map<string, ImportSite[]>();
-        edges.set(from, m);
-        const list = m.get(to) ?? [];
-        m.set(to, list);
-        list.push(site);
-      }
+      if (from !== to && !isTest(file)) addEdge(edges, from, to, site);
+      const target = file.startsWith('src/') ? resolveFile(site.target, known) : null;
+      if (target !== null && target.startsWith('src/')) addEdge(fileEdges, file, target, site);
     }
   }
-  for (const scc of stronglyConnected(edges)) {
-    if (scc.length < 2) continue;
-    const inside = new Set(scc);
-    const sites: ImportSite[] = [];
-    for (const a of scc) for (const [b, s] of edges.get(a) ?? []) if (inside.has(b)) sites.push(...s);
-    report.cycles.push({ folders: scc.sort(), edges: sites });
-  }
+  report.cycles = circles(edges).map((c) => ({ folders: c.nodes, edges: c.edges }));
+  report.fileCycles = circles(fileEdges).map((c) => ({ files: c.nodes, edges: c.edges }));
   return report;
 }
 
@@ -253,8 +279,14 @@ function main(): number {
       console.log(`  ${pair}: ${sites.slice(0, 3).map((s) => `${s.file}:${s.line}`).join(', ')}${more}`);
     }
   }
-  console.log(`check-layers: ${r.files} files, ${r.imports} relative imports; upward imports: ${r.upward.length}, cycles: ${r.cycles.length}, files on no floor: ${r.unplaced.length}`);
-  return r.upward.length + r.cycles.length + r.unplaced.length > 0 ? 1 : 0;
+  for (const c of r.fileCycles) {
+    console.log(`file cycle: ${c.files.join(' <-> ')}`);
+    for (const s of c.edges) console.log(`  ${s.file}:${s.line}: import '${s.spec}'`);
+  }
+  console.log(
+    `check-layers: ${r.files} files, ${r.imports} relative imports; upward imports: ${r.upward.length}, folder cycles: ${r.cycles.length}, file cycles: ${r.fileCycles.length}, files on no floor: ${r.unplaced.length}`,
+  );
+  return r.upward.length + r.cycles.length + r.fileCycles.length + r.unplaced.length > 0 ? 1 : 0;
 }
 
 // A script (`npx vite-node tools/check-layers.ts`); its test imports checkLayers without running it.

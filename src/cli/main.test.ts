@@ -15,6 +15,7 @@ import { encodeOfficial } from '../data/template';
 import { loadTokenizer } from '../data/tokenizer';
 import { DirectorySource } from '../io/node-files';
 import { parseSafetensors } from '../io/safetensors';
+import { defaultAdapterConfig } from '../loramoe/config';
 import { loadAdapter } from '../loramoe/files';
 import { lbcOptimum } from '../reference/lbc';
 import { roundToDtype } from '../io/dtypes';
@@ -25,6 +26,8 @@ import { parseOfficialScript } from '../train/official-export';
 import type { RoutingSummary } from '../train/routing';
 import { presetNamed } from '../train/presets';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
+import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
+import { defaultTrainSettings } from '../train/trainer';
 import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
@@ -163,6 +166,17 @@ describe('runner', () => {
         });
     expect(await steps(parts)).toEqual(await steps(whole));
     expect((await steps(whole)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+
+    // A folder from before checkpoints carried the run's record (the trainer's state alone) still
+    // continues, as run.json describes it.
+    const old = join(dir, 'old');
+    await captureLog(() => main(['train', ...args, '--out', old, '--stop-after', '2']));
+    const cpPath = join(old, 'checkpoint.safetensors');
+    const { trainer: cp } = decodeTrainerState(new Uint8Array(await readFile(cpPath)), cpPath);
+    await writeFile(cpPath, encodeTrainerState(cp, {}));
+    await captureLog(() => main(['train', '--resume', old]));
+    expect((await steps(old)).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
+    await expect(readFile(join(old, 'adapter_model.safetensors'))).resolves.toBeInstanceOf(Buffer);
   });
 
   it('train --preset default trains the preset on the demo backbone and data, with the settings the page sends', async () => {
@@ -188,6 +202,49 @@ describe('runner', () => {
     expect(script).toMatchObject({ max_steps: 12, lora_nums: 4, blc_weight: 0.3, lora_rank: 4, lora_alpha: 32 });
     const records = JSON.parse(new TextDecoder().decode(zip['data/train.json'])) as typeof DATA;
     expect(records).toEqual(DATA);
+  });
+
+  it('train scores the probe and held-out tasks with --probe --eval-every, and rolls a diverging run back, then stops it with its reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const model = join(dir, 'model');
+    await writeFiles(model, tinyHfFiles({ seed: 4 }).files);
+    const data = join(dir, 'data.json');
+    // 8 records of each type: the routing set holds one of each out, and its task example is scored.
+    await writeFile(data, JSON.stringify([...DATA, ...DATA, ...DATA, ...DATA]));
+    const probe = join(dir, 'probe.json');
+    await writeFile(probe, JSON.stringify(DATA.filter((r) => r.task_type === 1)));
+    const base = ['--model', model, '--data', data, '--mode', 'lora', '--rank', '2', '--alpha', '4', '--batch', '2', '--max-length', '16', '--checkpoint-every', '0'];
+    await expect(main(['train', ...base, '--out', join(dir, 'x'), '--probe', probe])).rejects.toThrow(/--probe FILE and --eval-every N go together/);
+
+    const out = join(dir, 'scored');
+    await captureLog(() => main(['train', ...base, '--out', out, '--steps', '4', '--lr', '1e-2', '--probe', probe, '--eval-every', '2']));
+    const points = (await readFile(join(out, 'eval.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; samples: number; probe: number; tasks: Record<string, number> });
+    expect(points.map((p) => [p.step, p.samples])).toEqual([[0, 0], [2, 4], [4, 8]]);
+    for (const p of points) {
+      expect(p.probe).toBeGreaterThanOrEqual(0);
+      expect(p.probe).toBeLessThanOrEqual(1);
+      expect(Object.keys(p.tasks)).toEqual(['downstream task']);
+    }
+    expect((JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { evalEvery: number }).evalEvery).toBe(2);
+
+    // A learning rate that blows the adapter up: every step after the first is non-finite, the run
+    // rolls back to its start, the fault comes back, and the runner stops and says why.
+    const blown = join(dir, 'blown');
+    const log = captureLog(() => main(['train', ...base, '--out', blown, '--steps', '8', '--lr', '1e30']));
+    await expect(log).rejects.toThrow(/^training paused at step 0: 3 faulty steps in a row \(steps \d+-\d+; .*the run was rolled back to the checkpoint at step 0 \(the start of the run\).*The same fault came back/);
+  });
+
+  it('train --resume refuses a run.json from a newer version or with a wrong field, naming it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
+    const good = { version: 1, model: '/m', data: '/d.json', cfg: { ...defaultAdapterConfig('lora'), groups: [[0]] }, settings: defaultTrainSettings(), typeNames: ['downstream task'], checkpointEvery: 5 };
+    const resume = async (run: Record<string, unknown>) => {
+      await writeFile(join(dir, 'run.json'), JSON.stringify(run));
+      return main(['train', '--resume', dir]);
+    };
+    await expect(resume({ ...good, version: 2 })).rejects.toThrow(/run\.json: written by a newer version of the runner \(version 2; this one reads 1\)/);
+    await expect(resume({ ...good, settings: { ...good.settings, lr: -1 } })).rejects.toThrow(/run\.json: settings: training settings: lr must be positive, got -1/);
+    await expect(resume({ ...good, cfg: { mode: 'lora' } })).rejects.toThrow(/run\.json: cfg must be an adapter configuration/);
+    await expect(resume({ ...good, checkpointEvery: 'often' })).rejects.toThrow(/"checkpointEvery" must be a whole number of at least 0, got "often"/);
   });
 
   it('refuses bad arguments with a clear message', async () => {

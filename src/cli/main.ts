@@ -10,16 +10,16 @@
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
 import { DirectoryCaches } from '../io/node-cache';
 import { DEFAULT_HUB_ROWS, HUB_DATA_PREFIX, type HubDataFlags, loadHubData } from './hub-data';
 import { summarizeDataset } from '../data/summary';
-import { encodeOfficial, encodePrompt, type EncodedSample, hasAnswer } from '../data/template';
+import { encodeOfficial, encodePrompt, type EncodedSample } from '../data/template';
 import type { TextTokenizer } from '../data/tokenizer';
-import { answerlessMessage, unknownReport } from '../data/unknown';
+import { unknownReport } from '../data/unknown';
 import { isSoftwareAdapter } from '../engine/autotune';
 import { describeAdapter, type GpuContext } from '../engine/gpu';
 import { nodeGpu } from '../engine/node-gpu';
@@ -47,10 +47,13 @@ import { Generator } from '../model/generate';
 import { loadBackbone, type Backbone } from '../model/load';
 import { GpuWeights } from '../model/weights';
 import { resolvePrecision, usablePrecision, WEIGHT_SETTINGS, type WeightPrecision, type WeightSetting } from '../model/tensor-plan';
-import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
+import { decodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
-import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
+import { decodeCheckpoint, encodeCheckpoint, readAdapterConfig, readTrainSettings, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
+import { type CheckpointExtra, type CheckpointStore, heldOutTasks, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
+import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { presetNamed, PRESETS } from '../train/presets';
 import { parseRunDescription, type RunDescription } from '../train/run-description';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
@@ -67,9 +70,11 @@ const HELP = `LoRAMoE Playground runner
             [--weight-decay 0] [--clip 1] [--seed 42] [--log-every 1] [--json FILE|-]
             progress: a bar with ETA and tokens/s on a terminal, plain step lines otherwise;
             --json FILE: the run's summary as JSON ("-": on stdout, instead of step lines)
-            [--checkpoint-every 50] [--stop-after N]
+            [--checkpoint-every 50] [--stop-after N] [--probe FILE --eval-every N]
             writes run.json (the run's setup) and checkpoint.safetensors (every N steps and
-            at the end) into --out; --stop-after N stops after N steps of this invocation
+            at the end) into --out; --stop-after N stops after N steps of this invocation;
+            --probe FILE --eval-every N: scores the knowledge probe FILE and the routing set's
+            held-out task examples before the first step and every N steps (eval.jsonl)
             --adapter DIR continues training an adapter (the playground's, the official LoRAMoE
             code's adapter_model.bin, or PEFT LoRA): its mode, experts, rank, alpha and targets
             are kept (a flag contradicting them is an error), other settings come from flags
@@ -207,8 +212,8 @@ function hubDataFlags(flags: Flags): HubDataFlags {
   return { rows, dataType: str(flags, 'data-type'), typeColumn: str(flags, 'type-column'), columns: str(flags, 'columns') };
 }
 
-/** A data file, or a dataset from the Hub (`hf:OWNER/NAME[:CONFIG][@SPLIT]`, cached on disk), read and checked by the importer. */
-async function loadRecords(file: string, hub: HubDataFlags = {}): Promise<ImportedRecord[]> {
+/** A data file, or a dataset from the Hub (`hf:OWNER/NAME[:CONFIG][@SPLIT]`, cached on disk), read and checked by the importer: its records, name and size. */
+async function loadData(file: string, hub: HubDataFlags = {}): Promise<{ records: ImportedRecord[]; name: string; bytes: number }> {
   let name = basename(file);
   let bytes: Uint8Array;
   if (file.startsWith(HUB_DATA_PREFIX)) {
@@ -221,7 +226,11 @@ async function loadRecords(file: string, hub: HubDataFlags = {}): Promise<Import
   for (const e of res.errors.slice(0, 20)) console.error(`skipped: ${formatImportError(e)}`);
   if (res.errors.length > 20) console.error(`skipped: ... and ${res.errors.length - 20} more problems`);
   console.error(`${name}: ${res.counts.good} records (${Object.entries(res.counts.byType).map(([t, n]) => `${n} ${t}`).join(', ')}), ${res.counts.bad} skipped`);
-  return res.records;
+  return { records: res.records, name, bytes: bytes.byteLength };
+}
+
+async function loadRecords(file: string, hub: HubDataFlags = {}): Promise<ImportedRecord[]> {
+  return (await loadData(file, hub)).records;
 }
 
 function encodeAll(tok: TextTokenizer, records: readonly ImportedRecord[], maxLength: number): EncodedSample[] {
@@ -300,28 +309,44 @@ interface RunFile {
   weights?: WeightPrecision;
   /** A dataset from the Hub (`data` is its hf: name): the rows, type and columns it was read with. */
   hub?: HubDataFlags;
+  /** --probe FILE (absolute) and --eval-every N: held-out scores every N steps, as the page's comparison runs. */
+  probe?: string;
+  evalEvery?: number;
 }
 
 const RUN_FILE = 'run.json';
 const CHECKPOINT_FILE = 'checkpoint.safetensors';
 /** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
 const RUN_SHAPING_FLAGS = [
+  'probe', 'eval-every',
   'model', 'data', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'out', 'weights', 'rows', 'data-type', 'type-column', 'columns',
 ];
 
+/** DIR's run.json, every field checked (a damaged file names its first wrong field). */
 async function readRunFile(dir: string): Promise<RunFile> {
   const path = join(dir, RUN_FILE);
-  let run: RunFile;
+  let raw: unknown;
   try {
-    run = JSON.parse(await readFile(path, 'utf8')) as RunFile;
+    raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
     throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${errorMessage(e)}); is it a run folder written by train?`, { cause: e });
   }
-  if (run.version !== 1 || typeof run.model !== 'string' || typeof run.data !== 'string' || !run.cfg || !run.settings) {
-    throw new Error(`--resume ${dir}: ${RUN_FILE} is not a run description of this version`);
-  }
-  return run;
+  const fail = (what: string) => new Error(`--resume ${dir}: ${RUN_FILE}: ${what}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('not a JSON object');
+  const r = raw as Record<string, unknown>;
+  if (typeof r.version === 'number' && r.version > 1) throw fail(`written by a newer version of the runner (version ${r.version}; this one reads 1): update it to continue this run`);
+  if (r.version !== 1) throw fail(`"version" must be 1, got ${JSON.stringify(r.version)}`);
+  for (const k of ['model', 'data'] as const) if (typeof r[k] !== 'string') throw fail(`"${k}" must be a path, got ${JSON.stringify(r[k])}`);
+  readAdapterConfig(r.cfg, 'cfg', path);
+  readTrainSettings(r.settings, 'settings', path);
+  if (!Array.isArray(r.typeNames) || !r.typeNames.every((t) => typeof t === 'string')) throw fail('"typeNames" must be a list of data type names');
+  if (!(Number.isInteger(r.checkpointEvery) && (r.checkpointEvery as number) >= 0)) throw fail(`"checkpointEvery" must be a whole number of at least 0, got ${JSON.stringify(r.checkpointEvery)}`);
+  if (r.weights !== undefined && r.weights !== 'f32' && r.weights !== 'f16') throw fail(`"weights" must be "f32" or "f16", got ${JSON.stringify(r.weights)}`);
+  if (r.hub !== undefined && (typeof r.hub !== 'object' || r.hub === null)) throw fail('"hub" must be the Hub dataset\'s flags');
+  if (r.probe !== undefined && typeof r.probe !== 'string') throw fail(`"probe" must be a path, got ${JSON.stringify(r.probe)}`);
+  if (r.evalEvery !== undefined && !(Number.isInteger(r.evalEvery) && (r.evalEvery as number) >= 1)) throw fail(`"evalEvery" must be a whole number of at least 1, got ${JSON.stringify(r.evalEvery)}`);
+  return r as unknown as RunFile;
 }
 
 /** The shipped demo backbone and training data, as the runner finds them from the repository's root. */
@@ -358,7 +383,8 @@ async function train(flags: Flags): Promise<void> {
   const dataFile = run ? run.data : preset ? DEMO_TRAIN_FILE : need(flags, 'data');
   const hub = run ? (run.hub ?? {}) : hubDataFlags(flags);
   const backbone = await loadModel(modelDir);
-  const records = await loadRecords(dataFile, hub);
+  const data = await loadData(dataFile, hub);
+  const records = data.records;
   const names = typeNamesFor(records.map((r) => r.type));
   if (run && names.join('\n') !== run.typeNames.join('\n')) throw new Error(`--resume: ${dataFile} now has data types ${names.join(', ')}, the run had ${run.typeNames.join(', ')}`);
   // --adapter: continue from an adapter folder (own, official LoRAMoE or PEFT) instead of a fresh init.
@@ -375,84 +401,214 @@ async function train(flags: Flags): Promise<void> {
   if (loaded) console.error(`continuing from ${describeLoaded(from!, loaded)}`);
   const settings = run ? run.settings : preset ? trainSettingsOf(preset.settings) : trainSettingsFrom(flags);
   const checkpointEvery = run ? run.checkpointEvery : num(flags, 'checkpoint-every', 50);
+  // --probe FILE --eval-every N: the knowledge probe and the routing set's held-out task examples
+  // scored before the first step and every N steps (eval.jsonl), as the page's comparison runs do.
+  const probeFile = run ? run.probe : str(flags, 'probe');
+  const evalEvery = run ? (run.evalEvery ?? 0) : flags['eval-every'] !== undefined ? num(flags, 'eval-every', 0) : 0;
+  if (!run && (probeFile === undefined) !== (evalEvery === 0)) throw new Error('--probe FILE and --eval-every N go together: the probe is scored every N steps');
+  if (evalEvery < 0 || !Number.isInteger(evalEvery)) throw new Error(`--eval-every must be a whole number of at least 1, got "${String(flags['eval-every'])}"`);
+  const probe = probeFile !== undefined ? (await loadData(probeFile)).records : undefined;
   // How much of the data the tokenizer knows, before any time goes into training on it.
   const summary = summarizeDataset(records, backbone.tokenizer, settings.maxLength);
   for (const line of unknownReport(summary.unknown, summary.byType, backbone.name)) console.error(line);
-  const all = encodeAll(backbone.tokenizer, records, settings.maxLength);
-  const resumeCp = run ? decodeTrainerState(new Uint8Array(await readFile(join(out, CHECKPOINT_FILE))), join(out, CHECKPOINT_FILE)).trainer : null;
-  const answered = all.filter(hasAnswer);
-  // Samples whose answer --max-length cuts away are left out; a run from before they were trained on them, and keeps them.
-  const samples = resumeCp && answered.length !== all.length && resumeCp.sampler.n === all.length ? all : answered;
-  const leftOut = answerlessMessage(all.length - samples.length, all.length, settings.maxLength);
-  if (leftOut) console.error(`warning: ${leftOut}`);
-  if (samples.length === 0) throw new Error('no sample keeps an answer token: nothing to train on');
+  // The page's sizes: RoPE tables and the longest sample by the backbone's context (run/driver.ts).
+  const positions = runPositions(backbone.config);
+  const resumed = run ? await readRunCheckpoint(out, run) : null;
+  // The run driver encodes the data, holds the routing set out and leaves answerless samples out,
+  // as the page does (a run folder from before routing sets held nothing out, and continues so).
+  const prepared = resumed
+    ? prepareResume({ tokenizer: backbone.tokenizer, records, meta: resumed.meta, samplerSize: resumed.cp.sampler.n })
+    : prepareNew({ tokenizer: backbone.tokenizer, records, typeNames: names, adapter: cfg, train: settings, positions, scores: evalEvery > 0 });
+  const leftOut = samplesLeftOut(prepared, resumed?.cp.stepsDone ?? 0);
+  if (leftOut) console.error(`warning: ${leftOut.message}`);
   const ctx = await runnerGpu();
   console.error(`adapter: ${describeAdapter(ctx.adapter)}`);
   console.error(await runnerKernels(ctx, backbone.config, str(flags, 'matmul')));
   const adapter: AdapterSet | null = loaded ? loaded.set : hasAdapter(cfg) ? initAdapter(backbone.config, cfg, settings.seed) : null;
   // A resumed run keeps its precision, so it continues bit-identically.
   const precision = run ? (run.weights ?? 'f32') : runnerPrecision(flags, ctx, cfg);
-  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, settings.maxLength, precision);
-  const typeIndex = (t: string) => names.indexOf(t);
-  const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, backbone.tokenizer.padId);
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, positions, precision);
+  const trainer = makeTrainer(ctx, weights, prepared.samples, names, prepared.train, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
-  const metrics: string[] = [];
-  if (run && resumeCp) {
-    const cp = resumeCp;
+  const meta: RunMeta = resumed?.meta ?? {
+    version: RUN_META_VERSION,
+    runId: `run-${basename(resolve(out))}`,
+    backbone: { kind: 'local', name: backbone.name },
+    dataset: { name: data.name, bytes: data.bytes, records: records.length },
+    adapter: cfg,
+    train: prepared.train,
+    typeNames: names,
+    totalSteps: settings.steps,
+    checkpointEvery,
+    // The routing set is measured where the run rests and at its last step.
+    routingEvery: settings.steps,
+    faultLimit: DEFAULT_FAULT_LIMIT,
+    ...(prepared.selection ? { routingSet: prepared.selection } : {}),
+    ...(evalEvery > 0 ? { evalEvery } : {}),
+    weights: precision,
+    savedAt: 0,
+  };
+  let saved: CheckpointExtra | undefined;
+  if (resumed) {
+    const cp = resumed.cp;
     trainer.importCheckpoint(cp);
     const done = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
     if (done.length < cp.stepsDone) throw new Error(`--resume: ${join(out, 'metrics.jsonl')} has ${done.length} steps, the checkpoint ${cp.stepsDone}`);
-    metrics.push(...done.slice(0, cp.stepsDone));
+    saved = { metrics: done.slice(0, cp.stepsDone).map((l, i) => metricsLine(l, join(out, 'metrics.jsonl'), i + 1)), routing: null, routingSet: null };
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
     const isHub = dataFile.startsWith(HUB_DATA_PREFIX);
-    const runFile: RunFile = { version: 1, model: resolve(modelDir), data: isHub ? dataFile : resolve(dataFile), cfg, settings, typeNames: names, checkpointEvery, weights: precision, ...(isHub ? { hub } : {}) };
+    const runFile: RunFile = {
+      version: 1,
+      model: resolve(modelDir),
+      data: isHub ? dataFile : resolve(dataFile),
+      cfg,
+      settings,
+      typeNames: names,
+      checkpointEvery,
+      weights: precision,
+      ...(isHub ? { hub } : {}),
+      ...(probeFile !== undefined ? { probe: resolve(probeFile), evalEvery } : {}),
+    };
     await writeAtomic(join(out, RUN_FILE), JSON.stringify(runFile, null, 1));
   }
-  const saveCheckpoint = async () => {
-    await writeAtomic(join(out, CHECKPOINT_FILE), encodeTrainerState(await trainer.exportCheckpoint(), {}));
-    await writeAtomic(join(out, 'metrics.jsonl'), metrics.join('\n') + '\n');
-  };
   const logEvery = num(flags, 'log-every', 1);
   // A bar on a terminal, plain step lines otherwise; --json FILE: the run's summary ("-": stdout, no step lines).
   const json = str(flags, 'json');
   const progress = new TrainProgress({ total: settings.steps, startStep: trainer.stepsDone, tty: isInteractive(), logEvery, quiet: json === '-' });
   const ranSteps: ProgressStep[] = [];
   const stopAfter = flags['stop-after'] !== undefined ? num(flags, 'stop-after', 0) : Infinity;
-  let ran = 0;
-  while (trainer.stepsDone < settings.steps) {
-    const m = await trainer.step();
-    ran++;
-    metrics.push(JSON.stringify(m));
-    ranSteps.push(m);
-    if (m.skipped) progress.note(`step ${m.step}: gradients were not finite; the update was skipped`);
-    progress.step(m);
-    if (m.step < settings.steps && ran >= stopAfter) {
-      await saveCheckpoint();
+  let failure: string | null = null;
+  /** --stop-after asked the run to pause (any other pause is the driver's, after a fault came back). */
+  let stopping = false;
+  // The run folder is the store: the checkpoint (with the run's description) and the series up to it.
+  const store: CheckpointStore = {
+    persistent: true,
+    async save(m, cp, extra) {
+      await writeAtomic(join(out, CHECKPOINT_FILE), encodeCheckpoint(m, cp));
+      await writeAtomic(join(out, 'metrics.jsonl'), extra.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
+      return true;
+    },
+  };
+  const evalLines: string[] = [];
+  const driver: TrainingRun = new TrainingRun({
+    trainer,
+    meta,
+    tokenizer: backbone.tokenizer,
+    routingSet: prepared.routingSet,
+    positions,
+    store,
+    probe: () => probe,
+    // Checkpoints every --checkpoint-every steps and where the run rests, as documented (never by time).
+    checkpointSeconds: Infinity,
+    evalTasks: evalEvery > 0 ? heldOutTasks(backbone.tokenizer, records, meta, positions) : [],
+    good: { cp: resumed?.cp ?? (await trainer.exportCheckpoint()), metrics: saved?.metrics ?? [], origin: resumed ? 'checkpoint' : 'start' },
+    saved,
+    resumed: resumed !== null,
+    sink: (ev) => {
+      switch (ev.type) {
+        case 'metrics':
+          ranSteps.push(ev.point);
+          if (ev.point.skipped) progress.note(`step ${ev.point.step}: gradients were not finite; the update was skipped`);
+          progress.step(ev.point);
+          // --stop-after: the run pauses after this step, checkpointed where it rests.
+          if (ranSteps.length >= stopAfter && ev.point.step < settings.steps && !stopping) {
+            stopping = true;
+            driver.pause();
+          }
+          return;
+        case 'notice':
+          if (ev.event.kind !== 'nonFinite') progress.note(ev.event.message);
+          if (ev.event.kind === 'rollback' && ev.event.severity === 'error') failure = ev.event.message;
+          return;
+        case 'status':
+          if (ev.message) failure = ev.message;
+          return;
+        case 'evalPoint': {
+          const p = ev.point;
+          evalLines.push(JSON.stringify(p));
+          progress.note(`step ${p.step}: probe ${(100 * p.probe).toFixed(1)}%${Object.entries(p.tasks).map(([t, v]) => `, ${t} ${(100 * v).toFixed(1)}%`).join('')}`);
+          return;
+        }
+        case 'routing':
+        case 'rewound':
+          return;
+      }
+    },
+  });
+  try {
+    await driver.loop();
+    if (evalLines.length > 0) await appendFile(join(out, 'eval.jsonl'), evalLines.join('\n') + '\n');
+    if (driver.status === 'error') throw new Error(`training failed at step ${driver.trainer.stepsDone}: ${failure ?? 'unknown error'}`);
+    if (!driver.saved) await driver.saveCheckpoint();
+    if (driver.status === 'paused' && !stopping) {
       progress.finish();
-      console.error(`stopped at step ${m.step} of ${settings.steps}; continue with: npm run runner -- train --resume ${out}`);
-      trainer.destroy();
-      weights.destroy();
+      throw new Error(`training paused at step ${driver.trainer.stepsDone}: ${failure ?? 'a fault came back after a rollback'} (its checkpoint is in ${out})`);
+    }
+    if (driver.status === 'paused') {
+      progress.finish();
+      console.error(`stopped at step ${driver.trainer.stepsDone} of ${settings.steps}; continue with: npm run runner -- train --resume ${out}`);
       return;
     }
-    if (checkpointEvery > 0 && m.step % checkpointEvery === 0 && m.step < settings.steps) await saveCheckpoint();
+    if (hasAdapter(cfg)) {
+      const files = adapterFiles(cfg, backbone.config, await weights.readAdapter(), backbone.name, names);
+      for (const [name, bytes] of files) await writeFile(join(out, name), bytes);
+    } else {
+      // Full fine-tuning: the whole model, in the backbone's layout, next to a copy of its config.
+      const w = await weights.readBackbone();
+      await writeFile(join(out, 'model.safetensors'), writeSafetensors([...w].map(([name, d]) => ({ name, dtype: 'F32' as const, shape: shapeOf(backbone, name), data: d }))));
+      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await writeFile(join(out, f), await readFile(join(modelDir, f)));
+    }
+    // The routing the page shows first: measured on the routing set, else the last training window's.
+    const routing = driver.lastRoutingSet ?? driver.lastRouting;
+    if (routing) await writeFile(join(out, 'routing.json'), JSON.stringify(routing, null, 1));
+    progress.finish();
+    console.error(`wrote ${out}`);
+    if (json) await writeJsonTo(json, trainSummary(out, ranSteps, progress.stats().elapsedMs / 1000, await filesIn(out)));
+  } finally {
+    driver.dispose();
+    weights.destroy();
   }
-  await saveCheckpoint();
-  if (hasAdapter(cfg)) {
-    const files = adapterFiles(cfg, backbone.config, await weights.readAdapter(), backbone.name, names);
-    for (const [name, bytes] of files) await writeFile(join(out, name), bytes);
-  } else {
-    // Full fine-tuning: the whole model, in the backbone's layout, next to a copy of its config.
-    const w = await weights.readBackbone();
-    await writeFile(join(out, 'model.safetensors'), writeSafetensors([...w].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: shapeOf(backbone, name), data }))));
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await writeFile(join(out, f), await readFile(join(modelDir, f)));
+}
+
+/** One line of a run folder's metrics.jsonl: a step's metrics (a damaged line is named). */
+function metricsLine(line: string, file: string, n: number): StepMetrics {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new Error(`${file}:${n}: not valid JSON (${errorMessage(e)})`, { cause: e });
   }
-  if (trainer.routing) await writeFile(join(out, 'routing.json'), JSON.stringify(trainer.routing.summary(), null, 1));
-  progress.finish();
-  console.error(`wrote ${out}`);
-  if (json) await writeJsonTo(json, trainSummary(out, ranSteps, progress.stats().elapsedMs / 1000, await filesIn(out)));
-  trainer.destroy();
-  weights.destroy();
+  if (typeof v !== 'object' || v === null || typeof (v as { step?: unknown }).step !== 'number') throw new Error(`${file}:${n}: expected a step's metrics (an object with "step")`);
+  return v as StepMetrics;
+}
+
+/**
+ * A run folder's checkpoint and the run's description: the one the checkpoint carries, or, for a
+ * folder from before checkpoints carried it, the one its run.json gives (that run held no routing
+ * set out and padded every batch to its maximum length, and so continues).
+ */
+async function readRunCheckpoint(dir: string, run: RunFile): Promise<{ meta: RunMeta; cp: TrainerCheckpoint }> {
+  const path = join(dir, CHECKPOINT_FILE);
+  const bytes = new Uint8Array(await readFile(path));
+  const { trainer: cp, metadata } = decodeTrainerState(bytes, path);
+  if (metadata.run !== undefined) return { meta: decodeCheckpoint(bytes, path).meta, cp };
+  const meta: RunMeta = {
+    version: RUN_META_VERSION,
+    runId: `run-${basename(resolve(dir))}`,
+    backbone: { kind: 'local', name: run.model },
+    dataset: { name: basename(run.data), bytes: 0, records: 0 },
+    adapter: run.cfg,
+    train: run.settings,
+    typeNames: run.typeNames,
+    totalSteps: run.settings.steps,
+    checkpointEvery: run.checkpointEvery,
+    routingEvery: run.settings.steps,
+    faultLimit: DEFAULT_FAULT_LIMIT,
+    weights: run.weights ?? 'f32',
+    savedAt: 0,
+  };
+  return { meta, cp };
 }
 
 function shapeOf(b: Backbone, name: string): number[] {
@@ -570,7 +726,7 @@ const STRING_OPTIONS = [
   'model', 'data', 'out', 'adapter', 'mode', 'experts', 'rank', 'alpha', 'dropout', 'targets', 'lbc-delta', 'lbc-beta', 'lbc-direction', 'lbc-importance', 'groups',
   'lr', 'steps', 'batch', 'accum', 'max-length', 'warmup', 'schedule', 'weight-decay', 'clip', 'seed', 'log-every',
   'resume', 'stop-after', 'checkpoint-every', 'prompt', 'input', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'data-out', 'hidden', 'layers', 'ffn', 'data-dir', 'lr-full', 'json', 'eval-every', 'methods', 'svg', 'matmul', 'weights', 'preset',
-  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg',
+  'rows', 'data-type', 'type-column', 'columns', 'mask-experts', 'seeds', 'lr-grid', 'tradeoff-svg', 'probe',
   'study', 'jobs', 'shard',
 ];
 

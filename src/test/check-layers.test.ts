@@ -60,6 +60,21 @@ describe('check-layers', () => {
     expect(r.upward.map((u) => `${u.site.file}:${u.site.line}`)).toEqual(['src/engine/j.test.ts:1']);
   });
 
+  it('finds a circle of files inside one folder, type imports included, and names the imports that close it', () => {
+    const r = run({
+      'src/worker/session.ts': "import { startRun } from './run';\nimport { Chat } from './chat';",
+      'src/worker/run.ts': "import type { Session } from './session';",
+      'src/worker/chat.ts': "import type { State } from './state';",
+      'src/worker/state.ts': "import { x } from '../util/x';",
+      'src/util/x.ts': '',
+    });
+    expect(r.cycles).toEqual([]);
+    expect(r.fileCycles.map((c) => c.files)).toEqual([['src/worker/run.ts', 'src/worker/session.ts']]);
+    expect(r.fileCycles[0].edges.map((e) => `${e.file}:${e.line}`).sort()).toEqual(['src/worker/run.ts:1', 'src/worker/session.ts:1']);
+    // A type re-export closes a circle as an import does.
+    expect(run({ 'src/worker/a.ts': "import type { B } from './b';", 'src/worker/b.ts': "export type { A } from './a';" }).fileCycles).toHaveLength(1);
+  });
+
   it('places every folder of the repository', () => {
     const r = run({ 'src/newfolder/x.ts': '' });
     expect(r.unplaced).toEqual(['src/newfolder/x.ts']);

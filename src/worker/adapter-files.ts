@@ -15,28 +15,28 @@ import { officialRunZip } from '../train/official-export';
 import { runAdapterConfig, type RunSpec } from '../train/run-settings';
 import { displayGroups } from './groups';
 import { backboneName, type FileEntry } from './protocol';
-import type { Session } from './session';
+import type { WorkerState } from './state';
 
 /** Adapter zips carry this date on every entry, so the same weights always give the same bytes. */
 const ZIP_DATE = new Date(2000, 0, 1);
 
 /** Posts the model's adapter zip to the page (Download). */
-export async function exportAdapter(s: Session): Promise<void> {
+export async function exportAdapter(s: WorkerState): Promise<void> {
   const { name, bytes } = await adapterZip(s);
   const buf = bytes.buffer;
   s.post({ type: 'adapterZip', name, bytes: buf }, [buf]);
 }
 
 /** The model's adapter (or, after full fine-tuning, the whole model) as the zip Download gives. */
-export async function adapterZip(s: Session): Promise<{ name: string; bytes: Uint8Array<ArrayBuffer> }> {
+export async function adapterZip(s: WorkerState): Promise<{ name: string; bytes: Uint8Array<ArrayBuffer> }> {
   const b = s.requireBackbone();
-  const cfg = s.adapter.cfg;
-  if (!cfg || s.adapter.origin === 'none' || !s.weights) throw new Error('there is no adapter yet: train or import one');
+  const cfg = s.model.adapter.cfg;
+  if (!cfg || s.model.adapter.origin === 'none' || !s.model.weights) throw new Error('there is no adapter yet: train or import one');
   const zipped = await s.serial(async () => {
-    const w = s.weights!;
+    const w = s.model.weights!;
     const files: Record<string, Uint8Array> = {};
     if (hasAdapter(cfg)) {
-      for (const [name, bytes] of adapterFiles(cfg, b.config, await w.readAdapter(), backboneName(s.ref!), s.adapter.typeNames)) files[name] = bytes;
+      for (const [name, bytes] of adapterFiles(cfg, b.config, await w.readAdapter(), backboneName(s.ref!), s.model.adapter.typeNames)) files[name] = bytes;
     } else {
       // Full fine-tuning: the whole model in the backbone's layout, with its configuration files.
       const host = await w.readBackbone();
@@ -55,7 +55,7 @@ export async function adapterZip(s: Session): Promise<{ name: string; bytes: Uin
 }
 
 /** The training data and these settings as a zip for the official LoRAMoE trainer (src/train/official-export.ts). */
-export async function exportOfficial(s: Session, spec: RunSpec): Promise<void> {
+export async function exportOfficial(s: WorkerState, spec: RunSpec): Promise<void> {
   const data = s.datasets.get('train');
   if (!data) throw new Error('load a training dataset first: the hand-off carries the data');
   const names = data.info.typeNames;
@@ -70,7 +70,7 @@ export async function exportOfficial(s: Session, spec: RunSpec): Promise<void> {
 const fmt = (x: number): string => String(Math.round(x * 1e4) / 1e4);
 
 /** Loads an adapter from picked files or a zip onto the GPU, in place of the current adapter (and run). */
-export async function importAdapter(s: Session, name: string, files: FileEntry[]): Promise<void> {
+export async function importAdapter(s: WorkerState, name: string, files: FileEntry[]): Promise<void> {
   if (s.isTraining() || s.run?.status === 'paused') throw new Error('stop the training run before importing an adapter');
   const b = s.requireBackbone();
   const entries = isZip(files) ? entriesFromZip(new Uint8Array(await files[0].file.arrayBuffer()), files[0].path) : normalizeEntries(files);
@@ -78,15 +78,14 @@ export async function importAdapter(s: Session, name: string, files: FileEntry[]
   // By the adapter's own names (or the official task types), never by the current dataset's order.
   const typeNames = adapterTypeNames(loaded.dataTypes, loaded.cfg.groups.length) ?? [];
   await s.serial(async () => {
-    s.run?.trainer.destroy();
-    s.run = null;
-    s.rebuildWeights(loaded.cfg, loaded.set);
-    s.imported = { cfg: loaded.cfg, set: loaded.set };
+    s.dropRun();
+    s.model.rebuildWeights(loaded.cfg, loaded.set);
+    s.model.imported = { cfg: loaded.cfg, set: loaded.set };
     const rs = loaded.peft.rsLora;
     const note = rs
       ? `PEFT's lora_alpha ${rs.loraAlpha} with use_rslora at rank ${rs.rank} scales the update by lora_alpha / √r = ${fmt(rs.loraAlpha / Math.sqrt(rs.rank))}; held here as alpha ${fmt(rs.alpha)}, the same scale as alpha / r.`
       : undefined;
-    s.adapter = {
+    s.model.adapter = {
       origin: 'imported',
       cfg: loaded.cfg,
       label: name + (loaded.baseModel ? ` (trained on ${loaded.baseModel})` : ''),

@@ -9,13 +9,13 @@ import { isRouted } from '../method/adapter';
 import { type ChatToken, Generator } from '../model/generate';
 import { displayGroups, tokenGroupShares } from './groups';
 import type { SamplingSettings } from './protocol';
-import type { Session } from './session';
+import type { WorkerState } from './state';
 
 export class Chat {
   private generator: Generator | null = null;
   private stopGeneration = false;
 
-  constructor(private readonly s: Session) {}
+  constructor(private readonly s: WorkerState) {}
 
   /** `expertMask`: experts switched off in every adapted layer (knockout), with the adapter on. */
   async generate(reqId: number, prompt: string, useAdapter: boolean, sampling: SamplingSettings, expertMask: readonly number[] = []): Promise<void> {
@@ -28,7 +28,7 @@ export class Chat {
     if (ids.length >= s.maxPositions) throw new Error(`the prompt has ${ids.length} tokens; this backbone holds ${s.maxPositions}`);
     this.stopGeneration = false;
     await s.serial(async () => {
-      const weights = s.weights;
+      const weights = s.model.weights;
       if (!weights) throw new Error('no model on the GPU');
       if (!this.generator || this.generator.weights !== weights || this.generator.capacity < want) {
         this.generator?.destroy();
@@ -37,7 +37,7 @@ export class Chat {
       const gen = this.generator;
       const routed = useAdapter && isRouted(weights.adapterCfg);
       if (expertMask.length > 0 && !routed) throw new Error('switching experts off needs a LoRAMoE adapter, and the adapter on');
-      const groups = routed ? (s.adapter.groups.length > 0 ? s.adapter.groups : displayGroups(weights.adapterCfg, [])) : [];
+      const groups = routed ? (s.model.adapter.groups.length > 0 ? s.model.adapter.groups : displayGroups(weights.adapterCfg, [])) : [];
       s.post({ type: 'chatStart', reqId, promptTokens: ids.length, groups, expertMask: routed ? [...expertMask] : [] });
       const out: number[] = [];
       let prevText = '';

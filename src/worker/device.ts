@@ -8,34 +8,28 @@
 import type { GpuContext } from '../engine/gpu';
 import { initAdapter } from '../loramoe/init';
 import { hasAdapter } from '../method/adapter';
-import { NumericGuard } from './faults';
-import type { RunStatus } from './protocol';
-import { makeTrainer } from './run';
-import { loop } from './run-loop';
-import { goodStateName, postRunStarted, type Run } from './run-state';
-import type { Session } from './session';
+import { goodStateName } from '../run/driver';
+import { postRunStarted, sessionTrainer } from './run';
+import type { WorkerState } from './state';
 
 /**
  * The device is lost (the worker saw device.lost): GPU work stops failing loudly until
  * replaceDevice. Returns the step the run had finished.
  */
-export function deviceLost(s: Session): number {
+export function deviceLost(s: WorkerState): number {
   s.recovering = true;
   return s.run?.trainer.stepsDone ?? 0;
 }
 
 /** No new device could be had: the run ends in an error the user can act on (reload and resume). */
-export function deviceUnavailable(s: Session, reason: string, error: string): void {
+export function deviceUnavailable(s: WorkerState, reason: string, error: string): void {
   s.recovering = false;
   const r = s.run;
   const step = r?.trainer.stepsDone ?? 0;
   const msg =
     `The GPU device was lost${r ? ` at step ${step}` : ''} (${reason}) and no new device could be acquired (${error}). ` +
     'Datasets, settings and the last checkpoint are kept in this browser: reload the page to resume.';
-  if (r) {
-    r.status = 'error';
-    s.postStatus(msg);
-  }
+  r?.fail(msg);
   s.runEvent({ kind: 'deviceFailed', severity: 'error', step, message: msg });
 }
 
@@ -43,9 +37,10 @@ export function deviceUnavailable(s: Session, reason: string, error: string): vo
  * A new device was acquired but moving onto it failed (uploading the backbone again, rebuilding the
  * run): the run, if any, ends in an error that names the reason; `step` is where the device was lost.
  */
-export function deviceReplacementFailed(s: Session, reason: string, error: string, step: number): void {
+export function deviceReplacementFailed(s: WorkerState, reason: string, error: string, step: number): void {
   s.recovering = false;
-  if (s.run) s.run.status = 'error';
+  // The run could not be moved: it ends here (its status is the error below).
+  s.dropRun();
   const msg =
     `The GPU device was lost${step > 0 ? ` at step ${step}` : ''} (${reason}); a new device was acquired, but the backbone and the run could not be moved onto it (${error}). ` +
     'Datasets, settings and the last checkpoint are kept in this browser: reload the page to resume.';
@@ -60,66 +55,47 @@ export function deviceReplacementFailed(s: Session, reason: string, error: strin
  * goes on by itself; a paused one waits for Resume. Datasets, settings and the metric series up to
  * that state are untouched (the steps after it are computed again, identically).
  */
-export async function replaceDevice(s: Session, ctx: GpuContext, reason: string): Promise<void> {
-  const old = s.run;
-  const lostAt = old?.trainer.stepsDone ?? 0;
+export async function replaceDevice(s: WorkerState, ctx: GpuContext, reason: string): Promise<void> {
+  const run = s.run;
+  const lostAt = run?.trainer.stepsDone ?? 0;
   s.recovering = true;
   s.ctx = ctx;
   // Work queued on the lost device may never settle: the queue starts afresh. The old objects
   // are dropped (their buffers went with the device; destroy() on them is harmless).
   s.restartQueue();
-  s.run = null;
   s.chat.drop();
-  old?.trainer.destroy();
-  s.weights?.destroy();
-  s.weights = null;
+  run?.trainer.destroy();
+  s.model.weights?.destroy();
+  s.model.weights = null;
   const b = s.backbone;
   let restoredTo: number | null = null;
-  let goodName = '';
   try {
     if (!b) {
       s.runEvent({ kind: 'deviceLost', severity: 'warning', step: 0, message: `The GPU device was lost (${reason}); a new device was acquired. Nothing was loaded on it yet.` });
       return;
     }
     await s.serial(async () => {
-      if (old && old.lastGood) {
-        const meta = old.meta;
-        const good = old.lastGood;
+      if (run) {
+        // The same samples and settings on the new device; the run goes on from its last good state.
+        const meta = run.meta;
         const set = hasAdapter(meta.adapter) ? initAdapter(b.config, meta.adapter, meta.train.seed) : null;
-        const weights = s.rebuildWeights(meta.adapter, set, meta.weights ?? 'f32');
-        const trainer = makeTrainer(s, weights, old.trainer.samples, meta.typeNames, meta.train);
-        trainer.importCheckpoint(good.cp);
-        const status: RunStatus =
-          old.status === 'running' || old.status === 'starting' ? 'running' : old.status === 'pausing' ? 'paused' : old.status === 'stopping' ? 'stopped' : old.status;
-        s.run = {
-          ...old,
-          trainer,
-          status,
-          pending: [],
-          lastFlush: performance.now(),
-          looping: false,
-          history: good.metrics.slice(),
-          windowFrom: good.cp.stepsDone + 1,
-          guard: new NumericGuard(old.guard.limit),
-          checkpointDue: false,
-        };
-        restoredTo = good.cp.stepsDone;
-        goodName = goodStateName(good);
+        const weights = s.model.rebuildWeights(meta.adapter, set, meta.weights);
+        restoredTo = run.moveTo(sessionTrainer(s, weights, run.trainer.samples, meta.typeNames, meta.train));
       } else {
-        const imp = s.imported;
-        if (imp) s.rebuildWeights(imp.cfg, imp.set);
-        else s.useFrozenBackbone();
+        const imp = s.model.imported;
+        if (imp) s.model.rebuildWeights(imp.cfg, imp.set);
+        else s.model.useFrozenBackbone();
       }
     });
   } finally {
     s.recovering = false;
   }
-  const r = s.run as Run | null;
-  if (r && restoredTo !== null) {
-    const next = r.status === 'running' ? 'training goes on' : r.status === 'paused' ? 'press Resume to continue' : `the run stays ${r.status}`;
+  if (run && restoredTo !== null) {
+    const goodName = goodStateName(run.lastGood);
+    const next = run.status === 'running' ? 'training goes on' : run.status === 'paused' ? 'press Resume to continue' : `the run stays ${run.status}`;
     const again = lostAt === restoredTo + 1 ? `Step ${lostAt} is` : `Steps ${restoredTo + 1}-${lostAt} are`;
     const redo = lostAt > restoredTo ? ` ${again} computed again (the same batches and dropout masks, so the same results).` : '';
-    postRunStarted(s, r, true);
+    postRunStarted(s, run, true);
     s.runEvent({
       kind: 'deviceLost',
       severity: 'warning',
@@ -130,10 +106,10 @@ export async function replaceDevice(s: Session, ctx: GpuContext, reason: string)
         `a new device was acquired and the backbone loaded again, ${next}. Datasets, settings and the metric series are kept.${redo}`,
     });
   } else {
-    const what = s.adapter.origin === 'imported' ? ' with the imported adapter' : '';
+    const what = s.model.adapter.origin === 'imported' ? ' with the imported adapter' : '';
     s.runEvent({ kind: 'deviceLost', severity: 'warning', step: 0, message: `The GPU device was lost (${reason}); a new device was acquired and the backbone loaded again${what}.` });
   }
   s.postAdapter();
   s.postStatus();
-  if (r?.status === 'running') void loop(s);
+  if (run?.status === 'running') void run.loop();
 }

@@ -63,7 +63,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           post({ type: 'error', message: `?matmul: ${errorMessage(e)}` });
         }
         session = new Session(ctx, post, { testHooks: cmd.testHooks === true });
-        session.weightSetting = cmd.weights ?? 'auto';
+        session.model.weightSetting = cmd.weights ?? 'auto';
         // superviseDevice reports its own failures through the session; anything else is still told.
         superviseDevice(ctx, session, {
           acquire: () => requestGpu(navigator.gpu),

@@ -25,20 +25,11 @@ import type { RoutingSummary } from '../train/routing';
 import type { RunSpec } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 
-/** Where a backbone came from, as remembered by checkpoints and shown to the user. */
-export type BackboneRef = { kind: 'demo' } | { kind: 'hub'; repo: string } | { kind: 'local'; name: string };
+import { type BackboneRef, backboneName, type DisplayGroup, type RunEvent, type RunStatus } from '../run/events';
 
-/** The name a backbone goes by in messages, adapter files and the official hand-off. */
-export function backboneName(ref: BackboneRef): string {
-  switch (ref.kind) {
-    case 'demo':
-      return 'loramoe-playground/demo';
-    case 'hub':
-      return ref.repo;
-    case 'local':
-      return ref.name;
-  }
-}
+// The run's words live with the run driver (src/run/events.ts); the protocol speaks them unchanged.
+export { backboneName };
+export type { BackboneRef, DisplayGroup, RunEvent, RunStatus };
 
 /** One file of a picked folder, a zip or the Hub cache, under its path relative to the model folder. */
 export type { FileEntry };
@@ -88,14 +79,6 @@ export interface DatasetInfo {
 export const MAX_ERRORS_SENT = 200;
 export const PREVIEW_RECORDS = 8;
 
-/** An expert group as shown: the experts a set of data types is steered to. */
-export interface DisplayGroup {
-  name: string;
-  experts: number[];
-  /** Data types steered to these experts. */
-  types: string[];
-}
-
 export interface MeasuredMemory {
   /** GpuWeights.bytes: backbone, adapter and RoPE tables. */
   weights: number;
@@ -107,26 +90,6 @@ export interface MeasuredMemory {
   precision: WeightPrecision | null;
 }
 
-export type RunStatus = 'idle' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error';
-
-export interface RunStartedInfo {
-  runId: string;
-  totalSteps: number;
-  /** Steps already done (0, or the checkpoint's step when resuming). */
-  startStep: number;
-  typeNames: string[];
-  groups: DisplayGroup[];
-  adapter: AdapterConfig;
-  /** Padded sequence length (the longest sample, at most the maximum length). */
-  seqLen: number;
-  memory: MeasuredMemory;
-  resumed: boolean;
-  /** Resumed runs: the metric series and routing saved with the checkpoint. */
-  metrics?: StepMetrics[];
-  routing?: RoutingSummary | null;
-  /** Resumed runs: the last routing-set summary saved with the checkpoint. */
-  routingSet?: RoutingSummary | null;
-}
 
 export interface AdapterState {
   /** none: the frozen backbone; trained: by a run of this session; imported: from files. */
@@ -152,27 +115,6 @@ export interface SamplingSettings {
   topP: number;
   maxNewTokens: number;
   seed: number;
-}
-
-/**
- * Something that happened to a run that the user must be told about, with the step it happened at:
- * a step with a non-finite loss or gradient norm (skipped), a state with a non-finite value not kept
- * as a checkpoint, samples left out of training (their answer cut away by the maximum length), a rollback to the last good checkpoint, a lost GPU device and the recovery from it. Shown in the run panel and kept with the run's series.
- */
-export type RunEventKind = 'nonFinite' | 'checkpointRefused' | 'rollback' | 'deviceLost' | 'deviceFailed' | 'samplesLeftOut' | 'testHook';
-
-export interface RunEvent {
-  kind: RunEventKind;
-  severity: 'info' | 'warning' | 'error';
-  /** The run's step when it happened (steps done; 0 before the first). */
-  step: number;
-  /** For rollbacks and recoveries: the checkpoint step the run continues from. */
-  toStep?: number;
-  /** For nonFinite and rollback: which numbers were not finite. */
-  nonFinite?: { loss: boolean; gradNorm: boolean };
-  message: string;
-  /** Date.now() when it happened. */
-  at: number;
 }
 
 /**
@@ -260,7 +202,27 @@ export type WorkerEvent =
   | { type: 'datasetSummary'; summary: DatasetSummary }
   /** A run's start in progress (startRun, restoreRun): the phase and how far it is; the first metrics end it. */
   | { type: 'startup'; progress: StartupProgress }
-  | { type: 'runStarted'; run: RunStartedInfo }
+  | {
+      type: 'runStarted';
+      run: {
+        runId: string;
+        totalSteps: number;
+        /** Steps already done (0, or the checkpoint's step when resuming). */
+        startStep: number;
+        typeNames: string[];
+        groups: DisplayGroup[];
+        adapter: AdapterConfig;
+        /** Padded sequence length (the longest sample, at most the maximum length). */
+        seqLen: number;
+        memory: MeasuredMemory;
+        resumed: boolean;
+        /** Resumed runs: the metric series and routing saved with the checkpoint. */
+        metrics?: StepMetrics[];
+        routing?: RoutingSummary | null;
+        /** Resumed runs: the last routing-set summary saved with the checkpoint. */
+        routingSet?: RoutingSummary | null;
+      };
+    }
   | { type: 'runStatus'; status: RunStatus; step: number; message?: string }
   | { type: 'metrics'; points: StepMetrics[] }
   /** A routing summary: on the run's routing set or over the last training window (summary.source says which). */

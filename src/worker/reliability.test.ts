@@ -28,7 +28,7 @@ import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
 import { countBuffers } from '../engine/buffer-count';
-import { describeFault, NumericGuard } from './faults';
+import { describeFault, NumericGuard } from '../run/faults';
 import type { RunEvent, RunStatus, WorkerEvent } from './protocol';
 import { superviseDevice } from './recovery';
 import { Session } from './session';

@@ -6,9 +6,9 @@
  */
 import { setCheckpointWriteHook } from '../io/persist';
 import type { DebugAction } from './protocol';
-import type { Session } from './session';
+import type { WorkerState } from './state';
 
-export async function debugAction(s: Session, a: DebugAction): Promise<void> {
+export async function debugAction(s: WorkerState, a: DebugAction): Promise<void> {
   if (!s.options.testHooks) throw new Error('test hooks are off (open the page with ?test-hooks)');
   const step = s.run?.trainer.stepsDone ?? 0;
   switch (a.kind) {

@@ -34,14 +34,14 @@ describe('the weights setting', () => {
     await session.loadDataset('train', 'train.jsonl', bytes(train()));
 
     // auto on a software adapter: f32.
-    expect(session.weightSetting).toBe('auto');
-    const f32 = session.weights!;
+    expect(session.model.weightSetting).toBe('auto');
+    const f32 = session.model.weights!;
     expect(f32.precision).toBe('f32');
     const f32Bytes = f32.bytes;
 
     // f16 while idle: stored again now; matrices halve, so the weights take well under f32's bytes.
     await session.setWeightSetting('f16');
-    const half = session.weights!;
+    const half = session.model.weights!;
     expect(half).not.toBe(f32);
     expect(half.precision).toBe('f16');
     expect(half.get('model.embed_tokens.weight').dtype).toBe('f16');
@@ -53,32 +53,32 @@ describe('the weights setting', () => {
     // A LoRAMoE run trains on f16 matrices, and its adapter survives a change back to f32 after it.
     const spec = runSpecOf(tinyRunSettings({ steps: 3, seed: 2, checkpointEvery: 0, routingEvery: 3 }));
     await session.startRun(spec, false);
-    expect(session.weights!.precision).toBe('f16');
+    expect(session.model.weights!.precision).toBe('f16');
     // The checkpoints carry it: a resumed run (after a reload or a lost device) keeps its precision.
     expect((session as unknown as { run: { meta: { weights?: string } } }).run.meta.weights).toBe('f16');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
-    const trained = await session.weights!.readAdapter();
+    const trained = await session.model.weights!.readAdapter();
     // The run holds the weights (Continue, the run's chat): the change waits for the next rebuild,
     // and the page is told the weights on the GPU are still f16.
     await session.setWeightSetting('f32');
-    expect(session.weights!.precision).toBe('f16');
+    expect(session.model.weights!.precision).toBe('f16');
     expect(events.flatMap((e) => (e.type === 'adapter' ? [e.memory.precision] : [])).at(-1)).toBe('f16');
-    const again = await session.weights!.readAdapter();
+    const again = await session.model.weights!.readAdapter();
     for (const [key, t] of trained) expect(again.get(key)!.a).toEqual(t.a);
 
     // Full fine-tuning keeps f32 even when f16 is asked for.
     await session.setWeightSetting('f16');
     status = null;
     await session.startRun({ ...spec, adapter: { ...spec.adapter, mode: 'full' } }, false);
-    expect(session.weights!.precision).toBe('f32');
+    expect(session.model.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
 
     // A compared method runs on f32 too, so every method of a comparison starts from the same backbone.
     status = null;
     await session.startRun(spec, false, { method: 'loramoe' });
-    expect(session.weights!.precision).toBe('f32');
+    expect(session.model.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
   });
@@ -98,7 +98,7 @@ describe('the weights setting', () => {
       while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
       expect(status).toBe('done');
     };
-    const embedding = () => session.weights!.get('model.embed_tokens.weight');
+    const embedding = () => session.model.weights!.get('model.embed_tokens.weight');
     const frozen = embedding();
     await run(spec);
     expect(embedding()).toBe(frozen); // the LoRAMoE run uploaded only its adapter
@@ -111,7 +111,7 @@ describe('the weights setting', () => {
     await run(spec);
     expect(await readTensor(session.gpu, embedding())).toEqual(host);
     // Sharing is refused where it would let training write into the shared tensors.
-    const b = session.sharedBackbone('f32');
+    const b = session.model.sharedBackbone('f32');
     expect(() => new GpuWeights(session.gpu, b.shape, hf.weights, defaultAdapterConfig('full'), null, 8, 'f32', b)).toThrow(/cannot share/);
   });
 });

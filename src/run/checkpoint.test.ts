@@ -14,7 +14,7 @@ import { GpuWeights } from '../model/weights';
 import { testGpu } from '../test/gpu';
 import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
 import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
-import { decodeCheckpoint, encodeCheckpoint, type RunMeta } from './checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, parseRunMeta, RUN_META_VERSION, type RunMeta } from './checkpoint';
 
 const TYPES = ['downstream task', 'world knowledge'];
 const SAMPLES: EncodedSample[] = [
@@ -38,6 +38,7 @@ async function make(cfg: AdapterConfig) {
 }
 
 const meta = (cfg: AdapterConfig): RunMeta => ({
+  version: RUN_META_VERSION,
   runId: 'test',
   backbone: { kind: 'demo' },
   dataset: { name: 'x.jsonl', bytes: 1, records: SAMPLES.length },
@@ -47,6 +48,8 @@ const meta = (cfg: AdapterConfig): RunMeta => ({
   totalSteps: 6,
   checkpointEvery: 3,
   routingEvery: 1,
+  faultLimit: 3,
+  weights: 'f32',
   savedAt: 0,
 });
 
@@ -98,5 +101,33 @@ describe('checkpoints', () => {
       other.trainer.destroy();
       other.weights.destroy();
     }
+  });
+});
+
+describe('the run record', () => {
+  const record = meta(moe);
+  const text = (over: Record<string, unknown>, drop: string[] = []) => {
+    const o: Record<string, unknown> = { ...record, ...over };
+    for (const k of drop) delete o[k];
+    return JSON.stringify(o);
+  };
+
+  it('reads a record of this version as written', () => {
+    expect(parseRunMeta(JSON.stringify(record), 'cp')).toEqual(record);
+  });
+
+  it('brings a version-1 record (no version, no fault limit, no precision) up to this version', () => {
+    const old = parseRunMeta(text({}, ['version', 'faultLimit', 'weights']), 'cp');
+    expect(old).toEqual({ ...record, version: 2, faultLimit: 3, weights: 'f32' });
+  });
+
+  it('refuses a newer version and names the first wrong field of a damaged record', () => {
+    expect(() => parseRunMeta(text({ version: 3 }), 'run-a checkpoint')).toThrow(/^run-a checkpoint: written by a newer version of the playground \(run record version 3; this one reads up to 2\)/);
+    expect(() => parseRunMeta(text({ totalSteps: -1 }), 'cp')).toThrow('cp: run.totalSteps must be a whole number of at least 1, got -1');
+    expect(() => parseRunMeta(text({ weights: 'f8' }), 'cp')).toThrow('cp: run.weights must be "f32" or "f16", got "f8"');
+    expect(() => parseRunMeta(text({ train: { ...settings, lr: -1 } }), 'cp')).toThrow('cp: run.train: training settings: lr must be positive, got -1');
+    expect(() => parseRunMeta(text({ routingSet: { heldOut: [1.5], sampled: [] } }), 'cp')).toThrow(/^cp: run.routingSet must be record indices/);
+    expect(() => parseRunMeta(text({}, ['typeNames']), 'cp')).toThrow('cp: run.typeNames must be a list of data type names, got nothing');
+    expect(() => parseRunMeta('{"runId":', 'cp')).toThrow(/^cp: the run record is not valid JSON/);
   });
 });
