@@ -1,13 +1,13 @@
 /**
  * The comparison's sequence against stand-in runs: the five methods start one after another with the
- * comparison's options, each waits for its run to end, and Cancel (also while a run is starting)
+ * comparison's methods, each waits for its run to end, and Cancel (also while a run is starting)
  * stops the run and starts no other.
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import type { RunRequest } from './run-actions';
+import type { StartRequest } from './run-actions';
 
 const runs = vi.hoisted(() => ({
-  started: [] as RunRequest[],
+  started: [] as StartRequest[],
   stops: 0,
   /** Resolves the pending start (the worker's reply). */
   release: null as null | (() => void),
@@ -16,7 +16,7 @@ const runs = vi.hoisted(() => ({
 vi.mock('./run-actions', async () => {
   const { useRunStore } = await import('./run');
   return {
-    startRun: (req: RunRequest) =>
+    startRun: (req: StartRequest) =>
       new Promise<boolean>((resolve) => {
         runs.started.push(req);
         runs.release = () => {
@@ -55,7 +55,7 @@ describe('the comparison sequence', () => {
       useRunStore.setState({ evalCurve: [point], step: 20, status: 'done' });
     }
     await done;
-    expect(runs.started.map((r) => r.options)).toEqual(['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'].map((method) => ({ method, evalEvery: 2 })));
+    expect(runs.started.map((r) => r.compared)).toEqual(['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'].map((method) => ({ method, evalEvery: 2 })));
     expect(runs.started.map((r) => r.settings?.lr)).toEqual([1e-3, 5e-3, 5e-3, 5e-3, 5e-3]);
     expect(runs.started.every((r) => r.settings?.steps === 20 && r.settings.mode === 'loramoe')).toBe(true);
     const c = useComparisonStore.getState();
@@ -75,7 +75,7 @@ describe('the comparison sequence', () => {
       useRunStore.setState({ evalCurve: [point], step: 20, status: 'done' });
     }
     await done;
-    expect(runs.started.map((r) => [r.options?.method, r.settings?.seed])).toEqual(
+    expect(runs.started.map((r) => [r.compared?.method, r.settings?.seed])).toEqual(
       ['full', 'lora', 'loramoe', 'lbc-official', 'lbc-own'].flatMap((method) => [
         [method, seed],
         [method, seed + 1],

@@ -166,7 +166,7 @@ export async function startComparison(): Promise<void> {
       const started = await startRun({
         // The methods are built from the form's LoRAMoE configuration (experts, rank, targets, constraint).
         settings: { steps, mode: 'loramoe', lr: key === 'full' ? s.form.lrFull : s.form.lrAdapter, seed },
-        options: { method: key, evalEvery },
+        compared: { method: key, evalEvery },
         name: `Comparison ${n}: ${METHOD_NAMES[key]}${seeds.length > 1 ? ` (seed ${seed})` : ''}`,
         comparison: { id, method: key },
       });

@@ -10,7 +10,7 @@
 import * as persist from '../io/persist';
 import type { DebugAction, WorkerEvent } from '../worker/protocol';
 import { resumeInterrupted, watchRunsElsewhere } from './run-actions';
-import { followRecord, type RunRecord } from './run-library';
+import { followRecord, type LibraryEntry } from './run-library';
 import { connectOwnership, type OwnershipMessage, ownsRun } from './run-ownership';
 import { restoreOnce } from './run-persistence';
 import { useSettingsStore } from './settings';
@@ -50,7 +50,7 @@ function onOtherTab(m: OwnershipMessage): void {
     return;
   }
   if (ownsRun(m.runId) || !persist.persistenceAvailable()) return;
-  persist.loadRunRecord<RunRecord>(m.runId).then(
+  persist.loadRunRecord<LibraryEntry>(m.runId).then(
     (rec) => rec && followRecord(rec),
     (e: unknown) => console.warn(`[runs] the record of run ${m.runId} could not be read: ${errorMessage(e)}`),
   );

@@ -13,7 +13,7 @@ import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { holdsModel, importedRunShown, runBusy, runIdle, runModelLoaded, showRunMessage, storageFailed, useRunStore } from './run';
 import { newRunRecord } from './run-actions';
-import { clearRunViews, findRun, openRun, refreshUsage, type RunRecord, saveRecord, showLibraryError } from './run-library';
+import { clearRunViews, findRun, openRun, refreshUsage, type LibraryEntry, saveRecord, showLibraryError } from './run-library';
 import { setSettings, useSettingsStore } from './settings';
 import { formatSetting, SETTINGS, type SettingKey, type Settings } from './settings-table';
 import { setView } from './view';
@@ -138,7 +138,7 @@ async function recordImport(entries: FileEntry[], name: string): Promise<void> {
     ? await entries[0].file.arrayBuffer()
     : (zipSync(Object.fromEntries(await Promise.all(entries.map(async (e) => [e.path, new Uint8Array(await e.file.arrayBuffer())] as const))), { level: 6 }).buffer as ArrayBuffer);
   const id = `import-${Date.now().toString(36)}`;
-  const rec: RunRecord = {
+  const rec: LibraryEntry = {
     ...newRunRecord(id, 0, a.cfg),
     name,
     origin: 'imported',

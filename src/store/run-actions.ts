@@ -7,10 +7,9 @@ import type { CheckpointPointer } from '../io/persist';
 import { downloadBlob } from '../io/download';
 import * as persist from '../io/persist';
 import { methodLabel } from '../method/adapter';
-import { type RunSettings, runSpecOf } from '../train/run-settings';
+import { type RunSettings, type RunSpec, runSpecOf } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
-import type { RunOptions } from '../worker/protocol';
 import { loadRunBackbone } from './backbone-actions';
 import { trainFingerprint } from './data-actions';
 import { useDatasetStore } from './dataset';
@@ -18,7 +17,7 @@ import { useModelStore } from './model';
 import { useProbeStore } from './probe';
 import { autoResumeEnded, autoResumeStarted, holdsModel, isTraining, offerResume, resumeDiscarded, runBusy, runIdle, runStartFailed, runStarting, showRunMessage, useRunStore } from './run';
 import { pointerRun, whenRestored } from './run-persistence';
-import { clearRunViews, deleteRun, findRun, followRecord, type RunRecord, showLibraryError, showRecord, useLibraryStore } from './run-library';
+import { clearRunViews, deleteRun, findRun, followRecord, type LibraryEntry, showLibraryError, showRecord, useLibraryStore } from './run-library';
 import { awaitRun, claimRun, heldElsewhere, releaseRun, useOwnershipStore } from './run-ownership';
 import { useSettingsStore } from './settings';
 import { useViewStore } from './view';
@@ -36,25 +35,26 @@ export function warmUp(): void {
   );
 }
 
-/** A run to start other than the form's: settings that differ, run options, and how the library names it. */
-export interface RunRequest {
+/** A run to start other than the form's: settings that differ, the compared method it is, and how the library names it. */
+export interface StartRequest {
   settings?: Partial<RunSettings>;
-  options?: RunOptions;
+  /** A compared method's run (RunSpec's method and evalEvery). */
+  compared?: Required<Pick<RunSpec, 'method' | 'evalEvery'>>;
   /** The library's name for the run, and the comparison it belongs to. */
   name?: string;
-  comparison?: RunRecord['comparison'];
+  comparison?: LibraryEntry['comparison'];
 }
 
 /** What the run being started was asked with (its record is made when the worker says it started). */
-let starting: (RunRequest & { settings: RunSettings }) | null = null;
+let starting: (StartRequest & { settings: RunSettings }) | null = null;
 
 /** Starts a run with the form's settings (or `req`'s). Resolves true once the run has started; a failure is the run's message. */
-export async function startRun(req: RunRequest = {}): Promise<boolean> {
+export async function startRun(req: StartRequest = {}): Promise<boolean> {
   runStarting();
   const settings: RunSettings = { ...useSettingsStore.getState().values, ...req.settings };
   starting = { ...req, settings };
   try {
-    await call({ type: 'startRun', spec: runSpecOf(settings), continueAdapter: req.options ? false : useViewStore.getState().continueAdapter, ...(req.options ? { options: req.options } : {}) });
+    await call({ type: 'startRun', spec: { ...runSpecOf(settings), ...req.compared }, continueAdapter: req.compared ? false : useViewStore.getState().continueAdapter });
     return true;
   } catch (e) {
     runStartFailed(errorMessage(e));
@@ -136,7 +136,7 @@ async function continueFrom(cp: CheckpointPointer<RunMeta>): Promise<void> {
  * as stored now (stopped, finished) and the lock goes back.
  */
 async function takeOver(runId: string): Promise<boolean> {
-  const rec = await persist.loadRunRecord<RunRecord>(runId);
+  const rec = await persist.loadRunRecord<LibraryEntry>(runId);
   if (rec) followRecord(rec);
   const status = useRunStore.getState();
   const pointer = rec ? await persist.loadCheckpointPointer<RunMeta>(runId) : null;
@@ -181,7 +181,7 @@ function backboneLabel(): string {
 }
 
 /** A new run's record, from the settings it started with and the data and backbone loaded now. */
-export function newRunRecord(runId: string, totalSteps: number, adapter: RunRecord['adapterCfg']): RunRecord {
+export function newRunRecord(runId: string, totalSteps: number, adapter: LibraryEntry['adapterCfg']): LibraryEntry {
   const now = Date.now();
   const method = adapter ? methodLabel(adapter) : '';
   const n = useLibraryStore.getState().runs.filter((r) => r.origin === 'trained').length + 1;

@@ -24,12 +24,12 @@ const { useRunStore } = await import('./run');
 const { useProbeStore } = await import('./probe');
 const { useChatStore } = await import('./chat');
 const { openRun, recordFromEarlierVersion, recordFromStores, saveRecord, useLibraryStore } = await import('./run-library');
-type RunRecord = import('./run-library').RunRecord;
+type LibraryEntry = import('./run-library').LibraryEntry;
 
 const probe = (accuracy: number): ProbeResult => ({ accuracy, meanLogLikelihood: -1, items: [], byType: {} });
 const metric = (step: number, loss: number): StepMetrics => ({ step, ce: loss, lbc: 0, loss, gradNorm: 1, lr: 1e-3, tokens: 10, tokensPerSecond: 100, skipped: false, epoch: 0 });
 
-function record(id: string, patch: Partial<RunRecord> = {}): RunRecord {
+function record(id: string, patch: Partial<LibraryEntry> = {}): LibraryEntry {
   return {
     id,
     updatedAt: 1,

@@ -24,7 +24,7 @@ import type { StepMetrics } from '../train/trainer';
 import type { DisplayGroup, RunEvent, RunStatus } from '../worker/protocol';
 import { chatShown, type SavedChat, useChatStore } from './chat';
 import { probeRunCleared, probeShown, useProbeStore } from './probe';
-import { clearRun, followRun, holdsModel, offerResume, type RunViews, showRun, useRunStore } from './run';
+import { clearRun, followRun, holdsModel, offerResume, type RecordViews, showRun, useRunStore } from './run';
 import { heldElsewhere } from './run-ownership';
 import { errorMessage } from '../util/errors';
 
@@ -37,7 +37,8 @@ export interface DataFingerprint {
   sha256: string;
 }
 
-export interface RunRecord extends persist.StoredRun {
+/** A run's entry in the runs library: its name and origin, its status and figures as last recorded. */
+export interface LibraryEntry extends persist.StoredRun {
   name: string;
   /** trained: a run of this playground; imported: an adapter file the user loaded. */
   origin: 'trained' | 'imported';
@@ -77,7 +78,7 @@ export interface RunRecord extends persist.StoredRun {
 }
 
 export interface LibraryState {
-  runs: RunRecord[];
+  runs: LibraryEntry[];
   /** Runs whose loss curves the overlay chart draws. */
   overlay: string[];
   /** Bytes the library holds, and the browser's own figures for this site (null where it gives none). */
@@ -101,7 +102,7 @@ export function showLibraryError(error: string | null): void {
 }
 
 /** The loss a run ended on (its last step's), or null before any step. */
-export function finalLoss(r: Pick<RunRecord, 'metrics'>): number | null {
+export function finalLoss(r: Pick<LibraryEntry, 'metrics'>): number | null {
   const last = r.metrics[r.metrics.length - 1];
   return last ? last.loss : null;
 }
@@ -114,11 +115,11 @@ export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
 }
 
 /** Replaces (or adds) a record in the list the panel shows, newest first. */
-function putInList(rec: RunRecord): void {
+function putInList(rec: LibraryEntry): void {
   useLibraryStore.setState((s) => ({ runs: [rec, ...s.runs.filter((r) => r.id !== rec.id)].sort((a, b) => b.updatedAt - a.updatedAt) }));
 }
 
-export function findRun(id: string | null): RunRecord | null {
+export function findRun(id: string | null): LibraryEntry | null {
   if (!id) return null;
   return useLibraryStore.getState().runs.find((r) => r.id === id) ?? null;
 }
@@ -132,7 +133,7 @@ const trains = (s: RunStatus): boolean => s === 'starting' || s === 'running' ||
  * run (the same leg) the step never goes back and a stopped, finished or failed run never trains
  * again; a record of an earlier start never replaces a later one.
  */
-export function recordMayFollow(stored: RunRecord, next: RunRecord): string | null {
+export function recordMayFollow(stored: LibraryEntry, next: LibraryEntry): string | null {
   const was = stored.leg ?? 0;
   const now = next.leg ?? 0;
   if (now < was) return `it is of start ${now} of the run, and the stored record of start ${was}`;
@@ -152,7 +153,7 @@ function serialWrite<T>(job: () => Promise<T>): Promise<T> {
 }
 
 /** Stores `rec` compare-and-set on its version and shows it in the list; a failure is reported in the panel and thrown. */
-async function storeRecord(rec: RunRecord): Promise<RunRecord> {
+async function storeRecord(rec: LibraryEntry): Promise<LibraryEntry> {
   if (!persist.persistenceAvailable()) {
     putInList(rec);
     return rec;
@@ -167,7 +168,7 @@ function reportRecordError(e: unknown): void {
 }
 
 /** Stores a new record, or `rec` over the version it carries (and shows it in the list). A storage failure is reported in the panel and thrown. */
-export function saveRecord(rec: RunRecord): Promise<void> {
+export function saveRecord(rec: LibraryEntry): Promise<void> {
   return serialWrite(async () => {
     try {
       await storeRecord(rec);
@@ -184,7 +185,7 @@ export function saveRecord(rec: RunRecord): Promise<void> {
  * stored, or null when the run is not in the library. A refused write (a conflict twice, a step or
  * status going back, a full quota) is reported in the panel and thrown.
  */
-export function updateRecord(id: string, make: (latest: RunRecord) => RunRecord): Promise<RunRecord | null> {
+export function updateRecord(id: string, make: (latest: LibraryEntry) => LibraryEntry): Promise<LibraryEntry | null> {
   return serialWrite(async () => {
     let base = findRun(id);
     if (!base) return null;
@@ -193,7 +194,7 @@ export function updateRecord(id: string, make: (latest: RunRecord) => RunRecord)
         return await storeRecord(make(base));
       } catch (e) {
         if (!(e instanceof persist.RecordConflictError) || e.found === null) throw e;
-        base = await persist.loadRunRecord<RunRecord>(id);
+        base = await persist.loadRunRecord<LibraryEntry>(id);
         if (!base) throw e;
         putInList(base);
         return await storeRecord(make(base));
@@ -209,7 +210,7 @@ export function updateRecord(id: string, make: (latest: RunRecord) => RunRecord)
  * The record of the run on screen, from the run, probe and chat stores over `base` (the record as
  * stored, which holds what the stores do not: name, settings, data fingerprint, kept adapter).
  */
-export function recordFromStores(base: RunRecord): RunRecord {
+export function recordFromStores(base: LibraryEntry): LibraryEntry {
   const r = useRunStore.getState();
   const p = useProbeStore.getState();
   const c = useChatStore.getState();
@@ -237,13 +238,13 @@ export function recordFromStores(base: RunRecord): RunRecord {
 }
 
 /** Puts a record's probe results and chat on screen (a resumed run gets them back after its backbone loaded). */
-export function showProbeAndChat(rec: RunRecord): void {
+export function showProbeAndChat(rec: LibraryEntry): void {
   probeShown(rec.probe, true);
   chatShown(rec.chat);
 }
 
 /** What the run views show of a record: its status (a run no tab trains shows as stopped), step, curves and routing. */
-function recordViews(rec: RunRecord): RunViews {
+function recordViews(rec: LibraryEntry): RecordViews {
   return {
     status: holdsModel(rec.status) ? ('stopped' as const) : rec.status,
     step: rec.step,
@@ -263,7 +264,7 @@ function recordViews(rec: RunRecord): RunViews {
 }
 
 /** Puts a record on screen: its curves, routing, events, probe results and chat. */
-export function showRecord(rec: RunRecord): void {
+export function showRecord(rec: LibraryEntry): void {
   showRun(rec.id, recordViews(rec));
   probeShown(rec.probe, false);
   chatShown(rec.chat);
@@ -274,7 +275,7 @@ export function showRecord(rec: RunRecord): void {
  * screen here (read-only: this tab trains nothing), its step, status, curves and routing follow it.
  * The probe and chat on screen stay: they are this tab's.
  */
-export function followRecord(rec: RunRecord): void {
+export function followRecord(rec: LibraryEntry): void {
   putInList(rec);
   const r = useRunStore.getState();
   if (r.runId !== rec.id || holdsModel(r.status) || r.busy !== null) return;
@@ -293,7 +294,7 @@ export function clearRunViews(): void {
  * not such a record. It is marked stopped: whether it was training is not known, and its
  * checkpoint, if any, is offered for Resume.
  */
-export function recordFromEarlierVersion(saved: unknown, now: number): RunRecord | null {
+export function recordFromEarlierVersion(saved: unknown, now: number): LibraryEntry | null {
   if (typeof saved !== 'object' || saved === null) return null;
   const r = saved as Partial<{ runId: string | null; totalSteps: number; metrics: StepMetrics[]; routing: RoutingSummary | null; routingStep: number; routingSet: RoutingSummary | null; routingSetStep: number; groups: DisplayGroup[]; typeNames: string[]; events: RunEvent[] }>;
   if (typeof r.runId !== 'string' || !Array.isArray(r.metrics)) return null;
@@ -335,7 +336,7 @@ export async function refreshLibrary(): Promise<void> {
     return;
   }
   try {
-    const runs = await persist.loadRunRecords<RunRecord>();
+    const runs = await persist.loadRunRecords<LibraryEntry>();
     useLibraryStore.setState({ runs, loaded: true });
     await refreshUsage();
   } catch (e) {

@@ -11,9 +11,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadRunRecord, RecordConflictError, RecordRefusedError, saveRunRecord } from '../io/persist';
 import type { RunStatus } from '../worker/protocol';
-import { recordMayFollow, type RunRecord } from './run-library';
+import { recordMayFollow, type LibraryEntry } from './run-library';
 
-function record(id: string, patch: Partial<RunRecord>): RunRecord {
+function record(id: string, patch: Partial<LibraryEntry>): LibraryEntry {
   return {
     id,
     updatedAt: 1,
@@ -81,25 +81,25 @@ describe('one run record under two concurrent writers', () => {
         const id = `run-${++round}`;
         await saveRunRecord(record(id, { leg: 0 }));
         let done = 0;
-        const samples: RunRecord[] = [];
+        const samples: LibraryEntry[] = [];
 
-        const write = async (view: RunRecord): Promise<RunRecord> => {
+        const write = async (view: LibraryEntry): Promise<LibraryEntry> => {
           let base = view;
           for (let attempt = 0; attempt < 2; attempt++) {
             try {
               return await saveRunRecord({ ...base, leg: view.leg, step: view.step, status: view.status, version: base.version }, recordMayFollow);
             } catch (e) {
-              if (e instanceof RecordRefusedError) return (await loadRunRecord<RunRecord>(id))!;
+              if (e instanceof RecordRefusedError) return (await loadRunRecord<LibraryEntry>(id))!;
               if (!(e instanceof RecordConflictError)) throw e;
-              base = (await loadRunRecord<RunRecord>(id))!;
+              base = (await loadRunRecord<LibraryEntry>(id))!;
             }
           }
-          return (await loadRunRecord<RunRecord>(id))!;
+          return (await loadRunRecord<LibraryEntry>(id))!;
         };
 
         const run = async (t: number): Promise<void> => {
           // This tab's view: what it read last, changed by what it did since.
-          let view = (await loadRunRecord<RunRecord>(id))!;
+          let view = (await loadRunRecord<LibraryEntry>(id))!;
           for (let i = 0; i < tabs[t].ops.length; i++) {
             await pause(tabs[t].pauses[i]);
             const o = tabs[t].ops[i];
@@ -113,10 +113,10 @@ describe('one run record under two concurrent writers', () => {
         };
         const observe = async (): Promise<void> => {
           while (done < 2) {
-            samples.push((await loadRunRecord<RunRecord>(id))!);
+            samples.push((await loadRunRecord<LibraryEntry>(id))!);
             await pause(1);
           }
-          samples.push((await loadRunRecord<RunRecord>(id))!);
+          samples.push((await loadRunRecord<LibraryEntry>(id))!);
         };
         await Promise.all([run(0), run(1), observe()]);
 

@@ -13,7 +13,7 @@ import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
 import { type AdapterState, type DisplayGroup, type MeasuredMemory, noAdapter, type RunEvent, type RunStatus, type StartupProgress, type WorkerEvent } from '../worker/protocol';
 
-export interface RunState {
+interface RunState {
   runId: string | null;
   status: RunStatus;
   step: number;
@@ -252,18 +252,18 @@ export function autoResumeEnded(failed: boolean): void {
 }
 
 /** What the run views show of a run of the library (its record's figures). */
-export type RunViews = Pick<
+export type RecordViews = Pick<
   RunState,
   'status' | 'step' | 'totalSteps' | 'metrics' | 'routing' | 'routingStep' | 'routingSet' | 'routingSetStep' | 'evalCurve' | 'groups' | 'typeNames' | 'seqLen' | 'events' | 'checkpoint'
 >;
 
 /** A run of the library goes on screen (opened, restored at startup, or taken over from another tab). */
-export function showRun(runId: string, views: RunViews): void {
+export function showRun(runId: string, views: RecordViews): void {
   useRunStore.setState({ ...views, runId, startStep: 0, message: null, memory: null });
 }
 
 /** The run on screen, which another tab trains, moved on there. */
-export function followRun(views: RunViews): void {
+export function followRun(views: RecordViews): void {
   useRunStore.setState(views);
 }
 

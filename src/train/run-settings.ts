@@ -9,6 +9,7 @@ import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig, AdapterMode } from '../method/adapter';
 import type { Projection } from '../method/shapes';
+import type { MethodKey } from './comparison';
 import { defaultTrainSettings, type TrainSettings } from './trainer';
 import { errorMessage } from '../util/errors';
 
@@ -60,6 +61,10 @@ export interface RunSpec {
   train: TrainSettings;
   /** Steps between checkpoints (0: none), non-finite steps in a row before a rollback, steps per routing window. */
   run: { checkpointEvery: number; faultLimit: number; routingEvery: number };
+  /** A compared method's run (the Compare methods panel): its adapter is built as this method from the LoRAMoE configuration (train/comparison.ts). */
+  method?: MethodKey;
+  /** Score the knowledge probe and the held-out task examples every this many steps, and before the first (absent or 0: never). */
+  evalEvery?: number;
 }
 
 /** The fields of RunSettings that say what trains and how (a run description's `settings`); the rest is bookkeeping. */

@@ -1,7 +1,7 @@
 import { continueRun } from '../store/run-actions';
 import { holdsModel, useRunStore } from '../store/run';
 import { openRunWithModel } from '../store/model-actions';
-import { deleteRun, downloadRunAdapter, finalLoss, type LibraryState, type RunRecord, toggleOverlay, useLibraryStore } from '../store/run-library';
+import { deleteRun, downloadRunAdapter, finalLoss, type LibraryState, type LibraryEntry, toggleOverlay, useLibraryStore } from '../store/run-library';
 import { useOwnershipStore } from '../store/run-ownership';
 import { formatBytes } from './format';
 import { ReasonButton } from './ReasonButton';
@@ -13,7 +13,7 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'nu
 const pct = (v: number | undefined) => (v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
 /** Probe accuracy before and after: the probe panel's results, or a comparison run's held-out scores at its first and last point. */
-function probeCell(r: RunRecord): string {
+function probeCell(r: LibraryEntry): string {
   const curve = r.evalCurve ?? [];
   const before = r.probe.before?.accuracy ?? curve[0]?.probe;
   const after = r.probe.after?.accuracy ?? (curve.length > 1 ? curve[curve.length - 1].probe : undefined);

@@ -49,14 +49,14 @@ describe('the comparison runs', () => {
     await session.loadBackbone({ kind: 'files', ref: { kind: 'local', name: 'tiny' }, files });
     await session.loadDataset('train', 'train.jsonl', bytes(train()));
     const settings = runSpecOf(tinyRunSettings({ steps: 4, seed: 7, checkpointEvery: 0, routingEvery: 4 }));
-    await expect(session.startRun(settings, false, { method: 'lora', evalEvery: 2 })).rejects.toThrow(/load probe questions first/);
+    await expect(session.startRun({ ...settings, method: 'lora', evalEvery: 2 }, false)).rejects.toThrow(/load probe questions first/);
     await session.loadDataset('probe', 'probe.jsonl', bytes(probe()));
 
     const runs = new Map<MethodKey, { view: RunView; points: CurvePoint[]; samples: number[][] }>();
     for (const method of ['lora', 'loramoe', 'full'] as const) {
       events.length = 0;
       status = null;
-      await session.startRun(settings, false, { method, evalEvery: 2 });
+      await session.startRun({ ...settings, method, evalEvery: 2 }, false);
       const view = (session as unknown as { run: RunView }).run;
       const samples = view.trainer.samples.map((s) => s.ids);
       while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));

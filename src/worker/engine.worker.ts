@@ -108,7 +108,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'startRun':
       return answer(cmd.reqId, async () => {
         await kernelsChosen;
-        await need().startRun(cmd.spec, cmd.continueAdapter, cmd.options);
+        await need().startRun(cmd.spec, cmd.continueAdapter);
       });
     case 'pauseRun':
       need().pause();

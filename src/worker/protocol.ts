@@ -10,7 +10,7 @@
  *   as Blob/File objects (structured clone shares them; the worker reads them lazily).
  * - Training metrics are batched: one `metrics` event carries every step finished since the last.
  */
-import type { CurvePoint, MethodKey } from '../train/comparison';
+import type { CurvePoint } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { KernelReport } from '../engine/autotune';
@@ -152,7 +152,7 @@ export type WorkerCommand =
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
   | { type: 'summarizeDataset'; maxLength: number }
-  | { type: 'startRun'; reqId: number; spec: RunSpec; continueAdapter: boolean; options?: RunOptions }
+  | { type: 'startRun'; reqId: number; spec: RunSpec; continueAdapter: boolean }
   | { type: 'pauseRun' }
   | { type: 'resumeRun' }
   | { type: 'stopRun' }
@@ -168,14 +168,6 @@ export type WorkerCommand =
   /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
   | { type: 'exportOfficial'; reqId: number; spec: RunSpec }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
-
-/** How a run differs from an ordinary one of its settings (the Compare methods panel's runs). */
-export interface RunOptions {
-  /** The compared method the run is: its adapter is built from the settings' LoRAMoE configuration (src/train/comparison.ts). */
-  method?: MethodKey;
-  /** Score the knowledge probe and the held-out task examples every this many steps, and before the first (0: never). */
-  evalEvery?: number;
-}
 
 export interface KernelCheckResult {
   kernel: string;

@@ -30,7 +30,7 @@ import type { StepMetrics, Trainer, TrainSettings } from '../train/trainer';
 import { type WarmupResult, warmTrainingPipelines } from '../train/warmup';
 import { errorMessage } from '../util/errors';
 import { adapterZip } from './adapter-files';
-import { type BackboneRef, backboneName, type RunOptions } from './protocol';
+import { type BackboneRef, backboneName } from './protocol';
 import type { WorkerState } from './state';
 
 /** What decides the pipelines a trainer build asks for: the adapter, the batch and the padded length. */
@@ -207,7 +207,8 @@ export interface StartedRun {
 }
 
 /** Makes a new run from the page's settings; the session takes it (Session.startRun). */
-export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: boolean, opts: RunOptions = {}): Promise<StartedRun> {
+export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: boolean): Promise<StartedRun> {
+  const opts = { method: spec.method, evalEvery: spec.evalEvery };
   if (s.isTraining()) throw new Error('a run is already going: pause or stop it first');
   const b = s.requireBackbone();
   const data = s.datasets.get('train');

@@ -48,7 +48,6 @@ import {
   type FileEntry,
   MAX_ERRORS_SENT,
   PREVIEW_RECORDS,
-  type RunOptions,
   type SamplingSettings,
 } from './protocol';
 import * as runs from './run';
@@ -144,8 +143,8 @@ export class Session extends WorkerState {
   }
 
   /** Starts a new run (./run.ts makes it); resolves when its first step is under way. */
-  startRun(spec: RunSpec, continueAdapter: boolean, opts: RunOptions = {}): Promise<void> {
-    return this.take(() => runs.startRun(this, spec, continueAdapter, opts), false);
+  startRun(spec: RunSpec, continueAdapter: boolean): Promise<void> {
+    return this.take(() => runs.startRun(this, spec, continueAdapter), false);
   }
 
   /** Continues a run from its checkpoint in the library (the latest without `runId`). */

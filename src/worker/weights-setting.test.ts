@@ -77,7 +77,7 @@ describe('the weights setting', () => {
 
     // A compared method runs on f32 too, so every method of a comparison starts from the same backbone.
     status = null;
-    await session.startRun(spec, false, { method: 'loramoe' });
+    await session.startRun({ ...spec, method: 'loramoe' }, false);
     expect(session.model.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
