@@ -39,8 +39,6 @@
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS, ATTENTION_ROWS_MAX_KEYS, type AttentionForwardOp, attentionRowsFit, type AttentionVariant } from '../engine/kernels/attention';
 import { embeddingForwardOp } from '../engine/kernels/embedding';
-import { matmulOp } from '../engine/kernels/matmul';
-import { rmsnormForwardOp } from '../engine/kernels/rmsnorm';
 import type { RopeOp } from '../engine/kernels/rope';
 import { setExpertMask } from '../engine/kernels/loramoe';
 import { destroyOps, recordOps, runOps, type Op } from '../engine/op';
@@ -50,7 +48,7 @@ import { checkExpertMask, type ExpertMask } from '../method/expert-mask';
 import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { Rng } from '../util/random';
-import { type AdapterActs, type BlockActs, type BlockGraph, type BlockHandles, blockForward } from './block';
+import { type AdapterActs, type BlockActs, type BlockGraph, type BlockHandles, blockForward, headForward } from './block';
 import { LlamaGraph } from './llama';
 import { asDType, generatorPlan, passPlan } from './tensor-plan';
 import type { GpuWeights } from './weights';
@@ -303,16 +301,12 @@ export class Generator {
       this.kCache.push(take(`generate L${l} K cache`));
       this.vCache.push(take(`generate L${l} V cache`));
     }
-    const C = s.hiddenSize;
     const V = s.vocabSize;
     this.xLast = take('generate x last');
     this.xf = take('generate x final normed');
     this.rstdf = take('generate rstd final');
     this.logits = take('generate logits');
-    this.headOps = [
-      rmsnormForwardOp(ctx, { x: this.xLast, w: weights.get('model.norm.weight'), y: this.xf, rstd: this.rstdf, M: 1, C, eps: s.rmsNormEps, label: 'generate final norm' }),
-      matmulOp(ctx, { a: this.xf, b: weights.lmHead(), c: this.logits, M: 1, N: V, K: C, transB: true, label: 'generate lm head' }),
-    ];
+    this.headOps = headForward(ctx, weights, { x: this.xLast, xf: this.xf, rstd: this.rstdf, logits: this.logits }, 1, 'generate ');
     const cfg = weights.adapterCfg;
     this.routedKeys = [];
     if (isRouted(cfg)) {
