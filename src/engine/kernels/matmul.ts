@@ -4,6 +4,7 @@ import { matmulShapeClass, TILED_MATMULS, type MatmulForce, type TiledMatmul } f
 import { ceilDiv, createOp, type Op, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
+import blockedCode from '../../../shaders/matmul_blocked.wgsl?raw';
 import f16wCode from '../../../shaders/matmul_f16w.wgsl?raw';
 import type { Tensor } from '../tensor';
 import { tiledMatmulOp } from './matmul-tiled';
@@ -49,8 +50,16 @@ export interface MatmulArgs {
   variant?: MatmulVariant;
 }
 
-const SHADER: ShaderSource = { name: 'matmul', code };
-const SHADER_F16W: ShaderSource = { name: 'matmul_f16w', code: f16wCode };
+/**
+ * The register-blocked kernels share their body (shaders/matmul_blocked.wgsl: the 8x8 block, the
+ * ragged kernel, the vec-load loops) and differ in how B is read; WGSL has no include, so each
+ * shader is that file followed by its own (which declares B and its readers).
+ */
+function blockedShader(name: string, own: string): ShaderSource {
+  return { name, code: `${blockedCode}\n${own}` };
+}
+const SHADER = blockedShader('matmul', code);
+const SHADER_F16W = blockedShader('matmul_f16w', f16wCode);
 
 /**
  * Process-wide default for MatmulArgs.variant, 'auto' normally. Benchmarks set it to force one
@@ -106,11 +115,11 @@ export function chooseMatmulVariant(s: Shape): 'vec4' | 'ragged' {
  * B's rows in whole vec4s / four-half words; for the input gradient, B's rows in whole eight-half
  * words), else the any-shape kernel.
  */
-export function f16wEntryPoint(s: Shape): 'main_nt4' | 'main_nn8' | 'main' {
-  if (s.transA || s.K % 4 !== 0) return 'main';
+export function f16wEntryPoint(s: Shape): 'main_nt4' | 'main_nn8' | 'main_ragged' {
+  if (s.transA || s.K % 4 !== 0) return 'main_ragged';
   const strided = s.batch > 1;
-  if (s.transB) return !strided || (s.strideA % 4 === 0 && s.strideB % 4 === 0) ? 'main_nt4' : 'main';
-  return s.N % 8 === 0 && (!strided || (s.strideA % 4 === 0 && s.strideB % 8 === 0)) ? 'main_nn8' : 'main';
+  if (s.transB) return !strided || (s.strideA % 4 === 0 && s.strideB % 4 === 0) ? 'main_nt4' : 'main_ragged';
+  return s.N % 8 === 0 && (!strided || (s.strideA % 4 === 0 && s.strideB % 8 === 0)) ? 'main_nn8' : 'main_ragged';
 }
 
 function isTiled(v: MatmulVariant): v is TiledMatmul {
@@ -156,7 +165,7 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
       label: args.label ?? `matmul ${args.c.name}`,
       shader: SHADER_F16W,
       // The vec-load bindings need at least one vec4 of A and one eight-half word of B.
-      entryPoint: args.a.size >= 4 && args.b.size >= 8 ? f16wEntryPoint(shape) : 'main',
+      entryPoint: args.a.size >= 4 && args.b.size >= 8 ? f16wEntryPoint(shape) : 'main_ragged',
       constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
       uniforms,
       bindings: { 1: args.a, 2: args.b, 3: args.c },
