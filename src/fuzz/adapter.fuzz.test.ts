@@ -9,7 +9,7 @@
  * safetensors file (no more than the file holds). Cases run in a worker thread with a time limit
  * and a heap limit: an input that makes the loader loop or allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,30 +20,21 @@ import { PROJECTIONS } from '../method/shapes';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterFiles, adapterTensors, parseAdapterConfig } from '../loramoe/files';
 import { officialGroups } from '../reference/lbc';
 import { randomAdapter, TINY_SHAPE } from '../test/tiny-llama';
+import { byteMutations, mutateBytes } from './bytes';
+import { type AdapterSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { isolatedCase, IsolatedRunner, SlowCases } from './isolated';
 import {
-  type AdapterSummary,
-  byteMutations,
-  checkClearError,
   deepValue,
   encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
   jsonFileBytes,
   jsonFileMutation,
   jsonMutations,
   materialize,
-  mutateBytes,
   mutateJson,
   mutateJsonFile,
-  type Outcome,
-  runSync,
-  SlowCases,
-  Tally,
-  violation,
   weirdJsonValue,
-} from './arbitraries';
+} from './json';
 
 const LABEL = 'fuzz/adapter';
 const CONFIG_PATH = `${LABEL}/${ADAPTER_CONFIG_FILE}`;

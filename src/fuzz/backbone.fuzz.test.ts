@@ -11,36 +11,28 @@
  * in a worker thread with a time limit and a heap limit: an input that makes the loader loop or
  * allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsError } from '../io/safetensors';
 import { ConfigError, expectedTensorNames, type ModelConfig } from '../model/config';
 import { tinyHfFiles } from '../test/hf-dir';
+import { byteMutations, mutateBytes } from './bytes';
+import { type BackboneSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { isolatedCase, IsolatedRunner, SlowCases } from './isolated';
 import {
-  type BackboneSummary,
-  byteMutations,
-  checkClearError,
   deepValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
   jsonFileBytes,
   jsonFileMutation,
   jsonMutations,
   materialize,
-  mutateBytes,
   mutateJson,
   mutateJsonFile,
-  type Outcome,
-  SlowCases,
-  Tally,
   toJsonText,
-  violation,
   weirdJsonValue,
-} from './arbitraries';
+} from './json';
 
 const LABEL = 'fuzz/backbone';
 const tally = new Tally('backbone.fuzz.test.ts');

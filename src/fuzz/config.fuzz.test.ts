@@ -10,30 +10,15 @@
  * thread with a time limit and a heap limit: an input that makes the parser loop or allocate without
  * bound is reported, not left to hang or kill the run.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, type ModelConfig, parseModelConfig, SUPPORTED_MODEL_TYPES } from '../model/config';
 import { tinyConfigJson } from '../test/tiny-llama';
-import {
-  checkClearError,
-  deepValue,
-  encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  jsonMutations,
-  materialize,
-  mutateJson,
-  type Outcome,
-  runSync,
-  SlowCases,
-  Tally,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { isolatedCase, IsolatedRunner, SlowCases } from './isolated';
+import { deepValue, encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
 
 const FILE = 'fuzz/config.json';
 const tally = new Tally('config.fuzz.test.ts');

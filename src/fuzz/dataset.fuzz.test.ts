@@ -13,7 +13,7 @@
  * the file has lines (JSON Lines, CSV, TSV), elements (JSON) or rows (Parquet), and no more text
  * in the records than in the file.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { parquetMetadata } from 'hyparquet';
@@ -21,28 +21,11 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetImportError, type ImportResult, MAX_DATASET_RECORDS, parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
-import {
-  byteMutations,
-  checkClearError,
-  encodeWith,
-  encodingMutation,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  IsolatedRunner,
-  SlowCases,
-  jsonMutations,
-  materialize,
-  mutateBytes,
-  mutateJson,
-  mutateText,
-  runAsync,
-  runConfirmed,
-  Tally,
-  textMutations,
-  toJsonText,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { byteMutations, mutateBytes } from './bytes';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, runAsync, Tally, violation } from './harness';
+import { IsolatedRunner, runConfirmed, SlowCases } from './isolated';
+import { jsonMutations, materialize, mutateJson, toJsonText, weirdJsonValue } from './json';
+import { encodeWith, encodingMutation, mutateText, textMutations } from './text';
 
 const tally = new Tally('dataset.fuzz.test.ts');
 

@@ -10,31 +10,17 @@
  * that range. Cases run in a worker thread with a time and heap limit (the tokenizer library is a
  * dependency: a hang there is reported, not left to stop the run).
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wordLevelTokenizer } from '../demo/tokenizer';
 import { tinyTokenizerConfig, tinyTokenizerJson } from '../test/hf-dir';
-import {
-  checkClearError,
-  encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  jsonMutations,
-  materialize,
-  mutateJson,
-  mutateText,
-  type Outcome,
-  SlowCases,
-  Tally,
-  textMutations,
-  type TokenizerSummary,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { type TokenizerSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { isolatedCase, IsolatedRunner, SlowCases } from './isolated';
+import { encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
+import { mutateText, textMutations } from './text';
 
 const FILE = 'fuzz/tokenizer.json';
 const tally = new Tally('tokenizer.fuzz.test.ts');

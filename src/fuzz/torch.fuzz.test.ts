@@ -14,7 +14,7 @@
  * file's bytes can hold. Cases run in a worker thread with the harness's time and heap limits, so
  * an input that makes the reader loop or allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,20 +25,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TorchFileError } from '../io/torch-file';
 import { TorchPickleError } from '../io/torch-pickle';
 import { TINY_SHAPE } from '../test/tiny-llama';
-import {
-  byteMutations,
-  checkClearError,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  mutateBytes,
-  type Outcome,
-  SlowCases,
-  Tally,
-  transpiledModule,
-  violation,
-} from './arbitraries';
+import { byteMutations, mutateBytes } from './bytes';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { isolatedCase, IsolatedRunner, SlowCases, transpiledModule } from './isolated';
 import type { TorchSummary } from './torch-entries';
 
 const FIXTURES = fileURLToPath(new URL('../loramoe/fixtures', import.meta.url));
