@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 
 /** Bytes that often matter to parsers: 0, all ones, sign bits, ASCII structure, UTF-8 lead bytes. */
-export const INTERESTING_BYTES = [0x00, 0xff, 0x7f, 0x80, 0x01, 0x20, 0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x0a, 0x0d, 0x5c, 0xc0, 0xe0, 0xf0, 0xef, 0xbb, 0xbf] as const;
+const INTERESTING_BYTES = [0x00, 0xff, 0x7f, 0x80, 0x01, 0x20, 0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x0a, 0x0d, 0x5c, 0xc0, 0xe0, 0xf0, 0xef, 0xbb, 0xbf] as const;
 
 /**
  * One edit of a byte string. Positions are large naturals taken modulo the length, so an edit
@@ -20,7 +20,7 @@ export type ByteMutation =
 /** An offset into an input, taken modulo its length by the edit that uses it. */
 export const anyOffset = fc.nat({ max: 1 << 30 });
 
-export const byteMutation: fc.Arbitrary<ByteMutation> = fc.oneof(
+const byteMutation: fc.Arbitrary<ByteMutation> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: anyOffset, bit: fc.nat({ max: 7 }) }) },
   {
     weight: 3,

@@ -25,9 +25,9 @@ function envNumber(name: string, fallback: number): number {
 }
 
 /** Multiplier of every property's default number of cases (env FUZZ_RUNS, default 1). */
-export const FUZZ_SCALE = envNumber('FUZZ_RUNS', 1);
+const FUZZ_SCALE = envNumber('FUZZ_RUNS', 1);
 /** Added to every property's seed (env FUZZ_SEED, an integer, default 0: the CI seeds). */
-export const FUZZ_SEED_OFFSET = ((): number => {
+const FUZZ_SEED_OFFSET = ((): number => {
   const raw = typeof process !== 'undefined' ? process.env.FUZZ_SEED : undefined;
   if (raw === undefined || raw.trim() === '') return 0;
   const v = Number(raw);
@@ -49,7 +49,7 @@ export const HANG_CONFIRM_MS = 10_000;
 export const FUZZ_TEST_TIMEOUT_MS = Math.round(60_000 * Math.max(1, FUZZ_SCALE));
 
 /** FUZZ_SHRINK=0: report the first failing case as found, without shrinking it (faster triage). */
-export const FUZZ_SHRINK = (typeof process !== 'undefined' ? process.env.FUZZ_SHRINK : undefined) !== '0';
+const FUZZ_SHRINK = (typeof process !== 'undefined' ? process.env.FUZZ_SHRINK : undefined) !== '0';
 
 /** fc.assert parameters for a property: its fixed seed and its default number of cases, scaled. */
 export function fuzzParams(seed: number, numRuns: number): { seed: number; numRuns: number; endOnFailure: boolean } {
@@ -100,7 +100,7 @@ export class Tally {
 // ---------------------------------------------------------------------------------------------
 
 /** A fuzz-suite failure: the case ended in a way no input may cause. */
-export class FuzzViolation extends Error {
+class FuzzViolation extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'FuzzViolation';

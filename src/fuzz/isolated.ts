@@ -84,7 +84,7 @@ type ThrownData = { ctor: string; name: string; message: string; stack: string; 
 type Reply = { ok: boolean; value?: unknown; error?: ThrownData } | { died: string } | null;
 
 /** Heap limit of the worker (MB): a case allocating past it kills the worker and is reported. */
-export const WORKER_HEAP_MB = 384;
+const WORKER_HEAP_MB = 384;
 
 /**
  * Calls exported functions of a transpiled module in a worker thread. A call that does not answer

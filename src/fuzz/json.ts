@@ -18,7 +18,7 @@ export function deepValue(depth: number, kind: 'array' | 'object' = 'array'): un
  * A value built when a case runs (deeply nested or very long), shown by its label in fast-check's
  * reports (printing a 50,000-deep array would itself overflow). `materialize` builds it.
  */
-export class Lazy {
+class Lazy {
   constructor(
     readonly label: string,
     readonly make: () => unknown,
@@ -43,7 +43,7 @@ export function materialize(v: unknown): unknown {
 }
 
 /** Lazily built large values: nested 10,000 deep (past JSON.stringify's recursion limit, ~5,000), a long string, a long array. */
-export const LARGE_VALUES: readonly Lazy[] = [
+const LARGE_VALUES: readonly Lazy[] = [
   new Lazy('deepArray(10000)', () => deepValue(10_000, 'array')),
   new Lazy('deepObject(10000)', () => deepValue(10_000, 'object')),
   new Lazy('"x" * 100000', () => 'x'.repeat(100_000)),
@@ -51,7 +51,7 @@ export const LARGE_VALUES: readonly Lazy[] = [
 ];
 
 /** Numbers parsers trip on: zero and signs, fractions, the edges of safe and 32-bit integers, huge. */
-export const EDGE_NUMBERS: readonly number[] = [
+const EDGE_NUMBERS: readonly number[] = [
   0,
   -0,
   1,
@@ -82,7 +82,7 @@ export const EDGE_NUMBERS: readonly number[] = [
 ];
 
 /** Same as EDGE_NUMBERS plus values only a JS caller (not a JSON file) can pass. */
-export const EDGE_NUMBERS_JS: readonly number[] = [...EDGE_NUMBERS, NaN, Infinity, -Infinity];
+const EDGE_NUMBERS_JS: readonly number[] = [...EDGE_NUMBERS, NaN, Infinity, -Infinity];
 
 /**
  * A value of any JSON type, biased to what breaks field readers: edge numbers, empty and odd
@@ -141,7 +141,7 @@ export type JsonMutation =
   | { kind: 'add'; target: number; name: string; value: unknown }
   | { kind: 'replaceRoot'; value: unknown };
 
-export function jsonMutation(fieldNames: readonly string[], value: fc.Arbitrary<unknown> = weirdJsonValue()): fc.Arbitrary<JsonMutation> {
+function jsonMutation(fieldNames: readonly string[], value: fc.Arbitrary<unknown> = weirdJsonValue()): fc.Arbitrary<JsonMutation> {
   const name = fc.oneof(fc.constantFrom(...fieldNames, '__proto__', '', 'constructor'), fc.string({ maxLength: 8 }));
   return fc.oneof(
     { weight: 8, arbitrary: fc.record({ kind: fc.constant('replace' as const), target: anyOffset, key: anyOffset, value }) },

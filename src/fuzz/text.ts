@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { anyOffset, INVALID_UTF8, mutateBytes } from './bytes';
 
 /** Snippets that break or bend text formats: quotes, line breaks, brackets, odd numbers, odd characters. */
-export const TEXT_SNIPPETS: readonly string[] = [
+const TEXT_SNIPPETS: readonly string[] = [
   '"',
   "'",
   '""',
@@ -82,7 +82,7 @@ const snippet = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 4 }) },
 );
 
-export const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
+const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('insert' as const), at: anyOffset, text: snippet }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), at: anyOffset, len: fc.integer({ min: 1, max: 16 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('replace' as const), at: anyOffset, text: snippet }) },

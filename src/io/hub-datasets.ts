@@ -54,7 +54,7 @@ export function datasetRefText(ref: HubDatasetRef): string {
   return `${ref.repo}${ref.config ? `:${ref.config}` : ''}${ref.split ? `@${ref.split}` : ''}`;
 }
 
-export function parquetListUrl(repo: string): string {
+function parquetListUrl(repo: string): string {
   return `${HUB_ORIGIN}/api/datasets/${repo}/parquet`;
 }
 
@@ -155,7 +155,7 @@ async function cachePut(cache: Cache | null, key: string, body: Uint8Array, head
 // ---- the listing ---------------------------------------------------------------------------------
 
 /** Every config's splits and their Parquet file URLs. */
-export async function listDatasetParquet(repo: string, opts: HubDataOptions = {}): Promise<Record<string, Record<string, string[]>>> {
+async function listDatasetParquet(repo: string, opts: HubDataOptions = {}): Promise<Record<string, Record<string, string[]>>> {
   const url = parquetListUrl(repo);
   const cache = await openCache(opts);
   const hit = cache ? await cache.match(url) : undefined;

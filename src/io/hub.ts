@@ -18,11 +18,11 @@ export const HUB_ORIGIN = 'https://huggingface.co';
 export const HUB_CACHE = 'loramoe-hub-v1';
 const REVISION = 'main';
 
-export const CONFIG = 'config.json';
-export const TOKENIZER = 'tokenizer.json';
-export const TOKENIZER_CONFIG = 'tokenizer_config.json';
-export const WEIGHTS = 'model.safetensors';
-export const WEIGHTS_INDEX = 'model.safetensors.index.json';
+const CONFIG = 'config.json';
+const TOKENIZER = 'tokenizer.json';
+const TOKENIZER_CONFIG = 'tokenizer_config.json';
+const WEIGHTS = 'model.safetensors';
+const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
 /** Why a repository id is not of the form owner/name, or null when it is. */
 export function repoIdProblem(repo: string): string | null {
@@ -39,7 +39,7 @@ export function hubFileUrl(repo: string, file: string): string {
   return `${HUB_ORIGIN}/${repo}/resolve/${REVISION}/${path}`;
 }
 
-export function hubApiUrl(repo: string): string {
+function hubApiUrl(repo: string): string {
   return `${HUB_ORIGIN}/api/models/${repo}`;
 }
 

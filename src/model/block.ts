@@ -141,7 +141,7 @@ export interface BlockBackwardGraph extends BlockGraph {
 }
 
 /** The input of projection p in block l's forward. */
-export function projectionInput(a: BlockActs, p: Projection): Tensor {
+function projectionInput(a: BlockActs, p: Projection): Tensor {
   switch (p) {
     case 'q_proj':
     case 'k_proj':

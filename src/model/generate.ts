@@ -111,7 +111,7 @@ export interface ChatToken {
   perLayer?: Record<string, number[]>;
 }
 
-export type FinishReason =
+type FinishReason =
   /** produced a stop id */
   | 'stop'
   /** produced maxNewTokens */
@@ -155,7 +155,7 @@ export function logSoftmaxAt(logits: ArrayLike<number>, id: number): number {
   return logits[id] - max - Math.log(sum);
 }
 
-export function checkSamplingParams(p: SamplingParams): void {
+function checkSamplingParams(p: SamplingParams): void {
   if (!(Number.isFinite(p.temperature) && p.temperature >= 0)) throw new Error(`sampling: temperature must be >= 0, got ${p.temperature}`);
   if (!(Number.isInteger(p.topK) && p.topK >= 0)) throw new Error(`sampling: topK must be a non-negative integer (0 = off), got ${p.topK}`);
   if (!(p.topP > 0 && p.topP <= 1)) throw new Error(`sampling: topP must be in (0, 1] (1 = off), got ${p.topP}`);
@@ -258,7 +258,7 @@ interface Plan {
  * of loaded keys across rows has little to work with, and on SwiftShader its pipeline took 38-48 s
  * to compile against 2.4 s for the rows kernel (tools/bench/startup.ts).
  */
-export function generationAttentionVariant(capacity: number, D: number): AttentionVariant {
+function generationAttentionVariant(capacity: number, D: number): AttentionVariant {
   return capacity <= ATTENTION_ROWS_MAX_KEYS && attentionRowsFit(D) ? 'rows' : 'auto';
 }
 
@@ -571,7 +571,7 @@ export class Generator {
 }
 
 /** See Generator.forwardLogitsNoCache. */
-export async function forwardLogitsNoCache(ctx: GpuContext, weights: GpuWeights, ids: number[]): Promise<Float32Array> {
+async function forwardLogitsNoCache(ctx: GpuContext, weights: GpuWeights, ids: number[]): Promise<Float32Array> {
   const V = weights.shape.vocabSize;
   ids.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`forwardLogitsNoCache: token ${id} at ${i} is outside the vocabulary of ${V}`);

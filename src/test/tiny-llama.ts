@@ -4,7 +4,7 @@
  * gradient but dB).
  */
 import { type AdapterConfig } from '../method/adapter';
-import { adapterKey, type AdapterSet, initAdapter } from '../loramoe/init';
+import { type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
 import { type AdapterWeights, type Weights } from '../reference/llama';
 import { type LlamaShape } from '../method/shapes';
@@ -73,5 +73,3 @@ export function toRefAdapter(a: AdapterSet): AdapterWeights {
     [...a].map(([k, v]) => [k, { wr: v.wr ? Float64Array.from(v.wr) : null, a: Float64Array.from(v.a), b: Float64Array.from(v.b) }]),
   );
 }
-
-export { adapterKey };

@@ -49,13 +49,13 @@ export type AttentionVariant = 'auto' | 'rows' | 'blocked' | 'workgroup';
 export const attentionDefaults: { variant: AttentionVariant } = { variant: 'auto' };
 
 /** Longest head the rows variant holds in registers (the shader's Head: 32 vec4s). */
-export const ATTENTION_ROWS_MAX_D = 128;
+const ATTENTION_ROWS_MAX_D = 128;
 
 /** Key capacity up to which chooseAttentionVariant picks the rows or blocked variant. */
 export const ATTENTION_ROWS_MAX_KEYS = 256;
 
 /** Key capacity from which chooseAttentionVariant prefers blocked to rows (see there). */
-export const ATTENTION_BLOCKED_MIN_KEYS = 64;
+const ATTENTION_BLOCKED_MIN_KEYS = 64;
 
 /** Whether the rows and blocked variants can run heads of size D (they read them as vec4s into registers). */
 export function attentionRowsFit(D: number): boolean {
@@ -92,7 +92,7 @@ export function chooseAttentionVariant(dims: Pick<AttentionDims, 'Tk' | 'D'>): E
  * Most rows one blocked invocation holds: two halves of 4 in the shader (a Rows of four heads, the
  * per-row scalars a vec4). 8 measured faster than 4 at D = 24 and in backward_query at D = 64.
  */
-export const ATTENTION_BLOCK_ROWS = 8;
+const ATTENTION_BLOCK_ROWS = 8;
 
 /**
  * Block shape of forward_blocked / backward_query_blocked: rowsT consecutive tokens times rowsH

@@ -46,7 +46,7 @@ export function expertChunk(R: number): 4 | 8 {
   return R <= 4 ? 4 : 8;
 }
 
-export interface DropoutParams {
+interface DropoutParams {
   /** Drop probability in [0, 1); 0 (default) keeps everything: eval and inference. */
   p?: number;
   /** u32, changes every step. Default 0. */

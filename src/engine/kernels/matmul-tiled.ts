@@ -12,7 +12,7 @@ import type { Tensor } from '../tensor';
 
 const SHADER: ShaderSource = { name: 'matmul_tiled', code };
 
-export interface TiledParams {
+interface TiledParams {
   /** Invocations per workgroup along columns (x) and rows (y). */
   wgX: number;
   wgY: number;
@@ -29,7 +29,7 @@ export interface TiledParams {
  * tall products; 64x64 with 8x8 per invocation (64 invocations) trades occupancy for registers;
  * 32x32 with a deeper K step suits products whose C is small.
  */
-export const TILED_PARAMS: Record<TiledMatmul, TiledParams> = {
+const TILED_PARAMS: Record<TiledMatmul, TiledParams> = {
   'tiled-64x64': { wgX: 16, wgY: 16, tm: 4, tn: 4, tk: 16 },
   'tiled-128x64': { wgX: 16, wgY: 16, tm: 8, tn: 4, tk: 16 },
   'tiled-64x64-8x8': { wgX: 8, wgY: 8, tm: 8, tn: 8, tk: 16 },

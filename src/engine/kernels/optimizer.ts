@@ -38,13 +38,13 @@ export interface AdamWSettings {
 }
 
 /** torch.optim.AdamW's defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2). */
-export const ADAMW_DEFAULTS: AdamWSettings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
+const ADAMW_DEFAULTS: AdamWSettings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
 
 /**
  * The values written to the Hyper uniform for optimizer step `step` (1-based, torch's state['step']
  * after its increment). Derived values in float64 as torch computes them in Python floats.
  */
-export function adamwHyperFields(step: number, s: AdamWSettings) {
+function adamwHyperFields(step: number, s: AdamWSettings) {
   if (!Number.isInteger(step) || step < 1) throw new Error(`AdamW step must be an integer >= 1, got ${step}`);
   if (!(s.beta1 >= 0 && s.beta1 < 1)) throw new Error(`AdamW beta1 must be in [0, 1), got ${s.beta1}`);
   if (!(s.beta2 >= 0 && s.beta2 < 1)) throw new Error(`AdamW beta2 must be in [0, 1), got ${s.beta2}`);
