@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, relative as relativePath, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import fc from 'fast-check';
+import { afterAll, expect } from 'vitest';
 import { CASE_LIMIT_MS, HANG_CONFIRM_MS, type Outcome, Tally } from './harness';
 
 const PROJECT_ROOT = resolvePath(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -100,8 +102,9 @@ export class IsolatedRunner {
   private nextId = 0;
   private readonly pending = new Map<number, (m: Reply) => void>();
 
+  /** The module's URL (transpiledModule), or its promise: the first call waits for it. */
   constructor(
-    private readonly url: string,
+    private readonly url: string | Promise<string>,
     private readonly errorClasses: Record<string, abstract new (...args: never[]) => Error> = {},
   ) {}
 
@@ -110,10 +113,10 @@ export class IsolatedRunner {
     return new IsolatedRunner(await transpiledModule('src/fuzz/entries.ts'), errorClasses);
   }
 
-  private spawn(): { worker: Worker; ready: Promise<void> } {
+  private spawn(url: string): { worker: Worker; ready: Promise<void> } {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { url: this.url },
+      workerData: { url },
       resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
     });
     const slot = { worker, ready: Promise.resolve() };
@@ -127,7 +130,7 @@ export class IsolatedRunner {
     slot.ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: { ready?: boolean; message?: string; id?: number }) => {
         if (m.ready === true) resolve();
-        else if (m.ready === false) reject(new Error(`the fuzz worker could not load ${this.url}: ${m.message}`));
+        else if (m.ready === false) reject(new Error(`the fuzz worker could not load ${url}: ${m.message}`));
         else if (m.id !== undefined) {
           const cb = this.pending.get(m.id);
           this.pending.delete(m.id);
@@ -145,10 +148,11 @@ export class IsolatedRunner {
   }
 
   private async start(): Promise<Worker> {
+    const url = await this.url;
     if (!this.current) {
-      this.current = this.spare ?? this.spawn();
+      this.current = this.spare ?? this.spawn(url);
       this.spare = null;
-      if (this.restarts > 0) this.spare = this.spawn();
+      if (this.restarts > 0) this.spare = this.spawn(url);
     }
     const slot = this.current;
     await slot.ready;
@@ -262,4 +266,37 @@ export async function isolatedCase<T>(
   }
   tally.record(label, r.kind === 'ok' ? 'load' : 'error', r.ms);
   return r.kind === 'ok' ? { ok: true, value: r.value, ms: r.ms } : { ok: false, error: r.error, ms: r.ms };
+}
+
+/**
+ * A test file's worker runner over `module`'s fuzz* entry points (entries.ts unless named), made
+ * now and transpiled in the background; after the file's tests it is closed and `tally` printed.
+ */
+export function suiteRunner(
+  tally: Tally,
+  errorClasses: Record<string, abstract new (...args: never[]) => Error> = {},
+  module = 'src/fuzz/entries.ts',
+): IsolatedRunner {
+  const url = transpiledModule(module);
+  url.catch(() => undefined); // a module that fails to transpile fails the first case that runs, not the process
+  const runner = new IsolatedRunner(url, errorClasses);
+  afterAll(async () => {
+    await runner.close();
+    console.log(tally.summary());
+  });
+  return runner;
+}
+
+/**
+ * fc.assert of a property whose cases run in the worker: `property` is given the SlowCases its
+ * cases report hangs and dead workers to; after the run there must be none. `why` heads the list.
+ */
+export async function assertIsolated<Ts extends [unknown, ...unknown[]]>(
+  property: (slow: SlowCases) => fc.IAsyncProperty<Ts>,
+  params: fc.Parameters<Ts>,
+  why = '',
+): Promise<void> {
+  const slow = new SlowCases();
+  await fc.assert(property(slow), params);
+  expect(slow.cases, why + slow.report()).toEqual([]);
 }
