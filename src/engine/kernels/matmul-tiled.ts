@@ -9,6 +9,7 @@ import { ceilDiv, createOp, type Op } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul_tiled.wgsl?raw';
 import type { Tensor } from '../tensor';
+import type { RefMatmulArgs } from '../../reference/matmul';
 
 const SHADER: ShaderSource = { name: 'matmul_tiled', code };
 
@@ -54,7 +55,8 @@ export function tiledMatmulFits(adapter: AdapterSummary, name: TiledMatmul): boo
   return p.wgX * p.wgY <= adapter.limits.maxComputeInvocationsPerWorkgroup && tiledWorkgroupBytes(name) <= adapter.limits.maxComputeWorkgroupStorageSize;
 }
 
-export interface TiledMatmulSpec {
+/** matmulOp's product with every default resolved (the reference's M, N, K, transA, transB, alpha, beta). */
+export interface TiledMatmulSpec extends Required<RefMatmulArgs> {
   label: string;
   variant: TiledMatmul;
   /** vec4 loads (the entry point `main_vec4`): only where matmulVec4Fits holds and A and B hold a vec4. */
@@ -62,17 +64,10 @@ export interface TiledMatmulSpec {
   a: Tensor;
   b: Tensor;
   c: Tensor;
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
   batch: number;
   strideA: number;
   strideB: number;
   strideC: number;
-  alpha: number;
-  beta: number;
 }
 
 export function tiledMatmulOp(ctx: GpuContext, s: TiledMatmulSpec): Op {

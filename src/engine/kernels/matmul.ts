@@ -6,6 +6,7 @@ import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
 import blockedCode from '../../../shaders/matmul_blocked.wgsl?raw';
 import f16wCode from '../../../shaders/matmul_f16w.wgsl?raw';
+import type { RefMatmulArgs } from '../../reference/matmul';
 import type { Tensor } from '../tensor';
 import { tiledMatmulOp } from './matmul-tiled';
 
@@ -28,18 +29,11 @@ import { tiledMatmulOp } from './matmul-tiled';
  */
 export type MatmulVariant = 'auto' | 'vec4' | 'ragged' | 'scalar' | TiledMatmul;
 
-export interface MatmulArgs {
+/** The reference's product (M, N, K, transA, transB, alpha, beta: beta 0 overwrites C, 1 accumulates into it) on tensors, batched. */
+export interface MatmulArgs extends RefMatmulArgs {
   a: Tensor;
   b: Tensor;
   c: Tensor;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-  alpha?: number;
-  /** 0 overwrites C, 1 accumulates into it (gradients). */
-  beta?: number;
   batch?: number;
   /** Elements between consecutive batch entries; 0 broadcasts the operand. Defaults: packed. */
   strideA?: number;

@@ -17,6 +17,7 @@ import { ceilDiv, checkUniformStruct, createOp, grid1d, packUniforms, type Op, s
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/optimizer.wgsl?raw';
 import { createTensor, type Tensor } from '../tensor';
+import type { AdamWSettings } from '../../reference/optimizer';
 
 const SHADER: ShaderSource = { name: 'optimizer', code };
 
@@ -29,13 +30,8 @@ export const GRAD_CHUNK = WG * ITEMS;
 /** Layout of the clipping stats buffer. */
 export const CLIP_STATS = { norm: 0, scale: 1, nonFinite: 2, size: 4 } as const;
 
-export interface AdamWSettings {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
+/** The reference's settings (lr, beta1, beta2, eps, weightDecay): one type on both sides. */
+export type { AdamWSettings };
 
 /** torch.optim.AdamW's defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2). */
 const ADAMW_DEFAULTS: AdamWSettings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
