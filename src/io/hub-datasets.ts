@@ -23,7 +23,7 @@ import { parquetString } from '../data/formats';
 import { MAX_DATASET_BYTES, MAX_DATASET_RECORDS } from '../data/import';
 import { checkParquetPages, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
-import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
+import { HUB_CACHE, HUB_ORIGIN, HubError, hubCacheEntries, repoIdProblem } from './hub';
 import { isQuotaError } from './persist';
 import { errorMessage } from '../util/errors';
 
@@ -513,15 +513,8 @@ const cachedRepo = (url: string): string | undefined => {
 
 /** Every dataset with something in the cache, and the bytes it takes. */
 export async function listCachedDatasets(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedDataset[]> {
-  if (!cacheStorage) return [];
-  const cache = await cacheStorage.open(HUB_CACHE);
   const byRepo = new Map<string, number>();
-  for (const req of await cache.keys()) {
-    const repo = cachedRepo(req.url);
-    if (!repo) continue;
-    const res = await cache.match(req);
-    byRepo.set(repo, (byRepo.get(repo) ?? 0) + (Number(res?.headers.get('content-length') ?? 0) || 0));
-  }
+  for (const { key: repo, bytes } of await hubCacheEntries(cacheStorage, cachedRepo)) byRepo.set(repo, (byRepo.get(repo) ?? 0) + bytes);
   return [...byRepo].map(([repo, bytes]) => ({ repo, bytes })).sort((a, b) => a.repo.localeCompare(b.repo));
 }
 

@@ -279,16 +279,27 @@ async function cachedFiles(repo: string, opts: HubOptions): Promise<Set<string>>
   return out;
 }
 
-/** Every cached repository with its files and sizes. */
-export async function listHubCache(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedRepo[]> {
+/**
+ * The entries of the Hub cache whose URL `pick` maps to something (a repository and file, a
+ * dataset), each with what it mapped to and its size in bytes (content-length; 0 when absent).
+ */
+export async function hubCacheEntries<T>(cacheStorage: CacheStorage | null, pick: (url: string) => T | undefined | null): Promise<{ key: T; bytes: number }[]> {
   if (!cacheStorage) return [];
   const cache = await cacheStorage.open(HUB_CACHE);
-  const byRepo = new Map<string, CachedRepo>();
+  const out: { key: T; bytes: number }[] = [];
   for (const req of await cache.keys()) {
-    const p = parseResolveUrl(req.url);
-    if (!p) continue;
+    const key = pick(req.url);
+    if (key === undefined || key === null) continue;
     const res = await cache.match(req);
-    const bytes = Number(res?.headers.get('content-length') ?? 0) || 0;
+    out.push({ key, bytes: Number(res?.headers.get('content-length') ?? 0) || 0 });
+  }
+  return out;
+}
+
+/** Every cached repository with its files and sizes. */
+export async function listHubCache(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedRepo[]> {
+  const byRepo = new Map<string, CachedRepo>();
+  for (const { key: p, bytes } of await hubCacheEntries(cacheStorage, parseResolveUrl)) {
     let r = byRepo.get(p.repo);
     if (!r) byRepo.set(p.repo, (r = { repo: p.repo, files: [], bytes: 0 }));
     r.files.push({ path: p.file, bytes });
