@@ -300,3 +300,15 @@ export async function assertIsolated<Ts extends [unknown, ...unknown[]]>(
   await fc.assert(property(slow), params);
   expect(slow.cases, why + slow.report()).toEqual([]);
 }
+
+/**
+ * A valid input through the worker: it must load (no hang, no dead worker, no error). Returns the
+ * outcome for the test's own checks of what loaded.
+ */
+export async function validCase<T>(runner: IsolatedRunner, entry: string, args: unknown[], tally: Tally): Promise<Extract<Outcome<T>, { ok: true }>> {
+  const slow = new SlowCases();
+  const r = await isolatedCase<T>(runner, entry, args, 'valid', () => '', slow, tally);
+  expect(slow.cases, slow.report()).toEqual([]);
+  expect(r?.ok, r && !r.ok ? String(r.error) : '').toBe(true);
+  return r as Extract<Outcome<T>, { ok: true }>;
+}

@@ -156,16 +156,8 @@ function maxKeysFor(Tk: number): number {
 /** The kernels take the reference's dimensions (src/reference/attention.ts: B, Tq, Tk, pos0, H, KVH, D, scale). */
 export type AttentionDims = RefAttentionDims;
 
-interface Resolved {
-  B: number;
-  Tq: number;
-  Tk: number;
-  pos0: number;
-  H: number;
-  KVH: number;
-  D: number;
-  scale: number;
-}
+/** Dimensions with pos0 and scale filled in. */
+type Resolved = Required<AttentionDims>;
 
 function resolve(dims: AttentionDims, what: string): Resolved {
   const pos0 = dims.pos0 ?? 0;
