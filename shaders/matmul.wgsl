@@ -10,8 +10,9 @@
 //   weight grad  dW += dyᵀ · x   A = dy [M, N], B = x [M, K],   TRANS_A, beta = 1
 //
 // Three entry points (src/engine/kernels/matmul.ts picks one per call, see chooseMatmulVariant);
-// main_ragged and main_vec4's forward layout (blockNT) live in shaders/matmul_blocked.wgsl, which
-// matmul.ts prepends to this file and which shaders/matmul_f16w.wgsl shares:
+// main_ragged and main_vec4's forward and input-gradient layouts (blockNT, blockNN) live in
+// shaders/matmul_blocked.wgsl, which shaders/matmul_f16w.wgsl shares (assembly:
+// src/engine/kernels/matmul-shader.ts):
 //
 //   main_vec4  the fast path. Each thread owns an 8x8 block of C held in sixteen vec4 registers
 //              (a WG_X*8 by WG_Y*8 tile per workgroup) and reads A and B as vec4 along their
@@ -45,8 +46,9 @@
 // All three: batch strides of 0 broadcast an operand (a shared weight). beta == 0 never reads C, so
 // stale NaNs in an output buffer cannot leak into a fresh result.
 //
-// From matmul_blocked.wgsl: Dims, the overrides, A, A4 and C (bindings 0, 1 and 3), Tile,
-// storeBlock, rowOffset4, blockNT and main_ragged. This file declares B and how it is read.
+// From matmul_operands.wgsl: Dims, TRANS_A, TRANS_B, A, A4 and C (bindings 0, 1 and 3); from
+// matmul_blocked.wgsl: WG_X, WG_Y, Tile, storeBlock, rowOffset4, blockNT, blockNN and main_ragged.
+// This file declares B and how it is read.
 
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 // The same B seen as vec4s (main_vec4 only; offsets in vec4 units).

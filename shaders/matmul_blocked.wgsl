@@ -1,16 +1,12 @@
 // The shared part of the register-blocked matmuls: shaders/matmul.wgsl (f32 B) and
 // shaders/matmul_f16w.wgsl (f16 B, packed two halves per u32). WGSL has no include, so
-// src/engine/kernels/matmul.ts prepends this file to each (`blockedShader`).
+// src/engine/kernels/matmul-shader.ts assembles each shader as matmul_operands.wgsl (Dims, the
+// TRANS_A / TRANS_B overrides, A, A4 and C), this file, then the shader's own.
 //
-//   C[b] = alpha * op(A[b]) · op(B[b]) + beta * C[b]
-//   op(A): [M, K]   stored as A[M, K] (TRANS_A = false) or A[K, M] (TRANS_A = true), f32
-//   op(B): [K, N]   stored as B[K, N] (TRANS_B = false) or B[N, K] (TRANS_B = true)
-//   C:     [M, N]   f32
-//
-// Here: the uniforms, the overrides, A and C, the 8x8 block each thread owns (Tile, storeBlock),
-// and the code in which the two kernels differ only by how B is read: main_ragged (any layout,
-// shape and alignment), blockNT and blockNN (the forward and input-gradient layouts with vec
-// loads). Each includer declares B at binding 2 and reads it through four functions:
+// Here: the workgroup size, the 8x8 block each thread owns (Tile, storeBlock), and the code in
+// which the two kernels differ only by how B is read: main_ragged (any layout, shape and
+// alignment), blockNT and blockNN (the forward and input-gradient layouts with vec loads). Each
+// includer declares B at binding 2 and reads it through four functions:
 //   fn bAt(i: u32) -> f32                      element i of B, as f32
 //   fn gatherB(p: u32, s: u32) -> vec4<f32>    elements p, p + s, p + 2s, p + 3s of B
 //   fn b4At(i: u32) -> vec4<f32>               elements 4i .. 4i+3 of B (i in units of four)
@@ -19,22 +15,8 @@
 // Batch strides of 0 broadcast an operand (a shared weight). beta == 0 never reads C, so stale
 // NaNs in an output buffer cannot leak into a fresh result.
 
-struct Dims {
-  M: u32, N: u32, K: u32, batch: u32,
-  strideA: u32, strideB: u32, strideC: u32,
-  alpha: f32, beta: f32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
-
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-// The same A seen as vec4s (the vec-load kernels; offsets in vec4 units).
-@group(0) @binding(1) var<storage, read> A4: array<vec4<f32>>;
 
 // The 8x8 block of C that thread (x, y, b) computes: rows row0 .. row0+7 (row0 = 8y), columns
 // col0 .. col0+7 (col0 = 8x) of batch entry b, whose operands start at baseA, baseB and baseC

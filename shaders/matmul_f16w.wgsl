@@ -17,8 +17,9 @@
 // Three entry points, each thread computing an 8x8 block of C as shaders/matmul.wgsl's blocked
 // kernels do (lN: columns col0 .. col0+3 of row row0 + N, hN: col0+4 .. col0+7); matmulOp picks
 // one per call (f16wEntryPoint in src/engine/kernels/matmul.ts). All three run matmul.wgsl's own
-// code, from shaders/matmul_blocked.wgsl (which matmul.ts prepends to this file: Dims, the
-// overrides, A, A4, C, Tile, storeBlock), reading B through this file's bAt, gatherB, b4At and slabNN:
+// code, from shaders/matmul_blocked.wgsl (prepended with matmul_operands.wgsl, the uniforms and
+// A and C: src/engine/kernels/matmul-shader.ts), reading B through this file's bAt, gatherB, b4At
+// and slabNN:
 //   main_nt4  forward (TRANS_B, A not transposed), K % 4 == 0 and batch strides of A and B multiples
 //             of 4: A read as vec4s, each column of B as vec2<u32> words (four halves per load),
 //             main_vec4's TRANS_B loop (blockNT).

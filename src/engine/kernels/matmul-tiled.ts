@@ -6,12 +6,12 @@
 import type { AdapterSummary, GpuContext } from '../gpu';
 import type { TiledMatmul } from '../kernel-choices';
 import { ceilDiv, createOp, type Op } from '../op';
-import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul_tiled.wgsl?raw';
 import type { Tensor } from '../tensor';
 import type { RefMatmulArgs } from '../../reference/matmul';
+import { matmulShader } from './matmul-shader';
 
-const SHADER: ShaderSource = { name: 'matmul_tiled', code };
+const SHADER = matmulShader('matmul_tiled', code, false);
 
 interface TiledParams {
   /** Invocations per workgroup along columns (x) and rows (y). */

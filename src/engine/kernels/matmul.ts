@@ -2,12 +2,11 @@
 import type { GpuContext } from '../gpu';
 import { matmulShapeClass, TILED_MATMULS, type MatmulForce, type TiledMatmul } from '../kernel-choices';
 import { ceilDiv, createOp, type Op, type UniformField } from '../op';
-import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
-import blockedCode from '../../../shaders/matmul_blocked.wgsl?raw';
 import f16wCode from '../../../shaders/matmul_f16w.wgsl?raw';
 import type { RefMatmulArgs } from '../../reference/matmul';
 import type { Tensor } from '../tensor';
+import { matmulShader } from './matmul-shader';
 import { tiledMatmulOp } from './matmul-tiled';
 
 /**
@@ -44,16 +43,9 @@ export interface MatmulArgs extends RefMatmulArgs {
   variant?: MatmulVariant;
 }
 
-/**
- * The register-blocked kernels share their body (shaders/matmul_blocked.wgsl: the 8x8 block, the
- * ragged kernel, the vec-load loops) and differ in how B is read; WGSL has no include, so each
- * shader is that file followed by its own (which declares B and its readers).
- */
-function blockedShader(name: string, own: string): ShaderSource {
-  return { name, code: `${blockedCode}\n${own}` };
-}
-const SHADER = blockedShader('matmul', code);
-const SHADER_F16W = blockedShader('matmul_f16w', f16wCode);
+// The f32 and f16-weight kernels share their body (shaders/matmul_blocked.wgsl); see ./matmul-shader.ts.
+const SHADER = matmulShader('matmul', code, true);
+const SHADER_F16W = matmulShader('matmul_f16w', f16wCode, true);
 
 /**
  * Process-wide default for MatmulArgs.variant, 'auto' normally. Benchmarks set it to force one
