@@ -35,14 +35,9 @@
 // TM and TN are 4 or 8: the accumulators are sixteen vec4 registers (rows 0..7, column halves
 // 0..3 and 4..7), of which the TM x TN block uses TM * TN / 4.
 
-struct Dims {
-  M: u32, N: u32, K: u32, batch: u32,
-  strideA: u32, strideB: u32, strideC: u32,
-  alpha: f32, beta: f32,
-}
+// Dims, TRANS_A / TRANS_B, A, A4 and C: shaders/matmul_operands.wgsl, prepended by
+// src/engine/kernels/matmul-shader.ts.
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
 override WG_X: u32 = 16;
 override WG_Y: u32 = 16;
 // Rows and columns of C per invocation (4 or 8 each).
@@ -53,12 +48,8 @@ override TK: u32 = 16;
 override TILE_M: u32 = WG_Y * TM;
 override TILE_N: u32 = WG_X * TN;
 
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
-// The same A and B seen as vec4s (main_vec4 only; offsets in vec4 units).
-@group(0) @binding(1) var<storage, read> A4: array<vec4<f32>>;
+// The same B seen as vec4s (main_vec4 only; offsets in vec4 units).
 @group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
 
 // As[k * TILE_M + m] = op(A)[row0 + m, k0 + k]; Bs[k * TILE_N + n] = op(B)[k0 + k, col0 + n].

@@ -9,7 +9,7 @@
  */
 import type { EncodedSample } from './template';
 
-export const IGNORE_INDEX = -100;
+const IGNORE_INDEX = -100;
 
 export interface Batch {
   B: number;

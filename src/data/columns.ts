@@ -15,10 +15,10 @@
  */
 import { DOWNSTREAM_TASK } from '../method/data-types';
 
-export type ColumnLayout = 'official' | 'dolly' | 'alpaca' | 'chat' | 'custom';
+type ColumnLayout = 'official' | 'dolly' | 'alpaca' | 'chat' | 'custom';
 
 /** Where a record's data type comes from. */
-export type TypeSource = { column: string } | { name: string };
+type TypeSource = { column: string } | { name: string };
 
 export interface ColumnMapping {
   layout: ColumnLayout;

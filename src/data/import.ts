@@ -46,14 +46,12 @@ export {
   type DatasetFormat,
   type ImportCounts,
   type ImportedRecord,
-  type ImportError,
   type ImportOptions,
   type ImportResult,
   type RecordLocation,
-  type RecordShape,
 } from './records';
 export { findInvalidUtf8, locateJsonError } from './text-errors';
-export { type TypeIndexMapping, typeIndexMapping } from './type-index';
+export { typeIndexMapping } from './type-index';
 
 /** Binary size units, for the size limit and the sizes in messages. */
 const KIB = 1024;
@@ -64,7 +62,7 @@ export const MAX_DATASET_BYTES = 512 * MIB;
 /** Files with more records than this are refused. */
 export const MAX_DATASET_RECORDS = 1_000_000;
 
-export const SUPPORTED_EXTENSIONS = ['.json', '.jsonl', '.ndjson', '.csv', '.tsv', '.parquet'] as const;
+const SUPPORTED_EXTENSIONS = ['.json', '.jsonl', '.ndjson', '.csv', '.tsv', '.parquet'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Entry point

@@ -11,7 +11,7 @@ import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 const ERRORS_IN_MESSAGE = 3;
 
 export type DatasetFormat = 'json' | 'jsonl' | 'csv' | 'tsv' | 'parquet';
-export type RecordShape = 'official' | 'alpaca' | 'chat';
+type RecordShape = 'official' | 'alpaca' | 'chat';
 
 /**
  * Where a record came from. `line` (JSON Lines, CSV, TSV) is the 1-based line of the file where the

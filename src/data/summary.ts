@@ -9,7 +9,7 @@ import type { TextTokenizer } from './tokenizer';
 import { typeIndexMapping } from './import';
 import { countWords, topWords, type UnknownTokens } from './unknown';
 
-export interface LengthStats {
+interface LengthStats {
   mean: number;
   min: number;
   max: number;
@@ -20,13 +20,13 @@ export interface LengthStats {
 }
 
 /** Samples with a full length in [start, end) tokens. */
-export interface LengthBin {
+interface LengthBin {
   start: number;
   end: number;
   count: number;
 }
 
-export interface TypeSummary {
+interface TypeSummary {
   name: string;
   /** Index under typeIndexMapping (the order of byType). */
   index: number;
@@ -69,7 +69,7 @@ export interface DatasetSummary {
 }
 
 /** Target number of histogram bins; the actual count is at most this (the width is rounded up). */
-export const HISTOGRAM_BINS = 20;
+const HISTOGRAM_BINS = 20;
 
 export function summarizeDataset(
   records: readonly (InstructionRecord & { typeDefaulted?: boolean })[],

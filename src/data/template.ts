@@ -13,7 +13,7 @@ export interface InstructionRecord {
   type: string;
 }
 
-export function officialPromptText(r: Pick<InstructionRecord, 'instruction' | 'input'>): string {
+function officialPromptText(r: Pick<InstructionRecord, 'instruction' | 'input'>): string {
   return r.input.length > 0 ? `${r.instruction}\n${r.input}` : r.instruction;
 }
 

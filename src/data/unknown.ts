@@ -8,11 +8,11 @@
  */
 
 /** Above this share of unknown tokens the data panel and the runner warn. */
-export const UNKNOWN_WARN_SHARE = 0.01;
+const UNKNOWN_WARN_SHARE = 0.01;
 /** Unknown words listed, the most frequent first. */
-export const TOP_UNKNOWN_WORDS = 10;
+const TOP_UNKNOWN_WORDS = 10;
 /** A small backbone whose byte-level tokenizer covers any text: the one the warning suggests. */
-export const COVERING_BACKBONE = 'HuggingFaceTB/SmolLM2-135M';
+const COVERING_BACKBONE = 'HuggingFaceTB/SmolLM2-135M';
 
 export interface UnknownWordCount {
   word: string;

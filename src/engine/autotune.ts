@@ -38,7 +38,7 @@ export interface TuneShape extends MatmulShapeLike {
   count: number;
 }
 
-export interface ClassTiming {
+interface ClassTiming {
   /** The kernel chosen for the class. */
   choice: MatmulChoice;
   /** The shape timed (the class's heaviest, scaled down to the size cap), "MxNxK". */
@@ -213,7 +213,7 @@ function wallTimer(): OpTimer {
   };
 }
 
-export function defaultTimer(ctx: GpuContext): { timer: OpTimer; kind: MatmulTuning['timer'] } {
+function defaultTimer(ctx: GpuContext): { timer: OpTimer; kind: MatmulTuning['timer'] } {
   return ctx.device.features.has('timestamp-query') ? { timer: timestampTimer(), kind: 'timestamp' } : { timer: wallTimer(), kind: 'wall' };
 }
 

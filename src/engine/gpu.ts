@@ -43,7 +43,7 @@ export class WebGpuUnavailableError extends Error {
 /** Storage buffers one kernel binds at most (the attention backward binds the most). */
 const STORAGE_BUFFERS_NEEDED = 8;
 
-export function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
+function summarizeAdapter(adapter: GPUAdapter): AdapterSummary {
   const info = adapter.info;
   const l = adapter.limits;
   return {

@@ -34,7 +34,7 @@ export function isMatmulForce(s: string): s is MatmulForce {
  * transposed. The model's forward x · Wᵀ is `nt`, its input gradient dy · W `nn`, its weight
  * gradient dyᵀ · x `tn`.
  */
-export type MatmulLayout = 'nn' | 'nt' | 'tn' | 'tt';
+type MatmulLayout = 'nn' | 'nt' | 'tn' | 'tt';
 
 /**
  * How big a product is, in the terms that decide between kernels:
@@ -43,7 +43,7 @@ export type MatmulLayout = 'nn' | 'nt' | 'tn' | 'tt';
  *   short sequence): a tile is partly idle or a K step mostly padding.
  * - `wide`: everything else (the backbone's projections at training and prefill sizes).
  */
-export type MatmulSize = 'row' | 'thin' | 'wide';
+type MatmulSize = 'row' | 'thin' | 'wide';
 export type MatmulShapeClass = `${MatmulLayout}-${MatmulSize}`;
 
 export const MATMUL_SHAPE_CLASSES: readonly MatmulShapeClass[] = (['nt', 'nn', 'tn', 'tt'] as const).flatMap((l) =>

@@ -9,7 +9,7 @@ import { create, globals } from 'webgpu';
 import { requestGpu, type GpuContext } from './gpu';
 import { errorMessage } from '../util/errors';
 
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 /** Dawn's GPU objects must stay reachable: if one is garbage-collected, its devices die under running work. */
 const instances: GPU[] = [];

@@ -39,7 +39,7 @@ export class Tensor<D extends DType = DType> {
   }
 }
 
-export function shapeSize(shape: readonly number[]): number {
+function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor dimension ${d} in shape [${shape.join(', ')}]`);
@@ -72,7 +72,7 @@ export function createTensor<D extends DType = 'f32'>(
   return t;
 }
 
-export function toTyped<D extends DType>(dtype: D, data: ArrayLike<number>): TypedArrayOf<D> {
+function toTyped<D extends DType>(dtype: D, data: ArrayLike<number>): TypedArrayOf<D> {
   if (dtype === 'f32' || dtype === 'f16') return (data instanceof Float32Array ? data : Float32Array.from(data)) as TypedArrayOf<D>;
   if (dtype === 'u32') return (data instanceof Uint32Array ? data : Uint32Array.from(data)) as TypedArrayOf<D>;
   return (data instanceof Int32Array ? data : Int32Array.from(data)) as TypedArrayOf<D>;

@@ -9,10 +9,10 @@
  * safetensors file (no more than the file holds). Cases run in a worker thread with a time limit
  * and a heap limit: an input that makes the loader loop or allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseSafetensors, SAFETENSORS_DTYPE_BYTES, SafetensorsError, type TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
@@ -20,42 +20,26 @@ import { PROJECTIONS } from '../method/shapes';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterFiles, adapterTensors, parseAdapterConfig } from '../loramoe/files';
 import { officialGroups } from '../reference/lbc';
 import { randomAdapter, TINY_SHAPE } from '../test/tiny-llama';
+import { byteMutations, mutateBytes } from './bytes';
+import { type AdapterSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
 import {
-  type AdapterSummary,
-  byteMutations,
-  checkClearError,
   deepValue,
   encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
   jsonFileBytes,
   jsonFileMutation,
   jsonMutations,
   materialize,
-  mutateBytes,
   mutateJson,
   mutateJsonFile,
-  type Outcome,
-  runSync,
-  SlowCases,
-  Tally,
-  violation,
   weirdJsonValue,
-} from './arbitraries';
+} from './json';
 
 const LABEL = 'fuzz/adapter';
 const CONFIG_PATH = `${LABEL}/${ADAPTER_CONFIG_FILE}`;
 const tally = new Tally('adapter.fuzz.test.ts');
-let runner: IsolatedRunner;
-beforeAll(async () => {
-  runner = await IsolatedRunner.forEntries({ SafetensorsError });
-});
-afterAll(async () => {
-  await runner?.close();
-  console.log(tally.summary());
-});
+const runner = suiteRunner(tally, { SafetensorsError });
 
 const moe = (o: Partial<AdapterConfig> = {}): AdapterConfig => ({ ...defaultAdapterConfig('loramoe'), numExperts: 2, rank: 2, groups: officialGroups(2), dropout: 0, ...o });
 
@@ -292,68 +276,61 @@ async function adapterCase(label: string, files: Map<string, Uint8Array>, slow: 
 
 describe('adapter files fuzz', () => {
   it('the valid folders load', async () => {
-    const slow = new SlowCases();
     for (const f of folders) {
       // The tensor-level edits rewrite the file from f.tensors: with no edit that is adapterFiles' file.
       expect(buildFolder(f, { kind: 'tensors', edits: [] }).get(ADAPTER_WEIGHTS_FILE)).toEqual(f.files.get(ADAPTER_WEIGHTS_FILE));
       const files = f.files;
-      const r = await isolatedCase<AdapterSummary>(runner, 'fuzzLoadAdapter', [LABEL, [...files], TINY_SHAPE], 'valid', () => '', slow, tally);
-      expect(r?.ok, r && !r.ok ? String(r.error) : '').toBe(true);
-      checkAdapterOutcome(r!, files);
+      const r = await validCase<AdapterSummary>(runner, 'fuzzLoadAdapter', [LABEL, [...files], TINY_SHAPE], tally);
+      checkAdapterOutcome(r, files);
     }
-    expect(slow.cases).toEqual([]);
   });
 
   it('parseAdapterConfig: arbitrary JSON values', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue({ jsOnly: true })), async (v) => {
-        await configCase('config: any JSON value', materialize(v), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue({ jsOnly: true })), async (v) => {
+          await configCase('config: any JSON value', materialize(v), slow);
+        }),
       fuzzParams(5001, 500),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   const configBases = [...folders.map((f) => f.configJson), OFFICIAL_CONFIG];
 
   it('parseAdapterConfig: valid configs with fields replaced, deleted or added anywhere', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: configBases.length - 1 }), jsonMutations(CONFIG_FIELDS, 3, configValue), async (i, muts) => {
-        await configCase('config: edited', mutateJson(configBases[i], muts), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: configBases.length - 1 }), jsonMutations(CONFIG_FIELDS, 3, configValue), async (i, muts) => {
+          await configCase('config: edited', mutateJson(configBases[i], muts), slow);
+        }),
       fuzzParams(5002, 1000),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('parseAdapterConfig: top-level fields of valid configs replaced by odd values (huge counts, NaN, nested, wrong types)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.nat({ max: configBases.length - 1 }),
-        fc.dictionary(fc.constantFrom(...CONFIG_FIELDS.slice(0, 19)), fc.oneof(configValue, weirdJsonValue({ jsOnly: true })), { minKeys: 1, maxKeys: 3 }),
-        async (i, edits) => {
-          const v: Record<string, unknown> = { ...configBases[i] };
-          for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
-          await configCase('config: field replaced', v, slow);
-        },
-      ),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(
+          fc.nat({ max: configBases.length - 1 }),
+          fc.dictionary(fc.constantFrom(...CONFIG_FIELDS.slice(0, 19)), fc.oneof(configValue, weirdJsonValue({ jsOnly: true })), { minKeys: 1, maxKeys: 3 }),
+          async (i, edits) => {
+            const v: Record<string, unknown> = { ...configBases[i] };
+            for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
+            await configCase('config: field replaced', v, slow);
+          },
+        ),
       fuzzParams(5004, 1000),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('loadAdapter: edited folders (config value / text / bytes, weight bytes, tensors dropped / renamed / reshaped / retyped / added, files missing)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: folders.length - 1 }), folderEdit, async (i, edit) => {
-        await adapterCase(`folder: ${edit.kind}`, buildFolder(folders[i], edit), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: folders.length - 1 }), folderEdit, async (i, edit) => {
+          await adapterCase(`folder: ${edit.kind}`, buildFolder(folders[i], edit), slow);
+        }),
       fuzzParams(5003, 1500),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
   it('regression: a value nested 10,000 deep is refused with a clear error, not a stack overflow (JSON.stringify in the message)', () => {
     const deep = deepValue(10_000, 'object');

@@ -11,47 +11,32 @@
  * in a worker thread with a time limit and a heap limit: an input that makes the loader loop or
  * allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SafetensorsError } from '../io/safetensors';
 import { ConfigError, expectedTensorNames, type ModelConfig } from '../model/config';
 import { tinyHfFiles } from '../test/hf-dir';
+import { byteMutations, mutateBytes } from './bytes';
+import { type BackboneSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
 import {
-  type BackboneSummary,
-  byteMutations,
-  checkClearError,
   deepValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
   jsonFileBytes,
   jsonFileMutation,
   jsonMutations,
   materialize,
-  mutateBytes,
   mutateJson,
   mutateJsonFile,
-  type Outcome,
-  SlowCases,
-  Tally,
   toJsonText,
-  violation,
   weirdJsonValue,
-} from './arbitraries';
+} from './json';
 
 const LABEL = 'fuzz/backbone';
 const tally = new Tally('backbone.fuzz.test.ts');
-let runner: IsolatedRunner;
-beforeAll(async () => {
-  runner = await IsolatedRunner.forEntries({ SafetensorsError, ConfigError });
-});
-afterAll(async () => {
-  await runner?.close();
-  console.log(tally.summary());
-});
+const runner = suiteRunner(tally, { SafetensorsError, ConfigError });
 
 /** Valid directories: one file or shards, F32 / BF16 / F16, tied or not, llama or mistral. */
 const DIRS: Map<string, Uint8Array>[] = [
@@ -205,53 +190,48 @@ async function backboneCase(label: string, files: Map<string, Uint8Array>, dir: 
 
 describe('backbone loader fuzz', () => {
   it('the valid directories load', async () => {
-    const slow = new SlowCases();
     for (const dir of DIRS) {
-      const r = await isolatedCase<BackboneSummary>(runner, 'fuzzLoadBackbone', [LABEL, [...dir]], 'valid', () => '', slow, tally);
-      expect(r?.ok, r && !r.ok ? String(r.error) : '').toBe(true);
-      checkBackbone(r!, dir);
+      const r = await validCase<BackboneSummary>(runner, 'fuzzLoadBackbone', [LABEL, [...dir]], tally);
+      checkBackbone(r, dir);
     }
-    expect(slow.cases).toEqual([]);
   });
 
   it('edited directories (JSON values / text / bytes, weight bytes and headers, files missing, renamed, swapped)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 2 }), async (i, edits) => {
-        await backboneCase(`edited: ${edits[0].kind}${edits.length > 1 ? ' + more' : ''}`, applyEdits(DIRS[i], edits), DIRS[i], slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 2 }), async (i, edits) => {
+          await backboneCase(`edited: ${edits[0].kind}${edits.length > 1 ? ' + more' : ''}`, applyEdits(DIRS[i], edits), DIRS[i], slow);
+        }),
       fuzzParams(6001, 1200),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
   const CONFIG_KEYS = JSON_FIELDS.slice(0, 13);
 
   it('config.json, tokenizer_config.json and the shard index with fields replaced by odd values (huge, nested, wrong types)', async () => {
-    const slow = new SlowCases();
     const target = fc.constantFrom('config.json', 'tokenizer_config.json', 'model.safetensors.index.json');
     const keysFor = (file: string, doc: Record<string, unknown>): string[] =>
       file === 'config.json' ? CONFIG_KEYS : file === 'tokenizer_config.json' ? ['eos_token', 'bos_token', 'pad_token', 'unk_token', 'chat_template'] : Object.keys((doc.weight_map ?? {}) as object).slice(0, 6).concat(['weight_map']);
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), target, fc.array(fc.tuple(fc.nat(), weirdJsonValue()), { minLength: 1, maxLength: 3 }), async (i, file, edits) => {
-        const dir = DIRS[i];
-        const bytes = dir.get(file);
-        if (!bytes) return; // no index in a one-file directory
-        const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
-        const keys = keysFor(file, doc);
-        const weightMap = file === 'model.safetensors.index.json' ? { ...(doc.weight_map as Record<string, unknown>) } : null;
-        for (const [k, v] of edits) {
-          const key = keys[k % keys.length];
-          if (weightMap && key !== 'weight_map') weightMap[key] = materialize(v);
-          else doc[key] = materialize(v);
-        }
-        if (weightMap && doc.weight_map !== null && typeof doc.weight_map === 'object' && !Array.isArray(doc.weight_map)) doc.weight_map = weightMap;
-        const files = new Map(dir);
-        files.set(file, jsonFileBytes(doc));
-        await backboneCase(`${file} fields replaced`, files, dir, slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), target, fc.array(fc.tuple(fc.nat(), weirdJsonValue()), { minLength: 1, maxLength: 3 }), async (i, file, edits) => {
+          const dir = DIRS[i];
+          const bytes = dir.get(file);
+          if (!bytes) return; // no index in a one-file directory
+          const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+          const keys = keysFor(file, doc);
+          const weightMap = file === 'model.safetensors.index.json' ? { ...(doc.weight_map as Record<string, unknown>) } : null;
+          for (const [k, v] of edits) {
+            const key = keys[k % keys.length];
+            if (weightMap && key !== 'weight_map') weightMap[key] = materialize(v);
+            else doc[key] = materialize(v);
+          }
+          if (weightMap && doc.weight_map !== null && typeof doc.weight_map === 'object' && !Array.isArray(doc.weight_map)) doc.weight_map = weightMap;
+          const files = new Map(dir);
+          files.set(file, jsonFileBytes(doc));
+          await backboneCase(`${file} fields replaced`, files, dir, slow);
+        }),
       fuzzParams(6002, 600),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
   it('regression: rope_scaling or a weight_map entry nested 10,000 deep is refused clearly, not a stack overflow', async () => {
     const deep = deepValue(10_000, 'object');

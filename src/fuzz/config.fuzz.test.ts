@@ -10,41 +10,19 @@
  * thread with a time limit and a heap limit: an input that makes the parser loop or allocate without
  * bound is reported, not left to hang or kill the run.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, type ModelConfig, parseModelConfig, SUPPORTED_MODEL_TYPES } from '../model/config';
 import { tinyConfigJson } from '../test/tiny-llama';
-import {
-  checkClearError,
-  deepValue,
-  encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  jsonMutations,
-  materialize,
-  mutateJson,
-  type Outcome,
-  runSync,
-  SlowCases,
-  Tally,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { assertIsolated, isolatedCase, SlowCases, suiteRunner } from './isolated';
+import { deepValue, encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
 
 const FILE = 'fuzz/config.json';
 const tally = new Tally('config.fuzz.test.ts');
-let runner: IsolatedRunner;
-beforeAll(async () => {
-  runner = await IsolatedRunner.forEntries({ ConfigError });
-});
-afterAll(async () => {
-  await runner?.close();
-  console.log(tally.summary());
-});
+const runner = suiteRunner(tally, { ConfigError });
 
 /** Every field parseModelConfig reads. */
 const FIELDS = [
@@ -162,42 +140,39 @@ describe('model config fuzz', () => {
   });
 
   it('arbitrary JSON values', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 4 }), weirdJsonValue({ jsOnly: true })), async (v) => {
-        await configCase('any JSON value', materialize(v), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 4 }), weirdJsonValue({ jsOnly: true })), async (v) => {
+          await configCase('any JSON value', materialize(v), slow);
+        }),
       fuzzParams(3001, 600),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('valid configs with fields replaced by odd values (NaN, infinities, -0, huge, nested, wrong types)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(
-        fc.nat({ max: VALID.length - 1 }),
-        fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue({ jsOnly: true }), { minKeys: 1, maxKeys: 4 }),
-        async (i, edits) => {
-          const v: Record<string, unknown> = { ...VALID[i] };
-          for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
-          await configCase('field replaced', v, slow);
-        },
-      ),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(
+          fc.nat({ max: VALID.length - 1 }),
+          fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue({ jsOnly: true }), { minKeys: 1, maxKeys: 4 }),
+          async (i, edits) => {
+            const v: Record<string, unknown> = { ...VALID[i] };
+            for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
+            await configCase('field replaced', v, slow);
+          },
+        ),
       fuzzParams(3002, 800),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('edited valid configs (values replaced, deleted or added anywhere, nested objects included)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, weirdJsonValue({ jsOnly: true })), async (i, muts) => {
-        await configCase('edited config', mutateJson(VALID[i], muts), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, weirdJsonValue({ jsOnly: true })), async (i, muts) => {
+          await configCase('edited config', mutateJson(VALID[i], muts), slow);
+        }),
       fuzzParams(3003, 800),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
   it('regression: values nested 10,000 deep are refused with a ConfigError, not a stack overflow (JSON.stringify in the message)', () => {
     const deep = deepValue(10_000, 'array');

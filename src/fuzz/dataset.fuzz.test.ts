@@ -13,36 +13,19 @@
  * the file has lines (JSON Lines, CSV, TSV), elements (JSON) or rows (Parquet), and no more text
  * in the records than in the file.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { parquetMetadata } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DatasetImportError, type ImportResult, MAX_DATASET_RECORDS, parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
-import {
-  byteMutations,
-  checkClearError,
-  encodeWith,
-  encodingMutation,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  IsolatedRunner,
-  SlowCases,
-  jsonMutations,
-  materialize,
-  mutateBytes,
-  mutateJson,
-  mutateText,
-  runAsync,
-  runConfirmed,
-  Tally,
-  textMutations,
-  toJsonText,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { byteMutations, mutateBytes } from './bytes';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, runAsync, Tally, violation } from './harness';
+import { assertIsolated, runConfirmed, SlowCases, suiteRunner } from './isolated';
+import { jsonMutations, materialize, mutateJson, toJsonText, weirdJsonValue } from './json';
+import { encodeWith, encodingMutation, mutateText, textMutations } from './text';
 
 const tally = new Tally('dataset.fuzz.test.ts');
 
@@ -52,14 +35,7 @@ const tally = new Tally('dataset.fuzz.test.ts');
  * src/data/parquet-guard.ts checked every page first; should such a loop come back, it is reported
  * as a hang instead of stopping the run.
  */
-let parquetRunner: IsolatedRunner;
-beforeAll(async () => {
-  parquetRunner = await IsolatedRunner.forEntries({ DatasetImportError });
-});
-afterAll(async () => {
-  await parquetRunner?.close();
-  console.log(tally.summary());
-});
+const parquetRunner = suiteRunner(tally, { DatasetImportError });
 
 // ---------------------------------------------------------------------------------------------
 // Generated records and what they must load as.
@@ -484,15 +460,15 @@ describe('dataset import fuzz', () => {
   // A case that does not answer within the time limit (hyparquet looping on a damaged page, as it
   // did before parquet-guard.ts) is collected (see SlowCases) and listed at the end.
   it('parquet: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(parquetRecords, fc.boolean(), byteMutations(3), async (gens, typeAsInt, muts) => {
-        const out = await parquetCase('parquet byte edits', mutateBytes(writeParquet(gens, typeAsInt), muts), undefined, slow);
-        if (isHang(out)) slow.add('parquet byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(parquetRecords, fc.boolean(), byteMutations(3), async (gens, typeAsInt, muts) => {
+          const out = await parquetCase('parquet byte edits', mutateBytes(writeParquet(gens, typeAsInt), muts), undefined, slow);
+          if (isHang(out)) slow.add('parquet byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
+        }),
       fuzzParams(2042, 800),
+      `Parquet files (hex) the import did not finish:\n`,
     );
-    expect(slow.cases, `Parquet files (hex) the import did not finish:\n${slow.report()}`).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('parquet written by arrow-rs (V1 pages, Snappy, dictionaries, nested lists, DELTA encodings) loads exactly', async () => {
@@ -505,16 +481,16 @@ describe('dataset import fuzz', () => {
   });
 
   it('parquet written by arrow-rs: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
-    const slow = new SlowCases();
     const names = Object.keys(ARROW_RS_PARQUET) as (keyof typeof ARROW_RS_PARQUET)[];
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...names), byteMutations(3), async (name, muts) => {
-        const out = await parquetCase('arrow-rs byte edits', mutateBytes(ARROW_RS_PARQUET[name].bytes(), muts), `fuzz/${name}.parquet`, slow);
-        if (isHang(out)) slow.add('arrow-rs byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.constantFrom(...names), byteMutations(3), async (name, muts) => {
+          const out = await parquetCase('arrow-rs byte edits', mutateBytes(ARROW_RS_PARQUET[name].bytes(), muts), `fuzz/${name}.parquet`, slow);
+          if (isHang(out)) slow.add('arrow-rs byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
+        }),
       fuzzParams(2043, 800),
+      `Parquet files (hex) the import did not finish:\n`,
     );
-    expect(slow.cases, `Parquet files (hex) the import did not finish:\n${slow.report()}`).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('type names that are Object.prototype members stay plain names (regression: "constructor" was the Object function)', async () => {

@@ -8,7 +8,7 @@
  * Where the defect is known (a header length, an offset, a dtype or shape, a truncation) the error
  * code is checked against a small independent model of the format's rules (`layoutCode`).
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -28,20 +28,9 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from '../io/safetensors';
-import {
-  byteMutations,
-  checkClearError,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  materialize,
-  mutateBytes,
-  runAsync,
-  runSync,
-  Tally,
-  toJsonText,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { byteMutations, mutateBytes } from './bytes';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, runAsync, runSync, Tally, violation } from './harness';
+import { materialize, toJsonText, weirdJsonValue } from './json';
 
 const FILE = 'fuzz/model.safetensors';
 const tally = new Tally('safetensors.fuzz.test.ts');

@@ -10,42 +10,21 @@
  * that range. Cases run in a worker thread with a time and heap limit (the tokenizer library is a
  * dependency: a hang there is reported, not left to stop the run).
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { wordLevelTokenizer } from '../demo/tokenizer';
 import { tinyTokenizerConfig, tinyTokenizerJson } from '../test/hf-dir';
-import {
-  checkClearError,
-  encodeValue,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  jsonMutations,
-  materialize,
-  mutateJson,
-  mutateText,
-  type Outcome,
-  SlowCases,
-  Tally,
-  textMutations,
-  type TokenizerSummary,
-  violation,
-  weirdJsonValue,
-} from './arbitraries';
+import { type TokenizerSummary } from './entries';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
+import { encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
+import { mutateText, textMutations } from './text';
 
 const FILE = 'fuzz/tokenizer.json';
 const tally = new Tally('tokenizer.fuzz.test.ts');
-let runner: IsolatedRunner;
-beforeAll(async () => {
-  runner = await IsolatedRunner.forEntries();
-});
-afterAll(async () => {
-  await runner?.close();
-  console.log(tally.summary());
-});
+const runner = suiteRunner(tally);
 
 /** A small BPE tokenizer.json (merges "a b" and "ab c"), ByteLevel-free, with a decoder. */
 function bpeTokenizerJson(): Record<string, unknown> {
@@ -140,71 +119,64 @@ async function tokenizerCase(label: string, tokJson: unknown, tokConfig: unknown
 
 describe('tokenizer fuzz', () => {
   it('the valid tokenizers load and work', async () => {
-    const slow = new SlowCases();
     for (const [j, c] of VALID) {
-      const r = await isolatedCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(c), FILE], 'valid', () => '', slow, tally);
-      expect(r?.ok, r && !r.ok ? String(r.error) : '').toBe(true);
-      checkTokenizer(r!);
+      const r = await validCase<TokenizerSummary>(runner, 'fuzzLoadTokenizer', [encodeValue(j), encodeValue(c), FILE], tally);
+      checkTokenizer(r);
     }
-    expect(slow.cases).toEqual([]);
   });
 
   it('edited tokenizer.json values (sections, vocab, merges, added tokens, special tokens)', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, tokenizerValue), async (i, muts) => {
-        await tokenizerCase('edited tokenizer.json', mutateJson(VALID[i][0], muts), VALID[i][1], slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, tokenizerValue), async (i, muts) => {
+          await tokenizerCase('edited tokenizer.json', mutateJson(VALID[i][0], muts), VALID[i][1], slow);
+        }),
       fuzzParams(4001, 800),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('edited tokenizer_config.json values (eos / bos / pad tokens of any type)', async () => {
-    const slow = new SlowCases();
     const tokenField = fc.constantFrom('eos_token', 'bos_token', 'pad_token', 'unk_token');
     const tokenValue = fc.oneof(
       weirdJsonValue(),
       fc.constantFrom('<s>', '</s>', '<pad>', '<unk>', 'the', 'nope', '', ' </s>'),
       fc.record({ content: fc.oneof(weirdJsonValue(), fc.constantFrom('</s>', 'nope')) }),
     );
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.dictionary(tokenField, tokenValue, { minKeys: 1 }), fc.boolean(), async (i, edits, replaceAll) => {
-        const cfg = replaceAll ? materialize(edits) : { ...VALID[i][1], ...(materialize(edits) as object) };
-        await tokenizerCase('edited tokenizer_config.json', VALID[i][0], cfg, slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.dictionary(tokenField, tokenValue, { minKeys: 1 }), fc.boolean(), async (i, edits, replaceAll) => {
+          const cfg = replaceAll ? materialize(edits) : { ...VALID[i][1], ...(materialize(edits) as object) };
+          await tokenizerCase('edited tokenizer_config.json', VALID[i][0], cfg, slow);
+        }),
       fuzzParams(4002, 500),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('arbitrary JSON values for either file', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue()), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(VALID[0][1])), async (j, c) => {
-        await tokenizerCase('any JSON value', materialize(j), c, slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue()), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(VALID[0][1])), async (j, c) => {
+          await tokenizerCase('any JSON value', materialize(j), c, slow);
+        }),
       fuzzParams(4003, 300),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('edited file texts that still parse as JSON', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.boolean(), textMutations(3), async (i, config, muts) => {
-        const text = mutateText(JSON.stringify(VALID[i][config ? 1 : 0], null, 1), muts);
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch {
-          return; // a file JSON.parse refuses never reaches loadTokenizer (readJson refuses it; see backbone.fuzz)
-        }
-        await tokenizerCase('edited text', config ? VALID[i][0] : value, config ? value : VALID[i][1], slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.boolean(), textMutations(3), async (i, config, muts) => {
+          const text = mutateText(JSON.stringify(VALID[i][config ? 1 : 0], null, 1), muts);
+          let value: unknown;
+          try {
+            value = JSON.parse(text);
+          } catch {
+            return; // a file JSON.parse refuses never reaches loadTokenizer (readJson refuses it; see backbone.fuzz)
+          }
+          await tokenizerCase('edited text', config ? VALID[i][0] : value, config ? value : VALID[i][1], slow);
+        }),
       fuzzParams(4004, 500),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
   // Regressions. @huggingface/tokenizers takes a WordLevel model's unk token from
   // tokenizer_config.json (not from tokenizer.json's model.unk_token), and when the unk token does

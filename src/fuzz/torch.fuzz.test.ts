@@ -14,31 +14,20 @@
  * file's bytes can hold. Cases run in a worker thread with the harness's time and heap limits, so
  * an input that makes the reader loop or allocate without bound is reported.
  *
- * Run counts: see arbitraries.ts (FUZZ_RUNS multiplies them).
+ * Run counts: see harness.ts (FUZZ_RUNS multiplies them).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { unzipSync, zipSync } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TorchFileError } from '../io/torch-file';
 import { TorchPickleError } from '../io/torch-pickle';
 import { TINY_SHAPE } from '../test/tiny-llama';
-import {
-  byteMutations,
-  checkClearError,
-  FUZZ_TEST_TIMEOUT_MS,
-  fuzzParams,
-  isolatedCase,
-  IsolatedRunner,
-  mutateBytes,
-  type Outcome,
-  SlowCases,
-  Tally,
-  transpiledModule,
-  violation,
-} from './arbitraries';
+import { byteMutations, mutateBytes } from './bytes';
+import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
+import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
 import type { TorchSummary } from './torch-entries';
 
 const FIXTURES = fileURLToPath(new URL('../loramoe/fixtures', import.meta.url));
@@ -46,14 +35,7 @@ const FILE = 'fuzz/adapter_model.bin';
 const LABEL = 'fuzz/torch-adapter';
 
 const tally = new Tally('torch.fuzz.test.ts');
-let runner: IsolatedRunner;
-beforeAll(async () => {
-  runner = new IsolatedRunner(await transpiledModule('src/fuzz/torch-entries.ts'), { TorchPickleError, TorchFileError });
-});
-afterAll(async () => {
-  await runner?.close();
-  console.log(tally.summary());
-});
+const runner = suiteRunner(tally, { TorchPickleError, TorchFileError }, 'src/fuzz/torch-entries.ts');
 
 const read = (rel: string) => new Uint8Array(readFileSync(join(FIXTURES, rel)));
 const ARCHIVES = ['official-f32', 'official-f16', 'official-bf16', 'peft-lora'].map((d) => read(`${d}/adapter_model.bin`));
@@ -187,106 +169,98 @@ const tokenPickle: fc.Arbitrary<Uint8Array> = fc
 
 describe('torch adapter files fuzz', () => {
   it('the fixtures load in the worker', async () => {
-    const slow = new SlowCases();
     for (const a of ARCHIVES) {
-      const r = await isolatedCase<TorchSummary>(runner, 'fuzzParseTorchFile', [a, FILE], 'valid', () => '', slow, tally);
-      expect(r?.ok, r && !r.ok ? String(r.error) : '').toBe(true);
-      checkOutcome(r!, FILE, a.length);
-      expect(r!.ok && r!.value.tensors.length).toBeGreaterThan(0);
+      const r = await validCase<TorchSummary>(runner, 'fuzzParseTorchFile', [a, FILE], tally);
+      checkOutcome(r, FILE, a.length);
+      expect(r.value.tensors.length).toBeGreaterThan(0);
     }
-    expect(slow.cases).toEqual([]);
   });
 
   it('unpickler: the fixtures\' data.pkl with byte edits', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: PICKLES.length - 1 }), byteMutations(4), async (i, m) => {
-        await pickleCase('pickle: bytes edited', mutateBytes(PICKLES[i], m), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: PICKLES.length - 1 }), byteMutations(4), async (i, m) => {
+          await pickleCase('pickle: bytes edited', mutateBytes(PICKLES[i], m), slow);
+        }),
       fuzzParams(7001, 1200),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('unpickler: pickles assembled from opcodes (allowed and forbidden), tensor records, odd lengths and memo indices', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(tokenPickle, async (bytes) => {
-        await pickleCase('pickle: opcodes', bytes, slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(tokenPickle, async (bytes) => {
+          await pickleCase('pickle: opcodes', bytes, slow);
+        }),
       fuzzParams(7002, 1200),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('archive: whole files with byte edits (zip headers, the pickle, storages), truncations included', async () => {
-    const slow = new SlowCases();
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), byteMutations(3), async (i, m) => {
-        await archiveCase('archive: bytes edited', mutateBytes(ARCHIVES[i], m), slow);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), byteMutations(3), async (i, m) => {
+          await archiveCase('archive: bytes edited', mutateBytes(ARCHIVES[i], m), slow);
+        }),
       fuzzParams(7003, 800),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('archive: rebuilt around an edited pickle, a storage cut or dropped', async () => {
-    const slow = new SlowCases();
     const edit = fc.oneof(
       fc.record({ kind: fc.constant('pickle' as const), m: byteMutations(3) }),
       fc.record({ kind: fc.constant('opcodes' as const), p: tokenPickle }),
       fc.record({ kind: fc.constant('storage' as const), key: fc.nat({ max: 40 }), cut: fc.integer({ min: -1, max: 300 }) }),
     );
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), edit, fc.boolean(), async (i, e, deflate) => {
-        const { files, pklName } = entriesOf(ARCHIVES[i]);
-        if (e.kind === 'pickle') files[pklName] = mutateBytes(files[pklName], e.m);
-        else if (e.kind === 'opcodes') files[pklName] = e.p;
-        else {
-          const storages = Object.keys(files).filter((n) => n.includes('/data/'));
-          const name = storages[e.key % storages.length];
-          if (e.cut < 0) delete files[name];
-          else files[name] = files[name].slice(0, e.cut);
-        }
-        await archiveCase(`archive: ${e.kind}`, zipSync(files, { level: deflate ? 6 : 0 }), slow, deflate);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), edit, fc.boolean(), async (i, e, deflate) => {
+          const { files, pklName } = entriesOf(ARCHIVES[i]);
+          if (e.kind === 'pickle') files[pklName] = mutateBytes(files[pklName], e.m);
+          else if (e.kind === 'opcodes') files[pklName] = e.p;
+          else {
+            const storages = Object.keys(files).filter((n) => n.includes('/data/'));
+            const name = storages[e.key % storages.length];
+            if (e.cut < 0) delete files[name];
+            else files[name] = files[name].slice(0, e.cut);
+          }
+          await archiveCase(`archive: ${e.kind}`, zipSync(files, { level: deflate ? 6 : 0 }), slow, deflate);
+        }),
       fuzzParams(7004, 800),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 
   it('loadAdapter: folders whose adapter_model.bin is edited', async () => {
-    const slow = new SlowCases();
     const folders = ['official-f32', 'peft-lora'].map((d) => {
       const files = new Map<string, Uint8Array>();
       for (const f of readdirSync(join(FIXTURES, d))) files.set(f, read(`${d}/${f}`));
       return files;
     });
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: folders.length - 1 }), byteMutations(3), async (i, m) => {
-        const files = new Map(folders[i]);
-        const bin = mutateBytes(files.get('adapter_model.bin')!, m);
-        files.set('adapter_model.bin', bin);
-        const r = await isolatedCase<{ floats: number; modules: number; weightsFile: string }>(
-          runner,
-          'fuzzLoadTorchAdapter',
-          [LABEL, [...files], TINY_SHAPE],
-          'folder: adapter_model.bin edited',
-          () => Buffer.from(bin).toString('hex').slice(0, 3000),
-          slow,
-          tally,
-        );
-        if (!r) return;
-        if (!r.ok) {
-          checkClearError(r.error, { mustInclude: [LABEL], mustIncludeOneOf: ['adapter_model.bin', 'adapter_config.json'] });
-          return;
-        }
-        if (r.value.weightsFile !== 'adapter_model.bin') violation(`read ${r.value.weightsFile}`);
-        if (r.value.floats * 2 > bin.length) violation(`${r.value.floats} adapter values from a ${bin.length}-byte file`);
-        if (r.value.modules !== TINY_SHAPE.numLayers * (i === 0 ? 4 : 3)) violation(`${r.value.modules} adapted modules`);
-      }),
+    await assertIsolated(
+      (slow) =>
+        fc.asyncProperty(fc.nat({ max: folders.length - 1 }), byteMutations(3), async (i, m) => {
+          const files = new Map(folders[i]);
+          const bin = mutateBytes(files.get('adapter_model.bin')!, m);
+          files.set('adapter_model.bin', bin);
+          const r = await isolatedCase<{ floats: number; modules: number; weightsFile: string }>(
+            runner,
+            'fuzzLoadTorchAdapter',
+            [LABEL, [...files], TINY_SHAPE],
+            'folder: adapter_model.bin edited',
+            () => Buffer.from(bin).toString('hex').slice(0, 3000),
+            slow,
+            tally,
+          );
+          if (!r) return;
+          if (!r.ok) {
+            checkClearError(r.error, { mustInclude: [LABEL], mustIncludeOneOf: ['adapter_model.bin', 'adapter_config.json'] });
+            return;
+          }
+          if (r.value.weightsFile !== 'adapter_model.bin') violation(`read ${r.value.weightsFile}`);
+          if (r.value.floats * 2 > bin.length) violation(`${r.value.floats} adapter values from a ${bin.length}-byte file`);
+          if (r.value.modules !== TINY_SHAPE.numLayers * (i === 0 ? 4 : 3)) violation(`${r.value.modules} adapted modules`);
+        }),
       fuzzParams(7005, 500),
     );
-    expect(slow.cases, slow.report()).toEqual([]);
   }, FUZZ_TEST_TIMEOUT_MS);
 });

@@ -20,7 +20,7 @@ export type FloatDtype = 'F32' | 'F16' | 'BF16';
 export const FLOAT_DTYPE_BYTES: Readonly<Record<FloatDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
 
 /** True on little-endian hosts (every WebGPU platform in practice); a DataView path covers the rest. */
-export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // One scratch word to move between float32 values and their bit patterns.
 const scratchF32 = new Float32Array(1);
@@ -43,7 +43,7 @@ export function bitsToF32(bits: number): number {
 // ---------------------------------------------------------------------------------------------
 
 /** Float32 bit pattern of the binary16 value with bit pattern `h` (exact). */
-export function f16BitsToF32Bits(h: number): number {
+function f16BitsToF32Bits(h: number): number {
   const sign = (h & 0x8000) << 16;
   const exp = (h >>> 10) & 0x1f;
   const man = h & 0x3ff;

@@ -23,7 +23,7 @@ import { parquetString } from '../data/formats';
 import { MAX_DATASET_BYTES, MAX_DATASET_RECORDS } from '../data/import';
 import { checkParquetPages, footerProblem, ParquetPageError } from '../data/parquet-guard';
 import { snappyDecompress } from '../data/snappy';
-import { HUB_CACHE, HUB_ORIGIN, HubError, repoIdProblem } from './hub';
+import { HUB_CACHE, HUB_ORIGIN, HubError, hubCacheEntries, repoIdProblem } from './hub';
 import { isQuotaError } from './persist';
 import { errorMessage } from '../util/errors';
 
@@ -54,7 +54,7 @@ export function datasetRefText(ref: HubDatasetRef): string {
   return `${ref.repo}${ref.config ? `:${ref.config}` : ''}${ref.split ? `@${ref.split}` : ''}`;
 }
 
-export function parquetListUrl(repo: string): string {
+function parquetListUrl(repo: string): string {
   return `${HUB_ORIGIN}/api/datasets/${repo}/parquet`;
 }
 
@@ -155,7 +155,7 @@ async function cachePut(cache: Cache | null, key: string, body: Uint8Array, head
 // ---- the listing ---------------------------------------------------------------------------------
 
 /** Every config's splits and their Parquet file URLs. */
-export async function listDatasetParquet(repo: string, opts: HubDataOptions = {}): Promise<Record<string, Record<string, string[]>>> {
+async function listDatasetParquet(repo: string, opts: HubDataOptions = {}): Promise<Record<string, Record<string, string[]>>> {
   const url = parquetListUrl(repo);
   const cache = await openCache(opts);
   const hit = cache ? await cache.match(url) : undefined;
@@ -513,15 +513,8 @@ const cachedRepo = (url: string): string | undefined => {
 
 /** Every dataset with something in the cache, and the bytes it takes. */
 export async function listCachedDatasets(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedDataset[]> {
-  if (!cacheStorage) return [];
-  const cache = await cacheStorage.open(HUB_CACHE);
   const byRepo = new Map<string, number>();
-  for (const req of await cache.keys()) {
-    const repo = cachedRepo(req.url);
-    if (!repo) continue;
-    const res = await cache.match(req);
-    byRepo.set(repo, (byRepo.get(repo) ?? 0) + (Number(res?.headers.get('content-length') ?? 0) || 0));
-  }
+  for (const { key: repo, bytes } of await hubCacheEntries(cacheStorage, cachedRepo)) byRepo.set(repo, (byRepo.get(repo) ?? 0) + bytes);
   return [...byRepo].map(([repo, bytes]) => ({ repo, bytes })).sort((a, b) => a.repo.localeCompare(b.repo));
 }
 

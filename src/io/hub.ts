@@ -18,11 +18,11 @@ export const HUB_ORIGIN = 'https://huggingface.co';
 export const HUB_CACHE = 'loramoe-hub-v1';
 const REVISION = 'main';
 
-export const CONFIG = 'config.json';
-export const TOKENIZER = 'tokenizer.json';
-export const TOKENIZER_CONFIG = 'tokenizer_config.json';
-export const WEIGHTS = 'model.safetensors';
-export const WEIGHTS_INDEX = 'model.safetensors.index.json';
+const CONFIG = 'config.json';
+const TOKENIZER = 'tokenizer.json';
+const TOKENIZER_CONFIG = 'tokenizer_config.json';
+const WEIGHTS = 'model.safetensors';
+const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
 /** Why a repository id is not of the form owner/name, or null when it is. */
 export function repoIdProblem(repo: string): string | null {
@@ -39,7 +39,7 @@ export function hubFileUrl(repo: string, file: string): string {
   return `${HUB_ORIGIN}/${repo}/resolve/${REVISION}/${path}`;
 }
 
-export function hubApiUrl(repo: string): string {
+function hubApiUrl(repo: string): string {
   return `${HUB_ORIGIN}/api/models/${repo}`;
 }
 
@@ -279,16 +279,27 @@ async function cachedFiles(repo: string, opts: HubOptions): Promise<Set<string>>
   return out;
 }
 
-/** Every cached repository with its files and sizes. */
-export async function listHubCache(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedRepo[]> {
+/**
+ * The entries of the Hub cache whose URL `pick` maps to something (a repository and file, a
+ * dataset), each with what it mapped to and its size in bytes (content-length; 0 when absent).
+ */
+export async function hubCacheEntries<T>(cacheStorage: CacheStorage | null, pick: (url: string) => T | undefined | null): Promise<{ key: T; bytes: number }[]> {
   if (!cacheStorage) return [];
   const cache = await cacheStorage.open(HUB_CACHE);
-  const byRepo = new Map<string, CachedRepo>();
+  const out: { key: T; bytes: number }[] = [];
   for (const req of await cache.keys()) {
-    const p = parseResolveUrl(req.url);
-    if (!p) continue;
+    const key = pick(req.url);
+    if (key === undefined || key === null) continue;
     const res = await cache.match(req);
-    const bytes = Number(res?.headers.get('content-length') ?? 0) || 0;
+    out.push({ key, bytes: Number(res?.headers.get('content-length') ?? 0) || 0 });
+  }
+  return out;
+}
+
+/** Every cached repository with its files and sizes. */
+export async function listHubCache(cacheStorage: CacheStorage | null = typeof caches !== 'undefined' ? caches : null): Promise<CachedRepo[]> {
+  const byRepo = new Map<string, CachedRepo>();
+  for (const { key: p, bytes } of await hubCacheEntries(cacheStorage, parseResolveUrl)) {
     let r = byRepo.get(p.repo);
     if (!r) byRepo.set(p.repo, (r = { repo: p.repo, files: [], bytes: 0 }));
     r.files.push({ path: p.file, bytes });

@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-export function defaultHubCacheDir(): string {
+function defaultHubCacheDir(): string {
   return process.env.LORAMOE_HUB_CACHE ?? join(homedir(), '.cache', 'loramoe-playground', 'hub');
 }
 

@@ -24,10 +24,10 @@ import { type TorchTensorRef, unpickleStateDict } from './torch-pickle';
 import { errorMessage } from '../util/errors';
 
 /** Largest zip entry inflated (a deflated storage): 1 GiB. Stored entries are not copied. */
-export const MAX_ENTRY_BYTES = 1 << 30;
+const MAX_ENTRY_BYTES = 1 << 30;
 
 /** The first bytes of a zip archive (a local file header or an empty archive's end record). */
-export function isZipArchive(bytes: Uint8Array): boolean {
+function isZipArchive(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6));
 }
 
@@ -183,7 +183,7 @@ function entryBytes(bytes: Uint8Array, e: ZipEntry, fail: (msg: string) => never
 // ---------------------------------------------------------------------------------------------
 
 /** One tensor of a torch state dict, as the adapter loader needs it. */
-export interface TorchTensorInfo {
+interface TorchTensorInfo {
   dtype: FloatDtype;
   shape: number[];
   /** Where it lives: storage key, offset and strides, as pickled. */

@@ -36,7 +36,7 @@
 import type { FloatDtype } from './dtypes';
 
 /** A torch storage type the unpickler accepts, and the dtype of its elements. */
-export const TORCH_STORAGE_TYPES: Readonly<Record<string, FloatDtype>> = {
+const TORCH_STORAGE_TYPES: Readonly<Record<string, FloatDtype>> = {
   'torch.FloatStorage': 'F32',
   'torch.HalfStorage': 'F16',
   'torch.BFloat16Storage': 'BF16',
@@ -58,11 +58,11 @@ const OTHER_STORAGE_TYPES: Readonly<Record<string, string>> = {
   'torch.QInt32Storage': 'qint32',
 };
 
-export const ORDERED_DICT = 'collections.OrderedDict';
-export const REBUILD_TENSOR_V2 = 'torch._utils._rebuild_tensor_v2';
+const ORDERED_DICT = 'collections.OrderedDict';
+const REBUILD_TENSOR_V2 = 'torch._utils._rebuild_tensor_v2';
 
 /** Every name the unpickler resolves (for messages and the README). */
-export const ALLOWED_GLOBALS: readonly string[] = [ORDERED_DICT, REBUILD_TENSOR_V2, ...Object.keys(TORCH_STORAGE_TYPES)];
+const ALLOWED_GLOBALS: readonly string[] = [ORDERED_DICT, REBUILD_TENSOR_V2, ...Object.keys(TORCH_STORAGE_TYPES)];
 
 /** Deepest MARK nesting accepted: a state dict uses 3 (dict items > tensor args > persistent id). */
 export const MAX_MARK_DEPTH = 64;
@@ -83,7 +83,7 @@ export class TorchPickleError extends Error {
 }
 
 /** A storage as a persistent id names it: archive entry data/<key> of `numel` elements. */
-export interface TorchStorageRef {
+interface TorchStorageRef {
   readonly kind: 'storage';
   dtype: FloatDtype;
   /** The storage type's Python name, e.g. "torch.HalfStorage". */

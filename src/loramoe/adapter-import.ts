@@ -93,7 +93,7 @@ const MODULE_RE = /^base_model\.model\.model\.layers\.(0|[1-9]\d*)\.(mlp|self_at
  * the modules (e.g. base_model.model.lm_head, base_model.model.model.embed_tokens). Other unknown
  * names are left to the loader's own check, which lists them.
  */
-export function checkAdaptedModules(names: Iterable<string>, where: string): void {
+function checkAdaptedModules(names: Iterable<string>, where: string): void {
   const bad = new Set<string>();
   for (const name of names) {
     const i = name.indexOf('.lora_');

@@ -29,17 +29,17 @@ import { errorMessage } from '../util/errors';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 /** Largest expert count accepted from a file (the paper uses 2 to 8). */
-export const MAX_EXPERTS = 256;
+const MAX_EXPERTS = 256;
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 const MLP_PROJECTIONS: readonly Projection[] = ['gate_proj', 'up_proj', 'down_proj'];
 
-export function projectionBlock(p: Projection): 'mlp' | 'self_attn' {
+function projectionBlock(p: Projection): 'mlp' | 'self_attn' {
   return MLP_PROJECTIONS.includes(p) ? 'mlp' : 'self_attn';
 }
 
 /** `base_model.model.model.layers.{L}.{block}.{proj}`: the PEFT prefix of an adapted projection. */
-export function adapterModulePrefix(layer: number, p: Projection): string {
+function adapterModulePrefix(layer: number, p: Projection): string {
   return `base_model.model.model.layers.${layer}.${projectionBlock(p)}.${p}`;
 }
 
@@ -103,7 +103,7 @@ export function adapterToSafetensors(cfg: AdapterConfig, shape: LlamaShape, set:
 }
 
 /** What adapter_config.json holds beyond the official fields. */
-export interface PlaygroundAdapterInfo {
+interface PlaygroundAdapterInfo {
   /** Format version of this object. */
   version: 1;
   mode: AdapterMode;
@@ -347,7 +347,7 @@ export async function loadAdapter(
  * Checks adapter tensors (name -> info) against the config and the backbone, then rebuilds the GPU
  * layouts, reading each tensor's values through `read`.
  */
-export function adapterFromTensors(
+function adapterFromTensors(
   cfg: AdapterConfig,
   shape: LlamaShape,
   tensors: ReadonlyMap<string, Pick<SafetensorsTensorInfo, 'dtype' | 'shape'>>,

@@ -25,7 +25,7 @@ export function adapterKey(layer: number, p: Projection): string {
 }
 
 /** U(-1/sqrt(fanIn), 1/sqrt(fanIn)): kaiming_uniform_(a=sqrt(5)) on a [out, fanIn] weight. */
-export function kaimingUniform(rng: Rng, n: number, fanIn: number): Float32Array {
+function kaimingUniform(rng: Rng, n: number, fanIn: number): Float32Array {
   const bound = 1 / Math.sqrt(fanIn);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = rng.uniform(-bound, bound);

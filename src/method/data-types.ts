@@ -21,7 +21,7 @@ export const DOWNSTREAM_TASK = 'downstream task';
 /** The official name of task_type 1. */
 export const WORLD_KNOWLEDGE = 'world knowledge';
 /** The official code's two data types, by task_type. */
-export const OFFICIAL_DATA_TYPES: readonly string[] = [DOWNSTREAM_TASK, WORLD_KNOWLEDGE];
+const OFFICIAL_DATA_TYPES: readonly string[] = [DOWNSTREAM_TASK, WORLD_KNOWLEDGE];
 
 /** The data types present in `types`, in index order (the rule above). */
 export function typeNamesFor(types: Iterable<string>): string[] {

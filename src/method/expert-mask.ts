@@ -15,7 +15,7 @@ import { errorMessage } from '../util/errors';
 export type ExpertMask = readonly number[];
 
 /** Most experts the shader's mask words cover (8 words of 32 bits; the adapter files' limit too). */
-export const MASK_MAX_EXPERTS = 256;
+const MASK_MAX_EXPERTS = 256;
 
 /**
  * `mask` checked against N experts, sorted and without repeats. Throws on a non-integer or
@@ -58,7 +58,7 @@ export function rangeText(experts: readonly number[]): string {
  * Parses an expert list "0-3", "1,5", "0-1,6" into indices (not yet checked against a count:
  * see checkExpertMask). `where` prefixes the error messages.
  */
-export function parseExpertList(text: string, where: string): number[] {
+function parseExpertList(text: string, where: string): number[] {
   const items = text.split(',').map((s) => s.trim());
   if (text.trim() === '') throw new Error(`${where}: the list of experts is empty`);
   const experts: number[] = [];

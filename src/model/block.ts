@@ -141,7 +141,7 @@ export interface BlockBackwardGraph extends BlockGraph {
 }
 
 /** The input of projection p in block l's forward. */
-export function projectionInput(a: BlockActs, p: Projection): Tensor {
+function projectionInput(a: BlockActs, p: Projection): Tensor {
   switch (p) {
     case 'q_proj':
     case 'k_proj':
@@ -259,6 +259,28 @@ export function blockForward(g: BlockGraph, l: number, a: BlockActs, out: Tensor
   proj('down_proj', a.act, out);
   op(accumulateOp(ctx, { x: a.h, y: out, label: `${name} mlp residual` }));
   return steps;
+}
+
+/** The head's tensors: the last residual rows x [M, C] in; their norm xf [M, C], rstd [M] and logits [M, V] out. */
+export interface HeadActs {
+  x: Tensor;
+  xf: Tensor;
+  rstd: Tensor;
+  logits: Tensor;
+}
+
+/**
+ * The head, forward: xf = rmsnorm(x) with the final norm's weight, logits = xf·headᵀ [M, V] (the
+ * LM head, or the tied embedding). The training graph runs it on every row, generation on the last
+ * row only (M = 1); `prefix` starts the ops' labels.
+ */
+export function headForward(ctx: GpuContext, weights: GpuWeights, a: HeadActs, M: number, prefix = ''): Op[] {
+  const s = weights.shape;
+  const C = s.hiddenSize;
+  return [
+    rmsnormForwardOp(ctx, { x: a.x, w: weights.get('model.norm.weight'), y: a.xf, rstd: a.rstd, M, C, eps: s.rmsNormEps, label: `${prefix}final norm` }),
+    matmulOp(ctx, { a: a.xf, b: weights.lmHead(), c: a.logits, M, N: s.vocabSize, K: C, transB: true, label: `${prefix}lm head` }),
+  ];
 }
 
 /** The ops of a forward without a KV cache (the training and evaluation graph's). */

@@ -20,10 +20,10 @@
 import type { LlamaShape } from '../method/shapes';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
-export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
+type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 /** Llama 3.1-style RoPE frequency scaling (`rope_scaling.rope_type == "llama3"`). */
-export interface Llama3RopeScaling {
+interface Llama3RopeScaling {
   type: 'llama3';
   factor: number;
   lowFreqFactor: number;
@@ -32,7 +32,7 @@ export interface Llama3RopeScaling {
 }
 
 /** Sliding-window attention: each position attends to itself and the `size - 1` positions before it. */
-export interface SlidingWindow {
+interface SlidingWindow {
   size: number;
   /** Indices of the layers that use the window (the others attend to the whole prefix). */
   layers: number[];
@@ -59,7 +59,7 @@ export interface ModelConfig extends LlamaShape {
 }
 
 /** Largest layer count accepted (the largest published Llama-family models have about 128). */
-export const MAX_LAYERS = 1024;
+const MAX_LAYERS = 1024;
 
 export class ConfigError extends Error {
   readonly field: string;

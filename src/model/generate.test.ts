@@ -19,12 +19,11 @@ import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../engine/gpu';
 import { roundToDtype } from '../io/dtypes';
 import { defaultAdapterConfig } from '../loramoe/config';
-import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
 import { compare, expectClose, maxAbs } from '../test/compare';
 import { testGpu, withValidation } from '../test/gpu';
-import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
+import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { Rng } from '../util/random';
 import { argmax, type GenerateParams, type GenerateResult, Generator, logSoftmaxAt, sampleToken, samplingDistribution } from './generate';
 import { GpuWeights } from './weights';
@@ -33,16 +32,7 @@ const CAP = 16;
 const PROMPT = [3, 7, 1, 19, 4];
 const V = TINY_SHAPE.vocabSize;
 
-const MOE: AdapterConfig = {
-  ...defaultAdapterConfig('loramoe'),
-  numExperts: 4,
-  rank: 2,
-  alpha: 4,
-  groups: [[2, 3], [0, 1]],
-  lbcBeta: 0.5,
-  dropout: 0,
-  targets: [...PROJECTIONS],
-};
+const MOE = tinyMoe({ targets: [...PROJECTIONS] });
 
 interface Setup {
   ctx: GpuContext;

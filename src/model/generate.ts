@@ -39,8 +39,6 @@
 import type { GpuContext } from '../engine/gpu';
 import { ATTENTION_MAX_KEYS, ATTENTION_ROWS_MAX_KEYS, type AttentionForwardOp, attentionRowsFit, type AttentionVariant } from '../engine/kernels/attention';
 import { embeddingForwardOp } from '../engine/kernels/embedding';
-import { matmulOp } from '../engine/kernels/matmul';
-import { rmsnormForwardOp } from '../engine/kernels/rmsnorm';
 import type { RopeOp } from '../engine/kernels/rope';
 import { setExpertMask } from '../engine/kernels/loramoe';
 import { destroyOps, recordOps, runOps, type Op } from '../engine/op';
@@ -50,7 +48,7 @@ import { checkExpertMask, type ExpertMask } from '../method/expert-mask';
 import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { Rng } from '../util/random';
-import { type AdapterActs, type BlockActs, type BlockGraph, type BlockHandles, blockForward } from './block';
+import { type AdapterActs, type BlockActs, type BlockGraph, type BlockHandles, blockForward, headForward } from './block';
 import { LlamaGraph } from './llama';
 import { asDType, generatorPlan, passPlan } from './tensor-plan';
 import type { GpuWeights } from './weights';
@@ -113,7 +111,7 @@ export interface ChatToken {
   perLayer?: Record<string, number[]>;
 }
 
-export type FinishReason =
+type FinishReason =
   /** produced a stop id */
   | 'stop'
   /** produced maxNewTokens */
@@ -157,7 +155,7 @@ export function logSoftmaxAt(logits: ArrayLike<number>, id: number): number {
   return logits[id] - max - Math.log(sum);
 }
 
-export function checkSamplingParams(p: SamplingParams): void {
+function checkSamplingParams(p: SamplingParams): void {
   if (!(Number.isFinite(p.temperature) && p.temperature >= 0)) throw new Error(`sampling: temperature must be >= 0, got ${p.temperature}`);
   if (!(Number.isInteger(p.topK) && p.topK >= 0)) throw new Error(`sampling: topK must be a non-negative integer (0 = off), got ${p.topK}`);
   if (!(p.topP > 0 && p.topP <= 1)) throw new Error(`sampling: topP must be in (0, 1] (1 = off), got ${p.topP}`);
@@ -260,7 +258,7 @@ interface Plan {
  * of loaded keys across rows has little to work with, and on SwiftShader its pipeline took 38-48 s
  * to compile against 2.4 s for the rows kernel (tools/bench/startup.ts).
  */
-export function generationAttentionVariant(capacity: number, D: number): AttentionVariant {
+function generationAttentionVariant(capacity: number, D: number): AttentionVariant {
   return capacity <= ATTENTION_ROWS_MAX_KEYS && attentionRowsFit(D) ? 'rows' : 'auto';
 }
 
@@ -303,16 +301,12 @@ export class Generator {
       this.kCache.push(take(`generate L${l} K cache`));
       this.vCache.push(take(`generate L${l} V cache`));
     }
-    const C = s.hiddenSize;
     const V = s.vocabSize;
     this.xLast = take('generate x last');
     this.xf = take('generate x final normed');
     this.rstdf = take('generate rstd final');
     this.logits = take('generate logits');
-    this.headOps = [
-      rmsnormForwardOp(ctx, { x: this.xLast, w: weights.get('model.norm.weight'), y: this.xf, rstd: this.rstdf, M: 1, C, eps: s.rmsNormEps, label: 'generate final norm' }),
-      matmulOp(ctx, { a: this.xf, b: weights.lmHead(), c: this.logits, M: 1, N: V, K: C, transB: true, label: 'generate lm head' }),
-    ];
+    this.headOps = headForward(ctx, weights, { x: this.xLast, xf: this.xf, rstd: this.rstdf, logits: this.logits }, 1, 'generate ');
     const cfg = weights.adapterCfg;
     this.routedKeys = [];
     if (isRouted(cfg)) {
@@ -577,7 +571,7 @@ export class Generator {
 }
 
 /** See Generator.forwardLogitsNoCache. */
-export async function forwardLogitsNoCache(ctx: GpuContext, weights: GpuWeights, ids: number[]): Promise<Float32Array> {
+async function forwardLogitsNoCache(ctx: GpuContext, weights: GpuWeights, ids: number[]): Promise<Float32Array> {
   const V = weights.shape.vocabSize;
   ids.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`forwardLogitsNoCache: token ${id} at ${i} is outside the vocabulary of ${V}`);

@@ -13,22 +13,15 @@ import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
 import { expectClose, maxAbs } from '../test/compare';
 import { testGpu, withValidation } from '../test/gpu';
-import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
+import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { Generator } from './generate';
 import { LlamaGraph } from './llama';
 import { GpuWeights } from './weights';
 
 const B = 2;
 const T = 5;
-const MOE: AdapterConfig = {
-  ...defaultAdapterConfig('loramoe'),
-  numExperts: 4,
-  rank: 2,
-  alpha: 4,
-  groups: [[2, 3], [0, 1]],
-  dropout: 0,
-  targets: [...PROJECTIONS],
-};
+// Evaluation graphs only: the LBC's beta plays no part.
+const MOE = tinyMoe({ targets: [...PROJECTIONS] });
 
 function batch() {
   const samples = [

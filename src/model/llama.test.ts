@@ -18,7 +18,7 @@ import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
 import { testGpu, withValidation } from '../test/gpu';
-import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
+import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import type { ModelConfig } from './config';
 import { LlamaGraph } from './llama';
 import { backboneDtype, type WeightPrecision } from './tensor-plan';
@@ -96,23 +96,12 @@ async function compareWithReference(label: string, shape: ModelConfig, cfg: Adap
   weights.destroy();
 }
 
-const moe = (over: Partial<AdapterConfig> = {}): AdapterConfig => ({
-  ...defaultAdapterConfig('loramoe'),
-  numExperts: 4,
-  rank: 2,
-  alpha: 4,
-  groups: [[2, 3], [0, 1]],
-  lbcBeta: 0.5,
-  dropout: 0,
-  ...over,
-});
-
 describe('GPU model vs reference: loss and every gradient', () => {
-  it('LoRAMoE on the FFN projections (official targets)', () => compareWithReference('loramoe ffn', TINY_SHAPE, moe(), 0));
-  it('LoRAMoE on all projections, dropout 0.3', () => compareWithReference('loramoe all, dropout', TINY_SHAPE, moe({ targets: [...PROJECTIONS], dropout: 0.3 }), 0.3));
+  it('LoRAMoE on the FFN projections (official targets)', () => compareWithReference('loramoe ffn', TINY_SHAPE, tinyMoe(), 0));
+  it('LoRAMoE on all projections, dropout 0.3', () => compareWithReference('loramoe all, dropout', TINY_SHAPE, tinyMoe({ targets: [...PROJECTIONS], dropout: 0.3 }), 0.3));
   it('LoRAMoE, own-group direction, sum importance', () =>
-    compareWithReference('loramoe own-group sum', TINY_SHAPE, moe({ lbcDirection: 'own-group', lbcImportance: 'sum' }), 0));
-  it('LoRAMoE, official direction, sum importance', () => compareWithReference('loramoe official sum', TINY_SHAPE, moe({ lbcImportance: 'sum' }), 0));
+    compareWithReference('loramoe own-group sum', TINY_SHAPE, tinyMoe({ lbcDirection: 'own-group', lbcImportance: 'sum' }), 0));
+  it('LoRAMoE, official direction, sum importance', () => compareWithReference('loramoe official sum', TINY_SHAPE, tinyMoe({ lbcImportance: 'sum' }), 0));
   it('plain LoRA', () => compareWithReference('lora', TINY_SHAPE, { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0));
   it('full fine-tuning, untied head, attention biases', () =>
     compareWithReference('full', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, defaultAdapterConfig('full'), 0));
@@ -120,7 +109,7 @@ describe('GPU model vs reference: loss and every gradient', () => {
 });
 
 describe('GPU model with f16 backbone matrices vs reference on the same rounded weights', () => {
-  it('LoRAMoE on the FFN projections', () => compareWithReference('loramoe ffn, f16 weights', TINY_SHAPE, moe(), 0, 'f16'));
+  it('LoRAMoE on the FFN projections', () => compareWithReference('loramoe ffn, f16 weights', TINY_SHAPE, tinyMoe(), 0, 'f16'));
   it('plain LoRA on every projection, untied head, attention biases', () =>
     compareWithReference('lora all, f16 weights', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0, 'f16'));
   it('full fine-tuning refuses f16 weights', async () => {

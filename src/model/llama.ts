@@ -26,7 +26,7 @@ import { embeddingBackwardOp, embeddingBackwardPlan, type EmbeddingBackwardOp, e
 import { setDropout, setExpertMask } from '../engine/kernels/loramoe';
 import type { ExpertMask } from '../method/expert-mask';
 import { matmulOp } from '../engine/kernels/matmul';
-import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp, rmsnormForwardOp } from '../engine/kernels/rmsnorm';
+import { rmsnormBackwardInputOp, rmsnormBackwardWeightOp } from '../engine/kernels/rmsnorm';
 import { type Op, setUniforms } from '../engine/op';
 import { createTensor, readTensors, type DType, type Tensor, writeTensor } from '../engine/tensor';
 import type { Batch } from '../data/batch';
@@ -34,7 +34,7 @@ import { adaptedIndex, hasAdapter, isRouted, orderedTargets } from '../method/ad
 import type { Projection } from '../method/shapes';
 import { adapterKey } from '../loramoe/init';
 import { gpuBoostFor } from '../reference/llama';
-import { type AdapterActs, type BlockActs, blockBackward, type BlockBackwardGraph, blockForward, type BlockGraph, type BlockHandles, type BlockScratch, opsOf } from './block';
+import { type AdapterActs, type BlockActs, blockBackward, type BlockBackwardGraph, blockForward, type BlockGraph, type BlockHandles, type BlockScratch, headForward, opsOf } from './block';
 import { asDType, graphPlan } from './tensor-plan';
 import type { GpuWeights } from './weights';
 
@@ -213,8 +213,7 @@ export class LlamaGraph {
       ops.push(...opsOf(blockForward(g, l, this.layers[l], out)));
     }
     // Head: final norm, logits [M, V], cross-entropy over target positions.
-    ops.push(rmsnormForwardOp(ctx, { x: xL, w: this.weights.get('model.norm.weight'), y: this.t('x final normed'), rstd: this.t('rstd final'), M, C, eps: s.rmsNormEps, label: 'final norm' }));
-    ops.push(matmulOp(ctx, { a: this.t('x final normed'), b: this.weights.lmHead(), c: this.logits, M, N: V, K: C, transB: true, label: 'lm head' }));
+    ops.push(...headForward(ctx, this.weights, { x: xL, xf: this.t('x final normed'), rstd: this.t('rstd final'), logits: this.logits }, M));
     ops.push(ceForwardOp(ctx, { logits: this.logits, labels: this.targets, lse: this.t('ce lse'), rowLoss: this.rowLoss, V }));
     ops.push(ceReduceOp(ctx, { labels: this.targets, rowLoss: this.rowLoss, stats: this.ceStats, V }));
   }

@@ -43,11 +43,11 @@ export interface LoadBackboneOptions {
   onProgress?(loadedBytes: number, totalBytes: number, file: string): void;
 }
 
-export const CONFIG_FILE = 'config.json';
-export const WEIGHTS_FILE = 'model.safetensors';
-export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
-export const TOKENIZER_FILE = 'tokenizer.json';
-export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+const CONFIG_FILE = 'config.json';
+const WEIGHTS_FILE = 'model.safetensors';
+const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+const TOKENIZER_FILE = 'tokenizer.json';
+const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const dims = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
@@ -102,7 +102,7 @@ async function readJsonFile(src: FileSource, path: string, opts: LoadBackboneOpt
 }
 
 /** Parses config.json and refuses what the model code does not implement. */
-export function parseBackboneConfig(json: unknown, fileName: string): { config: ModelConfig; warnings: string[] } {
+function parseBackboneConfig(json: unknown, fileName: string): { config: ModelConfig; warnings: string[] } {
   const rope = ropeScalingRefusal(json);
   let config: ModelConfig;
   try {

@@ -105,7 +105,7 @@ export function adapterTensorName(l: number, p: Projection, part: 'router' | 'A'
  * The adapter's tensors per adapted projection: router Wr [N, K] (routed), A [NR, K], B [Nout, NR].
  * `param` is the trainable name (`${l}.${p}.A`: gradients and moments are named after it).
  */
-export function adapterTensors(shape: ModelConfig, a: PlanAdapter): { param: string; name: string; shape: [number, number] }[] {
+function adapterTensors(shape: ModelConfig, a: PlanAdapter): { param: string; name: string; shape: [number, number] }[] {
   if (!hasAdapter(a)) return [];
   const N = a.numExperts;
   const NR = N * a.rank;
@@ -150,7 +150,7 @@ export function weightsPlan(inp: ModelPlanInput): PlannedTensor[] {
  * with their shapes: the residual stream x, both norms' outputs and rstd, q, k, v after RoPE,
  * attention's output and log-sum-exp, the residual after attention h, and the MLP's three.
  */
-export function layerActivations(s: ModelConfig, l: number, B: number, T: number): [string, number[]][] {
+function layerActivations(s: ModelConfig, l: number, B: number, T: number): [string, number[]][] {
   const M = B * T;
   const C = s.hiddenSize;
   const F = s.intermediateSize;
@@ -241,7 +241,7 @@ export function graphPlan(inp: ModelPlanInput, g: GraphShape): PlannedTensor[] {
 }
 
 /** The Trainer's optimizer: AdamW's m and v per trainable tensor, the gradient clip's partial sums and stats. */
-export function optimizerPlan(inp: ModelPlanInput): PlannedTensor[] {
+function optimizerPlan(inp: ModelPlanInput): PlannedTensor[] {
   const t = new Table();
   let partials = 0;
   const trainable = trainableTensors(inp.shape, inp.adapter);

@@ -16,14 +16,16 @@
  */
 export interface RefAttentionDims {
   B: number;
+  /** Query rows per sequence. */
   Tq: number;
+  /** Key/value rows per sequence in the K and V buffers (their capacity; row stride). */
   Tk: number;
   /** Absolute position of query 0 (tokens already in the cache); default 0. */
   pos0?: number;
   H: number;
   KVH: number;
   D: number;
-  /** Score scale; default 1/sqrt(D). */
+  /** Score scale; default 1/sqrt(D) (Llama). */
   scale?: number;
 }
 

@@ -22,7 +22,7 @@ export interface CrossEntropyResult {
   rowLoss: Float64Array;
 }
 
-export function isCounted(label: number, V: number): boolean {
+function isCounted(label: number, V: number): boolean {
   return Number.isInteger(label) && label >= 0 && label < V;
 }
 

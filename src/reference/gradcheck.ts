@@ -31,6 +31,27 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s;
 }
 
+/**
+ * Step for central differences on O(1) functions: truncation error grows as H^2 and the loss's
+ * rounding error (about 1e-16 * |loss| / H) as 1/H; 1e-5 balances them (near cbrt(eps)).
+ */
+export const CENTRAL_STEP = 1e-5;
+
+/**
+ * Largest |analytic - numeric| over the probed indices, relative to the largest |analytic| among
+ * them. Relative to the gradient's scale rather than per element: a tiny component would otherwise
+ * be swamped by the loss's own rounding (1e-16 * |loss| / h), which no correct backward can beat.
+ */
+export function worstRelError(analytic: ArrayLike<number>, numeric: Map<number, number>): number {
+  let worst = 0;
+  let scale = 1e-12;
+  for (const [i, n] of numeric) {
+    worst = Math.max(worst, Math.abs(analytic[i] - n));
+    scale = Math.max(scale, Math.abs(analytic[i]));
+  }
+  return worst / scale;
+}
+
 export function toF64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a);
 }

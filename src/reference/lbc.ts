@@ -38,7 +38,7 @@
 
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 
-export const LBC_EPS = 1e-10;
+const LBC_EPS = 1e-10;
 
 export interface LbcDims {
   B: number;
@@ -119,7 +119,7 @@ export function lbcBoost(
 }
 
 /** s[b]: 1 for "sum", 1 / len[b] for "mean" (0 for a sequence with no real token). [B] */
-export function lbcSampleScale(valid: ArrayLike<number>, B: number, T: number, importance: LbcImportance): Float64Array {
+function lbcSampleScale(valid: ArrayLike<number>, B: number, T: number, importance: LbcImportance): Float64Array {
   if (!LBC_IMPORTANCES.includes(importance)) throw new Error(`LBC: importance must be ${LBC_IMPORTANCES.join(' or ')}, got "${String(importance)}"`);
   const s = new Float64Array(B).fill(1);
   if (importance === 'sum') return s;
@@ -144,7 +144,7 @@ export function lbcGpuBoost(boost: ArrayLike<number>, valid: ArrayLike<number>, 
   return out;
 }
 
-export function checkLbcDims(d: LbcDims, wLen: number, validLen: number, boostLen: number): void {
+function checkLbcDims(d: LbcDims, wLen: number, validLen: number, boostLen: number): void {
   const { B, T, N } = d;
   for (const [k, v] of [['B', B], ['T', T], ['N', N]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`LBC: ${k} must be a positive integer, got ${v}`);

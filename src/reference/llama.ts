@@ -22,7 +22,7 @@ import { hasBias, layerPrefix, type LlamaShape, projectionShape, projectionWeigh
 
 export type Weights = Map<string, Float64Array>;
 
-export interface AdapterTensors {
+interface AdapterTensors {
   wr: Float64Array | null;
   a: Float64Array;
   b: Float64Array;
@@ -323,7 +323,7 @@ export class ReferenceLlama {
  * LBC boost I [B, N] in the configured direction; filler rows (type -1) are neutral (1 for every
  * expert).
  */
-export function boostFor(types: ArrayLike<number>, cfg: AdapterConfig): Float32Array {
+function boostFor(types: ArrayLike<number>, cfg: AdapterConfig): Float32Array {
   const B = types.length;
   const N = cfg.numExperts;
   const out = new Float32Array(B * N).fill(1);

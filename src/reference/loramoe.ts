@@ -74,7 +74,7 @@ export interface LoramoeGrads {
   dlogits: Float64Array | null;
 }
 
-export function checkLoramoeConfig(cfg: LoramoeConfig): void {
+function checkLoramoeConfig(cfg: LoramoeConfig): void {
   for (const k of ['M', 'K', 'Nout', 'N', 'R'] as const) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`loramoe: ${k} must be a positive integer, got ${cfg[k]}`);
   }
@@ -107,7 +107,7 @@ export function routerForward(x: ArrayLike<number>, Wr: ArrayLike<number>, M: nu
  * Router backward through the softmax: dlogits[m, i] = w[m, i] * (dw[m, i] - sum_k w[m, k] dw[m, k]).
  * (The logits gradient then reaches Wr and x through two matmuls.)
  */
-export function routerBackward(dw: ArrayLike<number>, w: ArrayLike<number>, M: number, N: number): Float64Array {
+function routerBackward(dw: ArrayLike<number>, w: ArrayLike<number>, M: number, N: number): Float64Array {
   const out = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     let s = 0;
@@ -150,7 +150,7 @@ export function expertDownForward(
  *   dh[m, j] = scale * w[m, i(j)] * dG[m, j]
  *   dw[m, i] = scale * sum_r dG[m, i*R + r] * h[m, i*R + r]      (null when !routed)
  */
-export function gateBackward(
+function gateBackward(
   dG: ArrayLike<number>,
   h: ArrayLike<number>,
   w: ArrayLike<number> | null,

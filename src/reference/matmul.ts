@@ -30,8 +30,3 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, args: RefMatm
   }
   return out;
 }
-
-/** y[M, N] = x[M, K] · W[N, K]ᵀ: the linear layer as Hugging Face stores it. */
-export function linear(x: ArrayLike<number>, w: ArrayLike<number>, M: number, N: number, K: number): Float64Array {
-  return matmul(x, w, { M, N, K, transB: true });
-}

@@ -1,21 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../util/random';
-import { dot, numericGradient, probeIndices, toF64 } from './gradcheck';
+import { CENTRAL_STEP as H, dot, numericGradient, probeIndices, toF64, worstRelError } from './gradcheck';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm';
-
-// Central-difference step: truncation error ~H^2, the loss's rounding ~1e-16 |loss| / H.
-const H = 1e-5;
-
-/** Worst |analytic - numeric| over the probes, relative to the largest |analytic| among them. */
-function worstRelError(analytic: ArrayLike<number>, numeric: Map<number, number>): number {
-  let worst = 0;
-  let scale = 1e-12;
-  for (const [i, n] of numeric) {
-    worst = Math.max(worst, Math.abs(analytic[i] - n));
-    scale = Math.max(scale, Math.abs(analytic[i]));
-  }
-  return worst / scale;
-}
 
 describe('rmsnorm reference', () => {
   it('forward matches the definition on a hand example', () => {

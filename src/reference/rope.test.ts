@@ -1,20 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../util/random';
-import { dot, numericGradient, probeIndices, toF64 } from './gradcheck';
+import { CENTRAL_STEP as H, dot, numericGradient, probeIndices, toF64, worstRelError } from './gradcheck';
 import { ropeBackward, ropeForward, ropeInvFreq, ropeTables, type RopeDims } from './rope';
-
-const H = 1e-5;
-
-/** Worst |analytic - numeric| over the probes, relative to the largest |analytic| among them. */
-function worstRelError(analytic: ArrayLike<number>, numeric: Map<number, number>): number {
-  let worst = 0;
-  let scale = 1e-12;
-  for (const [i, n] of numeric) {
-    worst = Math.max(worst, Math.abs(analytic[i] - n));
-    scale = Math.max(scale, Math.abs(analytic[i]));
-  }
-  return worst / scale;
-}
 
 describe('rope reference', () => {
   // Independent values: theta^(2i/D) correctly rounded to float32 from a 60-digit decimal

@@ -1,26 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../util/random';
-import { dot, numericGradient, probeIndices, toF64 } from './gradcheck';
+import { CENTRAL_STEP as H, dot, numericGradient, probeIndices, toF64, worstRelError } from './gradcheck';
 import { sigmoid, silu, swigluBackward, swigluForward } from './swiglu';
-
-// Step for central differences: truncation error grows as H^2 and the loss's rounding error
-// (about 1e-16 * |loss| / H) as 1/H; H = 1e-5 balances them for O(1) functions (near cbrt(eps)).
-const H = 1e-5;
-
-/**
- * Largest |analytic - numeric| over the probed indices, relative to the largest |analytic| among
- * them. Relative to the gradient's scale rather than per element: a tiny component would otherwise
- * be swamped by the loss's own rounding (1e-16 * |loss| / H), which no correct backward can beat.
- */
-function worstRelError(analytic: ArrayLike<number>, numeric: Map<number, number>): number {
-  let worst = 0;
-  let scale = 1e-12;
-  for (const [i, n] of numeric) {
-    worst = Math.max(worst, Math.abs(analytic[i] - n));
-    scale = Math.max(scale, Math.abs(analytic[i]));
-  }
-  return worst / scale;
-}
 
 describe('swiglu reference', () => {
   it('sigmoid and silu are stable for large |x|', () => {

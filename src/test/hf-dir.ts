@@ -13,10 +13,10 @@ import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../mode
 import { randomWeights, tinyConfigJson } from './tiny-llama';
 
 /** The special tokens of the tiny tokenizer, at ids 0..3 (Llama order, plus a pad token). */
-export const TINY_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>'] as const;
+const TINY_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>'] as const;
 
 /** The 19 words of the tiny tokenizer, ids 4..22 (23 ids in all, the tiny model's vocab_size). */
-export const TINY_WORDS = [
+const TINY_WORDS = [
   'the', 'a', 'cat', 'dog', 'sat', 'on', 'mat', 'is', 'big', 'small',
   'red', 'blue', 'what', 'color', 'sky', 'yes', 'no', '.', '?',
 ] as const;

@@ -29,7 +29,7 @@ export interface StandInAnswer {
   headers?: Record<string, string>;
 }
 
-export const fileUrl = (repo: string, config: string, split: string, n: number): string => `https://huggingface.co/api/datasets/${repo}/parquet/${config}/${split}/${n}.parquet`;
+const fileUrl = (repo: string, config: string, split: string, n: number): string => `https://huggingface.co/api/datasets/${repo}/parquet/${config}/${split}/${n}.parquet`;
 
 /** The stand-in Hub's answer to one request. */
 export function standInAnswer(datasets: Record<string, StandInDataset>, req: StandInRequest): StandInAnswer {

@@ -6,7 +6,7 @@
  */
 
 /** A Thrift compact value. Structs are lists of [field id, value], ids increasing. */
-export type Thrift =
+type Thrift =
   | { i32: number }
   | { i64: number }
   | { bin: string | Uint8Array }
@@ -17,7 +17,7 @@ export type ThriftFields = [number, Thrift][];
 
 const TYPE = { bool: 1, i32: 5, i64: 6, bin: 8, list: 9, struct: 12 } as const;
 
-export class ByteWriter {
+class ByteWriter {
   readonly bytes: number[] = [];
 
   byte(b: number): void {
@@ -82,7 +82,7 @@ function writeValue(w: ByteWriter, v: Thrift): void {
   // booleans are in the field header
 }
 
-export function writeStruct(w: ByteWriter, fields: ThriftFields): void {
+function writeStruct(w: ByteWriter, fields: ThriftFields): void {
   let last = 0;
   for (const [id, v] of fields) {
     const delta = id - last;
@@ -191,7 +191,7 @@ export function dictHeader(o: { size: number; uncompressed?: number; numValues: 
   ];
 }
 
-export interface Page {
+interface Page {
   header: ThriftFields;
   body: ArrayLike<number>;
 }

@@ -26,7 +26,7 @@ import type { AdapterSet } from '../loramoe/init';
 import type { ModelConfig } from '../model/config';
 import { type AdapterWeights, ReferenceLlama, type RefBatch } from '../reference/llama';
 import { adamwStep, type AdamWSettings, clipGradNorm } from '../reference/optimizer';
-import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from './tiny-llama';
+import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from './tiny-llama';
 
 const B = 2;
 const T = 6;
@@ -60,17 +60,6 @@ function batch2(): Batch {
 }
 
 const refBatch = (b: PeerBatch): RefBatch => ({ B: b.B, T: b.T, ids: b.ids, targets: b.targets, valid: b.valid, types: b.types });
-
-const moe = (over: Partial<AdapterConfig> = {}): AdapterConfig => ({
-  ...defaultAdapterConfig('loramoe'),
-  numExperts: 4,
-  rank: 2,
-  alpha: 4,
-  groups: [[2, 3], [0, 1]],
-  lbcBeta: 0.5,
-  dropout: 0,
-  ...over,
-});
 
 /** Largest |got - want| over the tensor, relative to its largest |want|. */
 function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
@@ -122,8 +111,8 @@ beforeAll(async () => {
 
 describe('TensorFlow.js peer step vs the float64 reference (tfjs CPU backend)', () => {
   const cases: Array<[string, ModelConfig, AdapterConfig]> = [
-    ['LoRAMoE on gate/up/down (4 experts, rank 2, LBC on)', TINY_SHAPE, moe()],
-    ['LoRAMoE on every projection, untied head, attention biases', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, moe({ targets: [...PROJECTIONS] })],
+    ['LoRAMoE on gate/up/down (4 experts, rank 2, LBC on)', TINY_SHAPE, tinyMoe()],
+    ['LoRAMoE on every projection, untied head, attention biases', { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true }, tinyMoe({ targets: [...PROJECTIONS] })],
     ['plain LoRA on every projection', TINY_SHAPE, { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }],
   ];
   for (const [label, shape, cfg] of cases) {
@@ -164,7 +153,7 @@ describe('TensorFlow.js peer step vs the float64 reference (tfjs CPU backend)', 
 
   it('two training steps (clip active, weight decay) match clip_grad_norm_ + torch AdamW, without leaking tensors', async () => {
     const shape = TINY_SHAPE;
-    const cfg = moe();
+    const cfg = tinyMoe();
     const host = randomWeights(shape, 21);
     const adapter = randomAdapter(shape, cfg, 22);
     const refWeights = toRefWeights(host);
@@ -248,7 +237,7 @@ describe('TensorFlow.js peer step vs the float64 reference (tfjs CPU backend)', 
   });
 
   it('skips the update when the gradient is not finite, as the product does', async () => {
-    const cfg = moe();
+    const cfg = tinyMoe();
     const host = randomWeights(TINY_SHAPE, 31);
     host.get('model.norm.weight')![0] = NaN;
     const adapter = randomAdapter(TINY_SHAPE, cfg, 32);
@@ -263,7 +252,7 @@ describe('TensorFlow.js peer step vs the float64 reference (tfjs CPU backend)', 
   });
 
   it('refuses expert dropout (the peer does not implement it)', () => {
-    const cfg = moe({ dropout: 0.05 });
+    const cfg = tinyMoe({ dropout: 0.05 });
     expect(() => buildPeerStep(tf, TINY_SHAPE, randomWeights(TINY_SHAPE, 1), randomAdapter(TINY_SHAPE, cfg, 2), cfg)).toThrow(/dropout/);
   });
 });

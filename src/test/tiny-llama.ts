@@ -3,8 +3,9 @@
  * weights under Hugging Face names, and adapters with non-zero B (a zero B would hide bugs in every
  * gradient but dB).
  */
+import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
-import { adapterKey, type AdapterSet, initAdapter } from '../loramoe/init';
+import { type AdapterSet, initAdapter } from '../loramoe/init';
 import { expectedTensorNames, type ModelConfig, parseModelConfig } from '../model/config';
 import { type AdapterWeights, type Weights } from '../reference/llama';
 import { type LlamaShape } from '../method/shapes';
@@ -56,6 +57,14 @@ export function randomWeights(s: ModelConfig, seed: number): Map<string, Float32
   return out;
 }
 
+/**
+ * The tests' LoRAMoE adapter on the tiny model: 4 experts of rank 2 in two groups, alpha 4, the
+ * LBC on (beta 0.5), no dropout; the official FFN targets unless `over` says otherwise.
+ */
+export function tinyMoe(over: Partial<AdapterConfig> = {}): AdapterConfig {
+  return { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0, ...over };
+}
+
 /** The official init, then B filled with random values so every gradient path is exercised. */
 export function randomAdapter(s: LlamaShape, cfg: AdapterConfig, seed: number): AdapterSet {
   const set = initAdapter(s, cfg, seed);
@@ -73,5 +82,3 @@ export function toRefAdapter(a: AdapterSet): AdapterWeights {
     [...a].map(([k, v]) => [k, { wr: v.wr ? Float64Array.from(v.wr) : null, a: Float64Array.from(v.a), b: Float64Array.from(v.b) }]),
   );
 }
-
-export { adapterKey };

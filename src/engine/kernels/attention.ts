@@ -16,6 +16,7 @@ import type { GpuContext } from '../gpu';
 import { createOp, grid1d, ceilDiv, type Op, type OpSpec, setUniforms, type UniformField } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/attention.wgsl?raw';
+import type { RefAttentionDims } from '../../reference/attention';
 import type { Tensor } from '../tensor';
 
 const SHADER: ShaderSource = { name: 'attention', code };
@@ -49,13 +50,13 @@ export type AttentionVariant = 'auto' | 'rows' | 'blocked' | 'workgroup';
 export const attentionDefaults: { variant: AttentionVariant } = { variant: 'auto' };
 
 /** Longest head the rows variant holds in registers (the shader's Head: 32 vec4s). */
-export const ATTENTION_ROWS_MAX_D = 128;
+const ATTENTION_ROWS_MAX_D = 128;
 
 /** Key capacity up to which chooseAttentionVariant picks the rows or blocked variant. */
 export const ATTENTION_ROWS_MAX_KEYS = 256;
 
 /** Key capacity from which chooseAttentionVariant prefers blocked to rows (see there). */
-export const ATTENTION_BLOCKED_MIN_KEYS = 64;
+const ATTENTION_BLOCKED_MIN_KEYS = 64;
 
 /** Whether the rows and blocked variants can run heads of size D (they read them as vec4s into registers). */
 export function attentionRowsFit(D: number): boolean {
@@ -92,7 +93,7 @@ export function chooseAttentionVariant(dims: Pick<AttentionDims, 'Tk' | 'D'>): E
  * Most rows one blocked invocation holds: two halves of 4 in the shader (a Rows of four heads, the
  * per-row scalars a vec4). 8 measured faster than 4 at D = 24 and in backward_query at D = 64.
  */
-export const ATTENTION_BLOCK_ROWS = 8;
+const ATTENTION_BLOCK_ROWS = 8;
 
 /**
  * Block shape of forward_blocked / backward_query_blocked: rowsT consecutive tokens times rowsH
@@ -152,31 +153,11 @@ function maxKeysFor(Tk: number): number {
   return n;
 }
 
-export interface AttentionDims {
-  B: number;
-  /** Query rows per sequence. */
-  Tq: number;
-  /** Key/value rows per sequence in the K and V buffers (their capacity; row stride). */
-  Tk: number;
-  /** Absolute position of query 0 (tokens already cached); default 0. */
-  pos0?: number;
-  H: number;
-  KVH: number;
-  D: number;
-  /** Score scale; default 1/sqrt(D) (Llama). */
-  scale?: number;
-}
+/** The kernels take the reference's dimensions (src/reference/attention.ts: B, Tq, Tk, pos0, H, KVH, D, scale). */
+export type AttentionDims = RefAttentionDims;
 
-interface Resolved {
-  B: number;
-  Tq: number;
-  Tk: number;
-  pos0: number;
-  H: number;
-  KVH: number;
-  D: number;
-  scale: number;
-}
+/** Dimensions with pos0 and scale filled in. */
+type Resolved = Required<AttentionDims>;
 
 function resolve(dims: AttentionDims, what: string): Resolved {
   const pos0 = dims.pos0 ?? 0;
@@ -330,9 +311,8 @@ export interface AttentionBackwardArgs {
   variant?: AttentionVariant;
 }
 
-/** Entry point `backward_query`: dQ_t = scale * sum_s P_ts (dO_t · V_s - Dlt_t) K_s (overwrite). */
-export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwardArgs & { dq: Tensor }): Op {
-  const what = `attention backward_query${args.label ? ` ${args.label}` : ''}`;
+/** The backward's resolved dimensions and sizes, every input it reads (dO, Q, K, V, L, Dlt) checked against them. */
+function backwardInputs(args: AttentionBackwardArgs, what: string): { d: Resolved; s: ReturnType<typeof sizes> } {
   const d = resolveBackward(args.dims, what);
   const s = sizes(d);
   need(what, 'dO', args.dO, ...s.q);
@@ -341,6 +321,13 @@ export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwar
   need(what, 'V', args.v, ...s.kv);
   need(what, 'L', args.l, ...s.row);
   need(what, 'Dlt', args.dlt, ...s.row);
+  return { d, s };
+}
+
+/** Entry point `backward_query`: dQ_t = scale * sum_s P_ts (dO_t · V_s - Dlt_t) K_s (overwrite). */
+export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwardArgs & { dq: Tensor }): Op {
+  const what = `attention backward_query${args.label ? ` ${args.label}` : ''}`;
+  const { d, s } = backwardInputs(args, what);
   need(what, 'dQ', args.dq, ...s.q);
   return createOp(ctx, {
     label: args.label ?? `attention backward_query ${args.dq.name}`,
@@ -358,14 +345,7 @@ export function attentionBackwardQueryOp(ctx: GpuContext, args: AttentionBackwar
  */
 export function attentionBackwardKeyValueOp(ctx: GpuContext, args: AttentionBackwardArgs & { dk: Tensor; dv: Tensor }): Op {
   const what = `attention backward_keyvalue${args.label ? ` ${args.label}` : ''}`;
-  const d = resolveBackward(args.dims, what);
-  const s = sizes(d);
-  need(what, 'dO', args.dO, ...s.q);
-  need(what, 'Q', args.q, ...s.q);
-  need(what, 'K', args.k, ...s.kv);
-  need(what, 'V', args.v, ...s.kv);
-  need(what, 'L', args.l, ...s.row);
-  need(what, 'Dlt', args.dlt, ...s.row);
+  const { d, s } = backwardInputs(args, what);
   need(what, 'dK', args.dk, ...s.kv);
   need(what, 'dV', args.dv, ...s.kv);
   const rows = d.B * d.KVH * d.Tk; // key rows (b, kvh, s)

@@ -64,7 +64,7 @@ export const IGNORE_INDEX = -100;
 /** Layout of the ce_reduce output. */
 export const CE_STATS = { loss: 0, count: 1, invalid: 2, size: 4 } as const;
 
-export interface CeRowArgs {
+interface CeRowArgs {
   /** [rows, V] logits of this call's rows (may be larger than rows·V, e.g. a reused chunk buffer). */
   logits: Tensor;
   /** [M] i32 labels for the whole batch. */

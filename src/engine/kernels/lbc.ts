@@ -22,7 +22,7 @@ const WG = 64;
 /** The loss kernel's single workgroup (a power of two; B*N beyond it is looped over). */
 const LOSS_WG = 64;
 
-export interface LbcOpDims {
+interface LbcOpDims {
   B: number;
   T: number;
   N: number;

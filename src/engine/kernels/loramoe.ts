@@ -46,13 +46,22 @@ export function expertChunk(R: number): 4 | 8 {
   return R <= 4 ? 4 : 8;
 }
 
-export interface DropoutParams {
+interface DropoutParams {
   /** Drop probability in [0, 1); 0 (default) keeps everything: eval and inference. */
   p?: number;
   /** u32, changes every step. Default 0. */
   seed?: number;
   /** u32, fixed per adapted layer. Default 0. */
   stream?: number;
+}
+
+/** The expert ops' sizes: M rows of K input features, N experts of rank R. */
+interface ExpertDims extends DropoutParams {
+  M: number;
+  K: number;
+  N: number;
+  R: number;
+  label?: string;
 }
 
 interface Dims {
@@ -191,7 +200,7 @@ export function setExpertMask(ctx: GpuContext, ops: readonly Op[], mask: ExpertM
   for (const o of ops) setUniforms(ctx, o, values);
 }
 
-export interface ExpertDownForwardArgs extends DropoutParams {
+export interface ExpertDownForwardArgs extends ExpertDims {
   /** [M, K] */
   x: Tensor;
   /** [N*R, K] stacked A_i */
@@ -202,15 +211,10 @@ export interface ExpertDownForwardArgs extends DropoutParams {
   h: Tensor;
   /** [M, N*R] output (overwrite): scale * w * h */
   g: Tensor;
-  M: number;
-  K: number;
-  N: number;
-  R: number;
   /** alpha / r */
   scale: number;
   /** false: plain LoRA (N = 1, w ≡ 1). Default true. */
   routed?: boolean;
-  label?: string;
 }
 
 /**
@@ -339,18 +343,13 @@ export function routerBackwardOp(ctx: GpuContext, a: RouterBackwardArgs): Op {
   });
 }
 
-export interface ExpertDownBackwardInputArgs extends DropoutParams {
+export interface ExpertDownBackwardInputArgs extends ExpertDims {
   /** [M, N*R] dLoss/dh */
   dh: Tensor;
   /** [N*R, K] */
   a: Tensor;
   /** [M, K] accumulated into */
   dx: Tensor;
-  M: number;
-  K: number;
-  N: number;
-  R: number;
-  label?: string;
 }
 
 /**
@@ -378,18 +377,13 @@ export function expertDownBackwardInputOp(ctx: GpuContext, a: ExpertDownBackward
   return o;
 }
 
-export interface ExpertDownBackwardWeightArgs extends DropoutParams {
+export interface ExpertDownBackwardWeightArgs extends ExpertDims {
   /** [M, N*R] dLoss/dh */
   dh: Tensor;
   /** [M, K] layer input */
   x: Tensor;
   /** [N*R, K] accumulated into (parameter gradient) */
   dA: Tensor;
-  M: number;
-  K: number;
-  N: number;
-  R: number;
-  label?: string;
 }
 
 /**

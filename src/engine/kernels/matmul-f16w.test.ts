@@ -75,7 +75,7 @@ describe('matmul with f16 B vs reference', () => {
         const tB = createTensor(ctx, 'B', [b.length], 'f16', b);
         const tC = createTensor(ctx, 'C', [c0.length], 'f32', c0);
         const entry = f16wEntryPoint({ ...dims, batch: 1, strideA: M * K, strideB: K * N, strideC: M * N });
-        const expected = transA || K % 4 !== 0 ? 'main' : transB ? 'main_nt4' : N % 8 === 0 ? 'main_nn8' : 'main';
+        const expected = transA || K % 4 !== 0 ? 'main_ragged' : transB ? 'main_nt4' : N % 8 === 0 ? 'main_nn8' : 'main_ragged';
         expect(entry).toBe(expected);
         await withValidation(ctx, () => runOps(ctx, [matmulOp(ctx, { a: tA, b: tB, c: tC, ...dims, alpha, beta })]));
         const got = await readTensor(ctx, tC);
@@ -107,7 +107,7 @@ describe('matmul with f16 B vs reference', () => {
   // Odd strides take the any-shape kernel; strides of whole vec4s (and eight-half words) the
   // vec-load ones, in both weight layouts.
   for (const [batch, M, N, K, strideA, strideB, strideC, transB, entry] of [
-    [3, 10, 13, 7, 10 * 7 + 3, 7 * 13 + 1, 10 * 13 + 5, true, 'main'],
+    [3, 10, 13, 7, 10 * 7 + 3, 7 * 13 + 1, 10 * 13 + 5, true, 'main_ragged'],
     [3, 10, 16, 8, 10 * 8 + 4, 8 * 16 + 4, 10 * 16 + 3, true, 'main_nt4'],
     [3, 10, 16, 8, 10 * 8 + 4, 8 * 16 + 8, 10 * 16 + 3, false, 'main_nn8'],
   ] as const) {

@@ -6,13 +6,14 @@
 import type { AdapterSummary, GpuContext } from '../gpu';
 import type { TiledMatmul } from '../kernel-choices';
 import { ceilDiv, createOp, type Op } from '../op';
-import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul_tiled.wgsl?raw';
 import type { Tensor } from '../tensor';
+import type { RefMatmulArgs } from '../../reference/matmul';
+import { matmulShader } from './matmul-shader';
 
-const SHADER: ShaderSource = { name: 'matmul_tiled', code };
+const SHADER = matmulShader('matmul_tiled', code, false);
 
-export interface TiledParams {
+interface TiledParams {
   /** Invocations per workgroup along columns (x) and rows (y). */
   wgX: number;
   wgY: number;
@@ -29,7 +30,7 @@ export interface TiledParams {
  * tall products; 64x64 with 8x8 per invocation (64 invocations) trades occupancy for registers;
  * 32x32 with a deeper K step suits products whose C is small.
  */
-export const TILED_PARAMS: Record<TiledMatmul, TiledParams> = {
+const TILED_PARAMS: Record<TiledMatmul, TiledParams> = {
   'tiled-64x64': { wgX: 16, wgY: 16, tm: 4, tn: 4, tk: 16 },
   'tiled-128x64': { wgX: 16, wgY: 16, tm: 8, tn: 4, tk: 16 },
   'tiled-64x64-8x8': { wgX: 8, wgY: 8, tm: 8, tn: 8, tk: 16 },
@@ -54,7 +55,8 @@ export function tiledMatmulFits(adapter: AdapterSummary, name: TiledMatmul): boo
   return p.wgX * p.wgY <= adapter.limits.maxComputeInvocationsPerWorkgroup && tiledWorkgroupBytes(name) <= adapter.limits.maxComputeWorkgroupStorageSize;
 }
 
-export interface TiledMatmulSpec {
+/** matmulOp's product with every default resolved (the reference's M, N, K, transA, transB, alpha, beta). */
+export interface TiledMatmulSpec extends Required<RefMatmulArgs> {
   label: string;
   variant: TiledMatmul;
   /** vec4 loads (the entry point `main_vec4`): only where matmulVec4Fits holds and A and B hold a vec4. */
@@ -62,17 +64,10 @@ export interface TiledMatmulSpec {
   a: Tensor;
   b: Tensor;
   c: Tensor;
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
   batch: number;
   strideA: number;
   strideB: number;
   strideC: number;
-  alpha: number;
-  beta: number;
 }
 
 export function tiledMatmulOp(ctx: GpuContext, s: TiledMatmulSpec): Op {

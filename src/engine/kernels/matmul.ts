@@ -2,10 +2,11 @@
 import type { GpuContext } from '../gpu';
 import { matmulShapeClass, TILED_MATMULS, type MatmulForce, type TiledMatmul } from '../kernel-choices';
 import { ceilDiv, createOp, type Op, type UniformField } from '../op';
-import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/matmul.wgsl?raw';
 import f16wCode from '../../../shaders/matmul_f16w.wgsl?raw';
+import type { RefMatmulArgs } from '../../reference/matmul';
 import type { Tensor } from '../tensor';
+import { matmulShader } from './matmul-shader';
 import { tiledMatmulOp } from './matmul-tiled';
 
 /**
@@ -27,18 +28,11 @@ import { tiledMatmulOp } from './matmul-tiled';
  */
 export type MatmulVariant = 'auto' | 'vec4' | 'ragged' | 'scalar' | TiledMatmul;
 
-export interface MatmulArgs {
+/** The reference's product (M, N, K, transA, transB, alpha, beta: beta 0 overwrites C, 1 accumulates into it) on tensors, batched. */
+export interface MatmulArgs extends RefMatmulArgs {
   a: Tensor;
   b: Tensor;
   c: Tensor;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-  alpha?: number;
-  /** 0 overwrites C, 1 accumulates into it (gradients). */
-  beta?: number;
   batch?: number;
   /** Elements between consecutive batch entries; 0 broadcasts the operand. Defaults: packed. */
   strideA?: number;
@@ -49,8 +43,9 @@ export interface MatmulArgs {
   variant?: MatmulVariant;
 }
 
-const SHADER: ShaderSource = { name: 'matmul', code };
-const SHADER_F16W: ShaderSource = { name: 'matmul_f16w', code: f16wCode };
+// The f32 and f16-weight kernels share their body (shaders/matmul_blocked.wgsl); see ./matmul-shader.ts.
+const SHADER = matmulShader('matmul', code, true);
+const SHADER_F16W = matmulShader('matmul_f16w', f16wCode, true);
 
 /**
  * Process-wide default for MatmulArgs.variant, 'auto' normally. Benchmarks set it to force one
@@ -106,11 +101,11 @@ export function chooseMatmulVariant(s: Shape): 'vec4' | 'ragged' {
  * B's rows in whole vec4s / four-half words; for the input gradient, B's rows in whole eight-half
  * words), else the any-shape kernel.
  */
-export function f16wEntryPoint(s: Shape): 'main_nt4' | 'main_nn8' | 'main' {
-  if (s.transA || s.K % 4 !== 0) return 'main';
+export function f16wEntryPoint(s: Shape): 'main_nt4' | 'main_nn8' | 'main_ragged' {
+  if (s.transA || s.K % 4 !== 0) return 'main_ragged';
   const strided = s.batch > 1;
-  if (s.transB) return !strided || (s.strideA % 4 === 0 && s.strideB % 4 === 0) ? 'main_nt4' : 'main';
-  return s.N % 8 === 0 && (!strided || (s.strideA % 4 === 0 && s.strideB % 8 === 0)) ? 'main_nn8' : 'main';
+  if (s.transB) return !strided || (s.strideA % 4 === 0 && s.strideB % 4 === 0) ? 'main_nt4' : 'main_ragged';
+  return s.N % 8 === 0 && (!strided || (s.strideA % 4 === 0 && s.strideB % 8 === 0)) ? 'main_nn8' : 'main_ragged';
 }
 
 function isTiled(v: MatmulVariant): v is TiledMatmul {
@@ -156,7 +151,7 @@ export function matmulOp(ctx: GpuContext, args: MatmulArgs): Op {
       label: args.label ?? `matmul ${args.c.name}`,
       shader: SHADER_F16W,
       // The vec-load bindings need at least one vec4 of A and one eight-half word of B.
-      entryPoint: args.a.size >= 4 && args.b.size >= 8 ? f16wEntryPoint(shape) : 'main',
+      entryPoint: args.a.size >= 4 && args.b.size >= 8 ? f16wEntryPoint(shape) : 'main_ragged',
       constants: { TRANS_A: args.transA ?? false, TRANS_B: args.transB ?? false, WG_X: WG, WG_Y: WG },
       uniforms,
       bindings: { 1: args.a, 2: args.b, 3: args.c },

@@ -17,6 +17,7 @@ import { ceilDiv, checkUniformStruct, createOp, grid1d, packUniforms, type Op, s
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/optimizer.wgsl?raw';
 import { createTensor, type Tensor } from '../tensor';
+import type { AdamWSettings } from '../../reference/optimizer';
 
 const SHADER: ShaderSource = { name: 'optimizer', code };
 
@@ -29,22 +30,17 @@ export const GRAD_CHUNK = WG * ITEMS;
 /** Layout of the clipping stats buffer. */
 export const CLIP_STATS = { norm: 0, scale: 1, nonFinite: 2, size: 4 } as const;
 
-export interface AdamWSettings {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
+/** The reference's settings (lr, beta1, beta2, eps, weightDecay): one type on both sides. */
+export type { AdamWSettings };
 
 /** torch.optim.AdamW's defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2). */
-export const ADAMW_DEFAULTS: AdamWSettings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
+const ADAMW_DEFAULTS: AdamWSettings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
 
 /**
  * The values written to the Hyper uniform for optimizer step `step` (1-based, torch's state['step']
  * after its increment). Derived values in float64 as torch computes them in Python floats.
  */
-export function adamwHyperFields(step: number, s: AdamWSettings) {
+function adamwHyperFields(step: number, s: AdamWSettings) {
   if (!Number.isInteger(step) || step < 1) throw new Error(`AdamW step must be an integer >= 1, got ${step}`);
   if (!(s.beta1 >= 0 && s.beta1 < 1)) throw new Error(`AdamW beta1 must be in [0, 1), got ${s.beta1}`);
   if (!(s.beta2 >= 0 && s.beta2 < 1)) throw new Error(`AdamW beta2 must be in [0, 1), got ${s.beta2}`);
