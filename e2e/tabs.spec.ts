@@ -154,7 +154,7 @@ test('a second tab shows a run read-only; a stop stays a stop; closing the owner
 });
 
 /**
- * How many times both tabs are closed. Each close costs two page starts (about 10 s on SwiftShader),
+ * How many times both tabs are closed. Each close costs two page starts (about 12 s on SwiftShader),
  * so the default is ten: five moments in the startup, five in training. The moments are drawn afresh
  * on every run (the seed is printed for a replay), so successive runs add up to cover them; the
  * transaction itself is property-tested with two interleaved writers in
@@ -164,7 +164,7 @@ const CLOSES = Number(process.env.E2E_TABS_CLOSES ?? 10);
 if (!Number.isInteger(CLOSES) || CLOSES < 2 || CLOSES % 2 !== 0) throw new Error(`E2E_TABS_CLOSES=${process.env.E2E_TABS_CLOSES}: expected an even whole number of closes, 2 or more`);
 
 test(`closing both tabs at a random moment, ${CLOSES} times, leaves every run resumable`, async ({ browser }, testInfo) => {
-  // Half of the closes after a resume reached training: about 18 s a pair of closes on SwiftShader, on a quiet machine.
+  // Half of the closes after a resume reached training: ten closes took 2.3 minutes on a busy 2-core machine.
   test.setTimeout(180_000 + CLOSES * 20_000);
   const context = await browser.newContext();
   const a = await context.newPage();
