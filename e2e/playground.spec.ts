@@ -6,7 +6,9 @@
  *    knowledge probe, generate text with per-token routing, download the adapter zip and check its
  *    files, import it back, export the metrics.
  * 2. A reload in the middle of a run: the dataset is still there and the run resumes by itself from
- *    the checkpoint, its steps continuing where the checkpoint left off.
+ *    the checkpoint, its steps continuing where the checkpoint left off; the banner names the run,
+ *    the step the page had shown and the checkpoint it continues from, and which steps are trained
+ *    again.
  * 3. The Hugging Face path against a fake Hub (page.route serving a tiny model): check, download
  *    with caching, a second load from the cache without any request, cache deletion; and a local
  *    model folder picked with the folder picker.
@@ -182,12 +184,21 @@ test('the whole journey on the demo backbone: train, watch routing, probe, chat,
   expect(outside, 'requests that left the local server').toEqual([]);
 });
 
-test('a reload in the middle of a run keeps the dataset and resumes from the checkpoint by itself', async ({ page, context }, testInfo) => {
+test('a reload in the middle of a run keeps the dataset and resumes from the checkpoint by itself, and the banner says which run, from which checkpoint, and which steps are trained again', async ({ page, context }, testInfo) => {
   const requests = recordRequests(context);
   await openApp(page, '?batch=2&steps=40&ckpt=3&routing=3&lr=0.002');
   await loadDemoAndData(page, testInfo);
   await page.getByTestId('start-run').click();
-  await expect.poll(async () => Number((await page.getByTestId('checkpoint-info').getAttribute('data-step').catch(() => null)) ?? 0), { timeout: 120_000 }).toBeGreaterThanOrEqual(6);
+  // The page is past a stored checkpoint (at step 6 or later).
+  await expect
+    .poll(
+      async () => {
+        const ckpt = Number((await page.getByTestId('checkpoint-info').getAttribute('data-step').catch(() => null)) ?? 0);
+        return ckpt >= 6 && (await numberAttr(page, 'run-step')) > ckpt;
+      },
+      { timeout: 120_000 },
+    )
+    .toBe(true);
   // Reload mid-run (the metric series is saved with each checkpoint, so no wait is needed).
   const before = await numberAttr(page, 'run-step');
   expect(before).toBeLessThan(40);
@@ -198,9 +209,19 @@ test('a reload in the middle of a run keeps the dataset and resumes from the che
   // own, and steps continue from the checkpoint.
   await expect(page.getByTestId('dataset-name')).toHaveText('tiny-train.jsonl');
   const banner = page.getByTestId('resumed-banner');
-  await expect(banner).toBeVisible();
+  await expect(banner).toBeVisible({ timeout: 120_000 });
   const saved = Number(await banner.getAttribute('data-from-step'));
   expect(saved).toBeGreaterThanOrEqual(6);
+  // The banner: the run, the step the header showed (or a later one that arrived before the
+  // reload, never an earlier one), the checkpoint, and the steps trained again.
+  const seen = Number(await banner.getAttribute('data-seen-step'));
+  const redone = Number(await banner.getAttribute('data-redone'));
+  expect(seen).toBeGreaterThanOrEqual(before);
+  expect(saved).toBeLessThanOrEqual(seen);
+  expect(redone).toBe(seen - saved);
+  await expect(banner).toContainText('Run 1: LoRAMoE');
+  await expect(banner).toContainText(`interrupted at step ${seen}, from its checkpoint at step ${saved}`);
+  await expect(banner).toContainText(redone === 0 ? 'no step is trained again' : redone === 1 ? `step ${seen} is trained again` : `steps ${saved + 1}-${seen} are trained again`);
   // The routing measured on the routing set is kept too.
   await expect(page.getByTestId('routing-source')).toHaveAttribute('data-kind', 'routingSet');
   await page.screenshot({ path: testInfo.outputPath('reload-1-resuming.png'), fullPage: true });
