@@ -7,7 +7,8 @@
  * hang instead of freezing the test run (a synchronous loop no timer here can stop).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HANG_CONFIRM_MS, IsolatedRunner } from '../fuzz/arbitraries';
+import { HANG_CONFIRM_MS } from '../fuzz/harness';
+import { IsolatedRunner } from '../fuzz/isolated';
 import { DatasetImportError, type ImportResult, parseDataset } from './import';
 import {
   type Column,

@@ -21,7 +21,7 @@ const CACHE_DIR = resolvePath(PROJECT_ROOT, 'node_modules/.cache/loramoe-fuzz');
  * or dynamically), to JavaScript under node_modules/.cache/loramoe-fuzz (mirroring the tree, so
  * package imports resolve), and returns the entry's file URL.
  */
-async function transpiledModule(srcPath: string): Promise<string> {
+export async function transpiledModule(srcPath: string): Promise<string> {
   const ts = (await import('typescript')).default;
   const done = new Set<string>();
   const todo = [resolvePath(PROJECT_ROOT, srcPath)];

@@ -22,7 +22,9 @@ import fc from 'fast-check';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { MAX_DATASET_RECORDS, parseDataset } from '../../src/data/import';
 import { Collector } from '../../src/data/records';
-import { byteMutations, HANG_CONFIRM_MS, IsolatedRunner, mutateBytes, transpiledModule } from '../../src/fuzz/arbitraries';
+import { byteMutations, mutateBytes } from '../../src/fuzz/bytes';
+import { HANG_CONFIRM_MS } from '../../src/fuzz/harness';
+import { IsolatedRunner, transpiledModule } from '../../src/fuzz/isolated';
 import {
   type Column,
   concat,
