@@ -3,6 +3,7 @@
  * weights under Hugging Face names, and adapters with non-zero B (a zero B would hide bugs in every
  * gradient but dB).
  */
+import type { EncodedSample } from '../data/template';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { type AdapterSet, initAdapter } from '../loramoe/init';
@@ -82,3 +83,13 @@ export function toRefAdapter(a: AdapterSet): AdapterWeights {
     [...a].map(([k, v]) => [k, { wr: v.wr ? Float64Array.from(v.wr) : null, a: Float64Array.from(v.a), b: Float64Array.from(v.b) }]),
   );
 }
+
+/** Data types of TINY_SAMPLES, in type-index order. */
+export const TINY_TYPES = ['downstream task', 'world knowledge'];
+/** Four encoded samples for the tiny model (ids below its vocabulary; BOS 1, separator 2, EOS 3): two of each type, one with a two-token prompt tail. */
+export const TINY_SAMPLES: EncodedSample[] = [
+  { ids: [1, 5, 9, 2, 14, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
+  { ids: [1, 6, 10, 2, 15, 16, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
+  { ids: [1, 7, 11, 2, 17, 3], promptLength: 3, truncated: false, type: 'downstream task' },
+  { ids: [1, 8, 12, 13, 2, 18, 19, 3], promptLength: 4, truncated: false, type: 'downstream task' },
+];

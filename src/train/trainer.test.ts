@@ -4,23 +4,17 @@
  * reproducible from the seed, and routing statistics are collected per data type.
  */
 import { describe, expect, it } from 'vitest';
-import type { EncodedSample } from '../data/template';
 import { readTensor } from '../engine/tensor';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { initAdapter } from '../loramoe/init';
 import { GpuWeights } from '../model/weights';
 import { testGpu } from '../test/gpu';
-import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
+import { randomWeights, TINY_SHAPE, TINY_SAMPLES, TINY_TYPES } from '../test/tiny-llama';
 import { defaultTrainSettings, type TrainSettings, Trainer } from './trainer';
 
-const TYPES = ['downstream task', 'world knowledge'];
-const SAMPLES: EncodedSample[] = [
-  { ids: [1, 5, 9, 2, 14, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
-  { ids: [1, 6, 10, 2, 15, 16, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
-  { ids: [1, 7, 11, 2, 17, 3], promptLength: 3, truncated: false, type: 'downstream task' },
-  { ids: [1, 8, 12, 13, 2, 18, 19, 3], promptLength: 4, truncated: false, type: 'downstream task' },
-];
+const TYPES = TINY_TYPES;
+const SAMPLES = TINY_SAMPLES;
 
 const moe = (over: Partial<AdapterConfig> = {}): AdapterConfig => ({
   ...defaultAdapterConfig('loramoe'),

@@ -17,7 +17,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import type { EncodedSample } from '../data/template';
 import { nodeGpu } from '../engine/node-gpu';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
@@ -26,7 +25,7 @@ import { GpuWeights } from '../model/weights';
 import { type RunSettings, runSpecOf } from '../train/run-settings';
 import { asFileEntries, tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
-import { randomWeights, TINY_SHAPE } from '../test/tiny-llama';
+import { randomWeights, TINY_SHAPE, TINY_SAMPLES, TINY_TYPES } from '../test/tiny-llama';
 import { countBuffers } from '../engine/buffer-count';
 import { describeFault, NumericGuard } from '../run/faults';
 import type { RunEvent, RunStatus, WorkerEvent } from './protocol';
@@ -38,13 +37,8 @@ import { errorMessage } from '../util/errors';
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-const TYPES = ['downstream task', 'world knowledge'];
-const SAMPLES: EncodedSample[] = [
-  { ids: [1, 5, 9, 2, 14, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
-  { ids: [1, 6, 10, 2, 15, 16, 3], promptLength: 3, truncated: false, type: 'world knowledge' },
-  { ids: [1, 7, 11, 2, 17, 3], promptLength: 3, truncated: false, type: 'downstream task' },
-  { ids: [1, 8, 12, 13, 2, 18, 19, 3], promptLength: 4, truncated: false, type: 'downstream task' },
-];
+const TYPES = TINY_TYPES;
+const SAMPLES = TINY_SAMPLES;
 
 const MOE: AdapterConfig = { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 4, alpha: 8, dropout: 0.1, groups: [[2, 3], [0, 1]] };
 
