@@ -27,6 +27,38 @@ export interface EvalResult {
   routing: RoutingSummary | null;
 }
 
+/**
+ * Runs `each` on `samples` in batches of up to B rows of T tokens, each on an evaluation graph
+ * (dropout off, the experts of `expertMask` switched off). A last, smaller batch gets a graph of its
+ * own size: padding rows would change the LBC. The graphs are freed when done, or on a throw.
+ */
+export async function forEachEvalBatch(
+  ctx: GpuContext,
+  weights: GpuWeights,
+  samples: readonly EncodedSample[],
+  B: number,
+  T: number,
+  expertMask: ExpertMask,
+  each: (graph: LlamaGraph, chunk: readonly EncodedSample[], start: number) => Promise<void>,
+): Promise<void> {
+  const graphs = new Map<number, LlamaGraph>();
+  try {
+    for (let start = 0; start < samples.length; start += B) {
+      const chunk = samples.slice(start, start + B);
+      let graph = graphs.get(chunk.length);
+      if (!graph) {
+        graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
+        graph.setDropout(0, 0);
+        graph.setExpertMask(expertMask);
+        graphs.set(chunk.length, graph);
+      }
+      await each(graph, chunk, start);
+    }
+  } finally {
+    for (const g of graphs.values()) g.destroy();
+  }
+}
+
 export async function evaluate(
   ctx: GpuContext,
   weights: GpuWeights,
@@ -40,38 +72,24 @@ export async function evaluate(
   const B = Math.min(opts.batchSize ?? samples.length, samples.length);
   const T = Math.max(...samples.map((s) => s.ids.length));
   const routing = isRouted(weights.adapterCfg) ? new RoutingStats(weights, typeNames) : null;
-  const graphs = new Map<number, LlamaGraph>();
   let ceSum = 0;
   let count = 0;
   let lbcSum = 0;
   let realTokens = 0;
   let batches = 0;
-  try {
-    for (let start = 0; start < samples.length; start += B) {
-      const chunk = samples.slice(start, start + B);
-      // A last, smaller batch gets a graph of its own size: padding rows would change the LBC.
-      let graph = graphs.get(chunk.length);
-      if (!graph) {
-        graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
-        graph.setDropout(0, 0);
-        graph.setExpertMask(opts.expertMask ?? []);
-        graphs.set(chunk.length, graph);
-      }
-      const batch = makeBatch(chunk, chunk.length, T, opts.padId, typeIndex);
-      graph.setBatch(batch);
-      runOps(ctx, graph.forwardOps);
-      const losses = await graph.readLosses();
-      if (losses.invalidLabels > 0) throw new Error(`evaluate: ${losses.invalidLabels} target ids are outside the vocabulary`);
-      ceSum += losses.ce * losses.count;
-      count += losses.count;
-      lbcSum += losses.lbc;
-      realTokens += batch.tokenCount;
-      batches++;
-      if (routing) await routing.add(graph, batch);
-    }
-  } finally {
-    for (const g of graphs.values()) g.destroy();
-  }
+  await forEachEvalBatch(ctx, weights, samples, B, T, opts.expertMask ?? [], async (graph, chunk) => {
+    const batch = makeBatch(chunk, chunk.length, T, opts.padId, typeIndex);
+    graph.setBatch(batch);
+    runOps(ctx, graph.forwardOps);
+    const losses = await graph.readLosses();
+    if (losses.invalidLabels > 0) throw new Error(`evaluate: ${losses.invalidLabels} target ids are outside the vocabulary`);
+    ceSum += losses.ce * losses.count;
+    count += losses.count;
+    lbcSum += losses.lbc;
+    realTokens += batch.tokenCount;
+    batches++;
+    if (routing) await routing.add(graph, batch);
+  });
   const ce = count > 0 ? ceSum / count : 0;
   const lbc = lbcSum / batches;
   return { ce, lbc, loss: ce + lbc, tokens: count, realTokens, samples: samples.length, batches, routing: routing?.summary() ?? null };

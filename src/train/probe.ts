@@ -12,7 +12,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import type { GpuContext } from '../engine/gpu';
 import type { ExpertMask } from '../method/expert-mask';
 import { runOps } from '../engine/op';
-import { LlamaGraph } from '../model/llama';
+import { forEachEvalBatch } from './evaluate';
 import type { GpuWeights } from '../model/weights';
 
 export interface ProbeItem {
@@ -53,40 +53,27 @@ export async function exactMatchProbe(
   const B = Math.min(opts.batchSize ?? 256, samples.length);
   const V = weights.shape.vocabSize;
   const items: ProbeItem[] = [];
-  const graphs = new Map<number, LlamaGraph>();
-  try {
-    for (let start = 0; start < samples.length; start += B) {
-      const chunk = samples.slice(start, start + B);
-      let graph = graphs.get(chunk.length);
-      if (!graph) {
-        graph = new LlamaGraph(ctx, weights, { B: chunk.length, T, training: false });
-        graph.setDropout(0, 0);
-        graph.setExpertMask(opts.expertMask ?? []);
-        graphs.set(chunk.length, graph);
+  await forEachEvalBatch(ctx, weights, samples, B, T, opts.expertMask ?? [], async (graph, chunk, start) => {
+    graph.setBatch(makeBatch(chunk, chunk.length, T, tok.padId, () => -1));
+    runOps(ctx, graph.forwardOps);
+    const { rowLoss, logits } = await graph.readRows();
+    chunk.forEach((s, b) => {
+      let ll = 0;
+      let correct = true;
+      const greedy: number[] = [];
+      // Rows promptLength-1 .. L-2 predict the answer tokens and the closing end of sequence.
+      for (let t = s.promptLength - 1; t < s.ids.length - 1; t++) {
+        const m = b * T + t;
+        ll -= rowLoss[m];
+        let best = 0;
+        for (let v = 1; v < V; v++) if (logits[m * V + v] > logits[m * V + best]) best = v;
+        if (correct) greedy.push(best);
+        if (best !== s.ids[t + 1]) correct = false;
       }
-      graph.setBatch(makeBatch(chunk, chunk.length, T, tok.padId, () => -1));
-      runOps(ctx, graph.forwardOps);
-      const { rowLoss, logits } = await graph.readRows();
-      chunk.forEach((s, b) => {
-        let ll = 0;
-        let correct = true;
-        const greedy: number[] = [];
-        // Rows promptLength-1 .. L-2 predict the answer tokens and the closing end of sequence.
-        for (let t = s.promptLength - 1; t < s.ids.length - 1; t++) {
-          const m = b * T + t;
-          ll -= rowLoss[m];
-          let best = 0;
-          for (let v = 1; v < V; v++) if (logits[m * V + v] > logits[m * V + best]) best = v;
-          if (correct) greedy.push(best);
-          if (best !== s.ids[t + 1]) correct = false;
-        }
-        const r = records[start + b];
-        items.push({ question: r.input ? `${r.instruction}\n${r.input}` : r.instruction, gold: r.output, type: r.type, correct, logLikelihood: ll, greedyPrefix: tok.decode(greedy) });
-      });
-    }
-  } finally {
-    for (const g of graphs.values()) g.destroy();
-  }
+      const r = records[start + b];
+      items.push({ question: r.input ? `${r.instruction}\n${r.input}` : r.instruction, gold: r.output, type: r.type, correct, logLikelihood: ll, greedyPrefix: tok.decode(greedy) });
+    });
+  });
   const byType: Record<string, { n: number; accuracy: number }> = {};
   for (const it of items) {
     const e = (byType[it.type] ??= { n: 0, accuracy: 0 });
