@@ -3,6 +3,7 @@
  * entry is ./bin.ts (`npm run runner -- ...`).
  *
  *   npm run runner -- train    --model DIR --data FILE --out DIR [--adapter DIR] [options]
+ *   npm run runner -- train    --resume DIR|ZIP   (a run folder: this runner's, or the page's export)
  *   npm run runner -- eval     --model DIR [--adapter DIR] --data FILE [--batch N]
  *   npm run runner -- generate --model DIR [--adapter DIR] --prompt TEXT [options]
  *   (eval and generate take --mask-experts LIST: expert knockout)
@@ -83,9 +84,12 @@ const HELP = `LoRAMoE Playground runner
             trains a run description: NAME is a shipped preset (${PRESETS.map((p) => p.name).join(', ')};
             docs/runner.md, "Presets") or the path of such a .json file; it names its backbone
             and data and every training setting, so no other shaping flag is taken
-  train     --resume DIR [--stop-after N] [--log-every N]
+  train     --resume DIR|ZIP [--model PATH] [--stop-after N] [--log-every N]
             continues DIR's run from its checkpoint, bit-identical to a run never stopped
-            (same batches, dropout masks and updates)
+            (same batches, dropout masks and updates); ZIP: a run folder the playground's runs
+            library exported (Folder), unpacked beside it into a folder of its name first;
+            --model PATH: where the run's backbone is, when run.json names it rather than a folder
+            here; data whose SHA-256 is not the one run.json records is refused
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256] [--json FILE]
             [--lbc-direction ...] [--lbc-importance ...] [--lbc-delta ...] [--lbc-beta ...]
             (the constraint as the adapter was trained, unless given); prints, per data type,

@@ -17,6 +17,7 @@ import { uploadDataset } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { holdsModel, runBusy, runIdle, useRunStore } from './run';
 import { newRunRecord } from './run-actions';
+import { heldElsewhere } from './run-ownership';
 import { type DataFingerprint, findRun, type RunRecord, saveRecord, sha256Hex, showLibraryError, updateRecord } from './run-library';
 
 /** Downloads run `id` as a run folder's zip (the runner continues it: `train --resume ZIP`). */
@@ -84,6 +85,7 @@ export async function importRunFolder(entries: FileEntry[], name: string): Promi
     const folder = isZip(entries) ? name.replace(/\.zip$/i, '') : entries.some((e) => e.path.includes('/')) ? name : 'the picked files';
     const read = readRunFolder(await folderFiles(entries), folder);
     const { meta } = read;
+    if (heldElsewhere(meta.runId)) throw new Error(`${meta.runId} is training in another tab of this browser: stop it there first`);
     const dataset = await loadRunData(read, folder);
     await storeImportedRun(read);
     const pointer = await persist.loadCheckpointPointer(meta.runId);
