@@ -87,4 +87,5 @@ test('a run folder the runner wrote imports into the library, refused on other d
   await row.getByTestId('run-continue').click();
   await expect(page.getByTestId('run-bar')).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
   await expect(row.getByTestId('run-row-steps')).toHaveText('6 / 6');
+  await page.getByTestId('runs-panel').screenshot({ path: testInfo.outputPath('runs-panel.png') });
 });

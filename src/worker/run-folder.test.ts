@@ -105,6 +105,8 @@ describe('a run moves between the page and the runner', () => {
     const metrics = (await readFile(join(moved, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     expect(metrics.length).toBe(4);
     expectSameBits(adapterBits(unmoved), adapterBits((await loadAdapter(new DirectorySource(moved), hf.config)).set!), 'moved to the runner at step 2');
+    // The zip again: the folder it unpacked into holds the run's later steps and is never overwritten.
+    await expect(main(['train', '--resume', zipPath, '--model', model])).rejects.toThrow(`${moved} exists already; continue the run there (--resume ${moved})`);
   });
 
   it('a folder whose data is not the data it was trained on is refused, naming the file and both hashes', async () => {
