@@ -153,18 +153,19 @@ function safeName(name: string): string {
 export async function exportFolder(c: FolderContents): Promise<{ name: string; bytes: Uint8Array<ArrayBuffer> }> {
   const { meta } = c;
   const dataPath = `data/${safeName(c.data.name)}`;
+  const dataSha256 = await sha256Hex(c.data.bytes);
+  if (dataSha256 === '') throw new Error(`the data's SHA-256 cannot be computed here (crypto.subtle needs https or localhost): the run folder needs it`);
   const setup: FolderSetup = {
     version: 1,
     model: modelOf(meta),
     data: dataPath,
-    dataSha256: await sha256Hex(c.data.bytes),
+    dataSha256,
     cfg: meta.adapter,
     settings: { ...meta.train, steps: meta.totalSteps },
     typeNames: [...meta.typeNames],
     checkpointEvery: meta.checkpointEvery,
     weights: meta.weights,
   };
-  if (setup.dataSha256 === '') throw new Error(`the data's SHA-256 cannot be computed here (crypto.subtle needs https or localhost): the run folder needs it`);
   const dir = safeName(meta.runId);
   const enc = new TextEncoder();
   const files: Record<string, Uint8Array> = {
