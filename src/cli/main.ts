@@ -3,6 +3,7 @@
  * entry is ./bin.ts (`npm run runner -- ...`).
  *
  *   npm run runner -- train    --model DIR --data FILE --out DIR [--adapter DIR] [options]
+ *   npm run runner -- train    --resume DIR|ZIP   (a run folder: this runner's, or the page's export)
  *   npm run runner -- eval     --model DIR [--adapter DIR] --data FILE [--batch N]
  *   npm run runner -- generate --model DIR [--adapter DIR] --prompt TEXT [options]
  *   (eval and generate take --mask-experts LIST: expert knockout)
@@ -10,8 +11,8 @@
  * `npm run runner -- help` lists every option. Output: train writes the adapter (official LoRAMoE
  * layout), metrics.jsonl and routing.json into --out; eval prints JSON; generate prints the text.
  */
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDataset, formatImportError, type ImportedRecord } from '../data/import';
 import { DirectoryCaches } from '../io/node-cache';
@@ -50,10 +51,11 @@ import { resolvePrecision, usablePrecision, WEIGHT_SETTINGS, type WeightPrecisio
 import { decodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
-import { defaultTrainSettings, type StepMetrics, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
-import { decodeCheckpoint, encodeCheckpoint, readAdapterConfig, readTrainSettings, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
+import { defaultTrainSettings, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
+import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
 import { type CheckpointExtra, type CheckpointStore, heldOutTasks, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
 import { DEFAULT_FAULT_LIMIT } from '../run/faults';
+import { CHECKPOINT_FILE, checkDataHash, DEMO_MODEL, type FolderSetup, METRICS_FILE, metricsText, parseFolderSetup, parseMetrics, SETUP_FILE as RUN_FILE, unzipFolder } from '../run/run-folder';
 import { presetNamed, PRESETS } from '../train/presets';
 import { parseRunDescription, type RunDescription } from '../train/run-description';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
@@ -82,9 +84,12 @@ const HELP = `LoRAMoE Playground runner
             trains a run description: NAME is a shipped preset (${PRESETS.map((p) => p.name).join(', ')};
             docs/runner.md, "Presets") or the path of such a .json file; it names its backbone
             and data and every training setting, so no other shaping flag is taken
-  train     --resume DIR [--stop-after N] [--log-every N]
+  train     --resume DIR|ZIP [--model PATH] [--stop-after N] [--log-every N]
             continues DIR's run from its checkpoint, bit-identical to a run never stopped
-            (same batches, dropout masks and updates)
+            (same batches, dropout masks and updates); ZIP: a run folder the playground's runs
+            library exported (Folder), unpacked beside it into a folder of its name first;
+            --model PATH: where the run's backbone is, when run.json names it rather than a folder
+            here; data whose SHA-256 is not the one run.json records is refused
   eval      --model DIR [--adapter DIR] --data FILE [--batch N] [--max-length 256] [--json FILE]
             [--lbc-direction ...] [--lbc-importance ...] [--lbc-delta ...] [--lbc-beta ...]
             (the constraint as the adapter was trained, unless given); prints, per data type,
@@ -213,12 +218,13 @@ function hubDataFlags(flags: Flags): HubDataFlags {
 }
 
 /** A data file, or a dataset from the Hub (`hf:OWNER/NAME[:CONFIG][@SPLIT]`, cached on disk), read and checked by the importer: its records, name and size. */
-async function loadData(file: string, hub: HubDataFlags = {}): Promise<{ records: ImportedRecord[]; name: string; bytes: number }> {
+async function loadData(file: string, hub: HubDataFlags = {}): Promise<{ records: ImportedRecord[]; name: string; bytes: number; raw: Uint8Array<ArrayBuffer> }> {
   let name = basename(file);
-  let bytes: Uint8Array;
+  let bytes: Uint8Array<ArrayBuffer>;
   if (file.startsWith(HUB_DATA_PREFIX)) {
     const got = await loadHubData(file, hub, { cacheStorage: new DirectoryCaches() as unknown as CacheStorage, token: process.env.HF_TOKEN, log: (l) => console.error(l) });
-    ({ name, bytes } = got);
+    name = got.name;
+    bytes = new Uint8Array(got.bytes);
   } else {
     bytes = new Uint8Array(await readFile(file));
   }
@@ -226,7 +232,7 @@ async function loadData(file: string, hub: HubDataFlags = {}): Promise<{ records
   for (const e of res.errors.slice(0, 20)) console.error(`skipped: ${formatImportError(e)}`);
   if (res.errors.length > 20) console.error(`skipped: ... and ${res.errors.length - 20} more problems`);
   console.error(`${name}: ${res.counts.good} records (${Object.entries(res.counts.byType).map(([t, n]) => `${n} ${t}`).join(', ')}), ${res.counts.bad} skipped`);
-  return { records: res.records, name, bytes: bytes.byteLength };
+  return { records: res.records, name, bytes: bytes.byteLength, raw: bytes };
 }
 
 async function loadRecords(file: string, hub: HubDataFlags = {}): Promise<ImportedRecord[]> {
@@ -295,27 +301,6 @@ function trainSettingsFrom(flags: Flags): TrainSettings {
   };
 }
 
-/** What `train --resume` needs to rebuild a run exactly: written into --out when the run starts. */
-interface RunFile {
-  version: 1;
-  /** Absolute paths, so a run continues from any working directory. */
-  model: string;
-  data: string;
-  cfg: AdapterConfig;
-  settings: TrainSettings;
-  typeNames: string[];
-  checkpointEvery: number;
-  /** How the backbone's matrices were stored (absent in run files from before the choice: f32). */
-  weights?: WeightPrecision;
-  /** A dataset from the Hub (`data` is its hf: name): the rows, type and columns it was read with. */
-  hub?: HubDataFlags;
-  /** --probe FILE (absolute) and --eval-every N: held-out scores every N steps, as the page's comparison runs. */
-  probe?: string;
-  evalEvery?: number;
-}
-
-const RUN_FILE = 'run.json';
-const CHECKPOINT_FILE = 'checkpoint.safetensors';
 /** Flags that shape a run: `--resume` takes them from the run's own run.json instead. */
 const RUN_SHAPING_FLAGS = [
   'probe', 'eval-every',
@@ -324,29 +309,43 @@ const RUN_SHAPING_FLAGS = [
 ];
 
 /** DIR's run.json, every field checked (a damaged file names its first wrong field). */
-async function readRunFile(dir: string): Promise<RunFile> {
+async function readRunFile(dir: string): Promise<FolderSetup> {
   const path = join(dir, RUN_FILE);
-  let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
   } catch (e) {
     throw new Error(`--resume ${dir}: cannot read ${RUN_FILE} (${errorMessage(e)}); is it a run folder written by train?`, { cause: e });
   }
-  const fail = (what: string) => new Error(`--resume ${dir}: ${RUN_FILE}: ${what}`);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('not a JSON object');
-  const r = raw as Record<string, unknown>;
-  if (typeof r.version === 'number' && r.version > 1) throw fail(`written by a newer version of the runner (version ${r.version}; this one reads 1): update it to continue this run`);
-  if (r.version !== 1) throw fail(`"version" must be 1, got ${JSON.stringify(r.version)}`);
-  for (const k of ['model', 'data'] as const) if (typeof r[k] !== 'string') throw fail(`"${k}" must be a path, got ${JSON.stringify(r[k])}`);
-  readAdapterConfig(r.cfg, 'cfg', path);
-  readTrainSettings(r.settings, 'settings', path);
-  if (!Array.isArray(r.typeNames) || !r.typeNames.every((t) => typeof t === 'string')) throw fail('"typeNames" must be a list of data type names');
-  if (!(Number.isInteger(r.checkpointEvery) && (r.checkpointEvery as number) >= 0)) throw fail(`"checkpointEvery" must be a whole number of at least 0, got ${JSON.stringify(r.checkpointEvery)}`);
-  if (r.weights !== undefined && r.weights !== 'f32' && r.weights !== 'f16') throw fail(`"weights" must be "f32" or "f16", got ${JSON.stringify(r.weights)}`);
-  if (r.hub !== undefined && (typeof r.hub !== 'object' || r.hub === null)) throw fail('"hub" must be the Hub dataset\'s flags');
-  if (r.probe !== undefined && typeof r.probe !== 'string') throw fail(`"probe" must be a path, got ${JSON.stringify(r.probe)}`);
-  if (r.evalEvery !== undefined && !(Number.isInteger(r.evalEvery) && (r.evalEvery as number) >= 1)) throw fail(`"evalEvery" must be a whole number of at least 1, got ${JSON.stringify(r.evalEvery)}`);
-  return r as unknown as RunFile;
+  return parseFolderSetup(text, `--resume ${dir}: ${RUN_FILE}`);
+}
+
+/**
+ * --resume FILE.zip (a run folder the page exported): unpacked beside it, into FILE/, which then
+ * is the run folder; an existing FILE/ is never overwritten (it may hold the run's later steps).
+ */
+async function unpackRunZip(zip: string): Promise<string> {
+  const dir = zip.replace(/\.zip$/i, '');
+  if (await exists(dir)) throw new Error(`--resume ${zip}: ${dir} exists already; continue the run there (--resume ${dir}) or move it away to start again from the zip`);
+  const files = unzipFolder(new Uint8Array(await readFile(zip)), zip);
+  if (!files.has(RUN_FILE)) throw new Error(`--resume ${zip}: holds no ${RUN_FILE}; is it a run folder the playground exported?`);
+  for (const [path, bytes] of files) {
+    const to = resolve(dir, path);
+    if (!to.startsWith(resolve(dir) + sep)) throw new Error(`--resume ${zip}: entry ${path} points outside the folder`);
+    await mkdir(dirname(to), { recursive: true });
+    await writeFile(to, bytes);
+  }
+  console.error(`unpacked ${zip} into ${dir}`);
+  return dir;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The shipped demo backbone and training data, as the runner finds them from the repository's root. */
@@ -371,19 +370,28 @@ async function train(flags: Flags): Promise<void> {
   const presetArg = str(flags, 'preset');
   if (resumeDir && presetArg) throw new Error('--resume continues a run as it was set up; drop --preset');
   if (resumeDir || presetArg) {
-    const given = RUN_SHAPING_FLAGS.filter((f) => flags[f] !== undefined && !(presetArg && (f === 'out' || f === 'weights')));
+    const given = RUN_SHAPING_FLAGS.filter((f) => flags[f] !== undefined && !(presetArg && (f === 'out' || f === 'weights')) && !(resumeDir && f === 'model'));
     if (given.length > 0 && resumeDir) throw new Error(`--resume continues a run as it was set up; drop ${given.map((f) => `--${f}`).join(', ')} (see ${join(resumeDir, RUN_FILE)})`);
     if (given.length > 0) throw new Error(`--preset ${presetArg} sets every training setting; drop ${given.map((f) => `--${f}`).join(', ')} (or copy the preset's file, edit it and pass its path)`);
   }
-  const run = resumeDir ? await readRunFile(resumeDir) : null;
+  // A zip the page exported is unpacked into a folder beside it, which the run then continues in.
+  const runDir = resumeDir && /\.zip$/i.test(resumeDir) ? await unpackRunZip(resumeDir) : resumeDir;
+  const run = runDir ? await readRunFile(runDir) : null;
   const preset = presetArg ? await readPreset(presetArg) : null;
   if (preset) console.error(`preset ${preset.name}: ${preset.summary}`);
-  const out = resumeDir ?? need(flags, 'out');
-  const modelDir = run ? run.model : preset ? DEMO_MODEL_DIR : need(flags, 'model');
-  const dataFile = run ? run.data : preset ? DEMO_TRAIN_FILE : need(flags, 'data');
+  const out = runDir ?? need(flags, 'out');
+  // A moved run names its backbone ("demo", or a name from the page: --model PATH says where it is)
+  // and carries its data inside the folder (a relative path).
+  const modelDir = run ? (str(flags, 'model') ?? (run.model === DEMO_MODEL ? DEMO_MODEL_DIR : run.model)) : preset ? DEMO_MODEL_DIR : need(flags, 'model');
+  const dataFile = run ? (run.data.startsWith(HUB_DATA_PREFIX) || isAbsolute(run.data) ? run.data : join(out, run.data)) : preset ? DEMO_TRAIN_FILE : need(flags, 'data');
+  if (run && !(await exists(modelDir)) && !str(flags, 'model')) {
+    throw new Error(`--resume ${out}: the run's backbone ${run.model} is not a folder here; give its folder with --model PATH`);
+  }
   const hub = run ? (run.hub ?? {}) : hubDataFlags(flags);
   const backbone = await loadModel(modelDir);
   const data = await loadData(dataFile, hub);
+  // Data that is not byte for byte what the run trained on is refused, naming both hashes.
+  const dataSha256 = await checkDataHash(dataFile, data.raw, run?.dataSha256);
   const records = data.records;
   const names = typeNamesFor(records.map((r) => r.type));
   if (run && names.join('\n') !== run.typeNames.join('\n')) throw new Error(`--resume: ${dataFile} now has data types ${names.join(', ')}, the run had ${run.typeNames.join(', ')}`);
@@ -433,7 +441,9 @@ async function train(flags: Flags): Promise<void> {
   const meta: RunMeta = resumed?.meta ?? {
     version: RUN_META_VERSION,
     runId: `run-${basename(resolve(out))}`,
-    backbone: { kind: 'local', name: backbone.name },
+    // The shipped demo backbone is the page's demo, another is named as the page names a picked
+    // folder (its last part), so the run folder imports into the page.
+    backbone: resolve(modelDir) === resolve(DEMO_MODEL_DIR) ? { kind: 'demo' } : { kind: 'local', name: basename(resolve(modelDir)) },
     dataset: { name: data.name, bytes: data.bytes, records: records.length },
     adapter: cfg,
     train: prepared.train,
@@ -452,16 +462,16 @@ async function train(flags: Flags): Promise<void> {
   if (resumed) {
     const cp = resumed.cp;
     trainer.importCheckpoint(cp);
-    const done = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
-    if (done.length < cp.stepsDone) throw new Error(`--resume: ${join(out, 'metrics.jsonl')} has ${done.length} steps, the checkpoint ${cp.stepsDone}`);
-    saved = { metrics: done.slice(0, cp.stepsDone).map((l, i) => metricsLine(l, join(out, 'metrics.jsonl'), i + 1)), routing: null, routingSet: null };
+    const file = join(out, METRICS_FILE);
+    saved = { metrics: parseMetrics(await readFile(file, 'utf8'), `--resume: ${file}`, cp.stepsDone), routing: null, routingSet: null };
     console.error(`resuming ${out} at step ${cp.stepsDone} of ${settings.steps}`);
   } else {
     const isHub = dataFile.startsWith(HUB_DATA_PREFIX);
-    const runFile: RunFile = {
+    const runFile: FolderSetup = {
       version: 1,
       model: resolve(modelDir),
       data: isHub ? dataFile : resolve(dataFile),
+      dataSha256,
       cfg,
       settings,
       typeNames: names,
@@ -486,7 +496,7 @@ async function train(flags: Flags): Promise<void> {
     persistent: true,
     async save(m, cp, extra) {
       await writeAtomic(join(out, CHECKPOINT_FILE), encodeCheckpoint(m, cp));
-      await writeAtomic(join(out, 'metrics.jsonl'), extra.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
+      await writeAtomic(join(out, METRICS_FILE), metricsText(extra.metrics));
       return true;
     },
   };
@@ -571,24 +581,12 @@ async function train(flags: Flags): Promise<void> {
   }
 }
 
-/** One line of a run folder's metrics.jsonl: a step's metrics (a damaged line is named). */
-function metricsLine(line: string, file: string, n: number): StepMetrics {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch (e) {
-    throw new Error(`${file}:${n}: not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
-  if (typeof v !== 'object' || v === null || typeof (v as { step?: unknown }).step !== 'number') throw new Error(`${file}:${n}: expected a step's metrics (an object with "step")`);
-  return v as StepMetrics;
-}
-
 /**
  * A run folder's checkpoint and the run's description: the one the checkpoint carries, or, for a
  * folder from before checkpoints carried it, the one its run.json gives (that run held no routing
  * set out and padded every batch to its maximum length, and so continues).
  */
-async function readRunCheckpoint(dir: string, run: RunFile): Promise<{ meta: RunMeta; cp: TrainerCheckpoint }> {
+async function readRunCheckpoint(dir: string, run: FolderSetup): Promise<{ meta: RunMeta; cp: TrainerCheckpoint }> {
   const path = join(dir, CHECKPOINT_FILE);
   const bytes = new Uint8Array(await readFile(path));
   const { trainer: cp, metadata } = decodeTrainerState(bytes, path);

@@ -27,6 +27,7 @@ import { probeRunCleared, probeShown, useProbeStore } from './probe';
 import { clearRun, followRun, holdsModel, offerResume, type RecordViews, showRun, useRunStore } from './run';
 import { heldElsewhere } from './run-ownership';
 import { errorMessage } from '../util/errors';
+import { sha256Hex } from '../util/sha256';
 
 /** The data a run trained on: enough to tell whether the loaded dataset is the same one. */
 export interface DataFingerprint {
@@ -107,12 +108,8 @@ export function finalLoss(r: Pick<LibraryEntry, 'metrics'>): number | null {
   return last ? last.loss : null;
 }
 
-/** Hex SHA-256 of a file's bytes (the data fingerprint); empty where crypto.subtle is missing (plain http). */
-export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
-  if (typeof crypto === 'undefined' || !crypto.subtle) return '';
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-}
+/** Hex SHA-256 of a file's bytes (the data fingerprint). */
+export { sha256Hex };
 
 /** Replaces (or adds) a record in the list the panel shows, newest first. */
 function putInList(rec: LibraryEntry): void {

@@ -1,4 +1,6 @@
 import { continueRun } from '../store/run-actions';
+import { exportRunFolder, importRunFolder } from '../store/run-folder-actions';
+import { DropZone } from './DropZone';
 import { holdsModel, useRunStore } from '../store/run';
 import { openRunWithModel } from '../store/model-actions';
 import { deleteRun, downloadRunAdapter, finalLoss, type LibraryState, type LibraryEntry, toggleOverlay, useLibraryStore } from '../store/run-library';
@@ -45,6 +47,7 @@ export function RunsPanel() {
   const shown = useRunStore((s) => s.runId);
   const status = useRunStore((s) => s.status);
   const training = holdsModel(status);
+  const busy = useRunStore((s) => s.busy);
   const overlaid = runs.filter((r) => overlay.includes(r.id) && r.metrics.length > 0);
   return (
     <section className="panel runs-panel" data-testid="runs-panel" aria-labelledby="runs-title">
@@ -128,6 +131,17 @@ export function RunsPanel() {
                           Continue
                         </ReasonButton>
                       )}
+                      {r.origin === 'trained' && (
+                        <ReasonButton
+                          className="small"
+                          data-testid="run-export-folder"
+                          reason={otherTab ? 'Another tab trains this run' : r.checkpoint ? null : 'This run keeps no checkpoint'}
+                          title="A zip of the run's folder (checkpoint, metrics, training data): the runner continues it with train --resume"
+                          onClick={() => void exportRunFolder(r.id)}
+                        >
+                          Folder
+                        </ReasonButton>
+                      )}
                       <ReasonButton
                         className="small"
                         data-testid="run-download"
@@ -155,6 +169,10 @@ export function RunsPanel() {
           </table>
         </TableScroll>
       )}
+      <DropZone testid="run-folder-drop" accept=".zip,.json,.jsonl,.safetensors" multiple disabled={training || busy !== null} onFiles={(entries, name) => void importRunFolder(entries, name)}>
+        <strong>Import a run folder</strong>: drop a folder the runner wrote (<code>train --out DIR</code>) or a run folder&apos;s zip, or click to pick its run.json,
+        checkpoint.safetensors and metrics.jsonl; the run is listed here and Continue goes on with it
+      </DropZone>
       {overlaid.length > 0 && <RunsOverlay series={overlaid.map((r) => ({ id: r.id, name: r.name, points: r.metrics.map((m) => ({ step: m.step, loss: m.loss })) }))} />}
       {usage && (
         <p className="small muted" data-testid="storage-used">

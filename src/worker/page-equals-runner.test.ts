@@ -12,59 +12,14 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import { DirectorySource } from '../io/node-files';
 import { getTensorF32, parseSafetensors } from '../io/safetensors';
 import { loadAdapter } from '../loramoe/files';
-import type { AdapterSet } from '../loramoe/init';
 import { asFileEntries, tinyHfFiles, writeFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { tinyRunSettings } from '../test/run-settings';
+import { adapterBits, expectSameBits, runnerFlagsOf as flagsOf, twoTypeDataset as dataset } from '../test/same-run';
 import { main } from '../cli/main';
 import { type RunSettings, runSpecOf } from '../train/run-settings';
 import type { RunStatus } from './protocol';
 import { Session } from './session';
-
-const WORDS = ['cat', 'dog', 'mat', 'sky', 'red', 'blue', 'big', 'small'];
-
-/** 16 records of each of two types (so the routing set holds 2 of each out), one too long to keep its answer. */
-function dataset(): string {
-  const out: string[] = [];
-  for (let i = 0; i < 16; i++) {
-    const w = WORDS[i % WORDS.length];
-    out.push(JSON.stringify({ instruction: `what color is the ${w} ?`, input: '', output: WORDS[(i * 3 + 1) % WORDS.length], type: 'world knowledge' }));
-    out.push(JSON.stringify({ instruction: i === 5 ? `is the ${w} big ? ${WORDS.join(' ')} ${WORDS.join(' ')}` : `is the ${w} big ?`, input: '', output: i % 2 ? 'yes' : 'no', type: 'sizes' }));
-  }
-  return out.join('\n');
-}
-
-/** The runner's flags for these settings (the form's names on the runner's flags). */
-function flagsOf(s: RunSettings): string[] {
-  return [
-    '--mode', s.mode, '--experts', String(s.experts), '--rank', String(s.rank), '--alpha', String(s.alpha), '--dropout', String(s.dropout),
-    '--targets', s.targets.join(','), '--lbc-delta', String(s.lbcDelta), '--lbc-beta', String(s.lbcBeta), '--lbc-direction', s.lbcDirection,
-    '--lbc-importance', s.lbcImportance, '--lr', String(s.lr), '--schedule', s.schedule, '--warmup', String(s.warmup), '--weight-decay', String(s.weightDecay),
-    '--batch', String(s.batch), '--accum', String(s.accum), '--max-length', String(s.maxLength), '--steps', String(s.steps), '--clip', String(s.clip),
-    '--seed', String(s.seed), '--checkpoint-every', String(s.checkpointEvery), '--weights', 'f32',
-  ];
-}
-
-/** Every tensor of an adapter as named bit patterns. */
-function adapterBits(set: AdapterSet): Map<string, Uint32Array> {
-  const out = new Map<string, Uint32Array>();
-  for (const [key, t] of set) {
-    out.set(`${key}.a`, new Uint32Array(t.a.slice().buffer));
-    out.set(`${key}.b`, new Uint32Array(t.b.slice().buffer));
-    if (t.wr) out.set(`${key}.wr`, new Uint32Array(t.wr.slice().buffer));
-  }
-  return out;
-}
-
-function expectSameBits(page: Map<string, Uint32Array>, runner: Map<string, Uint32Array>, what: string): void {
-  expect([...runner.keys()].sort(), what).toEqual([...page.keys()].sort());
-  for (const [name, bits] of page) {
-    const other = runner.get(name)!;
-    let differ = 0;
-    for (let i = 0; i < bits.length; i++) if (bits[i] !== other[i]) differ++;
-    expect(differ, `${what}: ${name} differs in ${differ} of ${bits.length} values`).toBe(0);
-  }
-}
 
 const RUNS: [string, RunSettings][] = [
   ['LoRAMoE with the LBC', tinyRunSettings({ mode: 'loramoe', lbcBeta: 0.5, steps: 3, seed: 11, checkpointEvery: 0, routingEvery: 3, maxLength: 14 })],
