@@ -18,7 +18,7 @@ import { useDatasetStore } from './dataset';
 import { holdsModel, runBusy, runIdle, useRunStore } from './run';
 import { newRunRecord } from './run-actions';
 import { heldElsewhere } from './run-ownership';
-import { type DataFingerprint, findRun, type RunRecord, saveRecord, sha256Hex, showLibraryError, updateRecord } from './run-library';
+import { type DataFingerprint, findRun, type LibraryEntry, saveRecord, sha256Hex, showLibraryError, updateRecord } from './run-library';
 
 /** Downloads run `id` as a run folder's zip (the runner continues it: `train --resume ZIP`). */
 export async function exportRunFolder(id: string): Promise<void> {
@@ -90,7 +90,7 @@ export async function importRunFolder(entries: FileEntry[], name: string): Promi
     await storeImportedRun(read);
     const pointer = await persist.loadCheckpointPointer(meta.runId);
     const checkpoint = pointer ? { step: pointer.step, savedAt: pointer.savedAt, bytes: pointer.bytes } : null;
-    const moved = (r: RunRecord, leg: number): RunRecord => ({
+    const moved = (r: LibraryEntry, leg: number): LibraryEntry => ({
       ...r,
       updatedAt: Date.now(),
       status: 'paused',
