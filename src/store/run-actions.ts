@@ -7,7 +7,7 @@ import type { CheckpointPointer } from '../io/persist';
 import { downloadBlob } from '../io/download';
 import * as persist from '../io/persist';
 import { methodLabel } from '../method/adapter';
-import { type RunSettings, type RunSpec, runSpecOf } from '../train/run-settings';
+import { type RunSettings, runSpecOf } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 import type { RunMeta } from '../worker/checkpoint';
 import { loadRunBackbone } from './backbone-actions';
@@ -38,8 +38,8 @@ export function warmUp(): void {
 /** A run to start other than the form's: settings that differ, the compared method it is, and how the library names it. */
 export interface StartRequest {
   settings?: Partial<RunSettings>;
-  /** A compared method's run (RunSpec's method and evalEvery). */
-  compared?: Required<Pick<RunSpec, 'method' | 'evalEvery'>>;
+  /** A compared method's run (the run spec's method and evalEvery). */
+  compared?: Required<Pick<RunSettings, 'method' | 'evalEvery'>>;
   /** The library's name for the run, and the comparison it belongs to. */
   name?: string;
   comparison?: LibraryEntry['comparison'];

@@ -1,9 +1,9 @@
 /**
- * A run's settings in two shapes: `RunSettings`, the settings form's fields under the form's names
+ * The run spec: `RunSettings`, what a run trains and how, under the settings form's names
  * (src/store/settings-table.ts defines every setting with its default, URL name and help; its
- * `Settings` satisfies this type), and `RunSpec`, what the engine worker is sent to start a run:
- * the adapter, the trainer's settings and the run's bookkeeping under the names the code below uses.
- * `runSpecOf` is the one translation between the two, so the worker renames nothing.
+ * `Settings` satisfies this type). The page's form, a run description file (`settings`, without
+ * the bookkeeping) and the engine worker's startRun all speak it; `adapterSpecOf` and
+ * `trainSettingsOf` are the one translation into the adapter's and the trainer's own names.
  */
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
@@ -50,38 +50,33 @@ export interface RunSettings {
   faultLimit: number;
   /** Steps per routing-heatmap window. */
   routingEvery: number;
-}
-
-/** What the worker is sent to start (or prepare, or hand off) a run. */
-export interface RunSpec {
-  /** The adapter; its expert groups come from `groups` and the data's types, which only the worker knows. */
-  adapter: Omit<AdapterConfig, 'groups'>;
-  /** Data type to experts ("world knowledge=0-3; *=4-7"); empty: the official binary grouping. */
-  groups: string;
-  train: TrainSettings;
-  /** Steps between checkpoints (0: none), non-finite steps in a row before a rollback, steps per routing window. */
-  run: { checkpointEvery: number; faultLimit: number; routingEvery: number };
-  /** A compared method's run (the Compare methods panel): its adapter is built as this method from the LoRAMoE configuration (train/comparison.ts). */
+  // ---- a compared method's run (the Compare methods panel)
+  /** Its adapter is built as this method from the LoRAMoE configuration (train/comparison.ts). */
   method?: MethodKey;
   /** Score the knowledge probe and the held-out task examples every this many steps, and before the first (absent or 0: never). */
   evalEvery?: number;
 }
 
-/** The fields of RunSettings that say what trains and how (a run description's `settings`); the rest is bookkeeping. */
-export type TrainedSettings = Omit<RunSettings, 'checkpointEvery' | 'faultLimit' | 'routingEvery'>;
+/** An adapter as the settings give it: everything but the expert groups, which only the data's types resolve. */
+export type AdapterSpec = Omit<AdapterConfig, 'groups'>;
 
-/** The run specification of the form's settings. */
-export function runSpecOf(s: RunSettings): RunSpec {
+/** The fields of RunSettings that say what trains and how (a run description's `settings`); the rest is bookkeeping. */
+export type TrainedSettings = Omit<RunSettings, 'checkpointEvery' | 'faultLimit' | 'routingEvery' | 'method' | 'evalEvery'>;
+
+/** The run spec of the form's settings: its RunSettings fields and nothing else (the form holds more, such as the chat's). */
+export function runSpecOf(s: RunSettings): RunSettings {
+  const { mode, experts, rank, alpha, dropout, targets, lbcDelta, lbcBeta, lbcDirection, lbcImportance, groups } = s;
+  const { lr, schedule, warmup, weightDecay, batch, accum, maxLength, steps, clip, seed, checkpointEvery, faultLimit, routingEvery, method, evalEvery } = s;
   return {
-    adapter: adapterSpecOf(s),
-    groups: s.groups,
-    train: trainSettingsOf(s),
-    run: { checkpointEvery: s.checkpointEvery, faultLimit: s.faultLimit, routingEvery: s.routingEvery },
+    ...{ mode, experts, rank, alpha, dropout, targets: [...targets], lbcDelta, lbcBeta, lbcDirection, lbcImportance, groups },
+    ...{ lr, schedule, warmup, weightDecay, batch, accum, maxLength, steps, clip, seed, checkpointEvery, faultLimit, routingEvery },
+    ...(method ? { method } : {}),
+    ...(evalEvery ? { evalEvery } : {}),
   };
 }
 
 /** The adapter of the form's settings. A LoRA run has one expert; full fine-tuning keeps the form's adapter fields, unused. */
-export function adapterSpecOf(s: TrainedSettings): RunSpec['adapter'] {
+export function adapterSpecOf(s: TrainedSettings): AdapterSpec {
   return {
     mode: s.mode,
     numExperts: s.mode === 'loramoe' ? s.experts : 1,
@@ -130,7 +125,7 @@ export function resolveGroups(names: readonly string[], experts: number, spec: s
 }
 
 /** A run's adapter: the specification's, with the expert groups resolved against the data's types. */
-export function runAdapterConfig(a: RunSpec['adapter'], groupsText: string, names: readonly string[]): AdapterConfig {
+export function runAdapterConfig(a: AdapterSpec, groupsText: string, names: readonly string[]): AdapterConfig {
   if (a.mode === 'full') return defaultAdapterConfig('full');
   const N = a.mode === 'loramoe' ? a.numExperts : 1;
   let groups: number[][] = [[0]];

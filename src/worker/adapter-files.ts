@@ -12,7 +12,7 @@ import { hasAdapter } from '../method/adapter';
 import { adapterTypeNames } from '../method/data-types';
 import { expectedTensorNames } from '../model/config';
 import { officialRunZip } from '../train/official-export';
-import { runAdapterConfig, type RunSpec } from '../train/run-settings';
+import { adapterSpecOf, runAdapterConfig, type RunSettings, trainSettingsOf } from '../train/run-settings';
 import { displayGroups } from './groups';
 import { backboneName, type FileEntry } from './protocol';
 import type { WorkerState } from './state';
@@ -55,13 +55,13 @@ export async function adapterZip(s: WorkerState): Promise<{ name: string; bytes:
 }
 
 /** The training data and these settings as a zip for the official LoRAMoE trainer (src/train/official-export.ts). */
-export async function exportOfficial(s: WorkerState, spec: RunSpec): Promise<void> {
+export async function exportOfficial(s: WorkerState, spec: RunSettings): Promise<void> {
   const data = s.datasets.get('train');
   if (!data) throw new Error('load a training dataset first: the hand-off carries the data');
   const names = data.info.typeNames;
-  const cfg = runAdapterConfig(spec.adapter, spec.groups, names);
+  const cfg = runAdapterConfig(adapterSpecOf(spec), spec.groups, names);
   const base = s.ref ? backboneName(s.ref) : '';
-  const zipped = officialRunZip(data.records, names, cfg, spec.train, base);
+  const zipped = officialRunZip(data.records, names, cfg, trainSettingsOf(spec), base);
   const buf = zipped.buffer as ArrayBuffer;
   s.post({ type: 'adapterZip', name: 'loramoe-official-run.zip', bytes: buf }, [buf]);
 }

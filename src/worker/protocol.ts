@@ -22,7 +22,7 @@ import type { ModelConfig } from '../model/config';
 import type { ChatToken } from '../model/generate';
 import type { ProbeResult } from '../train/probe';
 import type { RoutingSummary } from '../train/routing';
-import type { RunSpec } from '../train/run-settings';
+import type { RunSettings } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
 
 import { type BackboneRef, backboneName, type DisplayGroup, type RunEvent, type RunStatus } from '../run/events';
@@ -152,7 +152,7 @@ export type WorkerCommand =
   | { type: 'loadBackbone'; reqId: number; source: BackboneSource }
   | { type: 'loadDataset'; reqId: number; role: DatasetRole; name: string; bytes: ArrayBuffer }
   | { type: 'summarizeDataset'; maxLength: number }
-  | { type: 'startRun'; reqId: number; spec: RunSpec; continueAdapter: boolean }
+  | { type: 'startRun'; reqId: number; spec: RunSettings; continueAdapter: boolean }
   | { type: 'pauseRun' }
   | { type: 'resumeRun' }
   | { type: 'stopRun' }
@@ -163,10 +163,10 @@ export type WorkerCommand =
   | { type: 'generate'; reqId: number; prompt: string; useAdapter: boolean; sampling: SamplingSettings; expertMask?: number[] }
   | { type: 'stopGenerate' }
   /** Compile the pipelines of a run with these settings ahead of Train (answered when done). */
-  | { type: 'warmUp'; reqId: number; spec: RunSpec }
+  | { type: 'warmUp'; reqId: number; spec: RunSettings }
   | { type: 'exportAdapter'; reqId: number }
   /** The training data and these settings for the official trainer, answered as an 'adapterZip' download. */
-  | { type: 'exportOfficial'; reqId: number; spec: RunSpec }
+  | { type: 'exportOfficial'; reqId: number; spec: RunSettings }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
 
 export interface KernelCheckResult {

@@ -1,6 +1,6 @@
 /**
  * The engine worker's side of a training run: the page's device, IndexedDB and messages around the
- * run driver (src/run/driver.ts), which does everything else. A new run (from the page's RunSpec)
+ * run driver (src/run/driver.ts), which does everything else. A new run (from the page's run spec, RunSettings)
  * or one continued from its checkpoint in the library is prepared by the driver, its weights are
  * built on the session's shared backbone, and the run is handed to the session, its one owner.
  * Warming the pipelines a run will use, before Train is pressed, is here too.
@@ -25,7 +25,7 @@ import {
   TrainingRun,
 } from '../run/driver';
 import { comparedAdapter } from '../train/comparison';
-import { runAdapterConfig, type RunSpec } from '../train/run-settings';
+import { adapterSpecOf, runAdapterConfig, type RunSettings, trainSettingsOf } from '../train/run-settings';
 import type { StepMetrics, Trainer, TrainSettings } from '../train/trainer';
 import { type WarmupResult, warmTrainingPipelines } from '../train/warmup';
 import { errorMessage } from '../util/errors';
@@ -52,15 +52,15 @@ export function sessionTrainer(s: WorkerState, weights: GpuWeights, samples: rea
  * and training data are loaded and nothing is training; the page asks after each of those loads.
  * Null when there is nothing to warm yet, or the backbone is too large to warm.
  */
-export async function warmUp(s: WorkerState, spec: RunSpec): Promise<WarmupResult | null> {
+export async function warmUp(s: WorkerState, spec: RunSettings): Promise<WarmupResult | null> {
   const data = s.datasets.get('train');
   if (!s.backbone || !data || s.isTraining() || s.run?.status === 'paused') return null;
   const b = s.backbone;
   const names = data.info.typeNames;
-  const cfg = runAdapterConfig(spec.adapter, spec.groups, names);
+  const cfg = runAdapterConfig(adapterSpecOf(spec), spec.groups, names);
   let prepared: PreparedData;
   try {
-    prepared = prepareNew({ tokenizer: b.tokenizer, records: data.records, typeNames: names, adapter: cfg, train: spec.train, positions: s.maxPositions, scores: false, tokenise: (n, each) => s.startup.tokenise(n, each) });
+    prepared = prepareNew({ tokenizer: b.tokenizer, records: data.records, typeNames: names, adapter: cfg, train: trainSettingsOf(spec), positions: s.maxPositions, scores: false, tokenise: (n, each) => s.startup.tokenise(n, each) });
   } catch {
     return null;
   }
@@ -207,7 +207,7 @@ export interface StartedRun {
 }
 
 /** Makes a new run from the page's settings; the session takes it (Session.startRun). */
-export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: boolean): Promise<StartedRun> {
+export async function startRun(s: WorkerState, spec: RunSettings, continueAdapter: boolean): Promise<StartedRun> {
   const opts = { method: spec.method, evalEvery: spec.evalEvery };
   if (s.isTraining()) throw new Error('a run is already going: pause or stop it first');
   const b = s.requireBackbone();
@@ -216,11 +216,11 @@ export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: b
   if ((opts.evalEvery ?? 0) > 0 && !s.datasets.get('probe')) throw new Error('load probe questions first (the demo probe, or a file): the comparison scores the knowledge probe as it trains');
   const names = data.info.typeNames;
   // A compared method's adapter comes from the settings' LoRAMoE configuration (src/train/comparison.ts).
-  const cfg = opts.method ? comparedAdapter(opts.method, runAdapterConfig({ ...spec.adapter, mode: 'loramoe' }, spec.groups, names)) : runAdapterConfig(spec.adapter, spec.groups, names);
+  const cfg = opts.method ? comparedAdapter(opts.method, runAdapterConfig(adapterSpecOf({ ...spec, mode: 'loramoe' }), spec.groups, names)) : runAdapterConfig(adapterSpecOf(spec), spec.groups, names);
   // The routing set is held out of training; its indices go into the checkpoint, so a resumed run
   // trains on the same samples. A run that scores held-out examples holds the set out whatever its
   // method, so every compared method trains on the same samples in the same order.
-  const prepared = prepareNew({ tokenizer: b.tokenizer, records: data.records, typeNames: names, adapter: cfg, train: spec.train, positions: s.maxPositions, scores: (opts.evalEvery ?? 0) > 0, tokenise: (n, each) => s.startup.tokenise(n, each) });
+  const prepared = prepareNew({ tokenizer: b.tokenizer, records: data.records, typeNames: names, adapter: cfg, train: trainSettingsOf(spec), positions: s.maxPositions, scores: (opts.evalEvery ?? 0) > 0, tokenise: (n, each) => s.startup.tokenise(n, each) });
   const train = prepared.train;
   return s.serial(async () => {
     let set: AdapterSet | null = null;
@@ -254,9 +254,9 @@ export async function startRun(s: WorkerState, spec: RunSpec, continueAdapter: b
       train,
       typeNames: [...names],
       totalSteps: train.steps,
-      checkpointEvery: spec.run.checkpointEvery,
-      routingEvery: spec.run.routingEvery,
-      faultLimit: spec.run.faultLimit,
+      checkpointEvery: spec.checkpointEvery,
+      routingEvery: spec.routingEvery,
+      faultLimit: spec.faultLimit,
       ...(prepared.selection ? { routingSet: prepared.selection } : {}),
       ...(opts.method ? { method: opts.method } : {}),
       ...((opts.evalEvery ?? 0) > 0 ? { evalEvery: opts.evalEvery } : {}),

@@ -33,7 +33,7 @@ import { loadBackbone } from '../model/load';
 import type { GpuWeights } from '../model/weights';
 import { runPositions, type TrainingRun } from '../run/driver';
 import { exactMatchProbe } from '../train/probe';
-import type { RunSpec } from '../train/run-settings';
+import type { RunSettings } from '../train/run-settings';
 import type { WarmupResult } from '../train/warmup';
 import { errorMessage } from '../util/errors';
 import * as adapterFiles from './adapter-files';
@@ -138,12 +138,12 @@ export class Session extends WorkerState {
 
   // ---- the run (./run.ts, ./run-loop.ts) ------------------------------------------------------------
 
-  warmUp(spec: RunSpec): Promise<WarmupResult | null> {
+  warmUp(spec: RunSettings): Promise<WarmupResult | null> {
     return runs.warmUp(this, spec);
   }
 
   /** Starts a new run (./run.ts makes it); resolves when its first step is under way. */
-  startRun(spec: RunSpec, continueAdapter: boolean): Promise<void> {
+  startRun(spec: RunSettings, continueAdapter: boolean): Promise<void> {
     return this.take(() => runs.startRun(this, spec, continueAdapter), false);
   }
 
@@ -225,7 +225,7 @@ export class Session extends WorkerState {
     return adapterFiles.exportAdapter(this);
   }
 
-  exportOfficial(spec: RunSpec): Promise<void> {
+  exportOfficial(spec: RunSettings): Promise<void> {
     return adapterFiles.exportOfficial(this, spec);
   }
 

@@ -70,7 +70,7 @@ describe('the weights setting', () => {
     // Full fine-tuning keeps f32 even when f16 is asked for.
     await session.setWeightSetting('f16');
     status = null;
-    await session.startRun({ ...spec, adapter: { ...spec.adapter, mode: 'full' } }, false);
+    await session.startRun({ ...spec, mode: 'full' }, false);
     expect(session.model.weights!.precision).toBe('f32');
     while (status !== 'done' && status !== 'error') await new Promise((r) => setTimeout(r, 10));
     expect(status).toBe('done');
@@ -102,7 +102,7 @@ describe('the weights setting', () => {
     const frozen = embedding();
     await run(spec);
     expect(embedding()).toBe(frozen); // the LoRAMoE run uploaded only its adapter
-    await run({ ...spec, adapter: { ...spec.adapter, mode: 'full' } });
+    await run({ ...spec, mode: 'full' });
     const trained = embedding();
     expect(trained).not.toBe(frozen);
     // The fine-tuned copy moved; the backbone the next run gets is the file's again.
