@@ -9,7 +9,7 @@ import * as persist from '../io/persist';
 import { methodLabel } from '../method/adapter';
 import { type RunSettings, runSpecOf } from '../train/run-settings';
 import type { StepMetrics } from '../train/trainer';
-import type { RunMeta } from '../worker/checkpoint';
+import type { RunMeta } from '../run/checkpoint';
 import { loadRunBackbone } from './backbone-actions';
 import { trainFingerprint } from './data-actions';
 import { useDatasetStore } from './dataset';

@@ -9,7 +9,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CheckpointPointer } from '../io/persist';
 import type { ProbeResult } from '../train/probe';
 import type { StepMetrics } from '../train/trainer';
-import type { RunMeta } from '../worker/checkpoint';
+import type { RunMeta } from '../run/checkpoint';
 
 const failing = vi.hoisted(() => ({ deleteRun: null as Error | null }));
 

@@ -6,7 +6,7 @@
  */
 import * as persist from '../io/persist';
 import type { CheckpointPointer } from '../io/persist';
-import type { RunMeta } from '../worker/checkpoint';
+import type { RunMeta } from '../run/checkpoint';
 import { datasetRestored, requestSummary, sendDataset } from './data-actions';
 import { isTraining, offerResume, showCheckpoint, storageFailed, useRunStore } from './run';
 import { findRun, recordFromEarlierVersion, recordFromStores, refreshLibrary, saveRecord, showRecord, updateRecord, useLibraryStore } from './run-library';

@@ -10,7 +10,7 @@ import type { CheckpointPointer } from '../io/persist';
 import type { CurvePoint } from '../train/comparison';
 import type { RoutingSummary } from '../train/routing';
 import type { StepMetrics } from '../train/trainer';
-import type { RunMeta } from '../worker/checkpoint';
+import type { RunMeta } from '../run/checkpoint';
 import { type AdapterState, type DisplayGroup, type MeasuredMemory, noAdapter, type RunEvent, type RunStatus, type StartupProgress, type WorkerEvent } from '../worker/protocol';
 
 interface RunState {

@@ -13,7 +13,7 @@
 import { PROJECTIONS, type Projection } from '../method/shapes';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { DEFAULT_PRESET } from '../train/presets';
-import { DEFAULT_FAULT_LIMIT } from '../worker/faults';
+import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { WEIGHT_SETTINGS, type WeightSetting } from '../model/tensor-plan';
 import { errorMessage } from '../util/errors';
 

@@ -8,7 +8,7 @@ import { withColors } from './colors';
 import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
 import { count } from './format';
 import { SettingField } from './SettingField';
-import { rangeText } from '../worker/groups';
+import { rangeText } from '../run/groups';
 import { ChatTranscript } from './views/ChatTranscript';
 
 /** Prompt in, tokens streamed out, each tinted by the expert group its router favoured. */

@@ -5,7 +5,7 @@ import { useDatasetStore } from '../store/dataset';
 import { useModelStore } from '../store/model';
 import { isTraining, useRunStore } from '../store/run';
 import { useSettingsStore } from '../store/settings';
-import { binarySpec, rangeText } from '../worker/groups';
+import { binarySpec, rangeText } from '../run/groups';
 import { resolveGroups } from '../train/run-settings';
 import { loadDemoData, uploadDatasetFile } from '../store/data-actions';
 import type { DatasetInfo } from '../worker/protocol';

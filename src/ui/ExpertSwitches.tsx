@@ -1,5 +1,5 @@
 import type { DisplayGroup } from '../worker/protocol';
-import { rangeText } from '../worker/groups';
+import { rangeText } from '../run/groups';
 
 export interface ExpertSwitchesProps {
   /** The adapter's expert groups (each distinct set of experts once, named by its data types). */

@@ -13,7 +13,7 @@ import { adapterTypeNames } from '../method/data-types';
 import { expectedTensorNames } from '../model/config';
 import { officialRunZip } from '../train/official-export';
 import { adapterSpecOf, runAdapterConfig, type RunSettings, trainSettingsOf } from '../train/run-settings';
-import { displayGroups } from './groups';
+import { displayGroups } from '../run/groups';
 import { backboneName, type FileEntry } from './protocol';
 import type { WorkerState } from './state';
 

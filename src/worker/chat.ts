@@ -7,7 +7,7 @@
 import { encodePrompt } from '../data/template';
 import { isRouted } from '../method/adapter';
 import { type ChatToken, Generator } from '../model/generate';
-import { displayGroups, tokenGroupShares } from './groups';
+import { displayGroups, tokenGroupShares } from '../run/groups';
 import type { SamplingSettings } from './protocol';
 import type { WorkerState } from './state';
 

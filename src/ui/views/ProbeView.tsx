@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { TableScroll } from './TableScroll';
-import { rangeText } from '../../worker/groups';
+import { rangeText } from '../../run/groups';
 import type { ProbeResult } from './types';
 import './views.css';
 

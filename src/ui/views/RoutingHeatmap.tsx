@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { downloadBlob } from '../../io/download';
 import { formatWeight, groupOfExpert, heatColor, heatGradient, heatmapPng, heatScale, routingCsv, type HeatScale } from './export';
 import { GroupLegend } from './GroupLegend';
-import { rangeText } from '../../worker/groups';
+import { rangeText } from '../../run/groups';
 import type { ExpertGroup, Projection, RoutingSummary } from './types';
 import './views.css';
 import { errorMessage } from '../../util/errors';
