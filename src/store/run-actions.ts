@@ -15,7 +15,7 @@ import { trainFingerprint } from './data-actions';
 import { useDatasetStore } from './dataset';
 import { useModelStore } from './model';
 import { useProbeStore } from './probe';
-import { autoResumeEnded, autoResumeStarted, holdsModel, isTraining, offerResume, resumeDiscarded, runBusy, runIdle, runStartFailed, runStarting, showRunMessage, useRunStore } from './run';
+import { autoResumeEnded, noRunViews, autoResumeStarted, holdsModel, isTraining, offerResume, resumeDiscarded, runBusy, runIdle, runStartFailed, runStarting, showRunMessage, useRunStore } from './run';
 import { pointerRun, whenRestored } from './run-persistence';
 import { clearRunViews, deleteRun, findRun, followRecord, type LibraryEntry, showLibraryError, showRecord, useLibraryStore } from './run-library';
 import { awaitRun, claimRun, heldElsewhere, releaseRun, useOwnershipStore } from './run-ownership';
@@ -199,16 +199,7 @@ export function newRunRecord(runId: string, totalSteps: number, adapter: Library
     backbone: backboneLabel(),
     dataset: trainFingerprint(),
     totalSteps,
-    step: 0,
-    metrics: [],
-    routing: null,
-    routingStep: 0,
-    routingSet: null,
-    routingSetStep: 0,
-    groups: [],
-    typeNames: [],
-    seqLen: 0,
-    events: [],
+    ...noRunViews(),
     probe: { before: useProbeStore.getState().before, after: null },
     chat: null,
     checkpoint: null,

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { loadRunRecord, RecordConflictError, RecordRefusedError, saveRunRecord } from '../io/persist';
 import type { RunStatus } from '../worker/protocol';
 import { recordMayFollow, type LibraryEntry } from './run-library';
+import { noRunViews } from './run';
 
 function record(id: string, patch: Partial<LibraryEntry>): LibraryEntry {
   return {
@@ -27,16 +28,8 @@ function record(id: string, patch: Partial<LibraryEntry>): LibraryEntry {
     backbone: 'demo',
     dataset: null,
     totalSteps: 100,
-    step: 0,
-    metrics: [],
-    routing: null,
-    routingStep: 0,
-    routingSet: null,
-    routingSetStep: 0,
-    groups: [],
-    typeNames: [],
+    ...noRunViews(),
     seqLen: 8,
-    events: [],
     probe: { before: null, after: null },
     chat: null,
     checkpoint: null,

@@ -55,6 +55,11 @@ interface RunState {
   startedAt: number;
 }
 
+/** A run's views before its first step: no metrics, routing, expert groups or events. */
+export function noRunViews(): Pick<RunState, 'step' | 'metrics' | 'routing' | 'routingStep' | 'routingSet' | 'routingSetStep' | 'groups' | 'typeNames' | 'seqLen' | 'events'> {
+  return { step: 0, metrics: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [] };
+}
+
 /** The run store. Written only by ./run.ts (the functions below). */
 export const useRunStore = create<RunState>(() => ({
   runId: null,
@@ -269,7 +274,7 @@ export function followRun(views: RecordViews): void {
 
 /** The run views empty (the run on screen was deleted or discarded). */
 export function clearRun(): void {
-  useRunStore.setState({ runId: null, status: 'idle', step: 0, totalSteps: 0, startStep: 0, metrics: [], evalCurve: [], routing: null, routingStep: 0, routingSet: null, routingSetStep: 0, groups: [], typeNames: [], seqLen: 0, events: [], checkpoint: null, resumable: null, message: null });
+  useRunStore.setState({ ...noRunViews(), runId: null, status: 'idle', totalSteps: 0, startStep: 0, evalCurve: [], checkpoint: null, resumable: null, message: null });
 }
 
 /** An imported adapter is on screen and in the model, as run `runId` of the library. */
