@@ -14,6 +14,7 @@ import type { CurvePoint } from '../train/comparison';
 import type { DatasetSummary } from '../data/summary';
 import type { DatasetFormat, ImportCounts, RecordLocation } from '../data/import';
 import type { KernelReport } from '../engine/autotune';
+import type { SelfCheckResult } from '../engine/selfcheck';
 import type { WeightPrecision, WeightSetting } from '../model/tensor-plan';
 import type { AdapterSummary } from '../engine/gpu';
 import type { FileEntry } from '../io/browser-files';
@@ -169,14 +170,8 @@ export type WorkerCommand =
   | { type: 'exportOfficial'; reqId: number; spec: RunSettings }
   | { type: 'importAdapter'; reqId: number; name: string; files: FileEntry[] };
 
-export interface KernelCheckResult {
-  kernel: string;
-  shape: string;
-  maxAbsError: number;
-  tolerance: number;
-  passed: boolean;
-  millis: number;
-}
+/** The startup matmul check's outcome (engine/selfcheck.ts). */
+export type KernelCheckResult = SelfCheckResult;
 
 export type WorkerEvent =
   | { type: 'ready'; adapter: AdapterSummary }
