@@ -484,7 +484,8 @@ export class TrainingRun {
   /**
    * The run goes on with a new trainer (the same samples and settings on a new device) from its
    * last good state; the loop in flight on the old one ends. A run that was training goes on when
-   * the owner calls loop(); one pausing is paused, one stopping stopped. Returns the step resumed from.
+   * the owner calls loop(); one pausing is paused, one stopping stopped. Emits 'rewound'. Returns
+   * the step resumed from.
    */
   moveTo(trainer: Trainer): number {
     this.epoch++;
@@ -497,6 +498,9 @@ export class TrainingRun {
     this.windowFrom = this.lastGood.cp.stepsDone + 1;
     this.guard.reset();
     this.checkpointDue = false;
+    // Told through the sink, after any metrics it still holds: the page's series is the good
+    // state's, and the steps after it come again from the new trainer.
+    this.emit({ type: 'rewound' });
     return this.lastGood.cp.stepsDone;
   }
 

@@ -9,7 +9,7 @@ import type { GpuContext } from '../engine/gpu';
 import { initAdapter } from '../loramoe/init';
 import { hasAdapter } from '../method/adapter';
 import { goodStateName } from '../run/driver';
-import { postRunStarted, sessionTrainer } from './run';
+import { sessionTrainer } from './run';
 import type { WorkerState } from './state';
 
 /**
@@ -95,7 +95,6 @@ export async function replaceDevice(s: WorkerState, ctx: GpuContext, reason: str
     const next = run.status === 'running' ? 'training goes on' : run.status === 'paused' ? 'press Resume to continue' : `the run stays ${run.status}`;
     const again = lostAt === restoredTo + 1 ? `Step ${lostAt} is` : `Steps ${restoredTo + 1}-${lostAt} are`;
     const redo = lostAt > restoredTo ? ` ${again} computed again (the same batches and dropout masks, so the same results).` : '';
-    postRunStarted(s, run, true);
     s.runEvent({
       kind: 'deviceLost',
       severity: 'warning',

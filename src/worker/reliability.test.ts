@@ -16,7 +16,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { nodeGpu } from '../engine/node-gpu';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
@@ -298,26 +298,30 @@ describe('a lost GPU device', () => {
     let current = first;
     void superviseDevice(first, h.session, { acquire: () => nodeGpu(), onContext: (c) => (current = c) });
     await h.load();
-    await h.train(runSettings({ steps: 9, checkpointEvery: 3 }));
+    // No routing window before the end: nothing but the clock sends the batched metrics early.
+    const settings = runSettings({ steps: 9, checkpointEvery: 3, routingEvery: 100 });
+    await h.train(settings);
     const clean = [...h.series];
 
-    let lost = false;
-    h.onEvent = (ev) => {
-      if (!lost && ev.type === 'metrics' && ev.points.some((m) => m.step === 5)) {
-        lost = true;
-        void h.session.debug({ kind: 'loseDevice' });
-      }
-    };
-    await h.session.startRun(runSpecOf(runSettings({ steps: 9, checkpointEvery: 3 })), false);
-    await h.until('the recovered run to finish', () => h.status === 'done' && h.runEvents.some((e) => e.kind === 'deviceLost'));
-    h.onEvent = null;
+    // The worker batches metrics by time; with its clock stopped, every step since the start is
+    // still held when the device goes, and the page's series must not get them after the resume.
+    const clock = vi.spyOn(performance, 'now').mockReturnValue(performance.now());
+    try {
+      await h.session.startRun(runSpecOf(settings), false);
+      await h.until('step 5', () => (h.session.run?.trainer.stepsDone ?? 0) >= 5);
+      void h.session.debug({ kind: 'loseDevice' });
+      await h.until('the recovered run to finish', () => h.status === 'done' && h.runEvents.some((e) => e.kind === 'deviceLost'));
+    } finally {
+      clock.mockRestore();
+    }
     const ev = h.runEvents.find((e) => e.kind === 'deviceLost')!;
     console.log(`[device] ${ev.message}`);
     expect(current).not.toBe(first);
     expect(h.session.gpu).toBe(current);
-    expect(ev.toStep).toBe(3);
     expect(ev.step).toBeGreaterThanOrEqual(5);
-    expect(ev.message).toMatch(/^The GPU device was lost at step \d+ \(.*\); resumed from the checkpoint at step 3/);
+    expect([3, 6]).toContain(ev.toStep);
+    expect(ev.toStep).toBeLessThanOrEqual(ev.step);
+    expect(ev.message).toMatch(new RegExp(`^The GPU device was lost at step ${ev.step} \\(.*\\); resumed from the checkpoint at step ${ev.toStep}`));
     expect(stepsOf(h.series)).toEqual(stepsOf(clean));
     expect(lossBits(h.series)).toEqual(lossBits(clean));
     // The new device serves the rest of the session (a probe runs on it).
