@@ -296,9 +296,9 @@ export function opsOf(steps: readonly BlockStep[]): Op[] {
 /**
  * dY [M, Nout] of one projection -> dX [M, K] (overwritten, or accumulated when `accumulate`),
  * plus its parameter gradients: the adapter's (router, A, B) or, in full fine-tuning, the
- * weight's and the bias's.
+ * weight's and the bias's. With `dX` null (nothing below needs it) only the parameter gradients.
  */
-function projectionBackward(g: BlockBackwardGraph, l: number, a: BlockActs, p: Projection, dY: Tensor, dX: Tensor, accumulate: boolean): Op[] {
+function projectionBackward(g: BlockBackwardGraph, l: number, a: BlockActs, p: Projection, dY: Tensor, dX: Tensor | null, accumulate: boolean): Op[] {
   const { ctx, weights: W, B, T, scratch: sc } = g;
   const s = W.shape;
   const cfg = W.adapterCfg;
@@ -315,7 +315,7 @@ function projectionBackward(g: BlockBackwardGraph, l: number, a: BlockActs, p: P
     const gb = g.grad(W.get(wName.replace(/weight$/, 'bias')));
     if (gb) ops.push(biasBackwardOp(ctx, { dy: dY, db: gb, M, O: Nout }));
   }
-  ops.push(matmulOp(ctx, { a: dY, b: Wp, c: dX, M, N: K, K: Nout, beta: accumulate ? 1 : 0, label: `${g.label}L${l} d ${p} input` }));
+  if (dX) ops.push(matmulOp(ctx, { a: dY, b: Wp, c: dX, M, N: K, K: Nout, beta: accumulate ? 1 : 0, label: `${g.label}L${l} d ${p} input` }));
   const ad = a.adapters.get(p);
   if (!ad) return ops;
   const t = adapterOf(g, ad);
@@ -348,19 +348,29 @@ function projectionBackward(g: BlockBackwardGraph, l: number, a: BlockActs, p: P
     if (ad.lbc && g.lbc) ops.push(lbcBackwardOp(ctx, { valid: g.lbc.valid, boost: g.lbc.boost, dZ: ad.lbc.dZ, dw, B, T, N }));
     ops.push(routerBackwardOp(ctx, { w, dw, dLogits, M, N }));
     ops.push(matmulOp(ctx, { a: dLogits, b: x, c: need(g.grad(wr), `${ad.key} router's gradient`), M: N, N: K, K: M, transA: true, beta: 1, label: `${name} grad router` }));
-    ops.push(matmulOp(ctx, { a: dLogits, b: wr, c: dX, M, N: K, K: N, beta: 1, label: `${name} d input via router` }));
+    if (dX) ops.push(matmulOp(ctx, { a: dLogits, b: wr, c: dX, M, N: K, K: N, beta: 1, label: `${name} d input via router` }));
   }
   // f, g. through the experts, with the forward's dropout masks
   const drop = { p: 0, seed: 0, stream: ad.stream };
-  const bIn = expertDownBackwardInputOp(ctx, { dh, a: t.a, dx: dX, M, K, N, R, ...drop, label: `${name} d input via experts` });
+  if (dX) {
+    const bIn = expertDownBackwardInputOp(ctx, { dh, a: t.a, dx: dX, M, K, N, R, ...drop, label: `${name} d input via experts` });
+    g.handles.dropout.push(bIn);
+    ops.push(bIn);
+  }
   const bW = expertDownBackwardWeightOp(ctx, { dh, x, dA: gA, M, K, N, R, ...drop, label: `${name} grad A` });
-  g.handles.dropout.push(bIn, bW);
-  ops.push(bIn, bW);
+  g.handles.dropout.push(bW);
+  ops.push(bW);
   return ops;
 }
 
-/** Block l backward: dOut [M, C] (gradient of the block's output) -> dIn [M, C] (of its input x). */
-export function blockBackward(g: BlockBackwardGraph, l: number, a: BlockActs, dOut: Tensor, dIn: Tensor): Op[] {
+/**
+ * Block l backward: dOut [M, C] (gradient of the block's output) -> dIn [M, C] (of its input x).
+ * With `dIn` null nothing below the block trains (layer 0 when the embedding is frozen): only the
+ * block's own parameter gradients are computed, and when all of them sit in the MLP's projections
+ * (the adapters on gate, up and down) the gradient stops there: the attention's backward and every
+ * frozen input-gradient matmul of the block are left out. The parameter gradients are the same bits.
+ */
+export function blockBackward(g: BlockBackwardGraph, l: number, a: BlockActs, dOut: Tensor, dIn: Tensor | null): Op[] {
   const { ctx, weights: W, B, T, scratch: sc } = g;
   const s = W.shape;
   const M = B * T;
@@ -371,16 +381,22 @@ export function blockBackward(g: BlockBackwardGraph, l: number, a: BlockActs, dO
   const rope = { cos: W.cos, sin: W.sin, M, D, T, maxPos: W.maxPositions };
   const dims = { B, Tq: T, Tk: T, H: s.numHeads, KVH: s.numKvHeads, D };
   const ops: Op[] = [];
-  const proj = (p: Projection, dY: Tensor, dX: Tensor, accumulate: boolean) => ops.push(...projectionBackward(g, l, a, p, dY, dX, accumulate));
+  const proj = (p: Projection, dY: Tensor, dX: Tensor | null, accumulate: boolean) => ops.push(...projectionBackward(g, l, a, p, dY, dX, accumulate));
   const normGrad = (n: string, dy: Tensor, x: Tensor, rstd: Tensor) => {
     const gw = g.grad(w(n));
     if (gw) ops.push(rmsnormBackwardWeightOp(ctx, { dy, x, rstd, dw: gw, M, C, label: `${g.label}L${l} grad ${n}` }));
   };
+  const attentionTrains =
+    (['o_proj', 'q_proj', 'k_proj', 'v_proj'] as const).some((p) => a.adapters.has(p) || g.grad(W.get(projectionWeightName(l, p))) !== null) ||
+    g.grad(w('post_attention_layernorm.weight')) !== null ||
+    g.grad(w('input_layernorm.weight')) !== null;
+  const below = dIn !== null || attentionTrains;
   // MLP: out = h + down(swiglu(gate(xn2), up(xn2)))
   proj('down_proj', dOut, sc.dact, false);
   ops.push(swigluBackwardOp(ctx, { dh: sc.dact, g: a.gate, u: a.up, dg: sc.dact, du: sc.dup, M, F }));
-  proj('gate_proj', sc.dact, sc.dxn, false); // dact now holds d gate
-  proj('up_proj', sc.dup, sc.dxn, true);
+  proj('gate_proj', sc.dact, below ? sc.dxn : null, false); // dact now holds d gate
+  proj('up_proj', sc.dup, below ? sc.dxn : null, true);
+  if (!below) return ops;
   ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: a.h, w: w('post_attention_layernorm.weight'), rstd: a.rstd2, dx: sc.dh, M, C }));
   normGrad('post_attention_layernorm.weight', sc.dxn, a.h, a.rstd2);
   ops.push(accumulateOp(ctx, { x: dOut, y: sc.dh, label: `${g.label}L${l} d h residual` }));
@@ -392,8 +408,9 @@ export function blockBackward(g: BlockBackwardGraph, l: number, a: BlockActs, dO
   proj('q_proj', sc.dq, sc.dxn, false);
   proj('k_proj', sc.dk, sc.dxn, true);
   proj('v_proj', sc.dv, sc.dxn, true);
-  ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: a.x, w: w('input_layernorm.weight'), rstd: a.rstd1, dx: dIn, M, C }));
   normGrad('input_layernorm.weight', sc.dxn, a.x, a.rstd1);
+  if (!dIn) return ops;
+  ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: a.x, w: w('input_layernorm.weight'), rstd: a.rstd1, dx: dIn, M, C }));
   ops.push(accumulateOp(ctx, { x: sc.dh, y: dIn, label: `${g.label}L${l} d x residual` }));
   return ops;
 }

@@ -247,12 +247,14 @@ export class LlamaGraph {
     ops.push(rmsnormBackwardInputOp(ctx, { dy: sc.dxn, x: xL, w: normF, rstd: rstdf, dx: dres[0], M, C, label: 'final norm backward' }));
     const gNormF = this.grad(normF);
     if (gNormF) ops.push(rmsnormBackwardWeightOp(ctx, { dy: sc.dxn, x: xL, rstd: rstdf, dw: gNormF, M, C }));
+    const gE = this.grad(this.weights.get('model.embed_tokens.weight'));
     let cur = 0;
     for (let l = s.numLayers - 1; l >= 0; l--) {
-      ops.push(...blockBackward(g, l, this.layers[l], dres[cur], dres[1 - cur]));
+      // Below layer 0 only the embedding could use the residual gradient: with it frozen, layer 0
+      // computes no input gradient (src/model/block.ts blockBackward).
+      ops.push(...blockBackward(g, l, this.layers[l], dres[cur], l > 0 || gE ? dres[1 - cur] : null));
       cur = 1 - cur;
     }
-    const gE = this.grad(this.weights.get('model.embed_tokens.weight'));
     if (gE) {
       // dE[id] += the residual gradient of every row holding id, gathered per distinct id (U ≤ min(M, V)).
       const plan = { tokens: this.typed('embedding plan tokens', 'u32'), offsets: this.typed('embedding plan offsets', 'u32'), positions: this.typed('embedding plan positions', 'u32') };
