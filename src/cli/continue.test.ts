@@ -5,15 +5,14 @@
  * LoRAMoE adapter_model.bin and a PEFT use_rslora adapter are trained on, and the adapter written
  * back starts from the file's values (PyTorch's, from expected.json).
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DirectorySource } from '../io/node-files';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { loadAdapter } from '../loramoe/files';
-import { tinyHfFiles, writeFiles } from '../test/hf-dir';
+import { runnerFolder } from '../test/hf-dir';
 import { TINY_SHAPE } from '../test/tiny-llama';
 import { continueAdapterConfig } from './continue';
 import { main } from './main';
@@ -21,12 +20,6 @@ import { main } from './main';
 const FIXTURES = fileURLToPath(new URL('../loramoe/fixtures', import.meta.url));
 const EXPECTED = JSON.parse(await readFile(join(FIXTURES, 'expected.json'), 'utf8')) as Record<string, Record<string, { values: number[] }>>;
 
-const DATA = [
-  { instruction: 'what color is the sky ?', input: '', output: 'blue .', task_type: 1 },
-  { instruction: 'what color is the mat ?', input: '', output: 'red .', task_type: 1 },
-  { instruction: 'is the cat big ?', input: 'the cat is small .', output: 'no .', task_type: 0 },
-  { instruction: 'the cat sat on', input: '', output: 'the mat .', task_type: 0 },
-];
 const NAMES = ['downstream task', 'world knowledge'];
 
 async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; err: string }> {
@@ -90,11 +83,7 @@ describe('runner: train --adapter', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('continues an official LoRAMoE adapter_model.bin and a PEFT use_rslora adapter; refuses contradicting flags', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'loramoe-continue-'));
-    const model = join(dir, 'model');
-    await writeFiles(model, tinyHfFiles({ seed: 3 }).files);
-    const data = join(dir, 'data.json');
-    await writeFile(data, JSON.stringify(DATA));
+    const { dir, model, data } = await runnerFolder('loramoe-continue-', 3);
     const base = ['--model', model, '--data', data, '--batch', '2', '--max-length', '16'];
 
     // A learning rate far below float32 resolution: after two steps the adapter written must be
@@ -127,11 +116,7 @@ describe('runner: train --adapter', () => {
   });
 
   it('eval and generate take a PyTorch adapter folder', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'loramoe-continue-'));
-    const model = join(dir, 'model');
-    await writeFiles(model, tinyHfFiles({ seed: 3 }).files);
-    const data = join(dir, 'data.json');
-    await writeFile(data, JSON.stringify(DATA));
+    const { model, data } = await runnerFolder('loramoe-continue-', 3);
     const lines: string[] = [];
     vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(' ')));
     const errs: string[] = [];

@@ -3,8 +3,6 @@
  * same experts off and names them in its JSON; `generate --mask-experts` puts no router weight on
  * them; bad lists are refused with a message naming the problem.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeBatch } from '../data/batch';
@@ -13,28 +11,16 @@ import { loadTokenizer } from '../data/tokenizer';
 import { DirectorySource } from '../io/node-files';
 import { loadAdapter } from '../loramoe/files';
 import { ReferenceLlama } from '../reference/llama';
-import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
+import { RUNNER_RECORDS, runnerFolder, tinyTokenizerConfig, tinyTokenizerJson } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
 import { captureLog } from '../test/console';
-
-const DATA = [
-  { instruction: 'what color is the sky ?', input: '', output: 'blue .', task_type: 1 },
-  { instruction: 'what color is the mat ?', input: '', output: 'red .', task_type: 1 },
-  { instruction: 'is the cat big ?', input: 'the cat is small .', output: 'no .', task_type: 0 },
-  { instruction: 'the cat sat on', input: '', output: 'the mat .', task_type: 0 },
-];
 
 describe('runner --mask-experts', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('eval and generate with an expert group off; bad lists refused', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'loramoe-knockout-'));
-    const model = join(dir, 'model');
-    const hf = tinyHfFiles({ seed: 5 });
-    await writeFiles(model, hf.files);
-    const data = join(dir, 'data.json');
-    await writeFile(data, JSON.stringify(DATA));
+    const { dir, model, data, hf } = await runnerFolder('loramoe-knockout-', 5);
     const out = join(dir, 'adapter');
     await captureLog(() => main(['train', '--model', model, '--data', data, '--out', out, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '3', '--batch', '2', '--max-length', '16', '--lr', '2e-2']));
 
@@ -43,7 +29,7 @@ describe('runner --mask-experts', () => {
     const wkExperts = adapter.cfg.groups[typeNames.indexOf('world knowledge')];
     expect(wkExperts).toEqual([0, 1]);
     const tok = loadTokenizer(tinyTokenizerJson(), tinyTokenizerConfig());
-    const samples = DATA.map((r) => encodeOfficial(tok, { ...r, type: typeNames[r.task_type] }, 256));
+    const samples = RUNNER_RECORDS.map((r) => encodeOfficial(tok, { ...r, type: typeNames[r.task_type] }, 256));
     const T = Math.max(...samples.map((s) => s.ids.length));
     const b = makeBatch(samples, samples.length, T, tok.padId, (t) => typeNames.indexOf(t));
     const ref = (expertMask: number[]) =>

@@ -28,7 +28,7 @@ import { presetNamed } from '../train/presets';
 import { adapterSpecOf, runAdapterConfig, trainSettingsOf } from '../train/run-settings';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { defaultTrainSettings } from '../train/trainer';
-import { tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
+import { runnerFolder, tinyHfFiles, tinyTokenizerConfig, tinyTokenizerJson, writeFiles } from '../test/hf-dir';
 import { toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { main } from './main';
 import { captureLog } from '../test/console';
@@ -45,12 +45,7 @@ describe('runner', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('train -> eval (matches the reference) -> generate', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
-    const model = join(dir, 'model');
-    const hf = tinyHfFiles({ seed: 3 });
-    await writeFiles(model, hf.files);
-    const data = join(dir, 'data.json');
-    await writeFile(data, JSON.stringify(DATA));
+    const { dir, model, data, hf } = await runnerFolder('loramoe-cli-', 3, DATA);
     const out = join(dir, 'adapter');
 
     const trainLog = await captureLog(() =>
@@ -135,11 +130,7 @@ describe('runner', () => {
   });
 
   it('train --resume continues a stopped run bit-identically to one never stopped', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'loramoe-cli-'));
-    const model = join(dir, 'model');
-    await writeFiles(model, tinyHfFiles({ seed: 5 }).files);
-    const data = join(dir, 'data.json');
-    await writeFile(data, JSON.stringify(DATA));
+    const { dir, model, data } = await runnerFolder('loramoe-cli-', 5, DATA);
     // Dropout on, so the resumed run must also continue the dropout stream and the data order; f16
     // weights, which run.json keeps for the resumed run.
     const args = ['--model', model, '--data', data, '--experts', '4', '--rank', '2', '--alpha', '4', '--steps', '5', '--batch', '2', '--max-length', '16', '--lr', '1e-2', '--dropout', '0.2', '--checkpoint-every', '2', '--weights', 'f16'];

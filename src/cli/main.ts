@@ -830,31 +830,26 @@ async function experimentCommand(flags: Flags): Promise<void> {
   if (specialisation) console.log(`\nSpecialisation (expert knockout after training${seeds.length > 1 ? '; * the paired difference from all groups on is beyond noise' : ''}):\n${specialisation}`);
 }
 
+/** The commands by their name on the command line. */
+const COMMANDS = new Map<string, (flags: Flags) => Promise<void>>([
+  ['train', train],
+  ['eval', evalCommand],
+  ['generate', generateCommand],
+  ['demo-build', demoBuild],
+  ['export-official', exportOfficial],
+  ['experiment', experimentCommand],
+]);
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv[0] === '--' ? argv.slice(1) : argv;
   const options: Record<string, { type: 'string' | 'boolean' }> = { 'no-adapter': { type: 'boolean' }, routing: { type: 'boolean' } };
   for (const k of STRING_OPTIONS) options[k] = { type: 'string' };
   const { values } = parseArgs({ args: rest, strict: true, options });
-  const flags = values as Flags;
-  switch (command) {
-    case 'train':
-      return train(flags);
-    case 'eval':
-      return evalCommand(flags);
-    case 'generate':
-      return generateCommand(flags);
-    case 'demo-build':
-      return demoBuild(flags);
-    case 'export-official':
-      return exportOfficial(flags);
-    case 'experiment':
-      return experimentCommand(flags);
-    case undefined:
-    case 'help':
-    case '--help':
-      console.log(HELP);
-      return;
-    default:
-      throw new Error(`unknown command "${command}"\n\n${HELP}`);
+  if (command === undefined || command === 'help' || command === '--help') {
+    console.log(HELP);
+    return;
   }
+  const run = COMMANDS.get(command);
+  if (!run) throw new Error(`unknown command "${command}"\n\n${HELP}`);
+  return run(values as Flags);
 }

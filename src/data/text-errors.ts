@@ -143,6 +143,17 @@ export function locateJsonError(text: string): { offset: number; message: string
     i += m[0].length;
     return null;
   };
+  // An object's property name and its colon, the white space before each skipped.
+  const key = (): { offset: number; message: string } | null => {
+    ws();
+    if (text[i] !== '"') return fail(i >= n ? 'unexpected end of input' : `expected a property name in double quotes, found ${JSON.stringify(text[i])}`);
+    const e = str();
+    if (e) return e;
+    ws();
+    if (text[i] !== ':') return fail(i >= n ? 'unexpected end of input' : `expected ':' after a property name, found ${JSON.stringify(text[i])}`);
+    i++;
+    return null;
+  };
   // Containers on an explicit stack: deep nesting must not overflow the call stack.
   const stack: ('[' | '{')[] = [];
   let err: { offset: number; message: string } | null;
@@ -159,13 +170,7 @@ export function locateJsonError(text: string): { offset: number; message: string
         i++;
       } else {
         stack.push(c);
-        if (c === '{') {
-          if (text[i] !== '"') return fail(i >= n ? 'unexpected end of input' : `expected a property name in double quotes, found ${JSON.stringify(text[i])}`);
-          if ((err = str())) return err;
-          ws();
-          if (text[i] !== ':') return fail(i >= n ? 'unexpected end of input' : `expected ':' after a property name, found ${JSON.stringify(text[i])}`);
-          i++;
-        }
+        if (c === '{' && (err = key())) return err;
         continue;
       }
     } else if (c === '"') {
@@ -192,14 +197,7 @@ export function locateJsonError(text: string): { offset: number; message: string
       }
       if (text[i] === ',') {
         i++;
-        if (top === '{') {
-          ws();
-          if (text[i] !== '"') return fail(i >= n ? 'unexpected end of input' : `expected a property name in double quotes, found ${JSON.stringify(text[i])}`);
-          if ((err = str())) return err;
-          ws();
-          if (text[i] !== ':') return fail(i >= n ? 'unexpected end of input' : `expected ':' after a property name, found ${JSON.stringify(text[i])}`);
-          i++;
-        }
+        if (top === '{' && (err = key())) return err;
         break;
       }
       return fail(i >= n ? 'unexpected end of input' : `expected ',' or '${close}', found ${JSON.stringify(text[i])}`);

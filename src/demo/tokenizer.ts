@@ -6,16 +6,20 @@
  */
 export const SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>'] as const;
 
-export function wordLevelTokenizer(words: Iterable<string>): { tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; size: number } {
-  const vocab: Record<string, number> = {};
-  const tokens = [...SPECIAL_TOKENS, ...[...new Set(words)].filter((w) => !(SPECIAL_TOKENS as readonly string[]).includes(w)).sort()];
-  tokens.forEach((t, id) => (vocab[t] = id));
-  const tokenizerJson = {
+/** An added special token as tokenizer.json lists it. */
+export const specialToken = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+
+/**
+ * A word-level tokenizer.json: `tokens` in id order, the first `specials` of them added special
+ * tokens ("<unk>" the unknown one, "<s>" at id 1 opening every sequence), whitespace pre-tokenizer.
+ */
+export function wordLevelTokenizerJson(tokens: readonly string[], specials: number, normalizer: Record<string, unknown> | null): Record<string, unknown> {
+  return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }, { type: 'Lowercase' }] },
+    added_tokens: tokens.slice(0, specials).map((content, id) => specialToken(id, content)),
+    normalizer,
     pre_tokenizer: { type: 'Whitespace' },
     post_processor: {
       type: 'TemplateProcessing',
@@ -24,8 +28,14 @@ export function wordLevelTokenizer(words: Iterable<string>): { tokenizerJson: Re
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: null,
-    model: { type: 'WordLevel', vocab, unk_token: '<unk>' },
+    model: { type: 'WordLevel', vocab: Object.fromEntries(tokens.map((t, id) => [t, id])), unk_token: '<unk>' },
   };
+}
+
+export function wordLevelTokenizer(words: Iterable<string>): { tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; size: number } {
+  const tokens = [...SPECIAL_TOKENS, ...[...new Set(words)].filter((w) => !(SPECIAL_TOKENS as readonly string[]).includes(w)).sort()];
+  const normalizer = { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }, { type: 'Lowercase' }] };
+  const tokenizerJson = wordLevelTokenizerJson(tokens, SPECIAL_TOKENS.length, normalizer);
   const tokenizerConfig = {
     bos_token: '<s>',
     eos_token: '</s>',

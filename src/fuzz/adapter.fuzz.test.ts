@@ -22,8 +22,8 @@ import { officialGroups } from '../reference/lbc';
 import { randomAdapter, TINY_SHAPE } from '../test/tiny-llama';
 import { byteMutations, mutateBytes } from './bytes';
 import { type AdapterSummary } from './entries';
-import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
-import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
+import { checkClearError, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { isolatedCase, isolatedFuzzTest, SlowCases, suiteRunner, validCase } from './isolated';
 import {
   deepValue,
   encodeValue,
@@ -285,53 +285,37 @@ describe('adapter files fuzz', () => {
     }
   });
 
-  it('parseAdapterConfig: arbitrary JSON values', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue({ jsOnly: true })), async (v) => {
-          await configCase('config: any JSON value', materialize(v), slow);
-        }),
-      fuzzParams(5001, 500),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('parseAdapterConfig: arbitrary JSON values', fuzzParams(5001, 500), (slow) =>
+    fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue({ jsOnly: true })), async (v) => {
+      await configCase('config: any JSON value', materialize(v), slow);
+    }),
+  );
 
   const configBases = [...folders.map((f) => f.configJson), OFFICIAL_CONFIG];
 
-  it('parseAdapterConfig: valid configs with fields replaced, deleted or added anywhere', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: configBases.length - 1 }), jsonMutations(CONFIG_FIELDS, 3, configValue), async (i, muts) => {
-          await configCase('config: edited', mutateJson(configBases[i], muts), slow);
-        }),
-      fuzzParams(5002, 1000),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('parseAdapterConfig: valid configs with fields replaced, deleted or added anywhere', fuzzParams(5002, 1000), (slow) =>
+    fc.asyncProperty(fc.nat({ max: configBases.length - 1 }), jsonMutations(CONFIG_FIELDS, 3, configValue), async (i, muts) => {
+      await configCase('config: edited', mutateJson(configBases[i], muts), slow);
+    }),
+  );
 
-  it('parseAdapterConfig: top-level fields of valid configs replaced by odd values (huge counts, NaN, nested, wrong types)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(
-          fc.nat({ max: configBases.length - 1 }),
-          fc.dictionary(fc.constantFrom(...CONFIG_FIELDS.slice(0, 19)), fc.oneof(configValue, weirdJsonValue({ jsOnly: true })), { minKeys: 1, maxKeys: 3 }),
-          async (i, edits) => {
-            const v: Record<string, unknown> = { ...configBases[i] };
-            for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
-            await configCase('config: field replaced', v, slow);
-          },
-        ),
-      fuzzParams(5004, 1000),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('parseAdapterConfig: top-level fields of valid configs replaced by odd values (huge counts, NaN, nested, wrong types)', fuzzParams(5004, 1000), (slow) =>
+    fc.asyncProperty(
+      fc.nat({ max: configBases.length - 1 }),
+      fc.dictionary(fc.constantFrom(...CONFIG_FIELDS.slice(0, 19)), fc.oneof(configValue, weirdJsonValue({ jsOnly: true })), { minKeys: 1, maxKeys: 3 }),
+      async (i, edits) => {
+        const v: Record<string, unknown> = { ...configBases[i] };
+        for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
+        await configCase('config: field replaced', v, slow);
+      },
+    ),
+  );
 
-  it('loadAdapter: edited folders (config value / text / bytes, weight bytes, tensors dropped / renamed / reshaped / retyped / added, files missing)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: folders.length - 1 }), folderEdit, async (i, edit) => {
-          await adapterCase(`folder: ${edit.kind}`, buildFolder(folders[i], edit), slow);
-        }),
-      fuzzParams(5003, 1500),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('loadAdapter: edited folders (config value / text / bytes, weight bytes, tensors dropped / renamed / reshaped / retyped / added, files missing)', fuzzParams(5003, 1500), (slow) =>
+    fc.asyncProperty(fc.nat({ max: folders.length - 1 }), folderEdit, async (i, edit) => {
+      await adapterCase(`folder: ${edit.kind}`, buildFolder(folders[i], edit), slow);
+    }),
+  );
   it('regression: a value nested 10,000 deep is refused with a clear error, not a stack overflow (JSON.stringify in the message)', () => {
     const deep = deepValue(10_000, 'object');
     for (const field of ['peft_type', 'bias', 'r', 'target_modules', 'base_model_name_or_path']) {

@@ -21,7 +21,7 @@ import { tinyHfFiles } from '../test/hf-dir';
 import { byteMutations, mutateBytes } from './bytes';
 import { type BackboneSummary } from './entries';
 import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
-import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
+import { assertIsolated, isolatedCase, isolatedFuzzTest, SlowCases, suiteRunner, validCase } from './isolated';
 import {
   deepValue,
   jsonFileBytes,
@@ -196,15 +196,11 @@ describe('backbone loader fuzz', () => {
     }
   });
 
-  it('edited directories (JSON values / text / bytes, weight bytes and headers, files missing, renamed, swapped)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 2 }), async (i, edits) => {
-          await backboneCase(`edited: ${edits[0].kind}${edits.length > 1 ? ' + more' : ''}`, applyEdits(DIRS[i], edits), DIRS[i], slow);
-        }),
-      fuzzParams(6001, 1200),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('edited directories (JSON values / text / bytes, weight bytes and headers, files missing, renamed, swapped)', fuzzParams(6001, 1200), (slow) =>
+    fc.asyncProperty(fc.nat({ max: DIRS.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 2 }), async (i, edits) => {
+      await backboneCase(`edited: ${edits[0].kind}${edits.length > 1 ? ' + more' : ''}`, applyEdits(DIRS[i], edits), DIRS[i], slow);
+    }),
+  );
   const CONFIG_KEYS = JSON_FIELDS.slice(0, 13);
 
   it('config.json, tokenizer_config.json and the shard index with fields replaced by odd values (huge, nested, wrong types)', async () => {

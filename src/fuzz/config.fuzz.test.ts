@@ -16,8 +16,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, type ModelConfig, parseModelConfig, SUPPORTED_MODEL_TYPES } from '../model/config';
 import { tinyConfigJson } from '../test/tiny-llama';
-import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
-import { assertIsolated, isolatedCase, SlowCases, suiteRunner } from './isolated';
+import { checkClearError, fuzzParams, type Outcome, runSync, Tally, violation } from './harness';
+import { isolatedCase, isolatedFuzzTest, SlowCases, suiteRunner } from './isolated';
 import { deepValue, encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
 
 const FILE = 'fuzz/config.json';
@@ -139,41 +139,29 @@ describe('model config fuzz', () => {
     expect(slow.cases).toEqual([]);
   });
 
-  it('arbitrary JSON values', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 4 }), weirdJsonValue({ jsOnly: true })), async (v) => {
-          await configCase('any JSON value', materialize(v), slow);
-        }),
-      fuzzParams(3001, 600),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('arbitrary JSON values', fuzzParams(3001, 600), (slow) =>
+    fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 4 }), weirdJsonValue({ jsOnly: true })), async (v) => {
+      await configCase('any JSON value', materialize(v), slow);
+    }),
+  );
 
-  it('valid configs with fields replaced by odd values (NaN, infinities, -0, huge, nested, wrong types)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(
-          fc.nat({ max: VALID.length - 1 }),
-          fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue({ jsOnly: true }), { minKeys: 1, maxKeys: 4 }),
-          async (i, edits) => {
-            const v: Record<string, unknown> = { ...VALID[i] };
-            for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
-            await configCase('field replaced', v, slow);
-          },
-        ),
-      fuzzParams(3002, 800),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('valid configs with fields replaced by odd values (NaN, infinities, -0, huge, nested, wrong types)', fuzzParams(3002, 800), (slow) =>
+    fc.asyncProperty(
+      fc.nat({ max: VALID.length - 1 }),
+      fc.dictionary(fc.constantFrom(...FIELDS), weirdJsonValue({ jsOnly: true }), { minKeys: 1, maxKeys: 4 }),
+      async (i, edits) => {
+        const v: Record<string, unknown> = { ...VALID[i] };
+        for (const [k, x] of Object.entries(edits)) v[k] = materialize(x);
+        await configCase('field replaced', v, slow);
+      },
+    ),
+  );
 
-  it('edited valid configs (values replaced, deleted or added anywhere, nested objects included)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, weirdJsonValue({ jsOnly: true })), async (i, muts) => {
-          await configCase('edited config', mutateJson(VALID[i], muts), slow);
-        }),
-      fuzzParams(3003, 800),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('edited valid configs (values replaced, deleted or added anywhere, nested objects included)', fuzzParams(3003, 800), (slow) =>
+    fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, weirdJsonValue({ jsOnly: true })), async (i, muts) => {
+      await configCase('edited config', mutateJson(VALID[i], muts), slow);
+    }),
+  );
   it('regression: values nested 10,000 deep are refused with a ConfigError, not a stack overflow (JSON.stringify in the message)', () => {
     const deep = deepValue(10_000, 'array');
     for (const v of [deep, { ...VALID[0], hidden_size: deep }, { ...VALID[0], eos_token_id: deep }, { ...VALID[1], sliding_window: deep }]) {

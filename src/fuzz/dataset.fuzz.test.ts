@@ -23,7 +23,7 @@ import { DatasetImportError, type ImportResult, MAX_DATASET_RECORDS, parseDatase
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE } from '../method/data-types';
 import { byteMutations, mutateBytes } from './bytes';
 import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, runAsync, Tally, violation } from './harness';
-import { assertIsolated, runConfirmed, SlowCases, suiteRunner } from './isolated';
+import { assertIsolated, isolatedFuzzTest, runConfirmed, SlowCases, suiteRunner } from './isolated';
 import { jsonMutations, materialize, mutateJson, toJsonText, weirdJsonValue } from './json';
 import { encodeWith, encodingMutation, mutateText, textMutations } from './text';
 
@@ -459,17 +459,13 @@ describe('dataset import fuzz', () => {
 
   // A case that does not answer within the time limit (hyparquet looping on a damaged page, as it
   // did before parquet-guard.ts) is collected (see SlowCases) and listed at the end.
-  it('parquet: byte flips, edits and truncation (each case in a worker with a hard time limit)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(parquetRecords, fc.boolean(), byteMutations(3), async (gens, typeAsInt, muts) => {
-          const out = await parquetCase('parquet byte edits', mutateBytes(writeParquet(gens, typeAsInt), muts), undefined, slow);
-          if (isHang(out)) slow.add('parquet byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
-        }),
-      fuzzParams(2042, 800),
-      `Parquet files (hex) the import did not finish:\n`,
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('parquet: byte flips, edits and truncation (each case in a worker with a hard time limit)', fuzzParams(2042, 800), (slow) =>
+    fc.asyncProperty(parquetRecords, fc.boolean(), byteMutations(3), async (gens, typeAsInt, muts) => {
+      const out = await parquetCase('parquet byte edits', mutateBytes(writeParquet(gens, typeAsInt), muts), undefined, slow);
+      if (isHang(out)) slow.add('parquet byte edits', out.bytes, `no answer after ${out.ms.toFixed(0)} ms`);
+    }),
+    `Parquet files (hex) the import did not finish:\n`,
+  );
 
   it('parquet written by arrow-rs (V1 pages, Snappy, dictionaries, nested lists, DELTA encodings) loads exactly', async () => {
     for (const [name, f] of Object.entries(ARROW_RS_PARQUET)) {

@@ -10,8 +10,8 @@ import { dirname, relative as relativePath, resolve as resolvePath } from 'node:
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
-import { afterAll, expect } from 'vitest';
-import { CASE_LIMIT_MS, HANG_CONFIRM_MS, type Outcome, Tally } from './harness';
+import { afterAll, expect, it } from 'vitest';
+import { CASE_LIMIT_MS, FUZZ_TEST_TIMEOUT_MS, HANG_CONFIRM_MS, type Outcome, Tally } from './harness';
 
 const PROJECT_ROOT = resolvePath(dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHE_DIR = resolvePath(PROJECT_ROOT, 'node_modules/.cache/loramoe-fuzz');
@@ -299,6 +299,16 @@ export async function assertIsolated<Ts extends [unknown, ...unknown[]]>(
   const slow = new SlowCases();
   await fc.assert(property(slow), params);
   expect(slow.cases, why + slow.report()).toEqual([]);
+}
+
+/** A fuzz test: `it(name)` of assertIsolated with `params` (fuzzParams), under the suite's timeout. */
+export function isolatedFuzzTest<Ts extends [unknown, ...unknown[]]>(
+  name: string,
+  params: fc.Parameters<Ts>,
+  property: (slow: SlowCases) => fc.IAsyncProperty<Ts>,
+  why = '',
+): void {
+  it(name, () => assertIsolated(property, params, why), FUZZ_TEST_TIMEOUT_MS);
 }
 
 /**

@@ -18,7 +18,7 @@ import { wordLevelTokenizer } from '../demo/tokenizer';
 import { tinyTokenizerConfig, tinyTokenizerJson } from '../test/hf-dir';
 import { type TokenizerSummary } from './entries';
 import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
-import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
+import { assertIsolated, isolatedCase, isolatedFuzzTest, SlowCases, suiteRunner, validCase } from './isolated';
 import { encodeValue, jsonMutations, materialize, mutateJson, weirdJsonValue } from './json';
 import { mutateText, textMutations } from './text';
 
@@ -125,15 +125,11 @@ describe('tokenizer fuzz', () => {
     }
   });
 
-  it('edited tokenizer.json values (sections, vocab, merges, added tokens, special tokens)', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, tokenizerValue), async (i, muts) => {
-          await tokenizerCase('edited tokenizer.json', mutateJson(VALID[i][0], muts), VALID[i][1], slow);
-        }),
-      fuzzParams(4001, 800),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('edited tokenizer.json values (sections, vocab, merges, added tokens, special tokens)', fuzzParams(4001, 800), (slow) =>
+    fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), jsonMutations(FIELDS, 3, tokenizerValue), async (i, muts) => {
+      await tokenizerCase('edited tokenizer.json', mutateJson(VALID[i][0], muts), VALID[i][1], slow);
+    }),
+  );
 
   it('edited tokenizer_config.json values (eos / bos / pad tokens of any type)', async () => {
     const tokenField = fc.constantFrom('eos_token', 'bos_token', 'pad_token', 'unk_token');
@@ -152,32 +148,24 @@ describe('tokenizer fuzz', () => {
     );
   }, FUZZ_TEST_TIMEOUT_MS);
 
-  it('arbitrary JSON values for either file', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue()), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(VALID[0][1])), async (j, c) => {
-          await tokenizerCase('any JSON value', materialize(j), c, slow);
-        }),
-      fuzzParams(4003, 300),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('arbitrary JSON values for either file', fuzzParams(4003, 300), (slow) =>
+    fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), weirdJsonValue()), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(VALID[0][1])), async (j, c) => {
+      await tokenizerCase('any JSON value', materialize(j), c, slow);
+    }),
+  );
 
-  it('edited file texts that still parse as JSON', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.boolean(), textMutations(3), async (i, config, muts) => {
-          const text = mutateText(JSON.stringify(VALID[i][config ? 1 : 0], null, 1), muts);
-          let value: unknown;
-          try {
-            value = JSON.parse(text);
-          } catch {
-            return; // a file JSON.parse refuses never reaches loadTokenizer (readJson refuses it; see backbone.fuzz)
-          }
-          await tokenizerCase('edited text', config ? VALID[i][0] : value, config ? value : VALID[i][1], slow);
-        }),
-      fuzzParams(4004, 500),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('edited file texts that still parse as JSON', fuzzParams(4004, 500), (slow) =>
+    fc.asyncProperty(fc.nat({ max: VALID.length - 1 }), fc.boolean(), textMutations(3), async (i, config, muts) => {
+      const text = mutateText(JSON.stringify(VALID[i][config ? 1 : 0], null, 1), muts);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        return; // a file JSON.parse refuses never reaches loadTokenizer (readJson refuses it; see backbone.fuzz)
+      }
+      await tokenizerCase('edited text', config ? VALID[i][0] : value, config ? value : VALID[i][1], slow);
+    }),
+  );
   // Regressions. @huggingface/tokenizers takes a WordLevel model's unk token from
   // tokenizer_config.json (not from tokenizer.json's model.unk_token), and when the unk token does
   // not resolve to an id, unknown words came out of encode as null ids; vocabulary ids that are not

@@ -27,7 +27,7 @@ import { TorchPickleError } from '../io/torch-pickle';
 import { TINY_SHAPE } from '../test/tiny-llama';
 import { byteMutations, mutateBytes } from './bytes';
 import { checkClearError, FUZZ_TEST_TIMEOUT_MS, fuzzParams, type Outcome, Tally, violation } from './harness';
-import { assertIsolated, isolatedCase, SlowCases, suiteRunner, validCase } from './isolated';
+import { assertIsolated, isolatedCase, isolatedFuzzTest, SlowCases, suiteRunner, validCase } from './isolated';
 import type { TorchSummary } from './torch-entries';
 
 const FIXTURES = fileURLToPath(new URL('../loramoe/fixtures', import.meta.url));
@@ -176,35 +176,23 @@ describe('torch adapter files fuzz', () => {
     }
   });
 
-  it('unpickler: the fixtures\' data.pkl with byte edits', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: PICKLES.length - 1 }), byteMutations(4), async (i, m) => {
-          await pickleCase('pickle: bytes edited', mutateBytes(PICKLES[i], m), slow);
-        }),
-      fuzzParams(7001, 1200),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('unpickler: the fixtures\' data.pkl with byte edits', fuzzParams(7001, 1200), (slow) =>
+    fc.asyncProperty(fc.nat({ max: PICKLES.length - 1 }), byteMutations(4), async (i, m) => {
+      await pickleCase('pickle: bytes edited', mutateBytes(PICKLES[i], m), slow);
+    }),
+  );
 
-  it('unpickler: pickles assembled from opcodes (allowed and forbidden), tensor records, odd lengths and memo indices', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(tokenPickle, async (bytes) => {
-          await pickleCase('pickle: opcodes', bytes, slow);
-        }),
-      fuzzParams(7002, 1200),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('unpickler: pickles assembled from opcodes (allowed and forbidden), tensor records, odd lengths and memo indices', fuzzParams(7002, 1200), (slow) =>
+    fc.asyncProperty(tokenPickle, async (bytes) => {
+      await pickleCase('pickle: opcodes', bytes, slow);
+    }),
+  );
 
-  it('archive: whole files with byte edits (zip headers, the pickle, storages), truncations included', async () => {
-    await assertIsolated(
-      (slow) =>
-        fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), byteMutations(3), async (i, m) => {
-          await archiveCase('archive: bytes edited', mutateBytes(ARCHIVES[i], m), slow);
-        }),
-      fuzzParams(7003, 800),
-    );
-  }, FUZZ_TEST_TIMEOUT_MS);
+  isolatedFuzzTest('archive: whole files with byte edits (zip headers, the pickle, storages), truncations included', fuzzParams(7003, 800), (slow) =>
+    fc.asyncProperty(fc.nat({ max: ARCHIVES.length - 1 }), byteMutations(3), async (i, m) => {
+      await archiveCase('archive: bytes edited', mutateBytes(ARCHIVES[i], m), slow);
+    }),
+  );
 
   it('archive: rebuilt around an edited pickle, a storage cut or dropped', async () => {
     const edit = fc.oneof(

@@ -24,6 +24,11 @@ const bytesOf = (a: Float32Array | null) => (a === null ? null : new Uint8Array(
 function moeCfg(over: Partial<AdapterConfig> = {}): AdapterConfig {
   return { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, groups: [[2, 3], [0, 1]], ...over };
 }
+/** The files of a random LoRAMoE adapter (moeCfg, seed 1) for `shape`, under the model name "m". */
+function moeFiles(shape = TINY_SHAPE): Map<string, Uint8Array> {
+  const cfg = moeCfg();
+  return adapterFiles(cfg, shape, randomAdapter(shape, cfg, 1), 'm');
+}
 function loraCfg(over: Partial<AdapterConfig> = {}): AdapterConfig {
   return { ...defaultAdapterConfig('lora'), rank: 3, ...over };
 }
@@ -198,8 +203,7 @@ describe('adapter files: round trip', () => {
 describe('adapter files: rejections say what differs', () => {
   test('adapter for a model with more layers', async () => {
     const big = tinyShape({ num_hidden_layers: 3 });
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, big, randomAdapter(big, cfg, 1), 'm');
+    const files = moeFiles(big);
     expect(await fails(files)).toBe(
       'adapter/adapter_model.safetensors: the adapter has tensors for layer 2 but the backbone has 2 layers (0..1): ' +
         'the adapter is for a model with more layers',
@@ -208,8 +212,7 @@ describe('adapter files: rejections say what differs', () => {
 
   test('adapter for a model with fewer layers', async () => {
     const small = tinyShape({ num_hidden_layers: 1 });
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, small, randomAdapter(small, cfg, 1), 'm');
+    const files = moeFiles(small);
     expect(await fails(files)).toBe(
       'adapter/adapter_model.safetensors: no tensors for layer(s) 1: the backbone has 2 layers, the adapter covers 1 of them ' +
         '(it is for a model with fewer layers)',
@@ -217,8 +220,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('different expert count', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => {
       c.lora_nums = 6;
       delete c.loramoe_playground;
@@ -230,8 +232,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('different rank', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => {
       c.r = 4;
     });
@@ -243,8 +244,7 @@ describe('adapter files: rejections say what differs', () => {
 
   test('wrong hidden size: the shape mismatch names the tensor', async () => {
     const wide = tinyShape({ hidden_size: 16 });
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, wide, randomAdapter(wide, cfg, 1), 'm');
+    const files = moeFiles(wide);
     expect(await fails(files)).toBe(
       'adapter/adapter_model.safetensors: tensor base_model.model.model.layers.0.mlp.gate_proj.lora_route.weight has shape [4, 16], ' +
         'expected [4, 12] for this backbone (hidden_size 12, intermediate_size 20)',
@@ -261,15 +261,13 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('config missing r', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => delete c.r);
     expect(await fails(files)).toBe('adapter/adapter_config.json: r is missing (expected a positive integer)');
   });
 
   test('config missing target_modules, and missing blc_alpha for LoRAMoE', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => delete c.blc_alpha);
     expect(await fails(files)).toBe('adapter/adapter_config.json: blc_alpha is missing (expected a number in [0, 1))');
     editConfig(files, (c) => {
@@ -280,8 +278,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('target modules present vs declared', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => {
       c.target_modules = ['q_proj', 'gate_proj', 'up_proj'];
     });
@@ -309,8 +306,7 @@ describe('adapter files: rejections say what differs', () => {
   });
 
   test('LoRAMoE tensors with a plain LoRA config', async () => {
-    const cfg = moeCfg();
-    const files = adapterFiles(cfg, TINY_SHAPE, randomAdapter(TINY_SHAPE, cfg, 1), 'm');
+    const files = moeFiles();
     editConfig(files, (c) => {
       delete c.lora_nums;
       delete c.loramoe_playground;

@@ -17,6 +17,7 @@ import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import { ReferenceLlama } from '../reference/llama';
+import { relMaxError } from '../test/compare';
 import { testGpu, withValidation } from '../test/gpu';
 import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import type { ModelConfig } from './config';
@@ -33,17 +34,6 @@ function batchFor() {
     { ids: [5, 11, 2], promptLength: 1, truncated: false, type: 'task' },
   ];
   return makeBatch(samples, B, T, 0, (t) => (t === 'world knowledge' ? 1 : 0));
-}
-
-function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    err = Number.isNaN(d) ? Infinity : Math.max(err, d);
-  }
-  return err / Math.max(scale, 1e-12);
 }
 
 async function compareWithReference(label: string, shape: ModelConfig, cfg: AdapterConfig, dropout: number, precision: WeightPrecision = 'f32') {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { numericGradient, probeIndices } from './gradcheck';
+import { softmaxRows } from './loramoe';
 import { contiguousGroups, lbcBackward, lbcBoost, lbcForward, lbcGpuBoost, lbcOptimum, lbcTargetShares, officialGroups, type LbcDims } from './lbc';
 import { LBC_DIRECTIONS, LBC_IMPORTANCES, type LbcDirection, type LbcImportance } from '../method/adapter';
 import { Rng } from '../util/random';
@@ -184,20 +185,10 @@ function minimiseLbc(o: {
   const logits = Float64Array.from({ length: M * N }, () => rng.uniform(-2, 2));
   const m1 = new Float64Array(M * N);
   const m2 = new Float64Array(M * N);
-  const w = new Float64Array(M * N);
-  const softmax = () => {
-    for (let m = 0; m < M; m++) {
-      let mx = -Infinity;
-      for (let n = 0; n < N; n++) mx = Math.max(mx, logits[m * N + n]);
-      let s = 0;
-      for (let n = 0; n < N; n++) s += w[m * N + n] = Math.exp(logits[m * N + n] - mx);
-      for (let n = 0; n < N; n++) w[m * N + n] /= s;
-    }
-  };
   const lr = 0.05;
   const iterations = o.iterations ?? 3000;
   for (let it = 1; it <= iterations; it++) {
-    softmax();
+    const w = softmaxRows(logits, M, N);
     const saved = lbcForward(w, valid, I, d);
     const { dw } = lbcBackward(1, valid, I, saved, d);
     for (let m = 0; m < M; m++) {
@@ -213,8 +204,7 @@ function minimiseLbc(o: {
       }
     }
   }
-  softmax();
-  const Q = lbcForward(w, valid, I, { ...d, importance: 'sum' }).Q;
+  const Q = lbcForward(softmaxRows(logits, M, N), valid, I, { ...d, importance: 'sum' }).Q;
   return types.map((t, b) => {
     let own = 0;
     let all = 0;

@@ -4,33 +4,14 @@
  * fine-tuning mode for every backbone weight. Float64 throughout: agreement to ~1e-7 relative.
  */
 import { describe, expect, it } from 'vitest';
-import { type AdapterConfig, type AdapterMode } from '../method/adapter';
+import { type AdapterConfig } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
-import { randomAdapter, randomWeights, TINY_SHAPE, toRefAdapter, toRefWeights } from '../test/tiny-llama';
+import { defaultAdapterConfig, randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from '../test/tiny-llama';
 import { numericGradient, probeIndices } from './gradcheck';
-import { officialGroups } from './lbc';
 import { ReferenceLlama, type RefBatch } from './llama';
 
 const B = 2;
 const T = 5;
-
-/** A whole adapter configuration, every field written out (the cases below change what they test). */
-function adapterCfg(mode: AdapterMode): AdapterConfig {
-  const N = mode === 'loramoe' ? 8 : 1;
-  return {
-    mode,
-    numExperts: N,
-    rank: 4,
-    alpha: 32,
-    dropout: 0.05,
-    targets: ['gate_proj', 'up_proj', 'down_proj'],
-    lbcDelta: 0.1,
-    lbcBeta: 0.1,
-    lbcDirection: 'official',
-    lbcImportance: 'mean',
-    groups: mode === 'loramoe' ? officialGroups(N) : [[0]],
-  };
-}
 
 function tinyBatch(V: number): RefBatch {
   // Sample 0: 5 real tokens, prompt of 2. Sample 1: 3 real tokens + 2 padding, prompt of 1.
@@ -66,10 +47,10 @@ function run(shape: typeof TINY_SHAPE, cfg: AdapterConfig, dropout: number) {
 
 describe('reference Llama + LoRAMoE backward vs finite differences', () => {
   const cases: Array<[string, AdapterConfig, number]> = [
-    ['loramoe, FFN targets, dropout 0', { ...adapterCfg('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0 }, 0],
-    ['loramoe, all targets, dropout 0.3 (fixed mask)', { ...adapterCfg('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0.3, targets: [...PROJECTIONS] }, 0.3],
-    ['loramoe, own-group direction, sum importance', { ...adapterCfg('loramoe'), numExperts: 4, rank: 2, alpha: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0.5, dropout: 0, lbcDirection: 'own-group', lbcImportance: 'sum' }, 0],
-    ['plain lora, all targets', { ...adapterCfg('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0],
+    ['loramoe, FFN targets, dropout 0', tinyMoe(), 0],
+    ['loramoe, all targets, dropout 0.3 (fixed mask)', tinyMoe({ dropout: 0.3, targets: [...PROJECTIONS] }), 0.3],
+    ['loramoe, own-group direction, sum importance', tinyMoe({ lbcDirection: 'own-group', lbcImportance: 'sum' }), 0],
+    ['plain lora, all targets', { ...defaultAdapterConfig('lora'), rank: 3, alpha: 6, dropout: 0, targets: [...PROJECTIONS] }, 0],
   ];
   for (const [label, cfg, dropout] of cases) {
     it(label, () => {
@@ -96,7 +77,7 @@ describe('reference Llama + LoRAMoE backward vs finite differences', () => {
 
   it('full fine-tuning: every backbone weight, untied head and attention biases', () => {
     const shape: typeof TINY_SHAPE = { ...TINY_SHAPE, tieWordEmbeddings: false, attentionBias: true, attentionOutBias: true };
-    const { weights, loss, grads } = run(shape, adapterCfg('full'), 0);
+    const { weights, loss, grads } = run(shape, defaultAdapterConfig('full'), 0);
     let worst = 0;
     for (const [name, w] of weights) {
       const g = grads.weights.get(name);
@@ -108,16 +89,16 @@ describe('reference Llama + LoRAMoE backward vs finite differences', () => {
   });
 
   it('tied embeddings get the head and the embedding gradient', () => {
-    const { weights, loss, grads } = run(TINY_SHAPE, adapterCfg('full'), 0);
+    const { weights, loss, grads } = run(TINY_SHAPE, defaultAdapterConfig('full'), 0);
     const E = weights.get('model.embed_tokens.weight')!;
     check('embed (tied)', grads.weights.get('model.embed_tokens.weight')!, numericGradient(loss, E, probeIndices(E.length, 12)));
   });
 
   it('the initial adapter (B = 0) leaves the backbone output unchanged', () => {
-    const cfg = { ...adapterCfg('loramoe'), numExperts: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0 };
+    const cfg = { ...defaultAdapterConfig('loramoe'), numExperts: 4, groups: [[2, 3], [0, 1]], lbcBeta: 0 };
     const weights = toRefWeights(randomWeights(TINY_SHAPE, 11));
     const batch = tinyBatch(TINY_SHAPE.vocabSize);
-    const base = new ReferenceLlama(TINY_SHAPE, weights, adapterCfg('none'), new Map(), T).forward(batch, { dropout: 0, seed: 0 });
+    const base = new ReferenceLlama(TINY_SHAPE, weights, defaultAdapterConfig('none'), new Map(), T).forward(batch, { dropout: 0, seed: 0 });
     const init = toRefAdapter(randomAdapter(TINY_SHAPE, cfg, 3));
     for (const t of init.values()) t.b.fill(0);
     const withAdapter = new ReferenceLlama(TINY_SHAPE, weights, cfg, init, T).forward(batch, { dropout: 0, seed: 0 });

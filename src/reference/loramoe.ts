@@ -92,6 +92,11 @@ function dropoutSpec(cfg: LoramoeConfig): DropoutSpec {
 export function routerForward(x: ArrayLike<number>, Wr: ArrayLike<number>, M: number, K: number, N: number, mask: ExpertMask = []): Float64Array {
   const logits = matmul(x, Wr, { M, N, K, transB: true });
   for (const e of checkExpertMask(mask, N)) for (let m = 0; m < M; m++) logits[m * N + e] = -Infinity;
+  return softmaxRows(logits, M, N);
+}
+
+/** The softmax of each row of `logits` [M, N], max-subtracted. Returns [M, N]. */
+export function softmaxRows(logits: ArrayLike<number>, M: number, N: number): Float64Array {
   const w = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     let mx = -Infinity;

@@ -20,7 +20,7 @@ import type { RoutingSetSelection } from '../train/routing-set';
 import { checkSettings, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
 import type { BackboneRef } from './events';
 import { DEFAULT_FAULT_LIMIT } from './faults';
-import { errorMessage } from '../util/errors';
+import { errorMessage, parseJson } from '../util/errors';
 
 export const RUN_META_VERSION = 2;
 
@@ -88,6 +88,16 @@ export function migrateRunMeta(raw: Record<string, unknown>, source: string): Re
   return raw;
 }
 
+/** `v` once `check` passes it; its error is prefixed with where `v` stands (`source: field: ...`). */
+function checkedAt<T>(v: T, check: (v: T) => void, field: string, source: string): T {
+  try {
+    check(v);
+  } catch (e) {
+    throw new Error(`${source}: ${field}: ${errorMessage(e)}`, { cause: e });
+  }
+  return v;
+}
+
 /** Checks that `v` (the field `field` of `source`) is a whole adapter configuration, naming what is wrong. */
 export function readAdapterConfig(v: unknown, field: string, source: string): AdapterConfig {
   if (
@@ -103,13 +113,7 @@ export function readAdapterConfig(v: unknown, field: string, source: string): Ad
   ) {
     throw new Error(`${source}: ${field} must be an adapter configuration (mode, numExperts, rank, alpha, dropout, targets, groups and the balancing constraint's settings)`);
   }
-  const cfg = v as unknown as AdapterConfig;
-  try {
-    checkAdapterConfig(cfg);
-  } catch (e) {
-    throw new Error(`${source}: ${field}: ${errorMessage(e)}`, { cause: e });
-  }
-  return cfg;
+  return checkedAt(v as unknown as AdapterConfig, checkAdapterConfig, field, source);
 }
 
 const TRAIN_KEYS = ['lr', 'weightDecay', 'beta1', 'beta2', 'eps', 'warmupRatio', 'batchSize', 'gradAccum', 'maxLength', 'steps', 'maxGradNorm', 'seed'] as const;
@@ -119,23 +123,12 @@ export function readTrainSettings(v: unknown, field: string, source: string): Tr
   if (!isObject(v) || !TRAIN_KEYS.every((k) => typeof v[k] === 'number') || (v.schedule !== 'cosine' && v.schedule !== 'constant')) {
     throw new Error(`${source}: ${field} must be training settings (${TRAIN_KEYS.join(', ')}, schedule)`);
   }
-  const settings = v as unknown as TrainSettings;
-  try {
-    checkSettings(settings);
-  } catch (e) {
-    throw new Error(`${source}: ${field}: ${errorMessage(e)}`, { cause: e });
-  }
-  return settings;
+  return checkedAt(v as unknown as TrainSettings, checkSettings, field, source);
 }
 
 /** Reads a run record (a checkpoint's metadata "run"), checking every field; `source` names the file in errors. */
 export function parseRunMeta(json: string, source: string): RunMeta {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (e) {
-    throw new Error(`${source}: the run record is not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
+  const raw = parseJson(json, (m) => `${source}: the run record is not valid JSON (${m})`);
   if (!isObject(raw)) throw new Error(`${source}: the run record must be a JSON object`);
   const m = migrateRunMeta(raw, source);
   const bad = (field: string, expected: string) => new Error(`${source}: run.${field} must be ${expected}, got ${JSON.stringify(field.split('.').reduce<unknown>((o, k) => (isObject(o) ? o[k] : undefined), m)) ?? 'nothing'}`);

@@ -20,7 +20,7 @@ import type { CheckpointExtra } from './driver';
 import type { AdapterConfig } from '../method/adapter';
 import type { WeightPrecision } from '../model/tensor-plan';
 import type { StepMetrics, TrainSettings } from '../train/trainer';
-import { errorMessage } from '../util/errors';
+import { errorMessage, parseJson } from '../util/errors';
 import { sha256Hex } from '../util/sha256';
 
 export const SETUP_FILE = 'run.json';
@@ -57,12 +57,7 @@ export interface FolderSetup {
 
 /** run.json's text read, every field checked; `source` names the file in errors. */
 export function parseFolderSetup(text: string, source: string): FolderSetup {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${errorMessage(e)}); is it a run folder's ${SETUP_FILE}?`, { cause: e });
-  }
+  const raw = parseJson(text, (m) => `${source}: not valid JSON (${m}); is it a run folder's ${SETUP_FILE}?`);
   const fail = (what: string) => new Error(`${source}: ${what}`);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail('not a JSON object');
   const r = raw as Record<string, unknown>;
@@ -102,12 +97,7 @@ export async function checkDataHash(file: string, bytes: Uint8Array<ArrayBuffer>
 
 /** One line of metrics.jsonl: a step's metrics (a damaged line is named by file and line). */
 export function metricsLine(line: string, file: string, n: number): StepMetrics {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch (e) {
-    throw new Error(`${file}:${n}: not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
+  const v = parseJson(line, (m) => `${file}:${n}: not valid JSON (${m})`);
   if (typeof v !== 'object' || v === null || typeof (v as { step?: unknown }).step !== 'number') throw new Error(`${file}:${n}: expected a step's metrics (an object with "step")`);
   return v as StepMetrics;
 }

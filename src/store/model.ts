@@ -3,7 +3,7 @@
  * loaded. Written only by ./backbone-actions.ts.
  */
 import { create } from 'zustand';
-import type { CachedRepo } from '../io/hub';
+import type { CachedRepo, HubProgress } from '../io/hub';
 import type { ModelConfig } from '../model/config';
 import type { BackboneInfo, BackboneRef, MeasuredMemory } from '../worker/protocol';
 
@@ -20,16 +20,9 @@ export interface BackbonePreview {
   files: string[];
 }
 
-export interface LoadProgress {
+/** A backbone's download from the Hub, or its load by the worker told in the download's fields. */
+export interface LoadProgress extends HubProgress {
   phase: 'download' | 'load';
-  file: string;
-  /** Bytes of the current file, and its size when known (0: unknown). */
-  fileLoaded: number;
-  fileTotal: number;
-  filesDone: number;
-  filesTotal: number;
-  loaded: number;
-  fromCache: boolean;
 }
 
 export interface ModelState {

@@ -60,15 +60,20 @@ async function openTab(table: LockTable, client: string) {
   return import('./run-ownership');
 }
 
+/** A tab per client on one lock table, opened in the order given. */
+async function openTabs(table: LockTable, ...clients: string[]) {
+  const tabs = [];
+  for (const client of clients) tabs.push(await openTab(table, client));
+  return tabs;
+}
+
 /** Lets the stand-in's queued grants run (they are scheduled with setTimeout 0). */
 const settle = () => new Promise((r) => setTimeout(r, 10));
 
 describe('one owner per run', () => {
   it('a held run is read-only elsewhere; when its tab goes exactly one waiting tab gets it', async () => {
     const table = new LockTable();
-    const a = await openTab(table, 'A');
-    const b = await openTab(table, 'B');
-    const c = await openTab(table, 'C');
+    const [a, b, c] = await openTabs(table, 'A', 'B', 'C');
     expect(await a.claimRun('r1')).toBe(true);
     expect(await b.claimRun('r1')).toBe(false);
     expect(b.heldElsewhere('r1')).toBe(true);
@@ -92,9 +97,7 @@ describe('one owner per run', () => {
 
   it('a clean release passes the lock through the waiting tabs, each giving it back, and leaves the run free', async () => {
     const table = new LockTable();
-    const a = await openTab(table, 'A');
-    const b = await openTab(table, 'B');
-    const c = await openTab(table, 'C');
+    const [a, b, c] = await openTabs(table, 'A', 'B', 'C');
     expect(await a.claimRun('r2')).toBe(true);
     const asked: string[] = [];
     b.awaitRun('r2', () => Promise.resolve(asked.push('B') < 0));

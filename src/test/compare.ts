@@ -64,6 +64,19 @@ export function expectClose(label: string, got: ArrayLike<number>, want: ArrayLi
   return r;
 }
 
+/** Largest |got - want| over the tensor, relative to its largest |want| (NaN counts as infinite). */
+export function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  expect(got.length, 'length').toBe(want.length);
+  let scale = 0;
+  let err = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]));
+    const d = Math.abs(got[i] - want[i]);
+    err = Number.isNaN(d) ? Infinity : Math.max(err, d);
+  }
+  return err / Math.max(scale, 1e-12);
+}
+
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));

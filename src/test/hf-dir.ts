@@ -4,7 +4,8 @@
  * tokenizer.json and tokenizer_config.json. Built in memory (for MemorySource) and optionally
  * written to a folder (for DirectorySource).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { FileEntry } from '../io/browser-files';
 import type { FloatDtype } from '../io/dtypes';
@@ -141,6 +142,29 @@ export async function writeFiles(dir: string, files: Map<string, Uint8Array>): P
     await mkdir(dirname(full), { recursive: true });
     await writeFile(full, bytes);
   }
+}
+
+/** Four runner records, two of each official type (task_type 1: world knowledge, 0: downstream task). */
+export const RUNNER_RECORDS = [
+  { instruction: 'what color is the sky ?', input: '', output: 'blue .', task_type: 1 },
+  { instruction: 'what color is the mat ?', input: '', output: 'red .', task_type: 1 },
+  { instruction: 'is the cat big ?', input: 'the cat is small .', output: 'no .', task_type: 0 },
+  { instruction: 'the cat sat on', input: '', output: 'the mat .', task_type: 0 },
+];
+
+/**
+ * A runner test's folder, new under the system's temporary one (`prefix` starts its name):
+ * `model`, the tiny backbone's Hugging Face folder (tinyHfFiles with `seed`, returned as `hf`), and
+ * `data`, `records` as a JSON file.
+ */
+export async function runnerFolder(prefix: string, seed: number, records: readonly unknown[] = RUNNER_RECORDS): Promise<{ dir: string; model: string; data: string; hf: TinyHf }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const model = join(dir, 'model');
+  const hf = tinyHfFiles({ seed });
+  await writeFiles(model, hf.files);
+  const data = join(dir, 'data.json');
+  await writeFile(data, JSON.stringify(records));
+  return { dir, model, data, hf };
 }
 
 /** A JSON file's bytes. */

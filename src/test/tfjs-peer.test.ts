@@ -26,6 +26,7 @@ import type { AdapterSet } from '../loramoe/init';
 import type { ModelConfig } from '../model/config';
 import { type AdapterWeights, ReferenceLlama, type RefBatch } from '../reference/llama';
 import { adamwStep, type AdamWSettings, clipGradNorm } from '../reference/optimizer';
+import { relMaxError } from './compare';
 import { randomAdapter, randomWeights, TINY_SHAPE, tinyMoe, toRefAdapter, toRefWeights } from './tiny-llama';
 
 const B = 2;
@@ -60,19 +61,6 @@ function batch2(): Batch {
 }
 
 const refBatch = (b: PeerBatch): RefBatch => ({ B: b.B, T: b.T, ids: b.ids, targets: b.targets, valid: b.valid, types: b.types });
-
-/** Largest |got - want| over the tensor, relative to its largest |want|. */
-function relMaxError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    const d = Math.abs(got[i] - want[i]);
-    err = Number.isNaN(d) ? Infinity : Math.max(err, d);
-  }
-  return err / Math.max(scale, 1e-12);
-}
 
 function maxAbsError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   expect(got.length).toBe(want.length);

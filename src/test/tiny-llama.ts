@@ -58,6 +58,9 @@ export function randomWeights(s: ModelConfig, seed: number): Map<string, Float32
   return out;
 }
 
+/** The official adapter defaults, for the tests of floors below loramoe/ (the CPU reference). */
+export { defaultAdapterConfig };
+
 /**
  * The tests' LoRAMoE adapter on the tiny model: 4 experts of rank 2 in two groups, alpha 4, the
  * LBC on (beta 0.5), no dropout; the official FFN targets unless `over` says otherwise.

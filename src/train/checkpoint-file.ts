@@ -14,7 +14,7 @@
  */
 import { getTensorF32, parseSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 import type { SamplerState, TrainerCheckpoint } from './trainer';
-import { errorMessage } from '../util/errors';
+import { parseJson } from '../util/errors';
 
 export const CHECKPOINT_FORMAT = 'loramoe-playground-checkpoint-v1';
 
@@ -36,12 +36,7 @@ export function decodeTrainerState(bytes: Uint8Array, fileName = 'checkpoint'): 
   const file = parseSafetensors(bytes, fileName);
   const md = file.metadata ?? {};
   if (md.format !== CHECKPOINT_FORMAT) throw new Error(`${fileName}: format "${md.format ?? '(none)'}" is not ${CHECKPOINT_FORMAT}`);
-  let trainer: { stepsDone: number; sampler: SamplerState; dropoutRng: number; names: string[] };
-  try {
-    trainer = JSON.parse(md.trainer ?? '') as typeof trainer;
-  } catch (e) {
-    throw new Error(`${fileName}: metadata is not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
+  const trainer = parseJson(md.trainer ?? '', (m) => `${fileName}: metadata is not valid JSON (${m})`) as { stepsDone: number; sampler: SamplerState; dropoutRng: number; names: string[] };
   if (!Array.isArray(trainer.names)) throw new Error(`${fileName}: metadata lists no tensors`);
   const tensors = trainer.names.map((name) => {
     const info = file.tensors.get(`param:${name}`);

@@ -13,28 +13,10 @@ import type { GpuContext } from '../engine/gpu';
 import type { ExpertMask } from '../method/expert-mask';
 import { runOps } from '../engine/op';
 import { forEachEvalBatch } from './evaluate';
+import { type ProbeItem, type ProbeResult, probeResultOf } from './probe-result';
 import type { GpuWeights } from '../model/weights';
 
-export interface ProbeItem {
-  question: string;
-  gold: string;
-  type: string;
-  correct: boolean;
-  /** log p(gold answer + end of sequence | question), natural log. */
-  logLikelihood: number;
-  /** The greedy answer's tokens up to and including the first one that differs from gold. */
-  greedyPrefix: string;
-}
-
-export interface ProbeResult {
-  accuracy: number;
-  meanLogLikelihood: number;
-  items: ProbeItem[];
-  /** Accuracy per data type. */
-  byType: Record<string, { n: number; accuracy: number }>;
-  /** Experts switched off while scoring (knockout; [] for none; absent in results from before knockout). */
-  expertMask?: number[];
-}
+export type { ProbeItem, ProbeResult };
 
 export async function exactMatchProbe(
   ctx: GpuContext,
@@ -74,18 +56,5 @@ export async function exactMatchProbe(
       items.push({ question: r.input ? `${r.instruction}\n${r.input}` : r.instruction, gold: r.output, type: r.type, correct, logLikelihood: ll, greedyPrefix: tok.decode(greedy) });
     });
   });
-  const byType: Record<string, { n: number; accuracy: number }> = {};
-  for (const it of items) {
-    const e = (byType[it.type] ??= { n: 0, accuracy: 0 });
-    e.n++;
-    e.accuracy += it.correct ? 1 : 0;
-  }
-  for (const e of Object.values(byType)) e.accuracy /= e.n;
-  return {
-    accuracy: items.filter((i) => i.correct).length / items.length,
-    meanLogLikelihood: items.reduce((a, i) => a + i.logLikelihood, 0) / items.length,
-    items,
-    byType,
-    expertMask: [...(opts.expertMask ?? [])],
-  };
+  return probeResultOf(items, opts.expertMask ?? []);
 }

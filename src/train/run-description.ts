@@ -23,7 +23,7 @@
 import { LBC_DIRECTIONS, LBC_IMPORTANCES } from '../method/adapter';
 import { PROJECTIONS } from '../method/shapes';
 import type { TrainedSettings } from './run-settings';
-import { errorMessage } from '../util/errors';
+import { parseJson } from '../util/errors';
 
 export const RUN_DESCRIPTION_VERSION = 1;
 
@@ -105,12 +105,7 @@ function migrate(raw: Record<string, unknown>, source: string): Record<string, u
  * settings.lr must be a number above 0, got -1").
  */
 export function parseRunDescription(json: string, source: string): RunDescription {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
+  const raw = parseJson(json, (m) => `${source}: not valid JSON (${m})`);
   if (!isObject(raw)) throw new Error(`${source}: expected a JSON object with ${TOP_FIELDS.join(', ')}`);
   const d = migrate(raw, source);
   const bad = (field: string, expected: string, got: unknown) => new Error(`${source}: ${field} must be ${expected}, got ${got === undefined ? 'nothing' : JSON.stringify(got)}`);

@@ -8,24 +8,18 @@
 import { checkAdapterConfig, defaultAdapterConfig } from '../loramoe/config';
 import { binaryGroups, parseTypeGroups } from '../loramoe/groups';
 import type { AdapterConfig, AdapterMode } from '../method/adapter';
-import type { Projection } from '../method/shapes';
 import type { MethodKey } from './comparison';
 import { defaultTrainSettings, type TrainSettings } from './trainer';
 import { errorMessage } from '../util/errors';
 
-export interface RunSettings {
-  // ---- what trains
+/** The adapter's fields that the form names as the adapter does (rank, alpha, dropout, targets, the LBC's). */
+type SharedAdapterFields = Pick<AdapterConfig, 'rank' | 'alpha' | 'dropout' | 'targets' | 'lbcDelta' | 'lbcBeta' | 'lbcDirection' | 'lbcImportance'>;
+
+export interface RunSettings extends SharedAdapterFields {
+  // ---- what trains (and the adapter's fields of SharedAdapterFields)
   mode: Exclude<AdapterMode, 'none'>;
   /** Experts per adapted projection (LoRAMoE). */
   experts: number;
-  rank: number;
-  alpha: number;
-  dropout: number;
-  targets: Projection[];
-  lbcDelta: number;
-  lbcBeta: number;
-  lbcDirection: AdapterConfig['lbcDirection'];
-  lbcImportance: AdapterConfig['lbcImportance'];
   /** Data type to experts ("world knowledge=0-3; *=4-7"); empty: the official binary grouping. */
   groups: string;
   // ---- how it trains (TrainSettings under the form's names)

@@ -8,6 +8,7 @@ import { chooseSource, deleteCachedRepo, inspectHub, loadDemoBackbone, loadHubBa
 import { DropZone } from './DropZone';
 import { formatBytes } from './format';
 import { MemoryEstimate } from './MemoryEstimate';
+import { ErrorBox } from './ErrorBox';
 
 const SOURCES: { key: SourceKind; label: string }[] = [
   { key: 'demo', label: 'Demo' },
@@ -50,11 +51,7 @@ export function BackbonePanel() {
       )}
       {config && <MemoryEstimate config={config} />}
       {progress && <LoadProgressBar />}
-      {error && (
-        <p className="error-box" data-testid="backbone-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorBox message={error} testId="backbone-error" />
       {info && (
         <div className="loaded" data-testid="backbone-loaded" data-name={info.name}>
           <strong>Loaded:</strong> {info.name} <span className="muted">({info.vocabulary.toLocaleString()} tokens, {info.maxPositions} positions)</span>

@@ -10,6 +10,7 @@ import { count } from './format';
 import { SettingField } from './SettingField';
 import { rangeText } from '../run/groups';
 import { ChatTranscript } from './views/ChatTranscript';
+import { ErrorBox } from './ErrorBox';
 
 /** Prompt in, tokens streamed out, each tinted by the expert group its router favoured. */
 export function ChatPanel() {
@@ -76,11 +77,7 @@ export function ChatPanel() {
           <SettingField k="topP" />
         </div>
       </details>
-      {error && (
-        <p className="error-box" data-testid="chat-error">
-          {error}
-        </p>
-      )}
+      <ErrorBox message={error} testId="chat-error" alert={false} />
       <ChatTranscript tokens={tokens} groups={colored} />
       {(finishReason || running) && (
         <p className="small muted" data-testid="chat-status" data-finish={finishReason ?? ''} data-mask={expertMask.join(',')}>

@@ -10,6 +10,7 @@ import { formatDuration } from './format';
 import { SettingField } from './SettingField';
 import { comparisonCsv, ComparisonView, methodColor, svgPng } from './views/ComparisonView';
 import { errorMessage } from '../util/errors';
+import { ErrorBox } from './ErrorBox';
 
 /**
  * The Training panel's settings the comparison takes (src/store/comparison.ts startComparison):
@@ -145,16 +146,8 @@ export function ComparePanel() {
           </div>
         </>
       )}
-      {c.error && (
-        <p className="error-box" role="alert" data-testid="compare-error">
-          {c.error}
-        </p>
-      )}
-      {exportError && (
-        <p className="error-box" role="alert">
-          {exportError}
-        </p>
-      )}
+      <ErrorBox message={c.error} testId="compare-error" />
+      <ErrorBox message={exportError} />
     </section>
   );
 }

@@ -15,6 +15,7 @@ import { count, formatBytes } from './format';
 import { SettingField } from './SettingField';
 import { ClippedText } from './views/ClippedText';
 import { TableScroll } from './views/TableScroll';
+import { ErrorBox } from './ErrorBox';
 
 const ACCEPT = '.json,.jsonl,.ndjson,.csv,.tsv,.parquet';
 
@@ -53,11 +54,7 @@ export function DataPanel() {
         )}
       </div>
       <HubDataSection />
-      {error && (
-        <p className="error-box" data-testid="data-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorBox message={error} testId="data-error" />
       {train && <DatasetDetails info={train} restored={restored} />}
       <GroupMapping />
     </section>

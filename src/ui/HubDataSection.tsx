@@ -8,6 +8,7 @@ import { useDatasetStore } from '../store/dataset';
 import { isTraining, useRunStore } from '../store/run';
 import { formatBytes } from './format';
 import { TableScroll } from './views/TableScroll';
+import { ErrorBox } from './ErrorBox';
 
 const LAYOUTS: Record<ColumnMapping['layout'], string> = {
   official: 'official LoRAMoE (instruction, input, output, task_type)',
@@ -87,11 +88,7 @@ export function HubDataSection() {
           </small>
         </div>
       )}
-      {s.error && (
-        <p className="error-box" data-testid="hub-data-error" role="alert">
-          {s.error}
-        </p>
-      )}
+      <ErrorBox message={s.error} testId="hub-data-error" />
       {s.notes.map((n, i) => (
         <p key={i} className="warn small" data-testid="hub-data-note">
           {n}

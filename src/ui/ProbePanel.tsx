@@ -10,6 +10,7 @@ import { DropZone } from './DropZone';
 import { effectiveMask, ExpertSwitches } from './ExpertSwitches';
 import { count } from './format';
 import { ProbeView } from './views/ProbeView';
+import { ErrorBox } from './ErrorBox';
 
 /** Closed-book questions held out of training: exact-match accuracy of the frozen backbone and of the trained model. */
 export function ProbePanel() {
@@ -57,7 +58,7 @@ export function ProbePanel() {
           <strong>{probe.name}</strong>: {count(probe.counts.good, 'question')}
         </p>
       )}
-      {probeError && <p className="error-box">{probeError}</p>}
+      <ErrorBox message={probeError} alert={false} />
       <div className="buttons">
         <button type="button" data-testid="probe-before" disabled={!can} onClick={() => void runProbe('before')}>
           {running === 'before' ? 'Probing…' : 'Probe the frozen backbone'}
@@ -71,11 +72,7 @@ export function ProbePanel() {
         {modelName ? `"After" scores ${modelName}.` : '"After" needs an adapter: train a run or import one.'}
         {afterWhy && modelName ? ` ${afterWhy}.` : ''}
       </p>
-      {error && (
-        <p className="error-box" data-testid="probe-error">
-          {error}
-        </p>
-      )}
+      <ErrorBox message={error} testId="probe-error" alert={false} />
       <ProbeView before={before} after={after} />
     </section>
   );

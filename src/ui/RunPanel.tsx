@@ -7,6 +7,7 @@ import { SETTINGS } from '../store/settings-table';
 import { discardCheckpoint, resumeFromCheckpoint, stopRun } from '../store/run-actions';
 import { isTraining } from '../store/run';
 import { formatBytes, formatTime } from './format';
+import { ErrorBox } from './ErrorBox';
 
 /** Events shown at once (the rest behind "show all"). */
 const EVENTS_SHOWN = 6;
@@ -94,11 +95,7 @@ export function RunPanel() {
           {message}
         </p>
       )}
-      {storageError && (
-        <p className="error-box" data-testid="storage-error" role="alert">
-          {storageError}
-        </p>
-      )}
+      <ErrorBox message={storageError} testId="storage-error" />
       {events.length > 0 && (
         <div className="run-events" data-testid="run-events" data-count={events.length}>
           <ul aria-live="polite" style={{ listStyle: 'none', paddingLeft: 0, margin: 0 }}>

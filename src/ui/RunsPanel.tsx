@@ -9,6 +9,7 @@ import { formatBytes } from './format';
 import { ReasonButton } from './ReasonButton';
 import { RunsOverlay } from './views/RunsOverlay';
 import { TableScroll } from './views/TableScroll';
+import { ErrorBox } from './ErrorBox';
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 
@@ -185,11 +186,7 @@ export function RunsPanel() {
           {persistenceText(persistence)}
         </p>
       )}
-      {error && (
-        <p className="error-box" data-testid="runs-error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorBox message={error} testId="runs-error" />
     </section>
   );
 }

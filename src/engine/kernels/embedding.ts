@@ -23,6 +23,7 @@ import { ceilDiv, createOp, grid1d, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/embedding.wgsl?raw';
 import { createTensor, type Tensor } from '../tensor';
+import { checkSizes, needTensor } from './checks';
 
 const SHADER: ShaderSource = { name: 'embedding', code };
 
@@ -100,16 +101,7 @@ export interface EmbeddingBackwardOp extends Op {
   setPlan(plan: EmbeddingBackwardPlan): void;
 }
 
-function checkDims(op: string, d: Dims): void {
-  for (const [k, v] of [['M', d.M], ['C', d.C], ['V', d.V]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${k} must be a non-negative integer, got ${v}`);
-  }
-}
-
-function need(op: string, role: string, t: Tensor, dtype: 'f32' | 'f16' | 'u32', n: number, shape: string): void {
-  if (t.dtype !== dtype) throw new Error(`${op}: ${role} ${t.name} must be ${dtype}, got ${t.dtype}`);
-  if (t.size < n) throw new Error(`${op}: ${role} ${t.name} has ${t.size} values, needs ${shape} = ${n}`);
-}
+const checkDims = (op: string, d: Dims) => checkSizes(op, { M: d.M, C: d.C, V: d.V });
 
 function gridFor(ctx: GpuContext, invocations: number, maxGridDim: number | undefined): [number, number] {
   return grid1d(ceilDiv(invocations, WG), Math.min(maxGridDim ?? 65535, ctx.adapter.limits.maxComputeWorkgroupsPerDimension));
@@ -120,11 +112,11 @@ export function embeddingForwardOp(ctx: GpuContext, args: EmbeddingForwardArgs):
   const op = 'embedding forward';
   checkDims(op, args);
   const { M, C, V } = args;
-  need(op, 'ids', args.ids, 'u32', M, `[M=${M}]`);
+  needTensor(op, 'ids', args.ids, M, `[M=${M}]`, 'u32');
   // A frozen table may be stored in f16 (src/model/weights.ts); forward_f16 widens it to f32.
   const half = args.E.dtype === 'f16';
-  need(op, 'E', args.E, half ? 'f16' : 'f32', V * C, `[V=${V}, C=${C}]`);
-  need(op, 'out', args.out, 'f32', M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'E', args.E, V * C, `[V=${V}, C=${C}]`, half ? 'f16' : 'f32');
+  needTensor(op, 'out', args.out, M * C, `[M=${M}, C=${C}]`, 'f32');
   if (args.out.buffer === args.E.buffer) throw new Error(`${op}: out ${args.out.name} shares its buffer with E ${args.E.name}`);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.out.name}`,
@@ -147,11 +139,11 @@ export function embeddingBackwardOp(ctx: GpuContext, args: EmbeddingBackwardArgs
   const { M, C, V } = args;
   const maxU = args.maxU ?? args.tokens.size;
   if (!Number.isInteger(maxU) || maxU < 0) throw new Error(`${op}: maxU must be a non-negative integer, got ${maxU}`);
-  need(op, 'dout', args.dout, 'f32', M * C, `[M=${M}, C=${C}]`);
-  need(op, 'dE', args.dE, 'f32', V * C, `[V=${V}, C=${C}]`);
-  need(op, 'tokens', args.tokens, 'u32', maxU, `[maxU=${maxU}]`);
-  need(op, 'offsets', args.offsets, 'u32', maxU + 1, `[maxU+1=${maxU + 1}]`);
-  need(op, 'positions', args.positions, 'u32', M, `[M=${M}]`);
+  needTensor(op, 'dout', args.dout, M * C, `[M=${M}, C=${C}]`, 'f32');
+  needTensor(op, 'dE', args.dE, V * C, `[V=${V}, C=${C}]`, 'f32');
+  needTensor(op, 'tokens', args.tokens, maxU, `[maxU=${maxU}]`, 'u32');
+  needTensor(op, 'offsets', args.offsets, maxU + 1, `[maxU+1=${maxU + 1}]`, 'u32');
+  needTensor(op, 'positions', args.positions, M, `[M=${M}]`, 'u32');
   if (args.dE.buffer === args.dout.buffer) throw new Error(`${op}: dE ${args.dE.name} shares its buffer with dout ${args.dout.name}`);
   const base = createOp(ctx, {
     label: args.label ?? `${op} ${args.dE.name}`,

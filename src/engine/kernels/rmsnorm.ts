@@ -16,6 +16,7 @@ import { ceilDiv, createOp, grid1d, type Op } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/rmsnorm.wgsl?raw';
 import type { Tensor } from '../tensor';
+import { checkSizes, distinctOutputs, needTensor } from './checks';
 
 const SHADER: ShaderSource = { name: 'rmsnorm', code };
 
@@ -95,25 +96,7 @@ export interface RmsnormBackwardWeightArgs extends Dims {
   dw: Tensor;
 }
 
-function checkDims(op: string, d: Dims): void {
-  for (const [k, v] of [['M', d.M], ['C', d.C]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${k} must be a non-negative integer, got ${v}`);
-  }
-}
-
-function need(op: string, role: string, t: Tensor, n: number, shape: string): void {
-  if (t.dtype !== 'f32') throw new Error(`${op}: ${role} ${t.name} must be f32, got ${t.dtype}`);
-  if (t.size < n) throw new Error(`${op}: ${role} ${t.name} has ${t.size} values, needs ${shape} = ${n}`);
-}
-
-function distinct(op: string, outs: Tensor[], ins: Tensor[]): void {
-  const all = [...outs, ...ins];
-  outs.forEach((o, i) => {
-    all.forEach((t, j) => {
-      if (j !== i && t.buffer === o.buffer) throw new Error(`${op}: output ${o.name} shares its buffer with ${t.name}`);
-    });
-  });
-}
+const checkDims = (op: string, d: Dims) => checkSizes(op, { M: d.M, C: d.C });
 
 function gridLimit(ctx: GpuContext, d: Dims): number {
   return Math.min(d.maxGridDim ?? 65535, ctx.adapter.limits.maxComputeWorkgroupsPerDimension);
@@ -125,11 +108,11 @@ export function rmsnormForwardOp(ctx: GpuContext, args: RmsnormForwardArgs): Op 
   checkDims(op, args);
   const { M, C } = args;
   if (!(args.eps >= 0)) throw new Error(`${op}: eps must be >= 0, got ${args.eps}`);
-  need(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'w', args.w, C, `[C=${C}]`);
-  need(op, 'y', args.y, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'rstd', args.rstd, M, `[M=${M}]`);
-  distinct(op, [args.y, args.rstd], [args.x, args.w]);
+  needTensor(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'w', args.w, C, `[C=${C}]`);
+  needTensor(op, 'y', args.y, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'rstd', args.rstd, M, `[M=${M}]`);
+  distinctOutputs(op, [args.y, args.rstd], [args.x, args.w]);
   const g = rowGrid(ctx, args);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.y.name}`,
@@ -147,12 +130,12 @@ export function rmsnormBackwardInputOp(ctx: GpuContext, args: RmsnormBackwardInp
   const op = 'rmsnorm backward_input';
   checkDims(op, args);
   const { M, C } = args;
-  need(op, 'dy', args.dy, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'w', args.w, C, `[C=${C}]`);
-  need(op, 'rstd', args.rstd, M, `[M=${M}]`);
-  need(op, 'dx', args.dx, M * C, `[M=${M}, C=${C}]`);
-  distinct(op, [args.dx], [args.dy, args.x, args.w, args.rstd]);
+  needTensor(op, 'dy', args.dy, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'w', args.w, C, `[C=${C}]`);
+  needTensor(op, 'rstd', args.rstd, M, `[M=${M}]`);
+  needTensor(op, 'dx', args.dx, M * C, `[M=${M}, C=${C}]`);
+  distinctOutputs(op, [args.dx], [args.dy, args.x, args.w, args.rstd]);
   const g = rowGrid(ctx, args);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.dx.name}`,
@@ -170,11 +153,11 @@ export function rmsnormBackwardWeightOp(ctx: GpuContext, args: RmsnormBackwardWe
   const op = 'rmsnorm backward_weight';
   checkDims(op, args);
   const { M, C } = args;
-  need(op, 'dy', args.dy, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
-  need(op, 'rstd', args.rstd, M, `[M=${M}]`);
-  need(op, 'dw', args.dw, C, `[C=${C}]`);
-  distinct(op, [args.dw], [args.dy, args.x, args.rstd]);
+  needTensor(op, 'dy', args.dy, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'x', args.x, M * C, `[M=${M}, C=${C}]`);
+  needTensor(op, 'rstd', args.rstd, M, `[M=${M}]`);
+  needTensor(op, 'dw', args.dw, C, `[C=${C}]`);
+  distinctOutputs(op, [args.dw], [args.dy, args.x, args.rstd]);
   return createOp(ctx, {
     label: args.label ?? `${op} ${args.dw.name}`,
     shader: SHADER,

@@ -18,6 +18,7 @@ import { ceilDiv, createOp, grid1d, type Op, setUniforms } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/rope.wgsl?raw';
 import type { Tensor } from '../tensor';
+import { checkSizes } from './checks';
 
 const SHADER: ShaderSource = { name: 'rope', code };
 
@@ -60,9 +61,7 @@ export interface RopeOp extends Op {
 
 function ropeOp(ctx: GpuContext, op: string, entryPoint: string, a: RopeCommon, src: Tensor, dst: Tensor, names: [string, string]): RopeOp {
   const { M, nHeads, D, T, maxPos } = a;
-  for (const [k, v] of [['M', M], ['nHeads', nHeads], ['D', D], ['T', T], ['maxPos', maxPos]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${k} must be a non-negative integer, got ${v}`);
-  }
+  checkSizes(op, { M, nHeads, D, T, maxPos });
   if (D === 0 || D % 2 !== 0) throw new Error(`${op}: head dim D must be positive and even, got ${D}`);
   if (T === 0) throw new Error(`${op}: T must be at least 1`);
   if (M % T !== 0) throw new Error(`${op}: M=${M} rows must be a multiple of T=${T} (M = B*T)`);

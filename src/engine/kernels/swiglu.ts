@@ -14,6 +14,7 @@ import { ceilDiv, createOp, grid1d, type Op } from '../op';
 import type { ShaderSource } from '../pipelines';
 import code from '../../../shaders/swiglu.wgsl?raw';
 import type { Tensor } from '../tensor';
+import { checkSizes, distinctOutputs, needTensor } from './checks';
 
 const SHADER: ShaderSource = { name: 'swiglu', code };
 
@@ -42,25 +43,11 @@ export interface SwigluBackwardArgs extends Dims {
 }
 
 function checkDims(op: string, d: Dims): number {
-  for (const [k, v] of [['M', d.M], ['F', d.F]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${op}: ${k} must be a non-negative integer, got ${v}`);
-  }
+  checkSizes(op, { M: d.M, F: d.F });
   return d.M * d.F;
 }
 
-function checkTensor(op: string, role: string, t: Tensor, n: number, M: number, F: number): void {
-  if (t.dtype !== 'f32') throw new Error(`${op}: ${role} ${t.name} must be f32, got ${t.dtype}`);
-  if (t.size < n) throw new Error(`${op}: ${role} ${t.name} has ${t.size} values, needs [M=${M}, F=${F}] = ${n}`);
-}
-
-function distinctOutputs(op: string, outs: Tensor[], ins: Tensor[]): void {
-  const all = [...outs, ...ins];
-  outs.forEach((o, i) => {
-    all.forEach((t, j) => {
-      if (j !== i && t.buffer === o.buffer) throw new Error(`${op}: output ${o.name} shares its buffer with ${t.name}`);
-    });
-  });
-}
+const checkTensor = (op: string, role: string, t: Tensor, n: number, M: number, F: number) => needTensor(op, role, t, n, `[M=${M}, F=${F}]`);
 
 function grid(ctx: GpuContext, n: number, maxGridDim: number | undefined): [number, number] {
   return grid1d(ceilDiv(n, WG), Math.min(maxGridDim ?? 65535, ctx.adapter.limits.maxComputeWorkgroupsPerDimension));

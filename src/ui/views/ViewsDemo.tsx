@@ -3,6 +3,7 @@
  * `?views-demo`). Nothing here comes from a model: the numbers are generated from a fixed seed.
  */
 import { useState } from 'react';
+import { probeResultOf } from '../../train/probe-result';
 import { ChatTranscript } from './ChatTranscript';
 import { GroupShareChart } from './GroupShareChart';
 import { LossCharts } from './LossCharts';
@@ -120,19 +121,7 @@ function makeProbe(which: 'before' | 'after'): ProbeResult {
       greedyPrefix: correct ? '' : x.gold === 'Jane Austen' ? 'Charlotte' : x.gold === 'Canberra' ? 'Sydney' : x.gold.startsWith('nothing') ? '<b>' : 'the',
     };
   });
-  const byType: ProbeResult['byType'] = {};
-  for (const it of items) {
-    const e = (byType[it.type] ??= { n: 0, accuracy: 0 });
-    e.n++;
-    e.accuracy += it.correct ? 1 : 0;
-  }
-  for (const e of Object.values(byType)) e.accuracy /= e.n;
-  return {
-    accuracy: items.filter((i) => i.correct).length / items.length,
-    meanLogLikelihood: items.reduce((a, i) => a + i.logLikelihood, 0) / items.length,
-    items,
-    byType,
-  };
+  return probeResultOf(items);
 }
 
 function makeChat(): ChatToken[] {
