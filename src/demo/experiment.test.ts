@@ -169,9 +169,15 @@ describe('learning-rate grid', () => {
     expect(summary[0].probeAfter.mean).toBeCloseTo(0.7, 12);
     expect(summary[0].probeAfter.half).toBeCloseTo(12.706 * 0.1, 3);
     const svg = tradeoffSvg(summary, 'knowledge kept against tasks learnt');
-    expect(svg.match(/<circle /g)).toHaveLength(2 * 2);
+    // Two points and one legend entry (one method); the points joined in order of rate and labelled.
+    expect(svg.match(/<circle /g)).toHaveLength(2 + 1);
     expect(svg).toContain('<title>lora, lr 1e-3</title>');
     expect(svg).toContain('<title>lora, lr 2e-3</title>');
+    // Plot area 400 px square at (70, 50): lr 1e-3 at tasks 0.6, probe 0.7; lr 2e-3 at tasks 0.9, probe 0.3.
+    const line = (svg.match(/<polyline points="([^"]*)"/)?.[1] ?? '').split(/[ ,]/).map(Number);
+    [70 + 0.6 * 400, 50 + 0.3 * 400, 70 + 0.9 * 400, 50 + 0.7 * 400].forEach((v, i) => expect(line[i]).toBeCloseTo(v, 6));
+    expect(svg).toContain('>1e-3</text>');
+    expect(svg).toContain('>2e-3</text>');
     expect(svg).toContain('backbone alone');
   });
 });

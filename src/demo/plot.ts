@@ -70,8 +70,9 @@ export function curvesSvg(results: readonly MethodSummary[], title = ''): string
 /**
  * Knowledge kept against tasks learnt: one point per method and learning rate (x: mean exact match
  * on the held-out task examples, y: on the held-out facts), with whiskers of their 95% intervals
- * over the seeds (none with one seed), and the backbone alone as a grey diamond. Up and to the right
- * is better: a method that learns the tasks without forgetting sits in the top right corner.
+ * over the seeds (none with one seed), and the backbone alone as a grey diamond; a method's rates are
+ * joined by a line and labelled. Up and to the right is better: a method that learns the tasks
+ * without forgetting sits in the top right corner.
  */
 export function tradeoffSvg(results: readonly MethodSummary[], title = ''): string {
   const W = 820;
@@ -100,7 +101,13 @@ export function tradeoffSvg(results: readonly MethodSummary[], title = ''): stri
     out.push(`<path d="M ${x(bx)} ${y(base.probeBefore) - 6} l 6 6 l -6 6 l -6 -6 z" fill="#999"><title>backbone alone</title></path>`);
     out.push(`<text x="${x(bx) + 9}" y="${y(base.probeBefore) + 4}" fill="#666">backbone alone</text>`);
   }
-  results.forEach((r, i) => {
+  // A method's rates joined in order of rate, each point labelled with its rate: the line shows
+  // what a larger step buys in tasks and costs in knowledge.
+  for (const key of keys) {
+    const pts = results.filter((r) => r.key === key).sort((a, b) => a.lr - b.lr);
+    if (pts.length > 1) out.push(`<polyline points="${pts.map((r) => `${x(r.taskMean.mean)},${y(r.probeAfter.mean)}`).join(' ')}" fill="none" stroke="${color(key)}" stroke-opacity="0.35"/>`);
+  }
+  for (const r of results) {
     const c = color(r.key);
     const px = x(r.taskMean.mean);
     const py = y(r.probeAfter.mean);
@@ -108,8 +115,12 @@ export function tradeoffSvg(results: readonly MethodSummary[], title = ''): stri
     if (r.probeAfter.half !== null) out.push(`<line x1="${px}" y1="${y(r.probeAfter.mean - r.probeAfter.half)}" x2="${px}" y2="${y(r.probeAfter.mean + r.probeAfter.half)}" stroke="${c}"/>`);
     const label = r.method.includes(', lr ') ? r.method : `${r.method}, lr ${r.lr.toExponential()}`;
     out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${c}"><title>${esc(label)}</title></circle>`);
-    // The legend beside the plot: every point named, in the results' order.
-    out.push(`<circle cx="${left + size + 22}" cy="${top + 8 + i * 18}" r="4" fill="${c}"/><text x="${left + size + 30}" y="${top + 12 + i * 18}">${esc(label)}</text>`);
+    out.push(`<text x="${px + 7}" y="${py - 5}" font-size="10" fill="${c}">${esc(r.lr.toExponential())}</text>`);
+  }
+  // The legend beside the plot: one entry per method, in the results' order.
+  keys.forEach((key, i) => {
+    const name = results.find((r) => r.key === key)?.method.replace(/, lr .*$/, '') ?? key;
+    out.push(`<circle cx="${left + size + 62}" cy="${top + 8 + i * 18}" r="4" fill="${color(key)}"/><text x="${left + size + 70}" y="${top + 12 + i * 18}">${esc(name)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
