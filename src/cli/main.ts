@@ -127,7 +127,7 @@ const HELP = `LoRAMoE Playground runner
             across seeds puts them beyond noise (the interval of the per-seed differences excludes 0);
             --lr-grid trains each method once per learning rate (default: 4e-4, 1e-3, 2.5e-3 for
             full fine-tuning, 2e-3, 5e-3, 1.25e-2 for the adapters; a plain list: every adapter
-            method); --tradeoff-svg FILE: knowledge kept against tasks learnt, a point per method
+            method), and the differences compare methods at the same rate; --tradeoff-svg FILE: knowledge kept against tasks learnt, a point per method
             and learning rate with its intervals. LoRA is parameter-matched: rank experts x rank
             and alpha experts x alpha (the experts' trainable parameters and scale alpha / rank).
             --study DIR keeps each finished run in DIR and a checkpoint of each run in progress
@@ -815,7 +815,7 @@ async function experimentCommand(flags: Flags): Promise<void> {
   const seeds = summary[0]?.seeds ?? [];
   const json = str(flags, 'json');
   // results: one entry per method and seed; summary: each method's figures as mean and 95% interval
-  // over the seeds; differences: every pair of methods, paired by seed.
+  // over the seeds; differences: pairs of methods (at the same rate with a grid), paired by seed.
   if (json) await writeFile(json, JSON.stringify({ flags, seconds, seeds, noiseRule: NOISE_RULE, results, summary, differences: methodDifferences(results) }, null, 1));
   const svg = str(flags, 'svg');
   const band = seeds.length > 1 ? `, mean and 95% interval over ${seeds.length} seeds` : '';

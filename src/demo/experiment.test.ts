@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../cli/main';
-import { DEFAULT_LR_GRID, experimentMethods, type MethodDifference, type MethodResult, type MethodSummary, parseLrGrid, summarizeSeeds } from './experiment';
+import { DEFAULT_LR_GRID, experimentMethods, type MethodDifference, methodDifferences, type MethodResult, type MethodSummary, parseLrGrid, summarizeSeeds } from './experiment';
 import { tradeoffSvg } from './plot';
 import { TASK_TYPES } from './tasks';
 import { writeDemoSlice } from '../test/demo-data';
@@ -156,6 +156,20 @@ describe('learning-rate grid', () => {
     ]);
     // LoRA is parameter-matched with LoRAMoE: rank experts x rank.
     expect(methods[1].adapter.rank).toBe(8 * 4);
+  });
+
+  it('with a learning-rate grid, compares different methods at the same rate only', () => {
+    const results = [1, 2].flatMap((seed) => [
+      result('full', 4e-4, seed, 0.8, 1),
+      result('lora', 1e-3, seed, 0.7, 0.9),
+      result('lora', 2e-3, seed, 0.5, 0.95),
+      result('loramoe', 1e-3, seed, 0.9, 0.9 - seed / 100),
+      result('loramoe', 2e-3, seed, 0.85, 0.95),
+    ]);
+    const pairs = methodDifferences(results).map((d) => `${d.a} − ${d.b}`);
+    expect(pairs).toEqual(['lora, lr 1e-3 − loramoe, lr 1e-3', 'lora, lr 2e-3 − loramoe, lr 2e-3']);
+    // One rate per method: every pair.
+    expect(methodDifferences(results.filter((r) => r.lr !== 2e-3))).toHaveLength(3);
   });
 
   it('summarises each method and rate over its seeds, and plots knowledge against tasks per method and rate', () => {

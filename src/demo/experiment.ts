@@ -486,12 +486,19 @@ export interface MethodDifference {
   taskMean: PairedDifference;
 }
 
-/** Every pair of methods, compared on the seeds both ran (a before b in method order). */
+/**
+ * Pairs of methods compared on the seeds both ran (a before b in method order): every pair when each
+ * method has one learning rate; with a learning-rate grid, the pairs of different methods at the same
+ * rate (the comparisons where only the method differs; how a method's rates trade tasks against
+ * knowledge is the chart's to show, and 15 rates would make 105 rows).
+ */
 export function methodDifferences(results: readonly MethodResult[]): MethodDifference[] {
   const methods = byMethod(results);
+  const grid = new Set(results.map((r) => r.key)).size < methods.length;
   const out: MethodDifference[] = [];
   for (let i = 0; i < methods.length; i++) {
     for (let j = i + 1; j < methods.length; j++) {
+      if (grid && (methods[i][0].lr !== methods[j][0].lr || methods[i][0].key === methods[j][0].key)) continue;
       const seeds = methods[i].map((r) => r.seed).filter((s) => methods[j].some((r) => r.seed === s));
       const pick = (runs: MethodResult[], f: (r: MethodResult) => number) => seeds.map((s) => f(runs.find((r) => r.seed === s)!));
       out.push({
@@ -540,9 +547,9 @@ function diffText(d: PairedDifference): string {
 }
 
 /**
- * Every pair of methods: the per-seed difference in probe and task accuracy (mean ± 95% interval,
- * percentage points), marked * where a paired t-test across seeds finds it beyond noise (the
- * interval excludes zero). Empty with one seed.
+ * The pairs of methodDifferences: the per-seed difference in probe and task accuracy (mean ± 95%
+ * interval, percentage points), marked * where a paired t-test across seeds finds it beyond noise
+ * (the interval excludes zero). Empty with one seed.
  */
 export function differencesTable(results: readonly MethodResult[]): string {
   const diffs = methodDifferences(results);
