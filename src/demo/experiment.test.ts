@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../cli/main';
 import { DEFAULT_LR_GRID, experimentMethods, type MethodDifference, methodDifferences, type MethodResult, type MethodSummary, parseLrGrid, summarizeSeeds } from './experiment';
-import { tradeoffSvg } from './plot';
+import { curvesSvg, tradeoffSvg } from './plot';
 import { TASK_TYPES } from './tasks';
 import { writeDemoSlice } from '../test/demo-data';
 
@@ -193,5 +193,30 @@ describe('learning-rate grid', () => {
     expect(svg).toContain('>1e-3</text>');
     expect(svg).toContain('>2e-3</text>');
     expect(svg).toContain('backbone alone');
+  });
+
+  it('draws the curves of a learning-rate grid in a colour per method and a dash per rate, a legend row per method', () => {
+    const point = (step: number, probe: number) => ({ step, samples: step * 16, probe, probeLogLikelihood: -1, tasks: { a: 0.5 }, taskMean: 0.5 });
+    const withCurve = (r: MethodResult): MethodResult => ({ ...r, curve: [point(0, 0.9), point(10, r.probeAfter)] });
+    const runs = [result('lora', 1e-3, 1, 0.8, 0.5), result('lora', 2e-3, 1, 0.4, 0.9), result('loramoe', 1e-3, 1, 0.9, 0.9), result('loramoe', 2e-3, 1, 0.85, 0.9)].map(withCurve);
+    const svg = curvesSvg(summarizeSeeds(runs));
+    // Two panels x four series, then the legend's four samples.
+    const lines = [...svg.matchAll(/<polyline points="[^"]*" fill="none" stroke="([^"]+)" stroke-width="2"(?: stroke-dasharray="([^"]+)")?\/>/g)].map((m) => [m[1], m[2] ?? 'solid']);
+    expect(lines).toHaveLength(8);
+    const [lora1, lora2, moe1, moe2] = lines.slice(0, 4);
+    expect(lora1[0]).toBe(lora2[0]);
+    expect(moe1[0]).toBe(moe2[0]);
+    expect(lora1[0]).not.toBe(moe1[0]);
+    expect([lora1[1], lora2[1], moe1[1], moe2[1]]).toEqual(['solid', '7 4', 'solid', '7 4']);
+    expect(lines.slice(4)).toEqual(lines.slice(0, 4));
+    // Two legend rows (one per method) below the panels: the second method's entries 18 px lower.
+    const legend = [...svg.matchAll(/<line x1="(\d+)" x2="\d+" y1="(\d+)"[^>]*stroke-width="3"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(legend).toEqual([
+      [70, legend[0][1]],
+      [370, legend[0][1]],
+      [70, legend[0][1] + 18],
+      [370, legend[0][1] + 18],
+    ]);
+    expect(Number(svg.match(/height="(\d+)"/)?.[1])).toBeGreaterThan(legend[3][1]);
   });
 });

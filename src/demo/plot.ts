@@ -1,7 +1,7 @@
 /**
  * The experiment's curves as one SVG: accuracy on the held-out facts (the paper's forgetting curve)
  * and mean accuracy on the held-out task examples, against instruction samples seen, one line per
- * method: the mean over the seeds, in a band of its 95% confidence interval (Student t; no band with
+ * method and learning rate (a colour per method, a dash per rate): the mean over the seeds, in a band of its 95% confidence interval (Student t; no band with
  * one seed). Plain SVG text, so the runner writes it without a browser (the README's PNG is this
  * file rendered by a headless browser).
  */
@@ -11,9 +11,29 @@ import type { CurvePointCI, MethodSummary } from './experiment';
 const COLORS = ['#d62728', '#ff7f0e', '#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+/** A method's rates drawn apart in the curves: solid for its smallest, then dashed, then dotted. */
+const DASHES = ['', '7 4', '2 3', '10 3 2 3'];
+
+/**
+ * A colour per method (the trade-off chart's) and a dash per learning rate of that method, so that
+ * a study of methods x rates stays readable; the legend has a row per method.
+ */
+function seriesStyles(results: readonly MethodSummary[]): { color: string; dash: string }[] {
+  const keys = [...new Set(results.map((r) => r.key))];
+  return results.map((r) => {
+    const rates = [...new Set(results.filter((o) => o.key === r.key).map((o) => o.lr))].sort((a, b) => a - b);
+    return { color: COLORS[keys.indexOf(r.key) % COLORS.length], dash: DASHES[rates.indexOf(r.lr) % DASHES.length] };
+  });
+}
+
 export function curvesSvg(results: readonly MethodSummary[], title = ''): string {
   const W = 960;
-  const H = 420;
+  const styles = seriesStyles(results);
+  // The legend: one row per method, its rates side by side (a single rate each: three to a row).
+  const keys = [...new Set(results.map((r) => r.key))];
+  const byRate = keys.length < results.length;
+  const legendRows = byRate ? keys.length : Math.ceil(results.length / 3);
+  const H = 390 + legendRows * 18;
   const panelW = 400;
   const panelH = 260;
   const top = 60;
@@ -46,7 +66,7 @@ export function curvesSvg(results: readonly MethodSummary[], title = ''): string
     const clamp = (v: number) => Math.min(1, Math.max(0, v));
     results.forEach((r, ri) => {
       if (r.curve.length === 0) return;
-      const color = COLORS[ri % COLORS.length];
+      const { color, dash } = styles[ri];
       // The band: the upper edge left to right, then the lower edge back (clipped to 0..100%).
       if (r.curve.every((p) => panel.value(p).half !== null)) {
         const upper = r.curve.map((p) => `${sx(p.samples).toFixed(1)},${sy(clamp(panel.value(p).mean + panel.value(p).half!)).toFixed(1)}`);
@@ -54,13 +74,16 @@ export function curvesSvg(results: readonly MethodSummary[], title = ''): string
         out.push(`<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
       }
       const pts = r.curve.map((p) => `${sx(p.samples).toFixed(1)},${sy(panel.value(p).mean).toFixed(1)}`).join(' ');
-      out.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`);
+      out.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
     });
   });
   results.forEach((r, ri) => {
-    const x = 70 + (ri % 3) * 300;
-    const y = H - 30 + Math.floor(ri / 3) * 18;
-    out.push(`<line x1="${x}" x2="${x + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${COLORS[ri % COLORS.length]}" stroke-width="3"/>`);
+    const row = byRate ? keys.indexOf(r.key) : Math.floor(ri / 3);
+    const col = byRate ? results.slice(0, ri).filter((o) => o.key === r.key).length : ri % 3;
+    const x = 70 + col * 300;
+    const y = top + panelH + 68 + row * 18;
+    const { color, dash } = styles[ri];
+    out.push(`<line x1="${x}" x2="${x + 24}" y1="${y - 4}" y2="${y - 4}" stroke="${color}" stroke-width="3"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
     out.push(`<text x="${x + 30}" y="${y}">${esc(r.method)}</text>`);
   });
   out.push('</svg>');
