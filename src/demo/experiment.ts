@@ -7,7 +7,8 @@
  * variant is also scored with each expert group switched off (the specialisation table). With
  * `seeds`, every method trains from each seed, and the tables give each figure as the mean and 95%
  * Student-t interval over the seeds (summarizeSeeds), with differences tested in pairs by seed
- * (methodDifferences, NOISE_RULE).
+ * (methodDifferences, NOISE_RULE). Each run trains through the run driver (src/run/driver.ts
+ * TrainingRun): its loop, NaN guard, held-out scores and knockouts, checkpoints into the study.
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
@@ -343,7 +344,7 @@ export async function runExperiment(
         adapter: m.adapter,
         train: settings,
         typeNames: names,
-        // Only a study keeps checkpoints (StudyCheckpoints).
+        // Only a study keeps checkpoints (studyCheckpoints).
         checkpointEvery: study ? checkpointEvery : 0,
         // Routing is measured once, after training, on the probe and the task set (below): no window before the last step.
         routingEvery: o.steps,
