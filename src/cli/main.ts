@@ -52,7 +52,7 @@ import { decodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
 import { officialRunZip } from '../train/official-export';
 import { defaultTrainSettings, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
-import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, newRunMeta, type RunMeta } from '../run/checkpoint';
 import { type CheckpointExtra, type CheckpointStore, heldOutTasks, makeTrainer, prepareNew, prepareResume, runPositions, samplesLeftOut, TrainingRun } from '../run/driver';
 import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { CHECKPOINT_FILE, checkDataHash, DEMO_MODEL, type FolderSetup, METRICS_FILE, metricsText, parseFolderSetup, parseMetrics, SETUP_FILE as RUN_FILE, unzipFolder } from '../run/run-folder';
@@ -438,26 +438,25 @@ async function train(flags: Flags): Promise<void> {
   const weights = new GpuWeights(ctx, backbone.config, backbone.weights, cfg, adapter, positions, precision);
   const trainer = makeTrainer(ctx, weights, prepared.samples, names, prepared.train, backbone.tokenizer.padId);
   await mkdir(out, { recursive: true });
-  const meta: RunMeta = resumed?.meta ?? {
-    version: RUN_META_VERSION,
-    runId: `run-${basename(resolve(out))}`,
-    // The shipped demo backbone is the page's demo, another is named as the page names a picked
-    // folder (its last part), so the run folder imports into the page.
-    backbone: resolve(modelDir) === resolve(DEMO_MODEL_DIR) ? { kind: 'demo' } : { kind: 'local', name: basename(resolve(modelDir)) },
-    dataset: { name: data.name, bytes: data.bytes, records: records.length },
-    adapter: cfg,
-    train: prepared.train,
-    typeNames: names,
-    totalSteps: settings.steps,
-    checkpointEvery,
-    // The routing set is measured where the run rests and at its last step.
-    routingEvery: settings.steps,
-    faultLimit: DEFAULT_FAULT_LIMIT,
-    ...(prepared.selection ? { routingSet: prepared.selection } : {}),
-    ...(evalEvery > 0 ? { evalEvery } : {}),
-    weights: precision,
-    savedAt: 0,
-  };
+  const meta: RunMeta =
+    resumed?.meta ??
+    newRunMeta({
+      runId: `run-${basename(resolve(out))}`,
+      // The shipped demo backbone is the page's demo, another is named as the page names a picked
+      // folder (its last part), so the run folder imports into the page.
+      backbone: resolve(modelDir) === resolve(DEMO_MODEL_DIR) ? { kind: 'demo' } : { kind: 'local', name: basename(resolve(modelDir)) },
+      dataset: { name: data.name, bytes: data.bytes, records: records.length },
+      adapter: cfg,
+      train: prepared.train,
+      typeNames: names,
+      checkpointEvery,
+      // The routing set is measured where the run rests and at its last step.
+      routingEvery: settings.steps,
+      faultLimit: DEFAULT_FAULT_LIMIT,
+      selection: prepared.selection,
+      evalEvery,
+      weights: precision,
+    });
   let saved: CheckpointExtra | undefined;
   if (resumed) {
     const cp = resumed.cp;
@@ -591,21 +590,19 @@ async function readRunCheckpoint(dir: string, run: FolderSetup): Promise<{ meta:
   const bytes = new Uint8Array(await readFile(path));
   const { trainer: cp, metadata } = decodeTrainerState(bytes, path);
   if (metadata.run !== undefined) return { meta: decodeCheckpoint(bytes, path).meta, cp };
-  const meta: RunMeta = {
-    version: RUN_META_VERSION,
+  const meta = newRunMeta({
     runId: `run-${basename(resolve(dir))}`,
     backbone: { kind: 'local', name: run.model },
     dataset: { name: basename(run.data), bytes: 0, records: 0 },
     adapter: run.cfg,
     train: run.settings,
     typeNames: run.typeNames,
-    totalSteps: run.settings.steps,
     checkpointEvery: run.checkpointEvery,
     routingEvery: run.settings.steps,
     faultLimit: DEFAULT_FAULT_LIMIT,
+    selection: null,
     weights: run.weights ?? 'f32',
-    savedAt: 0,
-  };
+  });
   return { meta, cp };
 }
 

@@ -116,6 +116,22 @@ describe('experiment command', () => {
     expect(table[3 + summary.length + 2]).toMatch(/^\| full fine-tuning − LoRA \| [+−]\d+\.\d ± \d+\.\d pp( \*)? \|/);
     expect(table.at(-1)).toContain('| LoRAMoE + LBC (own-group) |');
   });
+
+  it('rolls a diverging run back to its start, and stops with the reason when the fault comes back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'loramoe-experiment-'));
+    await writeDemoSlice(dir, 4, 2, 1);
+    const lines: string[] = [];
+    const err = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(' ')));
+    try {
+      // A learning rate that blows the adapter up: the steps after the first are not finite.
+      const run = main(['experiment', '--data-dir', dir, '--steps', '8', '--batch', '2', '--lr', '1e30', '--eval-every', '1', '--seeds', '1', '--methods', 'lora']);
+      await expect(run).rejects.toThrow(/^LoRA: training stopped at step 0 of 8: 3 faulty steps in a row .*rolled back to the checkpoint at step 0 \(the start of the run\).*The same fault came back/);
+    } finally {
+      err.mockRestore();
+    }
+    // The first rollback is told, and training goes on from the start before the fault comes back.
+    expect(lines.filter((l) => l.startsWith('LoRA: 3 faulty steps in a row') && l.endsWith('Training goes on from there.'))).toHaveLength(1);
+  });
 });
 
 describe('learning-rate grid', () => {

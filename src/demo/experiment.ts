@@ -7,7 +7,8 @@
  * variant is also scored with each expert group switched off (the specialisation table). With
  * `seeds`, every method trains from each seed, and the tables give each figure as the mean and 95%
  * Student-t interval over the seeds (summarizeSeeds), with differences tested in pairs by seed
- * (methodDifferences, NOISE_RULE).
+ * (methodDifferences, NOISE_RULE). Each run trains through the run driver (src/run/driver.ts
+ * TrainingRun): its loop, NaN guard, held-out scores and knockouts, checkpoints into the study.
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
@@ -23,7 +24,10 @@ import { GpuWeights } from '../model/weights';
 import { comparedAdapter, COMPARISON_DEFAULTS, type CurvePoint, type HeldOutScore, heldOutScore, isMethodKey, knockoutScores, type KnockoutScore, METHOD_KEYS, METHOD_NAMES, type MethodKey } from '../train/comparison';
 import { decodeTrainerState, encodeTrainerState } from '../train/checkpoint-file';
 import { evaluate } from '../train/evaluate';
-import { defaultTrainSettings, type TrainSettings, Trainer } from '../train/trainer';
+import { defaultTrainSettings, type TrainerCheckpoint, type TrainSettings } from '../train/trainer';
+import { newRunMeta } from '../run/checkpoint';
+import { type CheckpointStore, type DriverEvent, makeTrainer, TrainingRun } from '../run/driver';
+import { DEFAULT_FAULT_LIMIT } from '../run/faults';
 import { errorMessage } from '../util/errors';
 import { formatPercentCI, type MeanCI, meanCI, pairedDifference, type PairedDifference } from '../util/stats';
 
@@ -234,6 +238,23 @@ interface RunProgress {
   seconds: number;
 }
 
+/**
+ * Where a study run's checkpoints go: `NAME.checkpoint`, the trainer's state with the run's progress
+ * in its metadata (the format studies on disk resume from), every `checkpointEvery` steps before the
+ * last. The last step's state is declined: the run's result (NAME.json) replaces its checkpoint, so
+ * a run cut off before writing it resumes from its last checkpoint and trains the rest again.
+ */
+function studyCheckpoints(study: StudyStore, name: string, steps: number, progress: () => RunProgress): CheckpointStore {
+  return {
+    persistent: true,
+    async save(_meta, cp) {
+      if (cp.stepsDone >= steps) return false;
+      await study.write(`${name}.checkpoint`, encodeTrainerState(cp, { progress: JSON.stringify(progress()) }));
+      return true;
+    },
+  };
+}
+
 export async function runExperiment(
   ctx: GpuContext,
   backbone: Backbone,
@@ -300,82 +321,146 @@ export async function runExperiment(
     const t0 = performance.now();
     const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
     const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
-    const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
-    const trainer = new Trainer(ctx, weights, samples, typeIndex, names, settings, tok.padId);
-    const samplesPerStep = settings.batchSize * settings.gradAccum;
-    let progress: RunProgress = { curve: evalEvery > 0 ? [{ step: 0, samples: 0, ...before }] : [], finalCe: 0, seconds: 0 };
-    const saved = study ? await study.read(`${name}.checkpoint`) : null;
-    if (saved) {
-      // The same trainer state (weights, moments, sampler, dropout RNG) as when it was saved: the run
-      // goes on bit-identical to one never interrupted.
-      const cp = decodeTrainerState(saved, `${study!.where}/${name}.checkpoint`);
-      trainer.importCheckpoint(cp.trainer);
-      progress = JSON.parse(cp.metadata.progress) as RunProgress;
-      o.log(`${label}: resumed at step ${cp.trainer.stepsDone}/${o.steps}`);
-    }
-    const { curve } = progress;
-    let after: HeldOutScore | null = null;
-    for (let i = trainer.stepsDone; i < o.steps; i++) {
-      const s = await trainer.step();
-      progress.finalCe = s.ce;
-      if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
-      if (evalEvery > 0 && (s.step % evalEvery === 0 || s.step === o.steps)) {
-        const sc = await score(weights);
-        curve.push({ step: s.step, samples: s.step * samplesPerStep, ...sc });
-        o.log(`${label}: step ${s.step}: probe ${pct(sc.probe)}, tasks ${pct(sc.taskMean)} (${Object.entries(sc.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
-        if (s.step === o.steps) after = sc;
+    try {
+      const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
+      const trainer = makeTrainer(ctx, weights, samples, names, settings, tok.padId);
+      let progress: RunProgress = { curve: evalEvery > 0 ? [{ step: 0, samples: 0, ...before }] : [], finalCe: 0, seconds: 0 };
+      const saved = study ? await study.read(`${name}.checkpoint`) : null;
+      let resumedFrom: TrainerCheckpoint | null = null;
+      if (saved) {
+        // The same trainer state (weights, moments, sampler, dropout RNG) as when it was saved: the run
+        // goes on bit-identical to one never interrupted.
+        const cp = decodeTrainerState(saved, `${study!.where}/${name}.checkpoint`);
+        trainer.importCheckpoint(cp.trainer);
+        progress = JSON.parse(cp.metadata.progress) as RunProgress;
+        resumedFrom = cp.trainer;
+        o.log(`${label}: resumed at step ${cp.trainer.stepsDone}/${o.steps}`);
       }
-      if (study && s.step % checkpointEvery === 0 && s.step < o.steps) {
-        const seconds = progress.seconds + (performance.now() - t0) / 1000;
-        await study.write(`${name}.checkpoint`, encodeTrainerState(await trainer.exportCheckpoint(), { progress: JSON.stringify({ ...progress, seconds }) }));
-      }
-    }
-    trainer.destroy();
-    after ??= await score(weights);
-    let knowledgeShare: Record<string, number> | null = null;
-    let ownGroupShare: Record<string, number> | null = null;
-    let knockout: KnockoutScore[] | null = null;
-    if (m.adapter.mode === 'loramoe') {
-      knockout = await knockoutScores(ctx, weights, tok, probe, taskEval, names);
-      for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
-      const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
-      const routing = ev.routing!;
-      const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
-      knowledgeShare = {};
-      ownGroupShare = {};
-      routing.types.forEach((t, ti) => {
-        if (routing.tokens[ti] === 0) return;
-        let share = 0;
-        for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
-        knowledgeShare![t] = share / (routing.layers * routing.projections.length);
+      const { curve } = progress;
+      const meta = newRunMeta({
+        runId: name,
+        backbone: { kind: 'local', name: backbone.name },
+        dataset: { name: files.train.split('/').pop() ?? files.train, bytes: trainFile.bytes.length, records: train.length },
+        adapter: m.adapter,
+        train: settings,
+        typeNames: names,
+        // Only a study keeps checkpoints (studyCheckpoints).
+        checkpointEvery: study ? checkpointEvery : 0,
+        // Routing is measured once, after training, on the probe and the task set (below): no window before the last step.
+        routingEvery: o.steps,
+        faultLimit: DEFAULT_FAULT_LIMIT,
+        // The whole training file trains: the probe and the task examples are files of their own.
+        selection: null,
+        method: m.key,
+        evalEvery,
+        weights: weights.precision,
       });
-      for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
+      /** The score at the last step, and the knockouts the driver scores with it (LoRAMoE). */
+      const end: { score: HeldOutScore | null; knockout: KnockoutScore[] | null } = { score: null, knockout: null };
+      let failure: string | null = null;
+      const run: TrainingRun = new TrainingRun({
+        trainer,
+        meta,
+        tokenizer: tok,
+        routingSet: null,
+        // Held-out examples are cut as the weights' positions allow: the experiment's maximum length.
+        positions: weights.maxPositions,
+        store: study ? studyCheckpoints(study, name, o.steps, () => ({ ...progress, seconds: progress.seconds + (performance.now() - t0) / 1000 })) : { persistent: false, save: async () => false },
+        probe: () => probe,
+        evalTasks: taskEval,
+        // The backbone's score is the curves' origin: step 0 is not scored again.
+        originScored: true,
+        checkpointSeconds: Infinity,
+        good: resumedFrom ? { cp: resumedFrom, metrics: [], origin: 'checkpoint' } : { cp: await trainer.exportCheckpoint(), metrics: [], origin: 'start' },
+        resumed: resumedFrom !== null,
+        sink: (ev: DriverEvent) => {
+          switch (ev.type) {
+            case 'metrics': {
+              const s = ev.point;
+              progress.finalCe = s.ce;
+              if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
+              return;
+            }
+            case 'evalPoint': {
+              // The knockouts are the run's result, not a point of its curves.
+              const { knockout, ...point } = ev.point;
+              curve.push(point);
+              o.log(`${label}: step ${point.step}: probe ${pct(point.probe)}, tasks ${pct(point.taskMean)} (${Object.entries(point.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
+              if (point.step === o.steps) [end.score, end.knockout] = [point, knockout ?? null];
+              return;
+            }
+            case 'rewound': {
+              // A rollback: the points after the state gone back to are trained again.
+              const kept = curve.filter((p) => p.step <= run.trainer.stepsDone);
+              curve.splice(0, curve.length, ...kept);
+              return;
+            }
+            case 'notice':
+              o.log(`${label}: ${ev.event.message}`);
+              if (ev.event.kind === 'rollback' && ev.event.severity === 'error') failure = ev.event.message;
+              return;
+            case 'status':
+              if (ev.message) failure = ev.message;
+              return;
+            case 'routing':
+              return;
+          }
+        },
+      });
+      try {
+        await run.loop();
+        if (run.status !== 'done') throw new Error(`${label}: training ${run.status === 'error' ? 'failed' : 'stopped'} at step ${run.trainer.stepsDone} of ${o.steps}: ${failure ?? 'unknown error'}`);
+      } finally {
+        run.dispose();
+      }
+      // Without evalEvery (or when the last step was faulty) the driver did not score the end.
+      const after = end.score ?? (await score(weights));
+      let knowledgeShare: Record<string, number> | null = null;
+      let ownGroupShare: Record<string, number> | null = null;
+      let knockout: KnockoutScore[] | null = null;
+      if (m.adapter.mode === 'loramoe') {
+        knockout = end.knockout ?? (await knockoutScores(ctx, weights, tok, probe, taskEval, names));
+        for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
+        const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
+        const routing = ev.routing!;
+        const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
+        knowledgeShare = {};
+        ownGroupShare = {};
+        routing.types.forEach((t, ti) => {
+          if (routing.tokens[ti] === 0) return;
+          let share = 0;
+          for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
+          knowledgeShare![t] = share / (routing.layers * routing.projections.length);
+        });
+        for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
+      }
+      const r: MethodResult = {
+        key: m.key,
+        method: m.name,
+        lr: m.lr,
+        seed,
+        probeBefore,
+        probeAfter: after.probe,
+        probeLogLikelihoodAfter: after.probeLogLikelihood,
+        tasksBefore: before.tasks,
+        tasks: after.tasks,
+        taskMean: after.taskMean,
+        finalCe: progress.finalCe,
+        knowledgeShare,
+        ownGroupShare,
+        curve,
+        knockout,
+        seconds: progress.seconds + (performance.now() - t0) / 1000,
+      };
+      o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
+      if (study) {
+        await study.write(`${name}.json`, JSON.stringify(r));
+        await study.remove(`${name}.checkpoint`);
+      }
+      results.push(r);
+    } finally {
+      weights.destroy();
     }
-    weights.destroy();
-    const r: MethodResult = {
-      key: m.key,
-      method: m.name,
-      lr: m.lr,
-      seed,
-      probeBefore,
-      probeAfter: after.probe,
-      probeLogLikelihoodAfter: after.probeLogLikelihood,
-      tasksBefore: before.tasks,
-      tasks: after.tasks,
-      taskMean: after.taskMean,
-      finalCe: progress.finalCe,
-      knowledgeShare,
-      ownGroupShare,
-      curve,
-      knockout,
-      seconds: progress.seconds + (performance.now() - t0) / 1000,
-    };
-    o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
-    if (study) {
-      await study.write(`${name}.json`, JSON.stringify(r));
-      await study.remove(`${name}.checkpoint`);
-    }
-    results.push(r);
   }
   return results;
 }

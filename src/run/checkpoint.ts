@@ -53,6 +53,48 @@ export interface RunMeta {
   savedAt: number;
 }
 
+/** What a new run's record is made of; the rest follows (newRunMeta). */
+export interface NewRunFields {
+  runId: string;
+  backbone: BackboneRef;
+  dataset: RunMeta['dataset'];
+  adapter: AdapterConfig;
+  /** The Trainer's settings; their steps are the run's length. */
+  train: TrainSettings;
+  typeNames: readonly string[];
+  checkpointEvery: number;
+  routingEvery: number;
+  faultLimit: number;
+  /** The routing set held out (prepareNew's selection), or null for none. */
+  selection: RoutingSetSelection | null;
+  method?: MethodKey;
+  /** Steps between held-out scores; 0 or absent: none. */
+  evalEvery?: number;
+  weights: WeightPrecision;
+}
+
+/** A new run's record (the current version, not yet saved): the one place its fields are put together. */
+export function newRunMeta(f: NewRunFields): RunMeta {
+  return {
+    version: RUN_META_VERSION,
+    runId: f.runId,
+    backbone: f.backbone,
+    dataset: f.dataset,
+    adapter: f.adapter,
+    train: f.train,
+    typeNames: [...f.typeNames],
+    totalSteps: f.train.steps,
+    checkpointEvery: f.checkpointEvery,
+    routingEvery: f.routingEvery,
+    faultLimit: f.faultLimit,
+    ...(f.selection ? { routingSet: f.selection } : {}),
+    ...(f.method ? { method: f.method } : {}),
+    ...((f.evalEvery ?? 0) > 0 ? { evalEvery: f.evalEvery } : {}),
+    weights: f.weights,
+    savedAt: 0,
+  };
+}
+
 export interface DecodedCheckpoint {
   meta: RunMeta;
   trainer: TrainerCheckpoint;

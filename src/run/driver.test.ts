@@ -16,7 +16,7 @@ import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { defaultTrainSettings, type TrainerCheckpoint } from '../train/trainer';
 import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from './checkpoint';
-import { type CheckpointExtra, type DriverEvent, makeTrainer, type PreparedData, prepareNew, prepareResume, runPositions, TrainingRun } from './driver';
+import { type CheckpointExtra, type DriverEvent, makeTrainer, type PreparedData, prepareNew, prepareResume, runPositions, TrainingRun, type TrainingRunOptions } from './driver';
 
 const WORDS = ['cat', 'dog', 'mat', 'sky', 'red', 'blue', 'big', 'small'];
 const RECORDS = Array.from({ length: 16 }, (_, i) => [
@@ -50,7 +50,13 @@ async function setUp() {
     savedAt: 0,
   });
   /** A driver over fresh weights: its events and the checkpoints its store was handed. */
-  const driver = async (data: PreparedData, m: RunMeta, from?: { cp: TrainerCheckpoint; extra: CheckpointExtra }, onEvent?: (ev: DriverEvent, run: TrainingRun) => void) => {
+  const driver = async (
+    data: PreparedData,
+    m: RunMeta,
+    from?: { cp: TrainerCheckpoint; extra: CheckpointExtra },
+    onEvent?: (ev: DriverEvent, run: TrainingRun) => void,
+    over: Partial<Pick<TrainingRunOptions, 'probe' | 'evalTasks' | 'originScored'>> = {},
+  ) => {
     const weights = new GpuWeights(ctx, backbone.config, backbone.weights, adapter, initAdapter(backbone.config, adapter, train.seed), positions, 'f32');
     const trainer = makeTrainer(ctx, weights, data.samples, typeNames, data.train, backbone.tokenizer.padId);
     if (from) trainer.importCheckpoint(from.cp);
@@ -78,6 +84,7 @@ async function setUp() {
       good: from ? { cp: from.cp, metrics: from.extra.metrics, origin: 'checkpoint' } : { cp: await trainer.exportCheckpoint(), metrics: [], origin: 'start' },
       saved: from?.extra,
       resumed: from !== undefined,
+      ...over,
     });
     return { run, events, saved, weights };
   };
@@ -129,5 +136,28 @@ describe('the run driver', () => {
       d.run.dispose();
       d.weights.destroy();
     }
+  });
+
+  it('scores held-out examples every evalEvery steps, from step 0 unless the host has scored the origin, and knocks expert groups out at the last step', async () => {
+    const t = await setUp();
+    const data = prepareNew({ tokenizer: t.backbone.tokenizer, records: t.records, typeNames: t.typeNames, adapter: t.adapter, train: t.train, positions: t.positions, scores: true });
+    const meta: RunMeta = { ...t.meta(data), evalEvery: 2 };
+    const probe = t.records.filter((r) => r.type === 'world knowledge').slice(0, 2);
+    const evalTasks = t.records.filter((r) => r.type === 'sizes').slice(0, 2);
+    const scored = async (originScored: boolean) => {
+      const d = await t.driver(data, meta, undefined, undefined, { probe: () => probe, evalTasks, originScored });
+      await d.run.loop();
+      expect(d.run.status).toBe('done');
+      d.run.dispose();
+      d.weights.destroy();
+      return d.events.flatMap((e) => (e.type === 'evalPoint' ? [{ step: e.point.step, samples: e.point.samples, knockout: e.point.knockout?.map((k) => k.group) ?? null }] : []));
+    };
+    // Steps 2 and 4 of batches of 4; the two display groups switched off in turn at the last step.
+    const later = [
+      { step: 2, samples: 8, knockout: null },
+      { step: 4, samples: 16, knockout: ['world knowledge', 'sizes'] },
+    ];
+    expect(await scored(true)).toEqual(later);
+    expect(await scored(false)).toEqual([{ step: 0, samples: 0, knockout: null }, ...later]);
   });
 });

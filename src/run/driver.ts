@@ -9,7 +9,9 @@
  * - the engine worker (src/worker/run.ts): the device it shares with chat and the probe, IndexedDB
  *   as the store, postMessage as the sink;
  * - the runner's `train` (src/cli/main.ts): a Node device, a run folder as the store, the
- *   progress bar or JSON as the sink.
+ *   progress bar or JSON as the sink;
+ * - the runner's `experiment` (src/demo/experiment.ts), each of its runs: its own data (no routing
+ *   set), a study's checkpoint file as the store, its curves and log lines as the sink.
  *
  * Both size RoPE and the attention window the same way (runPositions), cut and pad the samples the
  * same way and hold out the same routing set, so the same settings and seed train the same samples
@@ -274,6 +276,11 @@ export interface TrainingRunOptions {
   probe?: () => readonly InstructionRecord[] | undefined;
   /** The held-out task examples a run with evalEvery scores (heldOutTasks). */
   evalTasks?: InstructionRecord[];
+  /**
+   * The model before the first step is already scored (the host has the backbone's score, as the
+   * runner's `experiment` does): a new run's loop does not score step 0 again.
+   */
+  originScored?: boolean;
   /** Seconds after which a checkpoint is due whatever the step (default CHECKPOINT_SECONDS; Infinity: by steps only). */
   checkpointSeconds?: number;
   /** True when the step that failed failed because the device was lost: the host moves the run, no error. */
@@ -333,7 +340,7 @@ export class TrainingRun {
     this.lastGood = o.good;
     this.windowFrom = o.trainer.stepsDone + 1;
     this.savedStep = o.resumed ? o.trainer.stepsDone : -1;
-    this.lastScored = o.resumed ? o.trainer.stepsDone : -1;
+    this.lastScored = o.resumed || o.originScored ? o.trainer.stepsDone : -1;
     this.evalTasks = o.evalTasks ?? [];
   }
 

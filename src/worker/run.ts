@@ -10,7 +10,7 @@ import type { GpuWeights } from '../model/weights';
 import { loadCheckpoint, persistenceAvailable, saveCheckpoint as storeCheckpoint, saveRunAdapter, StorageFullError } from '../io/persist';
 import { type AdapterSet, initAdapter } from '../loramoe/init';
 import { type AdapterConfig, hasAdapter } from '../method/adapter';
-import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from '../run/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, newRunMeta, type RunMeta } from '../run/checkpoint';
 import {
   type CheckpointExtra,
   type CheckpointStore,
@@ -245,24 +245,21 @@ export async function startRun(s: WorkerState, spec: RunSettings, continueAdapte
       s.postAdapter();
       throw e;
     }
-    const meta: RunMeta = {
-      version: RUN_META_VERSION,
+    const meta = newRunMeta({
       runId: `run-${Date.now().toString(36)}`,
       backbone: s.ref!,
       dataset: { name: data.info.name, bytes: data.info.bytes, records: data.records.length },
       adapter: cfg,
       train,
-      typeNames: [...names],
-      totalSteps: train.steps,
+      typeNames: names,
       checkpointEvery: spec.checkpointEvery,
       routingEvery: spec.routingEvery,
       faultLimit: spec.faultLimit,
-      ...(prepared.selection ? { routingSet: prepared.selection } : {}),
-      ...(opts.method ? { method: opts.method } : {}),
-      ...((opts.evalEvery ?? 0) > 0 ? { evalEvery: opts.evalEvery } : {}),
+      selection: prepared.selection,
+      method: opts.method,
+      evalEvery: opts.evalEvery,
       weights: trainer.weights.precision,
-      savedAt: 0,
-    };
+    });
     // The state at step 0 is the first good state a rollback or a lost device can go back to.
     let start;
     try {
