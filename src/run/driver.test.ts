@@ -15,7 +15,7 @@ import { GpuWeights } from '../model/weights';
 import { tinyHfFiles } from '../test/hf-dir';
 import { testGpu } from '../test/gpu';
 import { defaultTrainSettings, type TrainerCheckpoint } from '../train/trainer';
-import { decodeCheckpoint, encodeCheckpoint, RUN_META_VERSION, type RunMeta } from './checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, newRunMeta, type RunMeta } from './checkpoint';
 import { type CheckpointExtra, type DriverEvent, makeTrainer, type PreparedData, prepareNew, prepareResume, runPositions, TrainingRun, type TrainingRunOptions } from './driver';
 
 const WORDS = ['cat', 'dog', 'mat', 'sky', 'red', 'blue', 'big', 'small'];
@@ -33,22 +33,20 @@ async function setUp() {
   const adapter = { ...defaultAdapterConfig('loramoe'), numExperts: 4, rank: 2, alpha: 4, dropout: 0.1, groups: [[0, 1], [2, 3]] };
   const train = { ...defaultTrainSettings(), lr: 1e-2, batchSize: 4, maxLength: 16, steps: 4, seed: 3 };
   const positions = runPositions(backbone.config);
-  const meta = (data: PreparedData): RunMeta => ({
-    version: RUN_META_VERSION,
-    runId: 'run-test',
-    backbone: { kind: 'local', name: 'tiny' },
-    dataset: { name: 'data.jsonl', bytes: 0, records: records.length },
-    adapter,
-    train: data.train,
-    typeNames,
-    totalSteps: train.steps,
-    checkpointEvery: 2,
-    routingEvery: 2,
-    faultLimit: 3,
-    ...(data.selection ? { routingSet: data.selection } : {}),
-    weights: 'f32',
-    savedAt: 0,
-  });
+  const meta = (data: PreparedData): RunMeta =>
+    newRunMeta({
+      runId: 'run-test',
+      backbone: { kind: 'local', name: 'tiny' },
+      dataset: { name: 'data.jsonl', bytes: 0, records: records.length },
+      adapter,
+      train: data.train,
+      typeNames,
+      checkpointEvery: 2,
+      routingEvery: 2,
+      faultLimit: 3,
+      selection: data.selection,
+      weights: 'f32',
+    });
   /** A driver over fresh weights: its events and the checkpoints its store was handed. */
   const driver = async (
     data: PreparedData,
