@@ -12,7 +12,7 @@
  */
 import { parseDataset } from '../data/import';
 import { DOWNSTREAM_TASK, WORLD_KNOWLEDGE, typeNamesFor } from '../method/data-types';
-import { encodeOfficial, type InstructionRecord } from '../data/template';
+import { type EncodedSample, encodeOfficial, type InstructionRecord } from '../data/template';
 import type { GpuContext } from '../engine/gpu';
 import { defaultAdapterConfig } from '../loramoe/config';
 import { type AdapterConfig, hasAdapter } from '../method/adapter';
@@ -255,6 +255,24 @@ function studyCheckpoints(study: StudyStore, name: string, steps: number, progre
   };
 }
 
+/** What every run of an experiment shares: the engine, the encoded data and the backbone's scores. */
+interface ExperimentInputs {
+  ctx: GpuContext;
+  backbone: Backbone;
+  o: ExperimentOptions;
+  study: StudyStore | null;
+  /** The training file: its name, size and records (the run record names them). */
+  trainFile: { name: string; bytes: number; records: number };
+  samples: EncodedSample[];
+  names: string[];
+  probe: InstructionRecord[];
+  taskEval: InstructionRecord[];
+  /** The backbone's scores before fine-tuning: every curve's origin. */
+  before: HeldOutScore;
+  /** The probe questions and the task evaluation set, encoded: where routing is read after training. */
+  routingSet: EncodedSample[];
+}
+
 export async function runExperiment(
   ctx: GpuContext,
   backbone: Backbone,
@@ -270,17 +288,14 @@ export async function runExperiment(
   const samples = train.map((r) => encodeOfficial(tok, r, o.maxLength));
   const cut = samples.filter((s) => s.truncated).length;
   if (cut > 0) o.log(`note: ${cut} training samples cut to ${o.maxLength} tokens`);
-  const typeIndex = (t: string) => names.indexOf(t);
-  const evalEvery = o.evalEvery ?? 0;
   const study = o.study ?? null;
-  const checkpointEvery = o.checkpointEvery ?? 50;
   if (study) {
     await openStudy(study, {
       version: 1,
       steps: o.steps,
       batchSize: o.batchSize,
       maxLength: o.maxLength,
-      evalEvery,
+      evalEvery: o.evalEvery ?? 0,
       targets: (o.targets ?? defaultAdapterConfig('loramoe').targets).join(','),
       backbone: await sha256([...backbone.weights.values()].map((w) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength))),
       data: { train: await sha256([trainFile.bytes]), probe: await sha256([probeFile.bytes]), taskEval: await sha256([taskEvalFile.bytes]) },
@@ -290,23 +305,32 @@ export async function runExperiment(
     const bytes = study ? await study.read(name) : null;
     return bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as T) : null;
   };
-  const results: MethodResult[] = [];
-  /** Probe and task accuracy of `weights` (one teacher-forced pass over both sets). */
-  const score = (weights: GpuWeights) => heldOutScore(ctx, weights, tok, probe, taskEval);
   let before = await readJson<HeldOutScore>('before.json');
   if (!before) {
     const baseline = new GpuWeights(ctx, backbone.config, backbone.weights, defaultAdapterConfig('none'), null, o.maxLength);
-    before = await score(baseline);
+    before = await heldOutScore(ctx, baseline, tok, probe, taskEval);
     baseline.destroy();
     await study?.write('before.json', JSON.stringify(before));
   }
-  const probeBefore = before.probe;
-  o.log(`knowledge probe before fine-tuning: ${pct(probeBefore)} (${probe.length} held-out questions); tasks: ${Object.entries(before.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')}`);
-  // Routing is read on a fixed mix: the probe questions (world knowledge) and the task evaluation set.
-  const routingSet = [...probe, ...taskEval].map((r) => encodeOfficial(tok, r, o.maxLength));
+  o.log(`knowledge probe before fine-tuning: ${pct(before.probe)} (${probe.length} held-out questions); tasks: ${Object.entries(before.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')}`);
+  const inputs: ExperimentInputs = {
+    ctx,
+    backbone,
+    o,
+    study,
+    trainFile: { name: files.train.split('/').pop() ?? files.train, bytes: trainFile.bytes.length, records: train.length },
+    samples,
+    names,
+    probe,
+    taskEval,
+    before,
+    // Routing is read on a fixed mix: the probe questions (world knowledge) and the task evaluation set.
+    routingSet: [...probe, ...taskEval].map((r) => encodeOfficial(tok, r, o.maxLength)),
+  };
   const seeds = experimentSeeds(o.seed, o.seeds ?? 1);
   const runs = experimentMethods(o, names).flatMap((m) => seeds.map((seed) => ({ m, seed })));
   const shard = o.shard ?? { index: 0, count: 1 };
+  const results: MethodResult[] = [];
   for (const [ordinal, { m, seed }] of runs.entries()) {
     const name = studyRunName(m.key, m.lr, seed);
     const label = seeds.length > 1 ? `${m.name} (seed ${seed})` : m.name;
@@ -318,151 +342,172 @@ export async function runExperiment(
     }
     // Another shard's run: its result is read when that shard has written it.
     if (ordinal % shard.count !== shard.index) continue;
-    const t0 = performance.now();
-    const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
-    const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
-    try {
-      const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
-      const trainer = makeTrainer(ctx, weights, samples, names, settings, tok.padId);
-      let progress: RunProgress = { curve: evalEvery > 0 ? [{ step: 0, samples: 0, ...before }] : [], finalCe: 0, seconds: 0 };
-      const saved = study ? await study.read(`${name}.checkpoint`) : null;
-      let resumedFrom: TrainerCheckpoint | null = null;
-      if (saved) {
-        // The same trainer state (weights, moments, sampler, dropout RNG) as when it was saved: the run
-        // goes on bit-identical to one never interrupted.
-        const cp = decodeTrainerState(saved, `${study!.where}/${name}.checkpoint`);
-        trainer.importCheckpoint(cp.trainer);
-        progress = JSON.parse(cp.metadata.progress) as RunProgress;
-        resumedFrom = cp.trainer;
-        o.log(`${label}: resumed at step ${cp.trainer.stepsDone}/${o.steps}`);
-      }
-      const { curve } = progress;
-      const meta = newRunMeta({
-        runId: name,
-        backbone: { kind: 'local', name: backbone.name },
-        dataset: { name: files.train.split('/').pop() ?? files.train, bytes: trainFile.bytes.length, records: train.length },
-        adapter: m.adapter,
-        train: settings,
-        typeNames: names,
-        // Only a study keeps checkpoints (studyCheckpoints).
-        checkpointEvery: study ? checkpointEvery : 0,
-        // Routing is measured once, after training, on the probe and the task set (below): no window before the last step.
-        routingEvery: o.steps,
-        faultLimit: DEFAULT_FAULT_LIMIT,
-        // The whole training file trains: the probe and the task examples are files of their own.
-        selection: null,
-        method: m.key,
-        evalEvery,
-        weights: weights.precision,
-      });
-      /** The score at the last step, and the knockouts the driver scores with it (LoRAMoE). */
-      const end: { score: HeldOutScore | null; knockout: KnockoutScore[] | null } = { score: null, knockout: null };
-      let failure: string | null = null;
-      const run: TrainingRun = new TrainingRun({
-        trainer,
-        meta,
-        tokenizer: tok,
-        routingSet: null,
-        // Held-out examples are cut as the weights' positions allow: the experiment's maximum length.
-        positions: weights.maxPositions,
-        store: study ? studyCheckpoints(study, name, o.steps, () => ({ ...progress, seconds: progress.seconds + (performance.now() - t0) / 1000 })) : { persistent: false, save: async () => false },
-        probe: () => probe,
-        evalTasks: taskEval,
-        // The backbone's score is the curves' origin: step 0 is not scored again.
-        originScored: true,
-        checkpointSeconds: Infinity,
-        good: resumedFrom ? { cp: resumedFrom, metrics: [], origin: 'checkpoint' } : { cp: await trainer.exportCheckpoint(), metrics: [], origin: 'start' },
-        resumed: resumedFrom !== null,
-        sink: (ev: DriverEvent) => {
-          switch (ev.type) {
-            case 'metrics': {
-              const s = ev.point;
-              progress.finalCe = s.ce;
-              if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
-              return;
-            }
-            case 'evalPoint': {
-              // The knockouts are the run's result, not a point of its curves.
-              const { knockout, ...point } = ev.point;
-              curve.push(point);
-              o.log(`${label}: step ${point.step}: probe ${pct(point.probe)}, tasks ${pct(point.taskMean)} (${Object.entries(point.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
-              if (point.step === o.steps) [end.score, end.knockout] = [point, knockout ?? null];
-              return;
-            }
-            case 'rewound': {
-              // A rollback: the points after the state gone back to are trained again.
-              const kept = curve.filter((p) => p.step <= run.trainer.stepsDone);
-              curve.splice(0, curve.length, ...kept);
-              return;
-            }
-            case 'notice':
-              o.log(`${label}: ${ev.event.message}`);
-              if (ev.event.kind === 'rollback' && ev.event.severity === 'error') failure = ev.event.message;
-              return;
-            case 'status':
-              if (ev.message) failure = ev.message;
-              return;
-            case 'routing':
-              return;
-          }
-        },
-      });
-      try {
-        await run.loop();
-        if (run.status !== 'done') throw new Error(`${label}: training ${run.status === 'error' ? 'failed' : 'stopped'} at step ${run.trainer.stepsDone} of ${o.steps}: ${failure ?? 'unknown error'}`);
-      } finally {
-        run.dispose();
-      }
-      // Without evalEvery (or when the last step was faulty) the driver did not score the end.
-      const after = end.score ?? (await score(weights));
-      let knowledgeShare: Record<string, number> | null = null;
-      let ownGroupShare: Record<string, number> | null = null;
-      let knockout: KnockoutScore[] | null = null;
-      if (m.adapter.mode === 'loramoe') {
-        knockout = end.knockout ?? (await knockoutScores(ctx, weights, tok, probe, taskEval, names));
-        for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
-        const ev = await evaluate(ctx, weights, routingSet, typeIndex, names, { padId: tok.padId, batchSize: 256 });
-        const routing = ev.routing!;
-        const kGroup = m.adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
-        knowledgeShare = {};
-        ownGroupShare = {};
-        routing.types.forEach((t, ti) => {
-          if (routing.tokens[ti] === 0) return;
-          let share = 0;
-          for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
-          knowledgeShare![t] = share / (routing.layers * routing.projections.length);
-        });
-        for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
-      }
-      const r: MethodResult = {
-        key: m.key,
-        method: m.name,
-        lr: m.lr,
-        seed,
-        probeBefore,
-        probeAfter: after.probe,
-        probeLogLikelihoodAfter: after.probeLogLikelihood,
-        tasksBefore: before.tasks,
-        tasks: after.tasks,
-        taskMean: after.taskMean,
-        finalCe: progress.finalCe,
-        knowledgeShare,
-        ownGroupShare,
-        curve,
-        knockout,
-        seconds: progress.seconds + (performance.now() - t0) / 1000,
-      };
-      o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
-      if (study) {
-        await study.write(`${name}.json`, JSON.stringify(r));
-        await study.remove(`${name}.checkpoint`);
-      }
-      results.push(r);
-    } finally {
-      weights.destroy();
-    }
+    results.push(await trainMethod(inputs, m, seed, name, label));
   }
   return results;
+}
+
+/**
+ * One method from one seed: trains it through the run driver (resuming from the study's checkpoint
+ * of this run when there is one), then scores it, with each expert group switched off and its routing
+ * shares for LoRAMoE. In a study, the result replaces the run's checkpoint.
+ */
+async function trainMethod(inp: ExperimentInputs, m: Method, seed: number, name: string, label: string): Promise<MethodResult> {
+  const { ctx, backbone, o, study, before } = inp;
+  const tok = backbone.tokenizer;
+  const evalEvery = o.evalEvery ?? 0;
+  const t0 = performance.now();
+  const adapter = hasAdapter(m.adapter) ? initAdapter(backbone.config, m.adapter, seed) : null;
+  const weights = new GpuWeights(ctx, backbone.config, backbone.weights, m.adapter, adapter, o.maxLength);
+  try {
+    const settings: TrainSettings = { ...defaultTrainSettings(), lr: m.lr, steps: o.steps, batchSize: o.batchSize, maxLength: o.maxLength, seed };
+    const trainer = makeTrainer(ctx, weights, inp.samples, inp.names, settings, tok.padId);
+    let progress: RunProgress = { curve: evalEvery > 0 ? [{ step: 0, samples: 0, ...before }] : [], finalCe: 0, seconds: 0 };
+    const saved = study ? await study.read(`${name}.checkpoint`) : null;
+    let resumedFrom: TrainerCheckpoint | null = null;
+    if (saved) {
+      // The same trainer state (weights, moments, sampler, dropout RNG) as when it was saved: the run
+      // goes on bit-identical to one never interrupted.
+      const cp = decodeTrainerState(saved, `${study!.where}/${name}.checkpoint`);
+      trainer.importCheckpoint(cp.trainer);
+      progress = JSON.parse(cp.metadata.progress) as RunProgress;
+      resumedFrom = cp.trainer;
+      o.log(`${label}: resumed at step ${cp.trainer.stepsDone}/${o.steps}`);
+    }
+    const { curve } = progress;
+    const meta = newRunMeta({
+      runId: name,
+      backbone: { kind: 'local', name: backbone.name },
+      dataset: inp.trainFile,
+      adapter: m.adapter,
+      train: settings,
+      typeNames: inp.names,
+      // Only a study keeps checkpoints (studyCheckpoints).
+      checkpointEvery: study ? (o.checkpointEvery ?? 50) : 0,
+      // Routing is measured once, after training, on the probe and the task set (below): no window before the last step.
+      routingEvery: o.steps,
+      faultLimit: DEFAULT_FAULT_LIMIT,
+      // The whole training file trains: the probe and the task examples are files of their own.
+      selection: null,
+      method: m.key,
+      evalEvery,
+      weights: weights.precision,
+    });
+    /** The score at the last step, and the knockouts the driver scores with it (LoRAMoE). */
+    const end: { score: HeldOutScore | null; knockout: KnockoutScore[] | null } = { score: null, knockout: null };
+    let failure: string | null = null;
+    const run: TrainingRun = new TrainingRun({
+      trainer,
+      meta,
+      tokenizer: tok,
+      routingSet: null,
+      // Held-out examples are cut as the weights' positions allow: the experiment's maximum length.
+      positions: weights.maxPositions,
+      store: study ? studyCheckpoints(study, name, o.steps, () => ({ ...progress, seconds: progress.seconds + (performance.now() - t0) / 1000 })) : { persistent: false, save: async () => false },
+      probe: () => inp.probe,
+      evalTasks: inp.taskEval,
+      // The backbone's score is the curves' origin: step 0 is not scored again.
+      originScored: true,
+      checkpointSeconds: Infinity,
+      good: resumedFrom ? { cp: resumedFrom, metrics: [], origin: 'checkpoint' } : { cp: await trainer.exportCheckpoint(), metrics: [], origin: 'start' },
+      resumed: resumedFrom !== null,
+      sink: (ev: DriverEvent) => {
+        switch (ev.type) {
+          case 'metrics': {
+            const s = ev.point;
+            progress.finalCe = s.ce;
+            if (s.step % 50 === 0 || s.step === o.steps) o.log(`${label}: step ${s.step}/${o.steps} ce ${s.ce.toFixed(4)} lbc ${s.lbc.toFixed(4)}`);
+            return;
+          }
+          case 'evalPoint': {
+            // The knockouts are the run's result, not a point of its curves.
+            const { knockout, ...point } = ev.point;
+            curve.push(point);
+            o.log(`${label}: step ${point.step}: probe ${pct(point.probe)}, tasks ${pct(point.taskMean)} (${Object.entries(point.tasks).map(([t, v]) => `${t} ${pct(v)}`).join(', ')})`);
+            if (point.step === o.steps) [end.score, end.knockout] = [point, knockout ?? null];
+            return;
+          }
+          case 'rewound': {
+            // A rollback: the points after the state gone back to are trained again.
+            const kept = curve.filter((p) => p.step <= run.trainer.stepsDone);
+            curve.splice(0, curve.length, ...kept);
+            return;
+          }
+          case 'notice':
+            o.log(`${label}: ${ev.event.message}`);
+            if (ev.event.kind === 'rollback' && ev.event.severity === 'error') failure = ev.event.message;
+            return;
+          case 'status':
+            if (ev.message) failure = ev.message;
+            return;
+          case 'routing':
+            return;
+        }
+      },
+    });
+    try {
+      await run.loop();
+      if (run.status !== 'done') throw new Error(`${label}: training ${run.status === 'error' ? 'failed' : 'stopped'} at step ${run.trainer.stepsDone} of ${o.steps}: ${failure ?? 'unknown error'}`);
+    } finally {
+      run.dispose();
+    }
+    // Without evalEvery (or when the last step was faulty) the driver did not score the end.
+    const after = end.score ?? (await heldOutScore(ctx, weights, tok, inp.probe, inp.taskEval));
+    let shares: RoutingShares = { knowledgeShare: null, ownGroupShare: null };
+    let knockout: KnockoutScore[] | null = null;
+    if (m.adapter.mode === 'loramoe') {
+      knockout = end.knockout ?? (await knockoutScores(ctx, weights, tok, inp.probe, inp.taskEval, inp.names));
+      for (const k of knockout) o.log(`${label}, ${k.group} experts off: probe ${pct(k.probe)}, tasks ${pct(k.taskMean)}`);
+      shares = await routingShares(inp, weights, m.adapter);
+    }
+    const r: MethodResult = {
+      key: m.key,
+      method: m.name,
+      lr: m.lr,
+      seed,
+      probeBefore: before.probe,
+      probeAfter: after.probe,
+      probeLogLikelihoodAfter: after.probeLogLikelihood,
+      tasksBefore: before.tasks,
+      tasks: after.tasks,
+      taskMean: after.taskMean,
+      finalCe: progress.finalCe,
+      ...shares,
+      curve,
+      knockout,
+      seconds: progress.seconds + (performance.now() - t0) / 1000,
+    };
+    o.log(`${label}: probe ${pct(r.probeAfter)}, tasks ${pct(r.taskMean)}, ${r.seconds.toFixed(0)} s`);
+    if (study) {
+      await study.write(`${name}.json`, JSON.stringify(r));
+      await study.remove(`${name}.checkpoint`);
+    }
+    return r;
+  } finally {
+    weights.destroy();
+  }
+}
+
+/** Where a trained LoRAMoE sends each data type (MethodResult's knowledgeShare and ownGroupShare). */
+type RoutingShares = Pick<MethodResult, 'knowledgeShare' | 'ownGroupShare'>;
+
+/** Routing on the experiment's routing set: each type's weight on the world-knowledge group, and on its own group. */
+async function routingShares(inp: ExperimentInputs, weights: GpuWeights, adapter: AdapterConfig): Promise<RoutingShares> {
+  const { names } = inp;
+  const typeIndex = (t: string) => names.indexOf(t);
+  const ev = await evaluate(inp.ctx, weights, inp.routingSet, typeIndex, names, { padId: inp.backbone.tokenizer.padId, batchSize: 256 });
+  const routing = ev.routing!;
+  const kGroup = adapter.groups[names.indexOf(WORLD_KNOWLEDGE)];
+  const knowledgeShare: Record<string, number> = {};
+  const ownGroupShare: Record<string, number> = {};
+  routing.types.forEach((t, ti) => {
+    if (routing.tokens[ti] === 0) return;
+    let share = 0;
+    for (const layer of routing.mean[ti]) for (const row of layer) for (const e of kGroup) share += row[e];
+    knowledgeShare[t] = share / (routing.layers * routing.projections.length);
+  });
+  for (const g of routing.ownGroup) if (g.samples > 0) ownGroupShare[g.type] = g.share;
+  return { knowledgeShare, ownGroupShare };
 }
 
 /** A curve point over seeds: probe and task mean with their 95% intervals. */
