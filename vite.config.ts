@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
+import { ISOLATED_TESTS } from './src/test/isolation';
 
 // Chromium's SwiftShader Vulkan driver: the software adapter the Node tests run on (see README).
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -16,14 +17,6 @@ function indexHtmlCsp(): string {
 }
 
 const CSP = indexHtmlCsp();
-
-/** Test files that run isolated (see `test.projects`). */
-const ISOLATED_TESTS = [
-  'src/io/**/*.test.ts',
-  'src/store/**/*.test.ts',
-  'src/cli/hub-data.test.ts',
-  'src/worker/run-folder.test.ts',
-];
 
 /**
  * The dev server only (`npm start`, `vite`): React Fast Refresh injects an inline preamble script
@@ -59,7 +52,8 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       // Test files that change what the whole process sees (the IndexedDB global, the zustand
-      // stores, the IndexedDB connection, a stubbed fetch) get a fresh module graph each.
+      // stores, the IndexedDB connection, a stubbed fetch) get a fresh module graph each
+      // (src/test/isolation.ts lists them; its test checks the list).
       { extends: true, test: { name: 'isolated', include: ISOLATED_TESTS } },
       // The rest share one module graph per worker: one WebGPU device and one pipeline cache for
       // all of a worker's files, instead of a new process, device and compiled pipelines per file
