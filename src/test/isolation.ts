@@ -18,8 +18,3 @@ export function runsIsolated(path: string): boolean {
   return ISOLATED_FILES.includes(path) || ISOLATED_FOLDERS.some((f) => path.startsWith(f));
 }
 
-/**
- * What marks a test file as changing process-wide state: stubbed or assigned globals, module mocks,
- * an IndexedDB (fake or real), the stores' state.
- */
-export const PROCESS_WIDE = /vi\.stubGlobal|vi\.mock\(|fake-indexeddb|indexedDB|globalThis\.\w+\s*=[^=]|Store\.setState|\.getState\(\)/;
