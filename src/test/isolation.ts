@@ -17,4 +17,3 @@ export const ISOLATED_TESTS: string[] = [...ISOLATED_FOLDERS.map((f) => `${f}**/
 export function runsIsolated(path: string): boolean {
   return ISOLATED_FILES.includes(path) || ISOLATED_FOLDERS.some((f) => path.startsWith(f));
 }
-
