@@ -80,6 +80,9 @@ override CHUNK: u32 = 8;
 @group(0) @binding(1) var<storage, read> rf_x: array<f32>;
 @group(0) @binding(2) var<storage, read> rf_wr: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rf_w: array<f32>;
+// router_forward_vec4: the same x and Wr seen as vec4s, and rf_w
+@group(0) @binding(1) var<storage, read> rf_x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> rf_wr4: array<vec4<f32>>;
 
 // expert_down_forward
 @group(0) @binding(1) var<storage, read> df_x: array<f32>;
@@ -192,16 +195,68 @@ fn router_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
   if (m >= dims.M) { return; }
   let xb = m * dims.K;
   let wb = m * dims.N;
-  var mx = -3.402823e38;
   for (var i = 0u; i < dims.N; i++) {
     let rb = i * dims.K;
     var s = 0.0;
     for (var k = 0u; k < dims.K; k++) { s += rf_x[xb + k] * rf_wr[rb + k]; }
     rf_w[wb + i] = s;
-    if (!expert_off(i)) { mx = max(mx, s); }
   }
-  // A switched-off expert's exp(-inf - mx) is exactly 0; with no expert off these are the same
-  // operations in the same order as without the mask (bit-identical).
+  router_softmax(wb);
+}
+
+// router_forward for K % 4 == 0, eight experts at a time with x and Wr read as vec4s. Each logit
+// still gains x[m, k] * Wr[i, k] one k at a time in increasing k (the same additions as
+// router_forward, so the same bits), but each x value is loaded once for eight experts and every
+// load brings four values: 9 loads per four k and eight experts instead of 64 (on a software
+// adapter every load is a per-lane gather). Experts past N in the last group read the last row
+// (computed, never stored).
+@compute @workgroup_size(WG)
+fn router_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let m = linear_index(wid, nwg, lid);
+  if (m >= dims.M) { return; }
+  let K4 = dims.K / 4u;
+  let xb = m * K4;
+  let wb = m * dims.N;
+  let last = dims.N - 1u;
+  for (var i0 = 0u; i0 < dims.N; i0 += 8u) {
+    let r0 = min(i0, last) * K4;
+    let r1 = min(i0 + 1u, last) * K4;
+    let r2 = min(i0 + 2u, last) * K4;
+    let r3 = min(i0 + 3u, last) * K4;
+    let r4 = min(i0 + 4u, last) * K4;
+    let r5 = min(i0 + 5u, last) * K4;
+    let r6 = min(i0 + 6u, last) * K4;
+    let r7 = min(i0 + 7u, last) * K4;
+    // lo[j] = logit of expert i0 + j, hi[j] of expert i0 + 4 + j.
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
+    for (var k = 0u; k < K4; k++) {
+      let xv = rf_x4[xb + k];
+      // Row q of tl: Wr[i0 .. i0+3, 4k + q]; of th: Wr[i0+4 .. i0+7, 4k + q].
+      let tl = transpose(mat4x4<f32>(rf_wr4[r0 + k], rf_wr4[r1 + k], rf_wr4[r2 + k], rf_wr4[r3 + k]));
+      let th = transpose(mat4x4<f32>(rf_wr4[r4 + k], rf_wr4[r5 + k], rf_wr4[r6 + k], rf_wr4[r7 + k]));
+      lo += xv.x * tl[0]; hi += xv.x * th[0];
+      lo += xv.y * tl[1]; hi += xv.y * th[1];
+      lo += xv.z * tl[2]; hi += xv.z * th[2];
+      lo += xv.w * tl[3]; hi += xv.w * th[3];
+    }
+    for (var j = 0u; j < 8u; j++) {
+      if (i0 + j >= dims.N) { break; }
+      rf_w[wb + i0 + j] = select(hi[j & 3u], lo[j & 3u], j < 4u);
+    }
+  }
+  router_softmax(wb);
+}
+
+// The softmax of the N logits staged in w[wb ..], over the experts not knocked out. A switched-off
+// expert's exp(-inf - mx) is exactly 0; with no expert off these are the same operations in the same
+// order as without the mask (bit-identical).
+fn router_softmax(wb: u32) {
+  var mx = -3.402823e38;
+  for (var i = 0u; i < dims.N; i++) {
+    if (!expert_off(i)) { mx = max(mx, rf_w[wb + i]); }
+  }
   var sum = 0.0;
   for (var i = 0u; i < dims.N; i++) {
     var e = 0.0;

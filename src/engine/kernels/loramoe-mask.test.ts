@@ -1,8 +1,10 @@
 /**
- * Expert knockout in router_forward: the switched-off experts' logits count as minus infinity, so
- * their weight is exactly 0 and the others renormalise; checked against the float64 reference
- * (src/reference/loramoe.ts routerForward with the same mask), including experts past the first
- * mask word. With no expert off the router writes the same bytes as a router never given a mask.
+ * The router forward (router_forward, and router_forward_vec4 where K % 4 == 0). Expert knockout:
+ * the switched-off experts' logits count as minus infinity, so their weight is exactly 0 and the
+ * others renormalise; checked against the float64 reference (src/reference/loramoe.ts routerForward
+ * with the same mask) on both entry points, including experts past the first mask word. With no
+ * expert off the router writes the same bytes as a router never given a mask. The vec4 entry point
+ * writes the same bytes as the scalar one (each logit's additions in the same order).
  */
 import { describe, expect, it } from 'vitest';
 import { routerForward } from '../../reference/loramoe';
@@ -20,10 +22,10 @@ describe('router_forward with experts knocked out vs reference', () => {
     // Experts 33 and 39 live in the second mask word, 70 in the third.
     { N: 72, masks: [[0], [33, 39], [31, 32, 70], Array.from({ length: 71 }, (_, i) => i + 1)] },
   ];
-  for (const { N, masks } of cases) {
-    it(`N=${N}: masked weights are 0, the rest match the reference softmax over the experts left`, async () => {
+  for (const [{ N, masks }, K] of cases.flatMap((c) => [[c, 5] as const, [c, 12] as const])) {
+    it(`N=${N} K=${K}: masked weights are 0, the rest match the reference softmax over the experts left`, async () => {
       const ctx = await testGpu();
-      const [M, K] = [67, 5];
+      const M = 67;
       const rng = new Rng(N);
       const x = rng.f32Array(M * K, -2, 2);
       const wr = rng.f32Array(N * K, -2, 2);
@@ -78,5 +80,56 @@ describe('router_forward with experts knocked out vs reference', () => {
     expect(() => setExpertMask(ctx, [op], [1.5])).toThrow(/expert 1\.5 is outside/);
     const down = expertDownForwardOp(ctx, { x, a, w, h, g, M, K, N, R, scale: 1 });
     expect(() => setExpertMask(ctx, [down], [1])).toThrow(/not a loramoe router op/);
+  });
+});
+
+describe('router_forward_vec4 (K % 4 == 0)', () => {
+  // Experts in one group of eight, past it (11: a last group of three, rows clamped), 72 with a mask;
+  // K from one vec4 to SmolLM2's 576 and the demo FFN's 256.
+  const shapes = [
+    { M: 67, K: 4, N: 1 },
+    { M: 9, K: 12, N: 3 },
+    { M: 70, K: 96, N: 8 },
+    { M: 5, K: 576, N: 11 },
+    { M: 33, K: 256, N: 72, mask: [3, 40] },
+  ];
+  for (const { M, K, N, mask } of shapes) {
+    it(`M=${M} K=${K} N=${N}${mask ? ` experts ${mask.join(',')} off` : ''}: the same bytes as router_forward, and the reference`, async () => {
+      const ctx = await testGpu();
+      const rng = new Rng(M * 31 + K + N);
+      const x = rng.f32Array(M * K, -2, 2);
+      const wr = rng.f32Array(N * K, -2, 2);
+      const tx = createTensor(ctx, 'x', [M, K], 'f32', x);
+      const twr = createTensor(ctx, 'Wr', [N, K], 'f32', wr);
+      const out = { scalar: createTensor(ctx, 'w scalar', [M, N]), vec4: createTensor(ctx, 'w vec4', [M, N]) };
+      const ops = (['scalar', 'vec4'] as const).map((variant) => routerForwardOp(ctx, { x: tx, wr: twr, w: out[variant], M, K, N, mask, variant }));
+      // The default picks the vec4 entry point wherever K allows.
+      const keys: string[] = [];
+      ctx.pipelines.onGet = (key) => keys.push(key);
+      try {
+        routerForwardOp(ctx, { x: tx, wr: twr, w: out.vec4, M, K, N });
+      } finally {
+        ctx.pipelines.onGet = null;
+      }
+      expect(keys[0]).toMatch(/^loramoe:router_forward_vec4:/);
+      await withValidation(ctx, () => runOps(ctx, ops));
+      const scalar = await readTensor(ctx, out.scalar);
+      const vec4 = await readTensor(ctx, out.vec4);
+      expect(new Uint8Array(vec4.buffer)).toEqual(new Uint8Array(scalar.buffer));
+      const absSum = matmul(Float64Array.from(x, Math.abs), Float64Array.from(wr, Math.abs), { M, N, K, transB: true });
+      const tol = 2 * sumTolerance(K, maxAbs(absSum)) + (N + 4) * F32_EPS;
+      expectClose('w (vec4)', vec4, routerForward(x, wr, M, K, N, mask ?? []), { abs: tol });
+      for (const t of [tx, twr, out.scalar, out.vec4]) t.destroy();
+    });
+  }
+
+  it('refuses the vec4 variant when K is not a multiple of 4', async () => {
+    const ctx = await testGpu();
+    const [M, K, N] = [2, 6, 3];
+    const tx = createTensor(ctx, 'x', [M, K]);
+    const twr = createTensor(ctx, 'Wr', [N, K]);
+    const tw = createTensor(ctx, 'w', [M, N]);
+    expect(() => routerForwardOp(ctx, { x: tx, wr: twr, w: tw, M, K, N, variant: 'vec4' })).toThrow(/router_forward: the vec4 variant needs K % 4 == 0, got K = 6/);
+    for (const t of [tx, twr, tw]) t.destroy();
   });
 });

@@ -154,6 +154,11 @@ export interface RouterForwardArgs {
   N: number;
   /** Experts knocked out (weight 0, the others renormalised); default none. setExpertMask changes it. */
   mask?: ExpertMask;
+  /**
+   * Which entry point: `vec4` (K % 4 == 0: eight experts at a time, vec4 reads), `scalar` (any K),
+   * `auto` (default: vec4 where K allows). Both give the same bits.
+   */
+  variant?: 'auto' | 'scalar' | 'vec4';
   label?: string;
 }
 
@@ -170,10 +175,13 @@ export function routerForwardOp(ctx: GpuContext, a: RouterForwardArgs): Op {
   need(op, 'Wr', a.wr, N * K, 'N*K');
   need(op, 'w', a.w, M * N, 'M*N');
   distinct(op, { w: a.w }, { x: a.x, Wr: a.wr });
+  const variant = a.variant ?? 'auto';
+  if (variant === 'vec4' && K % 4 !== 0) throw new Error(`${op}: the vec4 variant needs K % 4 == 0, got K = ${K}`);
+  const vec4 = variant === 'vec4' || (variant === 'auto' && K % 4 === 0);
   const o = createOp(ctx, {
     label: a.label ?? `${op} ${a.w.name}`,
     shader: SHADER,
-    entryPoint: op,
+    entryPoint: vec4 ? 'router_forward_vec4' : op,
     constants: { WG },
     uniforms: uniforms({ M, K, N }, mask),
     bindings: { 1: a.x, 2: a.wr, 3: a.w },
